@@ -1,0 +1,535 @@
+"""All bert2 settings in one place: dataclasses, presets, TOML load/save, overrides and validation.
+
+Every field carries a one-line docstring (the string literal right after it); the CLI's `config show`, the
+TUI's config form and `validate()` messages all read those strings, so the help text lives next to the value.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+DEFAULT_CONFIG_FILE = "bert2.toml"
+
+
+class ConfigError(ValueError):
+    """Raised for an invalid configuration; carries every field error found, not just the first."""
+
+    def __init__(self, errors: list["FieldError"]):
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors))
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field, phrased for the user: which key, what is wrong, what is allowed."""
+
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 8192
+    """Vocabulary size; a trained WordPiece tokenizer gets this many tokens, a loaded one must match."""
+    hidden_size: int = 128
+    """Width H of every token vector (BERT-Tiny: 128, BERT-Base: 768)."""
+    num_hidden_layers: int = 2
+    """Number of Transformer encoder layers."""
+    num_attention_heads: int = 8
+    """Attention heads per layer; hidden_size must be divisible by it."""
+    intermediate_size: int = 512
+    """Width of the feed-forward layer inside each encoder layer (usually 4 x hidden_size)."""
+    hidden_act: str = "gelu"
+    """Feed-forward activation: gelu (exact, as BERT), gelu_tanh or relu."""
+    hidden_dropout_prob: float = 0.1
+    """Dropout on embeddings and on every residual branch."""
+    attention_probs_dropout_prob: float = 0.0
+    """Dropout on attention probabilities; 0 by default because on CPU it costs a quarter of a step."""
+    max_position_embeddings: int = 512
+    """Size of the learned position table: the longest sequence the model can ever read."""
+    type_vocab_size: int = 2
+    """Number of segment (token type) ids: 2 for sentence A / sentence B."""
+    layer_norm_eps: float = 1e-12
+    """Epsilon inside every LayerNorm (BERT uses 1e-12)."""
+    initializer_range: float = 0.02
+    """Standard deviation of the normal initialisation of weights."""
+    pad_token_id: int = 0
+    """Id of [PAD]; its embedding row is zero and it is never attended to."""
+    attn_implementation: str = "sdpa"
+    """sdpa (fast, fused) or eager (slower, returns attention maps for the attention view)."""
+
+
+@dataclass
+class DataConfig:
+    corpus: str = "wiki-offline"
+    """Pretraining text: wiki-offline (built in), a hub name such as wikitext-103-raw-v1, or a .txt/.jsonl/.parquet path."""
+    tokenizer: str = ""
+    """Empty: train a WordPiece vocabulary on the corpus. Otherwise a tokenizer directory or hub name (bert-base-uncased)."""
+    lowercase: bool = True
+    """Lowercase text and strip accents when training a tokenizer (as bert-base-uncased)."""
+    max_seq_length: int = 128
+    """Longest input in tokens, [CLS] and [SEP] included; must not exceed model.max_position_embeddings."""
+    mlm_probability: float = 0.15
+    """Share of non-special tokens selected for masked-language-model prediction."""
+    mask_replace_prob: float = 0.8
+    """Of the selected tokens, the share replaced by [MASK]."""
+    random_replace_prob: float = 0.1
+    """Of the selected tokens, the share replaced by a random token (the rest stay unchanged)."""
+    nsp: bool = True
+    """Build sentence pairs and train next-sentence prediction; off: single segments, MLM only."""
+    short_seq_prob: float = 0.1
+    """Probability of a shorter target length for a pair, so the model also sees short inputs (google-research/bert)."""
+    max_documents: int = 0
+    """Use at most this many documents of the corpus (0: all)."""
+    validation_fraction: float = 0.05
+    """Share of documents held out for validation (split by document, deterministic)."""
+    seed: int = 42
+    """Seed for the split, pair building and masking."""
+    cache_dir: str = ".bert2_cache"
+    """Where tokenised data and trained tokenizers are cached, so a second run does not tokenise again."""
+
+
+@dataclass
+class PretrainConfig:
+    batch_size: int = 32
+    """Sequences per optimizer step (per process, before gradient accumulation)."""
+    grad_accum_steps: int = 1
+    """Micro-batches accumulated into one optimizer step."""
+    learning_rate: float = 1e-3
+    """Peak learning rate of AdamW after warm-up."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (never applied to biases and LayerNorm weights)."""
+    adam_beta1: float = 0.9
+    """AdamW beta1."""
+    adam_beta2: float = 0.98
+    """AdamW beta2."""
+    adam_epsilon: float = 1e-6
+    """AdamW epsilon."""
+    warmup_steps: int = 100
+    """Steps of linear warm-up from 0 to learning_rate."""
+    scheduler: str = "linear"
+    """Decay after warm-up: linear, cosine or constant."""
+    max_steps: int = 2000
+    """Optimizer steps to train for (the schedule decays to 0 at this step)."""
+    minutes: float = 0.0
+    """Wall-clock budget in minutes (0: off); when set, the schedule is defined over the budget."""
+    max_grad_norm: float = 1.0
+    """Clip the global gradient norm to this value (0: no clipping)."""
+    eval_every: int = 200
+    """Evaluate on the validation split every N steps (0: only at the end)."""
+    eval_batches: int = 20
+    """Validation batches per evaluation (0: the whole split)."""
+    save_every: int = 500
+    """Write a checkpoint every N steps (0: only at the end)."""
+    keep_last: int = 3
+    """Checkpoints kept in the checkpoint/ directory; older ones are deleted (best/ and final/ never are)."""
+    log_every: int = 10
+    """Emit a step event every N steps."""
+    seed: int = 42
+    """Seed for initialisation, data order and dropout."""
+    device: str = "auto"
+    """auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps."""
+    precision: str = "fp32"
+    """fp32, bf16 (autocast; CPUs with AMX and recent GPUs) or fp16 (GPU only, with a gradient scaler)."""
+    num_threads: int = 0
+    """CPU threads for torch (0: torch's default)."""
+    on_nan: str = "stop"
+    """What a non-finite loss does: stop, or rollback to the last checkpoint and skip the batch."""
+
+
+@dataclass
+class FinetuneConfig:
+    task: str = "classify"
+    """classify, qa (generative: encoder + Transformer decoder) or qa-span (extractive)."""
+    data: str = "imdb-offline"
+    """Task data: a built-in name (imdb-offline, wiki-topic, wiki-qa), a hub name or a local file."""
+    from_checkpoint: str = ""
+    """Pretraining checkpoint to start from (empty: pretrain best, else final)."""
+    max_seq_length: int = 128
+    """Longest input in tokens for fine-tuning."""
+    max_examples: int = 0
+    """Use at most this many training examples (0: all)."""
+    batch_size: int = 32
+    """Examples per optimizer step."""
+    learning_rate: float = 1e-4
+    """Peak learning rate after warm-up."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (not on biases and LayerNorm weights)."""
+    warmup_steps: int = 50
+    """Linear warm-up steps."""
+    scheduler: str = "linear"
+    """Decay after warm-up: linear, cosine or constant."""
+    max_steps: int = 500
+    """Optimizer steps to fine-tune for."""
+    max_grad_norm: float = 1.0
+    """Clip the global gradient norm to this value (0: no clipping)."""
+    eval_every: int = 100
+    """Evaluate every N steps (0: only at the end)."""
+    eval_batches: int = 0
+    """Validation batches per evaluation (0: the whole split)."""
+    save_every: int = 250
+    """Write a checkpoint every N steps (0: only at the end)."""
+    keep_last: int = 3
+    """Checkpoints kept in the checkpoint/ directory."""
+    classifier_dropout: float = 0.1
+    """Dropout before the classification layer."""
+    decoder_layers: int = 2
+    """Transformer decoder layers of the generative QA head."""
+    max_answer_length: int = 32
+    """Longest generated (qa) or extracted (qa-span, in tokens) answer."""
+    num_beams: int = 4
+    """Beam width for generative QA at inference (1: greedy)."""
+    doc_stride: int = 64
+    """Overlap in tokens between windows of a long context (qa-span)."""
+
+
+@dataclass
+class PathsConfig:
+    root: str = "saved_model"
+    """Root of the six checkpoint directories (transformer/pretrain/... and bert/finetuning/...)."""
+
+
+STAGES = ("checkpoint", "best", "final")
+KINDS = {"pretrain": ("transformer", "pretrain"), "finetune": ("bert", "finetuning")}
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+    # ---- the six directories -------------------------------------------------------------------------------
+    def stage_dir(self, kind: str, stage: str, create: bool = True) -> Path:
+        """Directory for `kind` (pretrain|finetune) and `stage` (checkpoint|best|final); created on first use."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {list(STAGES)}, got {stage!r}")
+        path = Path(self.paths.root).joinpath(*KINDS[kind], stage)
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def all_stage_dirs(self, create: bool = True) -> dict[tuple[str, str], Path]:
+        return {(k, s): self.stage_dir(k, s, create) for k in KINDS for s in STAGES}
+
+    # ---- (de)serialisation ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], strict: bool = True) -> "Config":
+        """Build a config from nested dicts; with strict, unknown sections/keys and wrong types raise ConfigError."""
+        cfg = cls()
+        errors = _merge_into(cfg, data)
+        if strict:
+            errors += cfg.validate()
+            if errors:
+                raise ConfigError(errors)
+        return cfg
+
+    def copy(self) -> "Config":
+        return Config.from_dict(self.to_dict(), strict=False)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        import tomli_w
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(tomli_w.dumps(self.to_dict()), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    def with_overrides(self, overrides: list[str]) -> "Config":
+        """Apply `section.key=value` strings; values parse as TOML/Python literals, else stay strings."""
+        data = self.to_dict()
+        errors: list[FieldError] = []
+        for item in overrides:
+            if "=" not in item:
+                errors.append(FieldError(item, "override must look like section.key=value"))
+                continue
+            key, raw = item.split("=", 1)
+            key = key.strip()
+            if key.count(".") != 1:
+                errors.append(FieldError(key, "key must be section.field, e.g. pretrain.max_steps"))
+                continue
+            section, name = key.split(".")
+            data.setdefault(section, {})[name] = parse_value(raw.strip())
+        cfg = Config()
+        errors += _merge_into(cfg, data)
+        errors += cfg.validate()
+        if errors:
+            raise ConfigError(errors)
+        return cfg
+
+    # ---- validation ----------------------------------------------------------------------------------------
+    def validate(self) -> list[FieldError]:
+        """Every semantic problem, one FieldError per field, so a form can show each beside its input."""
+        e: list[FieldError] = []
+        m, d, p, f = self.model, self.data, self.pretrain, self.finetune
+
+        def positive(section: str, obj: Any, *names: str) -> None:
+            for n in names:
+                if getattr(obj, n) <= 0:
+                    e.append(FieldError(f"{section}.{n}", f"must be > 0, got {getattr(obj, n)}"))
+
+        def non_negative(section: str, obj: Any, *names: str) -> None:
+            for n in names:
+                if getattr(obj, n) < 0:
+                    e.append(FieldError(f"{section}.{n}", f"must be >= 0, got {getattr(obj, n)}"))
+
+        def probability(section: str, obj: Any, *names: str) -> None:
+            for n in names:
+                v = getattr(obj, n)
+                if not 0.0 <= v <= 1.0:
+                    e.append(FieldError(f"{section}.{n}", f"must be a probability in [0, 1], got {v}"))
+
+        def choice(section: str, obj: Any, name: str, allowed: tuple[str, ...]) -> None:
+            v = getattr(obj, name)
+            if v not in allowed:
+                e.append(FieldError(f"{section}.{name}", f"must be one of {', '.join(allowed)}; got {v!r}"))
+
+        positive("model", m, "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                 "intermediate_size", "max_position_embeddings", "type_vocab_size", "layer_norm_eps",
+                 "initializer_range")
+        if m.num_attention_heads > 0 and m.hidden_size % m.num_attention_heads:
+            e.append(FieldError("model.hidden_size", f"must be divisible by model.num_attention_heads "
+                                f"({m.hidden_size} % {m.num_attention_heads} = {m.hidden_size % m.num_attention_heads})"))
+        if 0 < m.vocab_size < 100:
+            e.append(FieldError("model.vocab_size", f"{m.vocab_size} is implausibly small; use at least 100"))
+        probability("model", m, "hidden_dropout_prob", "attention_probs_dropout_prob")
+        choice("model", m, "hidden_act", ("gelu", "gelu_tanh", "relu"))
+        choice("model", m, "attn_implementation", ("sdpa", "eager"))
+        if not 0 <= m.pad_token_id < max(m.vocab_size, 1):
+            e.append(FieldError("model.pad_token_id", f"must be in [0, vocab_size), got {m.pad_token_id}"))
+
+        if not d.corpus.strip():
+            e.append(FieldError("data.corpus", "must name a corpus: wiki-offline, a hub name or a file path"))
+        positive("data", d, "max_seq_length")
+        if d.max_seq_length > m.max_position_embeddings:
+            e.append(FieldError("data.max_seq_length", f"{d.max_seq_length} exceeds model.max_position_embeddings "
+                                f"({m.max_position_embeddings})"))
+        if 0 < d.max_seq_length < 16:
+            e.append(FieldError("data.max_seq_length", f"must be at least 16 to hold a sentence pair, got {d.max_seq_length}"))
+        probability("data", d, "mlm_probability", "mask_replace_prob", "random_replace_prob", "short_seq_prob")
+        if d.mlm_probability == 0:
+            e.append(FieldError("data.mlm_probability", "must be > 0: with nothing masked there is nothing to learn"))
+        if d.mask_replace_prob + d.random_replace_prob > 1.0 + 1e-9:
+            e.append(FieldError("data.random_replace_prob", "mask_replace_prob + random_replace_prob must be <= 1, got "
+                                f"{d.mask_replace_prob + d.random_replace_prob:g}"))
+        non_negative("data", d, "max_documents")
+        if not 0.0 < d.validation_fraction < 0.5:
+            e.append(FieldError("data.validation_fraction", f"must be in (0, 0.5), got {d.validation_fraction}"))
+
+        for sec, t in (("pretrain", p), ("finetune", f)):
+            positive(sec, t, "batch_size", "learning_rate", "max_steps")
+            non_negative(sec, t, "weight_decay", "warmup_steps", "max_grad_norm", "eval_every", "eval_batches",
+                         "save_every")
+            if t.keep_last < 1:
+                e.append(FieldError(f"{sec}.keep_last", f"must be >= 1, got {t.keep_last}"))
+            choice(sec, t, "scheduler", ("linear", "cosine", "constant"))
+            if t.warmup_steps >= t.max_steps > 0 and t.scheduler != "constant":
+                e.append(FieldError(f"{sec}.warmup_steps", f"must be smaller than {sec}.max_steps ({t.max_steps}), got {t.warmup_steps}"))
+        positive("pretrain", p, "grad_accum_steps", "log_every", "adam_epsilon")
+        for n in ("adam_beta1", "adam_beta2"):
+            if not 0.0 <= getattr(p, n) < 1.0:
+                e.append(FieldError(f"pretrain.{n}", f"must be in [0, 1), got {getattr(p, n)}"))
+        non_negative("pretrain", p, "minutes", "num_threads")
+        choice("pretrain", p, "precision", ("fp32", "bf16", "fp16"))
+        choice("pretrain", p, "on_nan", ("stop", "rollback"))
+        dev = p.device
+        if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            e.append(FieldError("pretrain.device", f"must be auto, cpu, cuda, cuda:N or mps; got {dev!r}"))
+
+        choice("finetune", f, "task", ("classify", "qa", "qa-span"))
+        positive("finetune", f, "max_seq_length", "decoder_layers", "max_answer_length", "num_beams")
+        non_negative("finetune", f, "max_examples")
+        probability("finetune", f, "classifier_dropout")
+        if f.max_seq_length > m.max_position_embeddings:
+            e.append(FieldError("finetune.max_seq_length", f"{f.max_seq_length} exceeds model.max_position_embeddings "
+                                f"({m.max_position_embeddings})"))
+        if not 0 <= f.doc_stride < f.max_seq_length:
+            e.append(FieldError("finetune.doc_stride", f"must be in [0, finetune.max_seq_length), got {f.doc_stride}"))
+        if not self.paths.root.strip():
+            e.append(FieldError("paths.root", "must not be empty"))
+        return e
+
+
+SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "pretrain": PretrainConfig, "finetune": FinetuneConfig,
+            "paths": PathsConfig}
+
+
+def field_docs(section_cls: type) -> dict[str, str]:
+    """Map field name -> the docstring written right below it in the class body (parsed from the source)."""
+    cached = _DOCS_CACHE.get(section_cls)
+    if cached is not None:
+        return cached
+    docs: dict[str, str] = {}
+    try:
+        tree = ast.parse(inspect.getsource(section_cls))
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        for node, nxt in zip(body, body[1:]):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr) \
+                    and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+                docs[node.target.id] = nxt.value.value.strip()
+    except (OSError, TypeError, SyntaxError):  # source unavailable (frozen app): no help text, nothing breaks
+        pass
+    _DOCS_CACHE[section_cls] = docs
+    return docs
+
+
+_DOCS_CACHE: dict[type, dict[str, str]] = {}
+
+
+def field_types(section_cls: type) -> dict[str, type]:
+    hints = get_type_hints(section_cls)
+    return {f.name: hints[f.name] for f in fields(section_cls)}
+
+
+def parse_value(raw: str) -> Any:
+    """Parse an override value: true/false, numbers, quoted strings; anything else stays a plain string."""
+    low = raw.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return raw
+
+
+def coerce(value: Any, typ: type, key: str) -> tuple[Any, FieldError | None]:
+    """Convert `value` to the field type where that is lossless (int -> float, '3' -> 3); else a FieldError."""
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    if typ is bool:
+        if isinstance(value, bool):
+            return value, None
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true", None
+    elif typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value, None
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            return int(value), None
+        if isinstance(value, str):
+            try:
+                return int(value.strip()), None
+            except ValueError:
+                pass
+    elif typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            v = float(value)
+            if v != v or v in (float("inf"), float("-inf")):
+                return None, FieldError(key, f"must be a finite number, got {value!r}")
+            return v, None
+        if isinstance(value, str):
+            try:
+                v = float(value.strip())
+                if v == v and abs(v) != float("inf"):
+                    return v, None
+            except ValueError:
+                pass
+    elif typ is str:
+        if isinstance(value, str):
+            return value, None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value), None
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return None, FieldError(key, f"must be {names.get(typ, typ.__name__)}, got {shown}")
+
+
+def _merge_into(cfg: Config, data: Any) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if not isinstance(data, dict):
+        return [FieldError("<config>", f"must be a table of sections, got {type(data).__name__}")]
+    for section, values in data.items():
+        if section not in SECTIONS:
+            errors.append(FieldError(str(section), f"unknown section; allowed: {', '.join(SECTIONS)}"))
+            continue
+        if not isinstance(values, dict):
+            errors.append(FieldError(section, f"must be a table of key = value, got {type(values).__name__}"))
+            continue
+        obj = getattr(cfg, section)
+        types = field_types(SECTIONS[section])
+        for key, value in values.items():
+            full = f"{section}.{key}"
+            if key not in types:
+                errors.append(FieldError(full, f"unknown key; {section} has: {', '.join(types)}"))
+                continue
+            converted, err = coerce(value, types[key], full)
+            if err:
+                errors.append(err)
+            else:
+                setattr(obj, key, converted)
+    return errors
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> Config:
+    """Load `path` (or ./bert2.toml when present, else defaults), apply overrides, validate; raise ConfigError."""
+    data: dict[str, Any] = {}
+    if path is None and Path(DEFAULT_CONFIG_FILE).is_file():
+        path = DEFAULT_CONFIG_FILE
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError([FieldError("--config", f"file not found: {p}")])
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError([FieldError("--config", f"{p} is not UTF-8 text ({exc.reason})")]) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([FieldError("--config", f"{p} is not valid TOML: {exc}")]) from None
+    cfg = Config()
+    errors = _merge_into(cfg, data)
+    if errors:
+        raise ConfigError(errors)
+    return cfg.with_overrides(overrides or [])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Presets
+# --------------------------------------------------------------------------------------------------------------
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # The seed's BERT-Tiny: 2 x 128, 8 heads, length 128. Our default; tuned to learn within minutes on a CPU.
+    "tiny": {"model": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=8, intermediate_size=512),
+             "data": dict(max_seq_length=128)},
+    "mini": {"model": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024),
+             "data": dict(max_seq_length=128), "pretrain": dict(learning_rate=5e-4)},
+    "small": {"model": dict(hidden_size=512, num_hidden_layers=4, num_attention_heads=8, intermediate_size=2048),
+              "data": dict(max_seq_length=128), "pretrain": dict(learning_rate=3e-4)},
+    # The first seed's BERT-Base: 12 x 768, 12 heads, 30522 tokens, length 512.
+    "base": {"model": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+                           vocab_size=30522, attention_probs_dropout_prob=0.1),
+             "data": dict(max_seq_length=512), "pretrain": dict(learning_rate=1e-4, batch_size=16)},
+}
+
+
+def preset(name: str, base: Config | None = None) -> Config:
+    """A config with preset `name` applied over `base` (defaults when None)."""
+    if name not in PRESETS:
+        raise ConfigError([FieldError("preset", f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")])
+    data = (base or Config()).to_dict()
+    for section, values in PRESETS[name].items():
+        data[section].update(values)
+    return Config.from_dict(data)

@@ -1,0 +1,196 @@
+"""BERT, from scratch: embeddings -> encoder -> pooler, and the pretraining heads (MLM + NSP).
+
+Parameter structure maps 1:1 onto transformers' BertForPreTraining (see `bert2.interop`); a test loads the same
+random weights into both and compares logits. Fine-tuning heads live in `bert2.heads`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .transformer import ACTIVATIONS, EncoderLayer, padding_mask
+
+
+@dataclass
+class BertOutput:
+    last_hidden_state: torch.Tensor  # (B, T, H)
+    pooler_output: torch.Tensor | None  # (B, H)
+    attentions: tuple[torch.Tensor, ...] | None = None  # L x (B, nh, T, T)
+
+
+@dataclass
+class PreTrainingOutput:
+    loss: torch.Tensor | None
+    mlm_loss: torch.Tensor | None
+    nsp_loss: torch.Tensor | None
+    prediction_logits: torch.Tensor | None
+    """(B, T, V) without labels; with labels only the masked rows, (N, V), in row-major order of the mask."""
+    seq_relationship_logits: torch.Tensor | None  # (B, 2)
+    mlm_targets: torch.Tensor | None = None  # (N,) the label of each masked row of prediction_logits
+    mlm_loss_sum: torch.Tensor | None = None  # summed (not averaged) token losses, for gradient accumulation
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+def init_weights(module: nn.Module, std: float) -> None:
+    """BERT's initialisation: N(0, std) weights, zero biases, identity LayerNorm, zero padding embedding."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, 0.0, std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, 0.0, std)
+        if module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class BertEmbeddings(nn.Module):
+    """Sum of word, position and segment embeddings, normalised over the hidden axis."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
+        # One row per position the model can read (not per vocabulary entry, as a seed had it).
+        self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
+        self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
+        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)  # over H, never over T
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.register_buffer("position_ids", torch.arange(cfg.max_position_embeddings)[None], persistent=False)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        B, T = input_ids.shape
+        if T > self.position_embeddings.num_embeddings:
+            raise ValueError(f"sequence of {T} tokens exceeds max_position_embeddings "
+                             f"({self.position_embeddings.num_embeddings})")
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        x = self.word_embeddings(input_ids)  # (B, T, H)
+        x = x + self.position_embeddings(self.position_ids[:, :T])  # (1, T, H) broadcast over B
+        x = x + self.token_type_embeddings(token_type_ids)  # (B, T, H)
+        return self.dropout(self.norm(x))
+
+
+class BertPooler(nn.Module):
+    """tanh(W h_[CLS] + b): the sentence vector NSP and classification read."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(hidden[:, 0]))  # (B, T, H) -> (B, H)
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            EncoderLayer(cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size, cfg.hidden_act,
+                         cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob, cfg.layer_norm_eps,
+                         cfg.attn_implementation)
+            for _ in range(cfg.num_hidden_layers))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        maps = []
+        for layer in self.layers:
+            x, probs = layer(x, mask, output_attentions)  # (B, T, H)
+            if output_attentions:
+                maps.append(probs)
+        return x, (tuple(maps) if output_attentions else None)
+
+
+class BertModel(nn.Module):
+    def __init__(self, cfg: ModelConfig, add_pooling_layer: bool = True):
+        super().__init__()
+        self.config = cfg
+        self.embeddings = BertEmbeddings(cfg)
+        self.encoder = BertEncoder(cfg)
+        self.pooler = BertPooler(cfg) if add_pooling_layer else None
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, output_attentions: bool = False) -> BertOutput:
+        # A batch without padding needs no mask at all, which lets sdpa pick its fastest kernel.
+        mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            mask = padding_mask(attention_mask)  # (B, 1, 1, T)
+        x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
+        x, maps = self.encoder(x, mask, output_attentions)  # (B, T, H)
+        pooled = self.pooler(x) if self.pooler is not None else None  # (B, H)
+        return BertOutput(x, pooled, maps)
+
+
+class MLMHead(nn.Module):
+    """Transform (dense + act + LayerNorm) then project onto the vocabulary with the tied word embeddings."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.transform = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.act = ACTIVATIONS[cfg.hidden_act]
+        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+
+    def forward(self, h: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
+        """`word_embeddings` (V, H) is passed in, not stored, so the tied weight exists once in the state dict."""
+        h = self.norm(self.act(self.transform(h)))  # (..., H)
+        return F.linear(h, word_embeddings, self.bias)  # (..., V)
+
+
+class BertForPreTraining(nn.Module):
+    """BERT with the masked-language-model head and (optionally) the next-sentence-prediction head.
+
+    With labels, vocabulary logits are computed only at the masked rows (about 15% of tokens). For BERT-Tiny the
+    (T x H) @ (H x V) projection is ~10x the encoder's FLOPs, so projecting every position, as transformers does,
+    spends most of a step on outputs the loss ignores (google-research/bert gathers masked positions too).
+    """
+
+    def __init__(self, cfg: ModelConfig, nsp: bool = True):
+        super().__init__()
+        self.config = cfg
+        self.bert = BertModel(cfg, add_pooling_layer=True)
+        self.mlm = MLMHead(cfg)
+        self.nsp = nn.Linear(cfg.hidden_size, 2) if nsp else None
+        self.apply(lambda m: init_weights(m, cfg.initializer_range))
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                next_sentence_label: torch.Tensor | None = None, output_attentions: bool = False
+                ) -> PreTrainingOutput:
+        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
+        seq = out.last_hidden_state  # (B, T, H)
+        tied = self.bert.embeddings.word_embeddings.weight  # (V, H)
+
+        mlm_loss = mlm_loss_sum = targets = None
+        if labels is not None:
+            selected = labels != -100  # (B, T)
+            targets = labels[selected]  # (N,)
+            logits = self.mlm(seq[selected], tied)  # (N, H) -> (N, V)
+            mlm_loss_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
+            mlm_loss = mlm_loss_sum / targets.numel() if targets.numel() else mlm_loss_sum
+        else:
+            logits = self.mlm(seq, tied)  # (B, T, V)
+
+        nsp_logits = nsp_loss = None
+        if self.nsp is not None:
+            nsp_logits = self.nsp(out.pooler_output)  # (B, 2)
+            if next_sentence_label is not None:
+                nsp_loss = F.cross_entropy(nsp_logits.float(), next_sentence_label.view(-1), ignore_index=-100)
+
+        loss = None
+        if mlm_loss is not None:
+            loss = mlm_loss + nsp_loss if nsp_loss is not None else mlm_loss
+        return PreTrainingOutput(loss, mlm_loss, nsp_loss, logits, nsp_logits, targets, mlm_loss_sum,
+                                 out.attentions)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Unique parameters (tied weights counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

@@ -1,0 +1,141 @@
+"""Transformer building blocks, written from scratch: attention, feed-forward, encoder and decoder layers.
+
+Post-LN as in the original BERT: `x = LayerNorm(x + Dropout(Sublayer(x)))`, LayerNorm over the hidden axis.
+Masks follow one convention everywhere: a boolean tensor broadcastable to (B, nh, T_q, T_k), True where a query may
+attend to a key. The eager path turns False into the most negative float before softmax (not 1e-9, which would let
+padding leak in); the sdpa path hands the boolean mask to `scaled_dot_product_attention`, which does the same
+inside a fused kernel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {
+    "gelu": lambda x: F.gelu(x),  # exact erf GELU, as BERT and transformers' "gelu"
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+}
+
+
+def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) with 1 for real tokens -> boolean (B, 1, 1, T): every query may attend to every real key."""
+    return attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T)
+
+
+def causal_mask(t: int, device: torch.device) -> torch.Tensor:
+    """(1, 1, T, T) lower-triangular boolean mask: position i sees positions <= i (decoder self-attention)."""
+    return torch.ones(t, t, dtype=torch.bool, device=device).tril()[None, None]  # (1, 1, T, T)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head scaled dot-product attention.
+
+    Self-attention uses one fused (H -> 3H) projection for query, key and value: one matmul instead of three, which
+    matters on a CPU where small matmuls are dominated by overhead. Cross-attention (decoder reading the encoder)
+    projects the query from `x` and key/value from `memory`.
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int, attn_dropout: float, implementation: str = "sdpa",
+                 cross: bool = False):
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_size = hidden_size // num_heads
+        self.attn_dropout = attn_dropout
+        self.implementation = implementation
+        self.cross = cross
+        if cross:
+            self.q = nn.Linear(hidden_size, hidden_size)
+            self.kv = nn.Linear(hidden_size, 2 * hidden_size)
+        else:
+            self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.out = nn.Linear(hidden_size, hidden_size)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, self.num_heads, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, memory: torch.Tensor | None = None,
+                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T, H = x.shape
+        if self.cross:
+            q = self.q(x)  # (B, T, H)
+            k, v = self.kv(memory).split(H, dim=-1)  # 2 x (B, S, H)
+        else:
+            q, k, v = self.qkv(x).split(H, dim=-1)  # 3 x (B, T, H)
+        q, k, v = self._heads(q), self._heads(k), self._heads(v)  # (B, nh, T|S, hs)
+        dropout = self.attn_dropout if self.training else 0.0
+
+        if self.implementation == "sdpa" and not output_attentions:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, nh, T, hs)
+            probs = None
+        else:
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_size)  # (B, nh, T, S)
+            if mask is not None:
+                scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+            probs = scores.softmax(dim=-1)  # (B, nh, T, S)
+            y = F.dropout(probs, dropout, self.training) @ v  # (B, nh, T, hs)
+        y = y.transpose(1, 2).reshape(B, T, H)  # (B, T, H): heads side by side again
+        return self.out(y), probs
+
+
+class FeedForward(nn.Module):
+    """Position-wise H -> I -> H with an activation in between."""
+
+    def __init__(self, hidden_size: int, intermediate_size: int, act: str):
+        super().__init__()
+        self.up = nn.Linear(hidden_size, intermediate_size)
+        self.down = nn.Linear(intermediate_size, hidden_size)
+        self.act = ACTIVATIONS[act]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.act(self.up(x)))  # (B, T, H) -> (B, T, I) -> (B, T, H)
+
+
+class EncoderLayer(nn.Module):
+    """Self-attention and feed-forward, each wrapped in dropout + residual + LayerNorm (post-LN)."""
+
+    def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, act: str, dropout: float,
+                 attn_dropout: float, eps: float, implementation: str = "sdpa"):
+        super().__init__()
+        self.attention = MultiHeadAttention(hidden_size, num_heads, attn_dropout, implementation)
+        self.attention_norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.ffn = FeedForward(hidden_size, intermediate_size, act)
+        self.ffn_norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None,
+                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        a, probs = self.attention(x, mask, output_attentions=output_attentions)  # (B, T, H)
+        x = self.attention_norm(x + self.dropout(a))  # (B, T, H)
+        x = self.ffn_norm(x + self.dropout(self.ffn(x)))  # (B, T, H)
+        return x, probs
+
+
+class DecoderLayer(nn.Module):
+    """Causal self-attention, cross-attention over the encoder output, feed-forward; post-LN like the encoder."""
+
+    def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, act: str, dropout: float,
+                 attn_dropout: float, eps: float, implementation: str = "sdpa"):
+        super().__init__()
+        self.self_attention = MultiHeadAttention(hidden_size, num_heads, attn_dropout, implementation)
+        self.self_attention_norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.cross_attention = MultiHeadAttention(hidden_size, num_heads, attn_dropout, implementation, cross=True)
+        self.cross_attention_norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.ffn = FeedForward(hidden_size, intermediate_size, act)
+        self.ffn_norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, self_mask: torch.Tensor, memory: torch.Tensor,
+                memory_mask: torch.Tensor | None) -> torch.Tensor:
+        a, _ = self.self_attention(x, self_mask)  # (B, T, H), T = target length
+        x = self.self_attention_norm(x + self.dropout(a))
+        c, _ = self.cross_attention(x, memory_mask, memory=memory)  # (B, T, H) reading (B, S, H)
+        x = self.cross_attention_norm(x + self.dropout(c))
+        return self.ffn_norm(x + self.dropout(self.ffn(x)))  # (B, T, H)
