@@ -347,8 +347,6 @@ class Config:
             if t.keep_last < 1:
                 e.append(FieldError(f"{sec}.keep_last", f"must be >= 1, got {t.keep_last}"))
             choice(sec, t, "scheduler", ("linear", "cosine", "constant"))
-            if t.warmup_steps >= t.max_steps > 0 and t.scheduler != "constant":
-                e.append(FieldError(f"{sec}.warmup_steps", f"must be smaller than {sec}.max_steps ({t.max_steps}), got {t.warmup_steps}"))
         positive("pretrain", p, "grad_accum_steps", "log_every", "adam_epsilon")
         for n in ("adam_beta1", "adam_beta2"):
             if not 0.0 <= getattr(p, n) < 1.0:
@@ -443,10 +441,12 @@ def coerce(value: Any, typ: type, key: str) -> tuple[Any, FieldError | None]:
         if isinstance(value, str):
             try:
                 v = float(value.strip())
-                if v == v and abs(v) != float("inf"):
-                    return v, None
             except ValueError:
                 pass
+            else:
+                if v == v and abs(v) != float("inf"):
+                    return v, None
+                return None, FieldError(key, f"must be a finite number, got {value!r}")
     elif typ is str:
         if isinstance(value, str):
             return value, None

@@ -1,0 +1,193 @@
+"""Pretraining (MLM + NSP): the Task the trainer drives, and `run_pretraining`, the entry point of the CLI and TUI."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import STAGES, Config
+from .errors import CheckpointError, TrainingError
+from .training import checkpoints as ckpt
+from .training.events import Callback, DoneEvent, LogEvent
+
+DEFAULT_PROBES = ("The capital of France is [MASK].",)
+
+
+class PretrainingTask:
+    """MLM (+ NSP) on prepared sentence-pair examples; masks are re-drawn for every batch by the collator."""
+
+    kind = "pretrain"
+    best_metric = "loss"
+
+    def __init__(self, cfg: Config, tokenizer: Any, validation: Any, probes: tuple[str, ...] = DEFAULT_PROBES):
+        from .data.collator import MLMCollator
+
+        d = cfg.data
+        self.cfg = cfg
+        self.nsp = d.nsp
+        self.name = "mlm+nsp" if d.nsp else "mlm"
+        self.tokenizer = tokenizer
+        self.validation = validation
+        self.probe_texts = tuple(probes)
+        self.eval_batches = cfg.pretrain.eval_batches
+        self.batch_size = cfg.pretrain.batch_size
+        self.collator = MLMCollator(tokenizer, d.mlm_probability, d.mask_replace_prob, d.random_replace_prob,
+                                    seed=d.seed)
+        self._eval_args = (tokenizer, d.mlm_probability, d.mask_replace_prob, d.random_replace_prob)
+
+    def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        batch = self.collator(examples)
+        if not self.nsp:
+            batch.pop("next_sentence_label", None)
+        return batch
+
+    def count(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"masked": (batch["labels"] != -100).sum(), "examples": torch.tensor(batch["input_ids"].shape[0]),
+                "tokens": batch["attention_mask"].sum()}
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        out = model(batch["input_ids"], batch.get("token_type_ids"), batch.get("attention_mask"),
+                    labels=batch["labels"], next_sentence_label=batch.get("next_sentence_label"))
+        # Token-level normalisation over the whole accumulated batch (not a mean of micro-batch means), so
+        # 4 x 8 accumulated equals one batch of 32 (the lesson of transformers issue #34191).
+        mlm = out.mlm_loss_sum / totals["masked"].clamp(min=1)
+        parts = {"mlm": mlm}
+        loss = mlm
+        if out.nsp_loss is not None:
+            nsp = out.nsp_loss * (batch["input_ids"].shape[0] / totals["examples"])
+            parts["nsp"] = nsp
+            loss = loss + nsp
+        return loss, parts
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Validation loss, masked-token accuracy, perplexity, NSP accuracy, with masks fixed across evaluations."""
+        from .data.collator import MLMCollator
+
+        collator = MLMCollator(*self._eval_args, seed=1234)  # same masks every evaluation: comparable numbers
+        device = next(model.parameters()).device
+        n = len(self.validation)
+        limit = n if self.eval_batches <= 0 else min(n, self.eval_batches * self.batch_size)
+        loss_sum = correct = count = 0.0
+        nsp_correct = nsp_count = nsp_loss_sum = 0.0
+        for start in range(0, limit, self.batch_size):
+            batch = collator([self.validation[i] for i in range(start, min(start + self.batch_size, limit))])
+            batch = {k: v.to(device) for k, v in batch.items()}
+            out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], labels=batch["labels"],
+                        next_sentence_label=batch.get("next_sentence_label") if self.nsp else None)
+            loss_sum += float(out.mlm_loss_sum)
+            correct += float((out.prediction_logits.argmax(-1) == out.mlm_targets).sum())
+            count += out.mlm_targets.numel()
+            if self.nsp and out.seq_relationship_logits is not None and "next_sentence_label" in batch:
+                labels = batch["next_sentence_label"]
+                nsp_correct += float((out.seq_relationship_logits.argmax(-1) == labels).sum())
+                nsp_count += labels.numel()
+                nsp_loss_sum += float(out.nsp_loss) * labels.numel()
+        mlm_loss = loss_sum / max(count, 1)
+        metrics = {"mlm_loss": mlm_loss, "mlm_accuracy": correct / max(count, 1),
+                   "perplexity": math.exp(min(mlm_loss, 50.0)), "loss": mlm_loss}
+        if nsp_count:
+            metrics["nsp_loss"] = nsp_loss_sum / nsp_count
+            metrics["nsp_accuracy"] = nsp_correct / nsp_count
+            metrics["loss"] = mlm_loss + metrics["nsp_loss"]
+        return metrics
+
+    @torch.no_grad()
+    def probes(self, model: nn.Module) -> list[dict[str, Any]]:
+        from .inference import fill_mask
+
+        out = []
+        for text in self.probe_texts:
+            try:
+                out.append({"text": text, "predictions": fill_mask(model, self.tokenizer, text, top_k=5)})
+            except Exception as exc:  # a bad probe must not stop training; show why instead
+                out.append({"text": text, "error": str(exc)})
+        return out
+
+    def save_files(self, model: nn.Module, directory: Path) -> None:
+        save_model_files(model.config, self.tokenizer, directory, {"task": self.name, "nsp": self.nsp})
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"collator": self.collator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "collator" in state:
+            self.collator.set_state(state["collator"])
+
+
+def save_model_files(model_cfg: Any, tokenizer: Any, directory: Path, bert2_meta: dict[str, Any]) -> None:
+    """config.json (transformers keys + a "bert2" block with the task and bert2's own fields) and the tokenizer."""
+    from .interop import hf_config_dict
+    from .training.checkpoints import write_json
+
+    data = hf_config_dict(model_cfg)
+    data["bert2"] = {**bert2_meta, "model": dataclasses.asdict(model_cfg)}
+    write_json(directory / ckpt.CONFIG_FILE, data)
+    tokenizer.save_pretrained(str(directory))
+
+
+def run_pretraining(cfg: Config, callbacks: list[Callback] | None = None,
+                    stop_event: threading.Event | None = None, resume: bool | str | Path = False,
+                    probes: tuple[str, ...] = DEFAULT_PROBES) -> DoneEvent:
+    """Prepare data, build the model (or resume), train; events go to `callbacks`. Raises Bert2Error subclasses."""
+    from .data.pretraining import prepare_pretraining_data
+    from .model import BertForPreTraining
+    from .tokenizer import load_tokenizer
+    from .training.distributed import barrier, init_distributed, resolve_device
+    from .training.trainer import Trainer, TrainSettings, jsonl_writer
+
+    callbacks = list(callbacks or [])
+    p = cfg.pretrain
+    if p.num_threads > 0:
+        torch.set_num_threads(p.num_threads)
+    device = resolve_device(p.device)
+    dist_info = init_distributed(device)
+
+    resume_path: Path | None = None
+    if resume:
+        resume_path = (ckpt.latest_resumable(cfg.paths.root, "pretrain") if resume is True
+                       else ckpt.resolve(resume))
+        if resume_path is None:
+            raise CheckpointError(f"nothing to resume: no complete pretraining checkpoint under "
+                                  f"{ckpt.kind_dir(cfg.paths.root, 'pretrain')}")
+
+    tokenizer = load_tokenizer(str(resume_path)) if resume_path else None
+    if not dist_info.is_main:
+        barrier(dist_info)  # rank 0 builds (and caches) the data first; the others then read the cache
+    data = prepare_pretraining_data(cfg, tokenizer)
+    if dist_info.is_main:
+        barrier(dist_info)
+    tokenizer = data.tokenizer
+
+    model_cfg = dataclasses.replace(cfg.model, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+    if resume_path is not None:
+        from .interop import model_config_from_hf
+
+        saved = model_config_from_hf(ckpt.read_json(resume_path / ckpt.CONFIG_FILE))
+        if (saved.hidden_size, saved.num_hidden_layers, saved.vocab_size) != \
+                (model_cfg.hidden_size, model_cfg.num_hidden_layers, model_cfg.vocab_size):
+            raise CheckpointError(f"{resume_path} holds a {saved.num_hidden_layers}-layer, hidden {saved.hidden_size}, "
+                                  f"vocab {saved.vocab_size} model but the config asks for "
+                                  f"{model_cfg.num_hidden_layers}/{model_cfg.hidden_size}/{model_cfg.vocab_size}")
+    if cfg.data.max_seq_length > model_cfg.max_position_embeddings:
+        raise TrainingError("data.max_seq_length exceeds model.max_position_embeddings")
+    model = BertForPreTraining(model_cfg, nsp=cfg.data.nsp)
+    task = PretrainingTask(cfg, tokenizer, data.validation, probes)
+
+    stage_dirs = {s: cfg.stage_dir("pretrain", s, create=dist_info.is_main) for s in STAGES}
+    if dist_info.is_main:
+        callbacks.append(jsonl_writer(ckpt.kind_dir(cfg.paths.root, "pretrain") / "metrics.jsonl"))
+    settings = TrainSettings.from_section(p)
+    trainer = Trainer(model, data.train, task, settings, stage_dirs, cfg.to_dict(), device, dist_info, callbacks,
+                      stop_event, resume_path)
+    for cb in callbacks if dist_info.is_main else []:
+        cb(LogEvent(level="info", message=f"data: {len(data.train)} training / {len(data.validation)} validation "
+                                          f"examples, vocabulary {len(tokenizer)}"))
+    return trainer.fit()

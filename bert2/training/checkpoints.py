@@ -1,0 +1,260 @@
+"""Checkpoint directories: atomic save, listing, resolving, loading, retention.
+
+Layout: each of the six stage directories (saved_model/{transformer/pretrain,bert/finetuning}/{checkpoint,best,
+final}) holds step directories, `step-00000500/`. A checkpoint is written into a hidden `.tmp-...` sibling and
+renamed into place only when complete, with `trainer_state.json` written last; a crash mid-save therefore leaves
+the previous checkpoint intact and at worst a hidden temporary directory that is never listed and is swept on
+the next save. best/ and final/ keep only their newest; checkpoint/ keeps the last K.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import KINDS, STAGES
+from ..errors import CheckpointError
+
+STATE_FILE = "trainer_state.json"
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+REQUIRED = (WEIGHTS_FILE, CONFIG_FILE, STATE_FILE)
+TMP_PREFIX = ".tmp-"
+
+# Test hook: called with the temporary directory after the weights are written, before the state file and the
+# rename. The crash-safety test pauses here and kills the process.
+_pause_hook: Callable[[Path], None] | None = None
+
+
+@dataclass
+class CheckpointInfo:
+    path: str
+    kind: str  # pretrain | finetune
+    stage: str  # checkpoint | best | final
+    step: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    created: str = ""
+    size_bytes: int = 0
+    valid: bool = True
+    task: str = ""
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def step_dir_name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON durably: to a temporary file, fsync, then rename over the target."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def sweep_temporaries(stage_dir: Path) -> None:
+    """Remove half-written checkpoints left by a crash (hidden .tmp- directories)."""
+    if stage_dir.is_dir():
+        for p in stage_dir.iterdir():
+            if p.name.startswith(TMP_PREFIX) and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def save_checkpoint(stage_dir: Path, step: int, write_payload: Callable[[Path], None], state: dict[str, Any],
+                    keep_last: int | None = None, protect: set[Path] | None = None) -> Path:
+    """Atomically create `stage_dir/step-N` from `write_payload(tmpdir)` plus `state` as trainer_state.json.
+
+    keep_last=None keeps only the new checkpoint (best/, final/); an int keeps that many newest (checkpoint/).
+    Raises CheckpointError (disk full, unwritable) after removing its temporary directory; existing checkpoints
+    are untouched in that case.
+    """
+    stage_dir = Path(stage_dir)
+    target = stage_dir / step_dir_name(step)
+    tmp = stage_dir / f"{TMP_PREFIX}{target.name}-{os.getpid()}-{int(time.time() * 1000)}"
+    try:
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        sweep_temporaries(stage_dir)
+        tmp.mkdir()
+        write_payload(tmp)
+        if _pause_hook is not None:
+            _pause_hook(tmp)
+        state = {**state, "step": step, "created": now_iso()}
+        write_json(tmp / STATE_FILE, state)  # written last: its presence marks a complete payload
+        for f in tmp.iterdir():  # flush every file before the rename makes the directory visible
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        if target.exists():  # same step saved again (e.g. stop right after a periodic save): replace
+            old = stage_dir / f"{TMP_PREFIX}old-{target.name}-{os.getpid()}"
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+        _fsync_dir(stage_dir)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"could not write checkpoint to {target}: {exc.strerror or exc}") from exc
+    rotate(stage_dir, 1 if keep_last is None else keep_last, protect={target, *(protect or set())})
+    return target
+
+
+def step_dirs(stage_dir: Path) -> list[Path]:
+    """Complete-looking step directories of one stage directory, oldest first."""
+    if not Path(stage_dir).is_dir():
+        return []
+    dirs = [p for p in Path(stage_dir).iterdir() if p.is_dir() and p.name.startswith("step-")]
+    return sorted(dirs, key=lambda p: (_step_of(p), p.stat().st_mtime))
+
+
+def _step_of(p: Path) -> int:
+    try:
+        return int(p.name.split("-", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def rotate(stage_dir: Path, keep_last: int, protect: set[Path] | None = None) -> list[Path]:
+    """Delete all but the newest `keep_last` step directories; never a protected one."""
+    protect = {p.resolve() for p in (protect or set())}
+    dirs = step_dirs(stage_dir)
+    removed = []
+    for p in dirs[: max(0, len(dirs) - keep_last)]:
+        if p.resolve() not in protect:
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+def is_complete(path: Path) -> bool:
+    return path.is_dir() and all((path / f).is_file() for f in REQUIRED)
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """trainer_state.json of a checkpoint; CheckpointError if missing or unreadable."""
+    if not (Path(path) / STATE_FILE).is_file():
+        raise CheckpointError(f"{path} is not a bert2 checkpoint: {STATE_FILE} is missing")
+    return read_json(Path(path) / STATE_FILE)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a checkpoint file; CheckpointError (naming the file) when missing or broken."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} is unreadable: {exc}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} does not hold a JSON object")
+    return data
+
+
+def checkpoint_info(path: Path, kind: str, stage: str) -> CheckpointInfo:
+    """Metadata of one step directory, from trainer_state.json and file sizes only (never the weights)."""
+    size = sum(f.stat().st_size for f in path.iterdir() if f.is_file()) if path.is_dir() else 0
+    info = CheckpointInfo(path=str(path), kind=kind, stage=stage, step=_step_of(path), size_bytes=size)
+    missing = [f for f in REQUIRED if not (path / f).is_file()]
+    if missing:
+        info.valid, info.error = False, f"missing {', '.join(missing)}"
+        return info
+    try:
+        state = read_state(path)
+    except CheckpointError as exc:
+        info.valid, info.error = False, str(exc)
+        return info
+    info.step = int(state.get("step", info.step))
+    info.metrics = {k: v for k, v in (state.get("metrics") or {}).items() if isinstance(v, (int, float))}
+    info.created = str(state.get("created", ""))
+    info.task = str(state.get("task", ""))
+    return info
+
+
+def list_checkpoints(root: str | os.PathLike) -> list[CheckpointInfo]:
+    """Every step directory in the six stage directories under `root` (pretrain first, stage order, step order)."""
+    out: list[CheckpointInfo] = []
+    for kind, parts in KINDS.items():
+        for stage in STAGES:
+            stage_dir = Path(root).joinpath(*parts, stage)
+            for p in step_dirs(stage_dir):
+                out.append(checkpoint_info(p, kind, stage))
+    return out
+
+
+def kind_dir(root: str | os.PathLike, kind: str) -> Path:
+    return Path(root).joinpath(*KINDS[kind])
+
+
+def latest_in(stage_dir: Path) -> Path | None:
+    """Newest complete checkpoint of a stage directory, or None."""
+    for p in reversed(step_dirs(stage_dir)):
+        if is_complete(p):
+            return p
+    return None
+
+
+def latest_resumable(root: str | os.PathLike, kind: str) -> Path | None:
+    """The most advanced complete checkpoint of `kind` over checkpoint/ and final/ (resume continues from it)."""
+    best: Path | None = None
+    for stage in ("checkpoint", "final"):
+        p = latest_in(kind_dir(root, kind) / stage)
+        if p is not None and (best is None or _step_of(p) > _step_of(best)):
+            best = p
+    return best
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """Accept a step directory, a stage directory (its newest), or a kind directory (best, else final)."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"checkpoint not found: {p}")
+    if (p / STATE_FILE).is_file() or (p / WEIGHTS_FILE).is_file():
+        if not is_complete(p):
+            missing = [f for f in REQUIRED if not (p / f).is_file()]
+            raise CheckpointError(f"{p} is an incomplete checkpoint (missing {', '.join(missing)})")
+        return p
+    candidates = [p] if p.name in STAGES else [p / "best", p / "final", p / "checkpoint"]
+    for c in candidates:
+        found = latest_in(c)
+        if found is not None:
+            return found
+    raise CheckpointError(f"no complete checkpoint in {p}")
+
+
+def default_checkpoint(root: str | os.PathLike, kind: str = "pretrain") -> Path:
+    """best, else final, else the newest periodic checkpoint of `kind`."""
+    base = kind_dir(root, kind)
+    for stage in ("best", "final", "checkpoint"):
+        found = latest_in(base / stage)
+        if found is not None:
+            return found
+    what = "bert2 quick or bert2 pretrain" if kind == "pretrain" else "bert2 finetune"
+    raise CheckpointError(f"no {kind} checkpoint under {base}; run `{what}` first or pass --checkpoint DIR")

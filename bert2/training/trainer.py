@@ -1,0 +1,427 @@
+"""The one training loop, for pretraining and fine-tuning alike.
+
+Like minGPT's trainer it knows nothing about BERT: a `Task` turns examples into batches and batches into a loss,
+evaluates, and writes its own files (tokenizer, config) into a checkpoint. The trainer owns everything else:
+optimizer, schedule, gradient accumulation, precision, torchrun, checkpoints, exact resume, stop requests and
+events. It prints nothing; callbacks receive events (bert2.training.events) and decide how to show them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Protocol, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, TrainingError
+from . import checkpoints as ckpt
+from .distributed import DistInfo, all_reduce_mean, all_reduce_sum, barrier, broadcast_flag
+from .events import (Callback, CheckpointEvent, DoneEvent, EvalEvent, Event, LogEvent, StartEvent, StepEvent)
+from .schedule import Schedule
+
+
+class Task(Protocol):
+    """What the trainer needs from a task (pretraining, classification, QA...)."""
+
+    name: str  # shown in events: mlm+nsp, classify, qa, qa-span
+    kind: str  # pretrain | finetune (which three directories)
+    best_metric: str  # key of evaluate()'s dict; lower is better
+
+    def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]: ...
+
+    def count(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Normalisers of this micro-batch (e.g. masked tokens, examples), summed over the accumulated batch;
+        a "tokens" entry (non-padding tokens) is what tokens/s reports."""
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss of this micro-batch already divided by the accumulated totals, so micro-losses add up."""
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]: ...
+
+    def probes(self, model: nn.Module) -> list[dict[str, Any]]: ...
+
+    def save_files(self, model: nn.Module, directory: Path) -> None:
+        """Write config.json, tokenizer files and anything else a checkpoint of this task needs."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class TrainSettings:
+    batch_size: int = 32
+    grad_accum_steps: int = 1
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-6
+    warmup_steps: int = 0
+    scheduler: str = "linear"
+    max_steps: int = 100
+    minutes: float = 0.0
+    max_grad_norm: float = 1.0
+    eval_every: int = 0
+    save_every: int = 0
+    keep_last: int = 3
+    log_every: int = 10
+    seed: int = 42
+    precision: str = "fp32"
+    on_nan: str = "stop"
+
+    @classmethod
+    def from_section(cls, section: Any) -> "TrainSettings":
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in vars(section).items() if k in names})
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: decay on matrices only; biases, LayerNorm weights and 1-d tensors are not decayed."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class Trainer:
+    def __init__(self, model: nn.Module, train_data: Sequence[dict[str, Any]], task: Task, settings: TrainSettings,
+                 stage_dirs: dict[str, Path], run_config: dict[str, Any], device: torch.device,
+                 dist_info: DistInfo | None = None, callbacks: list[Callback] | None = None,
+                 stop_event: threading.Event | None = None, resume_from: Path | None = None):
+        self.task = task
+        self.s = settings
+        self.train_data = train_data
+        self.stage_dirs = stage_dirs
+        self.run_config = run_config
+        self.device = device
+        self.dist = dist_info or DistInfo()
+        self.callbacks = list(callbacks or [])
+        self.stop_event = stop_event or threading.Event()
+        self.model = model.to(device)
+        self.raw_model = self.model  # unwrapped, for saving and evaluation
+
+        global_batch = settings.batch_size * self.dist.world_size
+        if len(train_data) < global_batch:
+            raise TrainingError(f"the training split has {len(train_data)} examples, fewer than one batch of "
+                                f"{global_batch}; lower batch_size or use more data")
+
+        self.optimizer = torch.optim.AdamW(param_groups(model, settings.weight_decay), lr=settings.learning_rate,
+                                           betas=(settings.adam_beta1, settings.adam_beta2),
+                                           eps=settings.adam_epsilon)
+        self.schedule = Schedule(settings.learning_rate, settings.warmup_steps, settings.max_steps,
+                                 settings.scheduler, settings.minutes * 60.0)
+        self.scaler = torch.amp.GradScaler(device.type) if settings.precision == "fp16" and device.type == "cuda" \
+            else None
+        # Training position; all of it goes into every checkpoint so a resume continues exactly.
+        self.step = 0
+        self.epoch = 0
+        self.consumed = 0  # examples of the current epoch's global order already used (all ranks together)
+        self.elapsed = 0.0
+        self.tokens_seen = 0
+        self.best: float | None = None
+        self.metrics: dict[str, float] = {}
+        self.history: list[dict[str, Any]] = []
+        self.rollbacks = 0
+        self.last_checkpoint: Path | None = None
+
+        torch.manual_seed(settings.seed)
+        random.seed(settings.seed)
+        if resume_from is not None:
+            self._load(resume_from)
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [device.index] if device.type == "cuda" else None
+            self.model = DDP(self.raw_model, device_ids=ids)
+
+    # ---------------------------------------------------------------------------------------------- events
+    def emit(self, event: Event) -> None:
+        if self.dist.is_main:
+            for cb in self.callbacks:
+                cb(event)
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.emit(LogEvent(level=level, message=message))
+
+    # ------------------------------------------------------------------------------------------ data order
+    def _batches(self) -> Iterator[list[int]]:
+        """Index lists for this rank; every rank walks the same seeded permutation, interleaved.
+
+        The position is kept as `consumed` global examples, so a resume with another number of processes still
+        continues from the same point of the same permutation (no replayed or skipped examples).
+        """
+        n, bs, world = len(self.train_data), self.s.batch_size, self.dist.world_size
+        while True:
+            g = torch.Generator().manual_seed(self.s.seed * 1_000_003 + self.epoch)
+            rest = torch.randperm(n, generator=g)[self.consumed:]
+            mine = rest[self.dist.rank::world]
+            for i in range(len(rest) // (bs * world)):  # full global batches only: ranks stay in step
+                self.consumed += bs * world
+                yield mine[i * bs:(i + 1) * bs].tolist()
+            self.epoch += 1
+            self.consumed = 0
+
+    # ------------------------------------------------------------------------------------------------ loop
+    @property
+    def total_steps(self) -> int:
+        return self.s.max_steps
+
+    def _autocast(self):
+        if self.s.precision == "fp32" or self.device.type == "mps":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.s.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _time_up(self) -> bool:
+        return self.s.minutes > 0 and self.elapsed >= self.s.minutes * 60.0
+
+    def fit(self) -> DoneEvent:
+        from ..model import count_parameters
+
+        s = self.s
+        budget = s.minutes > 0
+        self.emit(StartEvent(kind=self.task.kind, task=self.task.name, total_steps=s.max_steps if not budget else 0,
+                             start_step=self.step, device=str(self.device),
+                             num_parameters=count_parameters(self.raw_model),
+                             run_dir=str(self.stage_dirs["checkpoint"].parent),
+                             info={"world_size": self.dist.world_size, "batch_size": s.batch_size,
+                                   "grad_accum_steps": s.grad_accum_steps, "precision": s.precision,
+                                   "minutes": s.minutes, "train_examples": len(self.train_data)}))
+        batches = self._batches()
+        self.model.train()
+        window_start = time.perf_counter()
+        window_steps, window_tokens, window_wait = 0, 0, 0.0
+        loss_acc: torch.Tensor | None = None
+        parts_acc: dict[str, torch.Tensor] = {}
+        reason = "completed"
+        run_start = time.perf_counter() - self.elapsed
+
+        while budget or self.step < s.max_steps:
+            if broadcast_flag(self.stop_event.is_set(), self.dist, self.device):
+                reason = "stopped"
+                break
+            if budget and broadcast_flag(self._time_up(), self.dist, self.device):
+                reason = "time_budget"
+                break
+            t0 = time.perf_counter()
+            micro = [self.task.collate([self.train_data[i] for i in next(batches)]) for _ in range(s.grad_accum_steps)]
+            micro = [{k: v.to(self.device, non_blocking=True) for k, v in b.items()} for b in micro]
+            window_wait += time.perf_counter() - t0
+            totals: dict[str, torch.Tensor] = {}
+            for b in micro:
+                for k, v in self.task.count(b).items():
+                    totals[k] = totals.get(k, 0) + v
+
+            # "tokens" (non-padding tokens) feeds tokens/s; tasks without it count examples.
+            window_tokens += int(totals.get("tokens", totals.get("examples", 0)))
+            step_loss = torch.zeros((), device=self.device)
+            step_parts: dict[str, torch.Tensor] = {}
+            for j, b in enumerate(micro):
+                sync = j == len(micro) - 1 or not self.dist.enabled
+                ctx = contextlib.nullcontext() if sync else self.model.no_sync()
+                with ctx:
+                    with self._autocast():
+                        loss, parts = self.task.loss(self.model, b, totals)
+                    (self.scaler.scale(loss) if self.scaler else loss).backward()
+                step_loss += loss.detach().float()
+                for k, v in parts.items():
+                    step_parts[k] = step_parts.get(k, 0) + v.detach().float()
+
+            if not bool(torch.isfinite(step_loss)):
+                self.optimizer.zero_grad(set_to_none=True)
+                if s.on_nan == "rollback" and self.last_checkpoint is not None and self.rollbacks < 3:
+                    self.rollbacks += 1
+                    self.log(f"non-finite loss at step {self.step + 1}; rolled back to {self.last_checkpoint} and "
+                             f"skipped the batch (rollback {self.rollbacks} of 3)", "warning")
+                    self._restore_weights(self.last_checkpoint)
+                    continue
+                reason = "diverged"
+                msg = (f"training stopped: the loss became non-finite at step {self.step + 1} (lower the learning "
+                       f"rate, or set pretrain.on_nan = \"rollback\"); best/ was not touched")
+                self.log(msg, "error")
+                self.emit(DoneEvent(reason=reason, step=self.step, message=msg, final_metrics=self.metrics))
+                return DoneEvent(reason=reason, step=self.step, message=msg, final_metrics=self.metrics)
+
+            if self.scaler:
+                self.scaler.unscale_(self.optimizer)
+            if s.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.max_grad_norm)
+            lr = self.schedule.lr(self.step, self.elapsed)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            if self.scaler:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            window_steps += 1
+            self.elapsed = time.perf_counter() - run_start
+            loss_acc = step_loss if loss_acc is None else loss_acc + step_loss
+            for k, v in step_parts.items():
+                parts_acc[k] = parts_acc.get(k, 0) + v
+
+            if self.step % s.log_every == 0 or self.step == s.max_steps:
+                now = time.perf_counter()
+                dt = max(now - window_start, 1e-9)
+                tokens = int(all_reduce_sum(torch.tensor([window_tokens], device=self.device), self.dist).item())
+                mean_loss = all_reduce_mean(loss_acc / window_steps, self.dist).item()
+                parts = {k: all_reduce_mean(v / window_steps, self.dist).item() for k, v in parts_acc.items()}
+                self.tokens_seen += tokens
+                if budget:
+                    eta = max(0.0, s.minutes * 60.0 - self.elapsed)
+                else:
+                    eta = (s.max_steps - self.step) * dt / window_steps
+                self.history.append({"step": self.step, "loss": mean_loss, "lr": lr, **parts})
+                self._bound_history()
+                self.emit(StepEvent(step=self.step, epoch=self.epoch, loss=mean_loss, parts=parts, lr=lr,
+                                    tokens_per_s=tokens / dt, elapsed_s=self.elapsed, eta_s=eta,
+                                    data_wait_s=window_wait))
+                window_start, window_steps, window_tokens, window_wait = now, 0, 0, 0.0
+                loss_acc, parts_acc = None, {}
+
+            last = not budget and self.step >= s.max_steps
+            if s.eval_every and self.step % s.eval_every == 0 and not last:
+                self._evaluate()
+            if s.save_every and self.step % s.save_every == 0 and not last:
+                self._save("checkpoint")
+
+        # ---- end of the run: stop request, budget, or max_steps
+        if reason == "stopped":
+            if self.step > 0:
+                self._save("checkpoint")
+            self.log(f"stopped at step {self.step}; resume with --resume")
+        else:
+            self._evaluate()
+            self._save("final")
+        done = DoneEvent(reason=reason, step=self.step, final_metrics=dict(self.metrics),
+                         message=f"{reason} at step {self.step}")
+        self.emit(done)
+        return done
+
+    def _bound_history(self, limit: int = 2000) -> None:
+        """Keep the log history bounded: halve the resolution of the oldest half when it grows too long."""
+        if len(self.history) > limit:
+            half = len(self.history) // 2
+            self.history = self.history[:half:2] + self.history[half:]
+
+    # ------------------------------------------------------------------------------------------ evaluation
+    def _evaluate(self) -> None:
+        if self.dist.is_main:
+            self.raw_model.eval()
+            with torch.no_grad(), self._autocast():
+                metrics = self.task.evaluate(self.raw_model)
+                probes = self.task.probes(self.raw_model)
+            self.raw_model.train()
+            self.metrics = metrics
+            value = metrics.get(self.task.best_metric)
+            improved = value is not None and math.isfinite(value) and (self.best is None or value < self.best)
+            self.history.append({"step": self.step, "eval": metrics})
+            self.emit(EvalEvent(step=self.step, metrics=metrics, is_best=improved, probes=probes))
+            if improved:
+                self.best = value
+                self._save("best")
+        barrier(self.dist)
+
+    # --------------------------------------------------------------------------------------- checkpoints
+    def _state(self) -> dict[str, Any]:
+        from .. import __version__
+
+        return {"kind": self.task.kind, "task": self.task.name, "epoch": self.epoch, "consumed": self.consumed,
+                "elapsed_s": round(self.elapsed, 3), "tokens_seen": self.tokens_seen, "metrics": self.metrics,
+                "best_metric": self.task.best_metric, "best_value": self.best, "log_history": self.history,
+                "world_size": self.dist.world_size, "run_config": self.run_config, "bert2_version": __version__}
+
+    def _payload(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        sd = {k: v.detach().contiguous().cpu() for k, v in self.raw_model.state_dict().items()}
+        save_file(sd, str(directory / ckpt.WEIGHTS_FILE), metadata={"format": "pt"})
+        self.task.save_files(self.raw_model, directory)
+        torch.save(self.optimizer.state_dict(), directory / "optimizer.pt")
+        torch.save({"schedule": self.schedule.state_dict(),
+                    "scaler": self.scaler.state_dict() if self.scaler else None}, directory / "scheduler.pt")
+        rng = {"torch": torch.get_rng_state(), "python": random.getstate(), "task": self.task.state_dict()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        torch.save(rng, directory / "rng.pt")
+
+    def _save(self, stage: str) -> Path | None:
+        if not self.dist.is_main:
+            barrier(self.dist)
+            return None
+        keep = self.s.keep_last if stage == "checkpoint" else None
+        protect = {self.last_checkpoint} if self.last_checkpoint else set()
+        try:
+            path = ckpt.save_checkpoint(self.stage_dirs[stage], self.step, self._payload, self._state(), keep,
+                                        protect if stage != "checkpoint" else set())
+        except CheckpointError as exc:
+            self.log(str(exc), "error")
+            barrier(self.dist)
+            raise TrainingError(f"{exc}; training stopped, existing checkpoints are intact") from exc
+        if stage in ("checkpoint", "final"):
+            self.last_checkpoint = path
+        self.emit(CheckpointEvent(step=self.step, path=str(path), stage=stage))
+        barrier(self.dist)
+        return path
+
+    def _restore_weights(self, path: Path) -> None:
+        from safetensors.torch import load_file
+
+        self.raw_model.load_state_dict(load_file(str(path / ckpt.WEIGHTS_FILE), device=str(self.device)))
+        opt = path / "optimizer.pt"
+        if opt.is_file():
+            self.optimizer.load_state_dict(torch.load(opt, map_location=self.device, weights_only=False))
+
+    def _load(self, path: Path) -> None:
+        """Restore weights, optimizer, schedule, RNG and data position from a checkpoint directory."""
+        missing = [f for f in (*ckpt.REQUIRED, "optimizer.pt", "scheduler.pt", "rng.pt") if not (path / f).is_file()]
+        if missing:
+            raise CheckpointError(f"cannot resume from {path}: missing {', '.join(missing)}")
+        state = ckpt.read_state(path)
+        self._restore_weights(path)
+        sched = torch.load(path / "scheduler.pt", map_location="cpu", weights_only=False)
+        if self.scaler and sched.get("scaler"):
+            self.scaler.load_state_dict(sched["scaler"])
+        rng = torch.load(path / "rng.pt", map_location="cpu", weights_only=False)
+        torch.set_rng_state(rng["torch"])
+        random.setstate(rng["python"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.task.load_state_dict(rng.get("task", {}))
+        self.step = int(state["step"])
+        self.epoch = int(state.get("epoch", 0))
+        self.consumed = int(state.get("consumed", 0))
+        self.elapsed = float(state.get("elapsed_s", 0.0))
+        self.tokens_seen = int(state.get("tokens_seen", 0))
+        self.best = state.get("best_value")
+        self.metrics = state.get("metrics") or {}
+        self.history = list(state.get("log_history") or [])
+        self.last_checkpoint = path
+        if self.step >= self.s.max_steps and self.s.minutes <= 0:
+            raise TrainingError(f"{path} is already at step {self.step}, which reaches max_steps "
+                                f"({self.s.max_steps}); raise max_steps to train further")
+
+
+def jsonl_writer(path: Path) -> Callback:
+    """A callback appending every event as one JSON line (charts survive a restart of the app)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(event: Event) -> None:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(event.to_dict(), default=str) + "\n")
+
+    return write
