@@ -178,10 +178,13 @@ def run_pretraining(cfg: Config, callbacks: list[Callback] | None = None,
                                   f"{model_cfg.num_hidden_layers}/{model_cfg.hidden_size}/{model_cfg.vocab_size}")
     if cfg.data.max_seq_length > model_cfg.max_position_embeddings:
         raise TrainingError("data.max_seq_length exceeds model.max_position_embeddings")
+    torch.manual_seed(p.seed)  # same seed, same initial weights: runs are reproducible and comparable
     model = BertForPreTraining(model_cfg, nsp=cfg.data.nsp)
     task = PretrainingTask(cfg, tokenizer, data.validation, probes)
 
-    stage_dirs = {s: cfg.stage_dir("pretrain", s, create=dist_info.is_main) for s in STAGES}
+    if dist_info.is_main:
+        cfg.all_stage_dirs()  # the six directories appear on first use, fine-tuning's included
+    stage_dirs = {s: cfg.stage_dir("pretrain", s, create=False) for s in STAGES}
     if dist_info.is_main:
         callbacks.append(jsonl_writer(ckpt.kind_dir(cfg.paths.root, "pretrain") / "metrics.jsonl"))
     settings = TrainSettings.from_section(p)

@@ -1,0 +1,108 @@
+"""`bert2` command line: JSON shapes, one-line errors and exit code 2 for bad input, never a traceback."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bert2.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_mask_json_shape(capsys, tiny_pretrain_root):
+    code, out, err = run(capsys, "inference", "mask", "The capital of [MASK] is [MASK].", "--json", "--top-k", "3",
+                         "--set", f"paths.root={tiny_pretrain_root}")
+    assert code == 0, err
+    data = json.loads(out)
+    assert list(data) == ["predictions"] and len(data["predictions"]) == 2
+    for per_mask in data["predictions"]:
+        assert len(per_mask) == 3
+        assert all(set(p) == {"token", "score"} and 0 <= p["score"] <= 1 for p in per_mask)
+        assert per_mask[0]["score"] >= per_mask[1]["score"] >= per_mask[2]["score"]
+
+
+def test_checkpoints_json_shape(capsys, tiny_pretrain_root):
+    code, out, _ = run(capsys, "checkpoints", "--json", "--set", f"paths.root={tiny_pretrain_root}")
+    assert code == 0
+    items = json.loads(out)
+    assert items and {"path", "kind", "stage", "step", "metrics", "created", "size_bytes", "valid"} <= set(items[0])
+    assert items[0]["kind"] == "pretrain" and items[0]["stage"] == "final" and items[0]["valid"] is True
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("The capital of France is Paris.", "no [MASK]"),
+    ("", "empty"),
+    ("   ", "empty"),
+    ("word " * 300 + "[MASK]", "at most 128"),
+])
+def test_mask_bad_text_exits_2(capsys, tiny_pretrain_root, text, fragment):
+    code, out, err = run(capsys, "inference", "mask", text, "--set", f"paths.root={tiny_pretrain_root}")
+    assert code == 2 and out == ""
+    assert err.startswith("error:") and fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_and_broken_checkpoints_exit_2(capsys, tmp_path, tiny_pretrain_checkpoint):
+    code, _, err = run(capsys, "inference", "mask", "a [MASK]", "--checkpoint", str(tmp_path / "nope"))
+    assert code == 2 and "not found" in err
+    code, _, err = run(capsys, "inference", "mask", "a [MASK]", "--set", f"paths.root={tmp_path}")
+    assert code == 2 and "bert2 quick" in err  # nothing trained yet: says what to run
+    broken = tmp_path / "broken"
+    import shutil
+
+    shutil.copytree(tiny_pretrain_checkpoint, broken)
+    data = (broken / "model.safetensors").read_bytes()
+    (broken / "model.safetensors").write_bytes(data[: len(data) // 2])  # truncated weights
+    code, _, err = run(capsys, "inference", "mask", "a [MASK]", "--checkpoint", str(broken))
+    assert code == 2 and "model.safetensors" in err and len(err.strip().splitlines()) == 1
+    (broken / "config.json").write_text("{not json")
+    code, _, err = run(capsys, "inference", "mask", "a [MASK]", "--checkpoint", str(broken))
+    assert code == 2 and "config.json" in err
+
+
+def test_invalid_config_exits_2_naming_the_field(capsys, tmp_path):
+    code, _, err = run(capsys, "pretrain", "--set", "model.hidden_size=100", "--set", f"paths.root={tmp_path}")
+    assert code == 2 and "model.hidden_size" in err and "divisible" in err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[pretrain]\nbatch_size = 'many'\n")
+    code, _, err = run(capsys, "config", "validate", "--config", str(bad))
+    assert code == 2 and "pretrain.batch_size: must be an integer" in err
+
+
+def test_config_init_show_validate(capsys, tmp_path):
+    target = tmp_path / "bert2.toml"
+    code, _, _ = run(capsys, "config", "init", "--preset", "mini", "-o", str(target))
+    assert code == 0 and target.is_file()
+    code, _, err = run(capsys, "config", "init", "-o", str(target))
+    assert code == 2 and "exists" in err
+    code, out, _ = run(capsys, "config", "show", "--config", str(target), "--json")
+    assert json.loads(out)["model"]["hidden_size"] == 256
+    code, out, _ = run(capsys, "config", "show", "--config", str(target))
+    assert "hidden_size = 256  # Width H" in out
+    code, out, _ = run(capsys, "config", "validate", "--config", str(target))
+    assert code == 0 and "valid" in out
+
+
+def test_corpus_errors_exit_2(capsys, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    for corpus, fragment in [(tmp_path / "missing.txt", "missing.txt"), (empty, "empty")]:
+        code, _, err = run(capsys, "pretrain", "--set", f"data.corpus={corpus}", "--set", f"paths.root={tmp_path}",
+                           "--set", f"data.cache_dir={tmp_path / 'c'}", "--max-steps", "2")
+        assert code == 2 and fragment in err, err
+
+
+def test_real_process_exit_code_and_no_traceback(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "bert2", "inference", "mask", "no mask here", "--checkpoint",
+                           str(tmp_path)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.startswith("error:")
