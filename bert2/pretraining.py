@@ -6,7 +6,7 @@ import dataclasses
 import math
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -15,6 +15,9 @@ from .config import STAGES, Config
 from .errors import CheckpointError, TrainingError
 from .training import checkpoints as ckpt
 from .training.events import Callback, DoneEvent, LogEvent
+
+if TYPE_CHECKING:
+    from .training.trainer import Trainer
 
 DEFAULT_PROBES = ("The capital of France is [MASK].",)
 
@@ -137,6 +140,13 @@ def run_pretraining(cfg: Config, callbacks: list[Callback] | None = None,
                     stop_event: threading.Event | None = None, resume: bool | str | Path = False,
                     probes: tuple[str, ...] = DEFAULT_PROBES) -> DoneEvent:
     """Prepare data, build the model (or resume), train; events go to `callbacks`. Raises Bert2Error subclasses."""
+    return build_pretraining_trainer(cfg, callbacks, stop_event, resume, probes).fit()
+
+
+def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = None,
+                              stop_event: threading.Event | None = None, resume: bool | str | Path = False,
+                              probes: tuple[str, ...] = DEFAULT_PROBES) -> "Trainer":
+    """Everything run_pretraining does short of training: data, tokenizer, model, task, a ready Trainer."""
     from .data.pretraining import prepare_pretraining_data
     from .model import BertForPreTraining
     from .tokenizer import load_tokenizer
@@ -193,4 +203,4 @@ def run_pretraining(cfg: Config, callbacks: list[Callback] | None = None,
     for cb in callbacks if dist_info.is_main else []:
         cb(LogEvent(level="info", message=f"data: {len(data.train)} training / {len(data.validation)} validation "
                                           f"examples, vocabulary {len(tokenizer)}"))
-    return trainer.fit()
+    return trainer

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..errors import CheckpointError, TrainingError
 from . import checkpoints as ckpt
-from .distributed import DistInfo, all_reduce_mean, all_reduce_sum, barrier, broadcast_flag
+from .distributed import DistInfo, all_reduce_mean, all_reduce_sum, broadcast_flag
 from .events import (Callback, CheckpointEvent, DoneEvent, EvalEvent, Event, LogEvent, StartEvent, StepEvent)
 from .schedule import Schedule
 
@@ -239,7 +239,8 @@ class Trainer:
                 for k, v in parts.items():
                     step_parts[k] = step_parts.get(k, 0) + v.detach().float()
 
-            if not bool(torch.isfinite(step_loss)):
+            bad = (~torch.isfinite(step_loss)).float().reshape(1)
+            if bool(all_reduce_sum(bad, self.dist).item() > 0):  # any rank's NaN poisons everyone's gradients
                 self.optimizer.zero_grad(set_to_none=True)
                 if s.on_nan == "rollback" and self.last_checkpoint is not None and self.rollbacks < 3:
                     self.rollbacks += 1
@@ -297,16 +298,16 @@ class Trainer:
             if s.eval_every and self.step % s.eval_every == 0 and not last:
                 self._evaluate()
             if s.save_every and self.step % s.save_every == 0 and not last:
-                self._save("checkpoint")
+                self._checkpoint("checkpoint")
 
         # ---- end of the run: stop request, budget, or max_steps
         if reason == "stopped":
             if self.step > 0:
-                self._save("checkpoint")
+                self._checkpoint("checkpoint")
             self.log(f"stopped at step {self.step}; resume with --resume")
         else:
             self._evaluate()
-            self._save("final")
+            self._checkpoint("final")
         done = DoneEvent(reason=reason, step=self.step, final_metrics=dict(self.metrics),
                          message=f"{reason} at step {self.step}")
         self.emit(done)
@@ -320,6 +321,8 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ evaluation
     def _evaluate(self) -> None:
+        """Rank 0 evaluates (others wait); a new best is then saved, with every rank agreeing that it was."""
+        improved = False
         if self.dist.is_main:
             self.raw_model.eval()
             with torch.no_grad(), self._autocast():
@@ -333,8 +336,8 @@ class Trainer:
             self.emit(EvalEvent(step=self.step, metrics=metrics, is_best=improved, probes=probes))
             if improved:
                 self.best = value
-                self._save("best")
-        barrier(self.dist)
+        if broadcast_flag(improved, self.dist, self.device):
+            self._checkpoint("best")
 
     # --------------------------------------------------------------------------------------- checkpoints
     def _state(self) -> dict[str, Any]:
@@ -359,23 +362,27 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state_all()
         torch.save(rng, directory / "rng.pt")
 
-    def _save(self, stage: str) -> Path | None:
-        if not self.dist.is_main:
-            barrier(self.dist)
-            return None
+    def _checkpoint(self, stage: str) -> None:
+        """Rank 0 saves; every rank learns whether that worked, so a failed save stops all of them together."""
+        error: TrainingError | None = None
+        if self.dist.is_main:
+            try:
+                self._save(stage)
+            except TrainingError as exc:
+                error = exc
+        if broadcast_flag(error is not None, self.dist, self.device):
+            raise error or TrainingError("rank 0 could not write a checkpoint; see its log")
+
+    def _save(self, stage: str) -> Path:
         keep = self.s.keep_last if stage == "checkpoint" else None
-        protect = {self.last_checkpoint} if self.last_checkpoint else set()
         try:
-            path = ckpt.save_checkpoint(self.stage_dirs[stage], self.step, self._payload, self._state(), keep,
-                                        protect if stage != "checkpoint" else set())
+            path = ckpt.save_checkpoint(self.stage_dirs[stage], self.step, self._payload, self._state(), keep)
         except CheckpointError as exc:
             self.log(str(exc), "error")
-            barrier(self.dist)
             raise TrainingError(f"{exc}; training stopped, existing checkpoints are intact") from exc
         if stage in ("checkpoint", "final"):
             self.last_checkpoint = path
         self.emit(CheckpointEvent(step=self.step, path=str(path), stage=stage))
-        barrier(self.dist)
         return path
 
     def _restore_weights(self, path: Path) -> None:
