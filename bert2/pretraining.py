@@ -138,15 +138,35 @@ def save_model_files(model_cfg: Any, tokenizer: Any, directory: Path, bert2_meta
 
 def run_pretraining(cfg: Config, callbacks: list[Callback] | None = None,
                     stop_event: threading.Event | None = None, resume: bool | str | Path = False,
-                    probes: tuple[str, ...] = DEFAULT_PROBES) -> DoneEvent:
-    """Prepare data, build the model (or resume), train; events go to `callbacks`. Raises Bert2Error subclasses."""
-    return build_pretraining_trainer(cfg, callbacks, stop_event, resume, probes).fit()
+                    probes: tuple[str, ...] = DEFAULT_PROBES, init_from: str | Path | None = None) -> DoneEvent:
+    """Prepare data, build the model (or resume), train; events go to `callbacks`. Raises Bert2Error subclasses.
+
+    `resume` continues a run exactly (optimizer, schedule, RNG, data position); `init_from` starts a new run from
+    a checkpoint's weights and tokenizer only (e.g. one made by `bert2 import-hf`): continued pretraining.
+    """
+    return build_pretraining_trainer(cfg, callbacks, stop_event, resume, probes, init_from).fit()
+
+
+def _architecture_from(path: Path, cfg: Config) -> Any:
+    """The checkpoint's architecture (sizes, vocabulary) with this run's behaviour (dropout, attention kernel)."""
+    from .interop import model_config_from_hf
+
+    try:
+        saved = model_config_from_hf(ckpt.read_json(path / ckpt.CONFIG_FILE))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path / ckpt.CONFIG_FILE} lacks a valid model configuration ({exc})") from None
+    return dataclasses.replace(saved, hidden_dropout_prob=cfg.model.hidden_dropout_prob,
+                               attention_probs_dropout_prob=cfg.model.attention_probs_dropout_prob,
+                               attn_implementation=cfg.model.attn_implementation)
 
 
 def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = None,
                               stop_event: threading.Event | None = None, resume: bool | str | Path = False,
-                              probes: tuple[str, ...] = DEFAULT_PROBES) -> "Trainer":
+                              probes: tuple[str, ...] = DEFAULT_PROBES,
+                              init_from: str | Path | None = None) -> "Trainer":
     """Everything run_pretraining does short of training: data, tokenizer, model, task, a ready Trainer."""
+    from safetensors.torch import load_file
+
     from .data.pretraining import prepare_pretraining_data
     from .model import BertForPreTraining
     from .tokenizer import load_tokenizer
@@ -167,8 +187,11 @@ def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = No
         if resume_path is None:
             raise CheckpointError(f"nothing to resume: no complete pretraining checkpoint under "
                                   f"{ckpt.kind_dir(cfg.paths.root, 'pretrain')}")
+    if resume_path is not None and init_from:
+        raise CheckpointError("use either --resume (continue a run) or --init-from (new run from weights), not both")
+    source = resume_path or (ckpt.resolve(init_from) if init_from else None)
 
-    tokenizer = load_tokenizer(str(resume_path)) if resume_path else None
+    tokenizer = load_tokenizer(str(source)) if source else None
     if not dist_info.is_main:
         barrier(dist_info)  # rank 0 builds (and caches) the data first; the others then read the cache
     data = prepare_pretraining_data(cfg, tokenizer)
@@ -176,20 +199,27 @@ def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = No
         barrier(dist_info)
     tokenizer = data.tokenizer
 
-    model_cfg = dataclasses.replace(cfg.model, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
-    if resume_path is not None:
-        from .interop import model_config_from_hf
-
-        saved = model_config_from_hf(ckpt.read_json(resume_path / ckpt.CONFIG_FILE))
-        if (saved.hidden_size, saved.num_hidden_layers, saved.vocab_size) != \
-                (model_cfg.hidden_size, model_cfg.num_hidden_layers, model_cfg.vocab_size):
-            raise CheckpointError(f"{resume_path} holds a {saved.num_hidden_layers}-layer, hidden {saved.hidden_size}, "
-                                  f"vocab {saved.vocab_size} model but the config asks for "
-                                  f"{model_cfg.num_hidden_layers}/{model_cfg.hidden_size}/{model_cfg.vocab_size}")
+    if source is not None:
+        model_cfg = _architecture_from(source, cfg)
+        if model_cfg.vocab_size != len(tokenizer):
+            raise CheckpointError(f"{source}: its tokenizer has {len(tokenizer)} tokens but its model "
+                                  f"{model_cfg.vocab_size}; the checkpoint is inconsistent")
+    else:
+        model_cfg = dataclasses.replace(cfg.model, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
     if cfg.data.max_seq_length > model_cfg.max_position_embeddings:
-        raise TrainingError("data.max_seq_length exceeds model.max_position_embeddings")
+        raise TrainingError(f"data.max_seq_length ({cfg.data.max_seq_length}) exceeds the model's "
+                            f"max_position_embeddings ({model_cfg.max_position_embeddings})")
     torch.manual_seed(p.seed)  # same seed, same initial weights: runs are reproducible and comparable
     model = BertForPreTraining(model_cfg, nsp=cfg.data.nsp)
+    if init_from and source is not None:
+        state = load_file(str(source / ckpt.WEIGHTS_FILE))
+        if not cfg.data.nsp:
+            state = {k: v for k, v in state.items() if not k.startswith("nsp.")}
+        try:
+            model.load_state_dict(state, strict=cfg.data.nsp)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{source}: weights do not fit a pretraining model ({str(exc).splitlines()[0]})") \
+                from None
     task = PretrainingTask(cfg, tokenizer, data.validation, probes)
 
     if dist_info.is_main:
@@ -202,5 +232,6 @@ def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = No
                       stop_event, resume_path)
     for cb in callbacks if dist_info.is_main else []:
         cb(LogEvent(level="info", message=f"data: {len(data.train)} training / {len(data.validation)} validation "
-                                          f"examples, vocabulary {len(tokenizer)}"))
+                                          f"examples, vocabulary {len(tokenizer)}"
+                                          + (f"; weights from {source}" if init_from else "")))
     return trainer

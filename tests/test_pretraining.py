@@ -125,3 +125,19 @@ def test_grad_accumulation_4x8_equals_32(tmp_path, english_corpus):
     assert len(set(counts)) > 1
     for name in one:
         assert torch.allclose(one[name], four[name], atol=1e-5, rtol=1e-4), name
+
+
+def test_init_from_starts_a_new_run_from_weights(tmp_path, english_corpus, tiny_pretrain_checkpoint):
+    from safetensors.torch import load_file
+
+    from bert2.pretraining import build_pretraining_trainer
+
+    cfg = tiny_cfg(tmp_path, english_corpus, max_steps=3, eval_every=0, save_every=0)
+    trainer = build_pretraining_trainer(cfg, [], init_from=tiny_pretrain_checkpoint)
+    saved = load_file(str(tiny_pretrain_checkpoint / "model.safetensors"))
+    ours = trainer.raw_model.state_dict()
+    assert all(torch.equal(ours[k], saved[k]) for k in saved)  # the checkpoint's architecture and weights
+    assert trainer.raw_model.config.hidden_size == 32 and trainer.step == 0
+    assert trainer.fit().reason == "completed"
+    final = ckpt.latest_in(tmp_path / "saved_model/transformer/pretrain/final")
+    assert ckpt.read_state(final)["step"] == 3

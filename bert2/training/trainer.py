@@ -134,6 +134,7 @@ class Trainer:
         self.metrics: dict[str, float] = {}
         self.history: list[dict[str, Any]] = []
         self.rollbacks = 0
+        self.paused_s = 0.0  # wall time a callback asked not to count (e.g. a benchmark's own evaluation)
         self.last_checkpoint: Path | None = None
 
         torch.manual_seed(settings.seed)
@@ -270,7 +271,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
             window_steps += 1
-            self.elapsed = time.perf_counter() - run_start
+            self.elapsed = time.perf_counter() - run_start - self.paused_s
             loss_acc = step_loss if loss_acc is None else loss_acc + step_loss
             for k, v in step_parts.items():
                 parts_acc[k] = parts_acc.get(k, 0) + v
