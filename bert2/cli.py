@@ -19,6 +19,8 @@ from .config import DEFAULT_CONFIG_FILE, PRESETS, Config, ConfigError, field_doc
 from .errors import Bert2Error
 
 EXIT_USAGE = 2
+# Names of bert2.bench.BENCHMARKS, listed here so that `bert2 --help` does not import torch.
+BENCH_NAMES = ("train_throughput", "time_to_quality", "inference_latency", "tui", "quick_rss")
 
 # `bert2 quick`: a real pretraining run of the tiny preset on a slice of the offline corpus, sized to fill the
 # three pretrain directories in a few minutes on a 2-core laptop.
@@ -72,7 +74,8 @@ class EventPrinter:
             stats = f"loss {event.loss:.3f} ({parts}) lr {event.lr:.2e} {event.tokens_per_s:,.0f} tok/s"
             self.progress.update(self.task_id, completed=event.step, stats=stats, eta=_fmt_s(event.eta_s))
         elif kind == "EvalEvent":
-            m = " ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
+            # Per-class keys ("precision/People") stay in metrics.jsonl and metrics.json, off the one-line summary.
+            m = " ".join(f"{k} {v:.4g}" for k, v in event.metrics.items() if "/" not in k)
             self._line(f"[green]eval[/] step {event.step}: {m}{'  [bold](best)[/]' if event.is_best else ''}")
             for probe in event.probes:
                 if "predictions" in probe:
@@ -138,7 +141,8 @@ def cmd_pretrain(args: argparse.Namespace, extra: list[str] | None = None) -> in
     cfg = _config(args, overrides)
     printer = EventPrinter(quiet=args.quiet)
     resume: Any = args.resume if args.resume not in (None, "latest") else (args.resume == "latest")
-    done = _with_stop_signals(lambda stop: run_pretraining(cfg, [printer], stop, resume=resume))
+    init_from = getattr(args, "init_from", None)
+    done = _with_stop_signals(lambda stop: run_pretraining(cfg, [printer], stop, resume=resume, init_from=init_from))
     if done.final_metrics and args.quiet:
         _print_json({"reason": done.reason, "step": done.step, "metrics": done.final_metrics})
     return _train_exit_code(done)
@@ -225,6 +229,24 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    names = args.names or list(bench.BENCHMARKS)
+    kwargs = {"time_to_quality": {"minutes": args.minutes},
+              "inference_latency": {"checkpoint": args.checkpoint}}
+    results = {}
+    for name in names:
+        sys.stderr.write(f"running {name} ...\n")
+        results.update(bench.run([name], **kwargs))
+        if not args.json:
+            print(f"== {name}")
+            print(json.dumps(results[name], indent=2))
+    if args.json:
+        _print_json(results)
+    return 0
+
+
 class ConfigError_(Bert2Error):
     pass
 
@@ -246,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--preset", choices=list(PRESETS), help="model size preset applied before --set")
         p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="DIR",
                        help="continue from the latest checkpoint (or DIR)")
+        p.add_argument("--init-from", metavar="DIR",
+                       help="start a new run from a checkpoint's weights and tokenizer (e.g. from import-hf)")
         p.add_argument("--max-steps", type=int, help="optimizer steps (pretrain.max_steps)")
         p.add_argument("--minutes", type=float, help="wall-clock budget; the LR schedule spans it")
         p.add_argument("--quiet", action="store_true", help="no progress bar; print final metrics as JSON")
@@ -258,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     train_args(p)
     p.set_defaults(func=cmd_pretrain)
 
+    from . import finetuning_cli  # `finetune`, `full` and the classify/qa/similarity inference modes
+
+    finetuning_cli.add_parsers(sub)
+
     p = sub.add_parser("inference", help="fill-mask, classify, qa or similarity with a checkpoint")
     isub = p.add_subparsers(dest="mode", required=True, metavar="MODE")
     m = isub.add_parser("mask", help='top-k predictions for each [MASK], e.g. "The capital of France is [MASK]."')
@@ -267,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         _common(q)
         q.add_argument("--checkpoint", metavar="DIR", help="checkpoint directory (default: pretrain best, else final)")
         q.add_argument("--json", action="store_true", help="print JSON")
+    finetuning_cli.add_inference_parsers(isub)
     p.set_defaults(func=cmd_inference)
 
     p = sub.add_parser("checkpoints", help="list the checkpoints in the six saved_model directories")
@@ -282,6 +311,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", metavar="FILE", help=f"init: where to write (default {DEFAULT_CONFIG_FILE})")
     p.add_argument("--force", action="store_true", help="init: overwrite an existing file")
     p.set_defaults(func=cmd_config)
+
+    from . import interop_cli  # `import-hf` and `export-hf`
+
+    interop_cli.add_parsers(sub)
+
+    p = sub.add_parser("bench", help="benchmarks against transformers (measured numbers, not tests)")
+    p.add_argument("names", nargs="*", choices=[[]] + list(BENCH_NAMES), metavar="NAME",
+                   help=f"which to run (default: all): {', '.join(BENCH_NAMES)}")
+    p.add_argument("--json", action="store_true", help="print one JSON object keyed by benchmark name")
+    p.add_argument("--minutes", type=float, default=5.0, help="time_to_quality: budget per model (default 5)")
+    p.add_argument("--checkpoint", metavar="DIR", help="inference_latency: checkpoint (default: pretrain best)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

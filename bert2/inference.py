@@ -31,7 +31,9 @@ def fill_mask(model: nn.Module, tokenizer: Any, text: str, top_k: int = 5) -> li
     """Top-k tokens with probabilities for each [MASK] in `text`, in order of appearance."""
     if top_k < 1:
         raise InputError(f"top_k must be at least 1, got {top_k}")
-    if MASK not in (text or ""):
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("the text is empty; type a sentence with [MASK] where the model should guess")
+    if MASK not in text:
         raise InputError(f"the text has no {MASK}; put {MASK} where the model should guess, "
                          f"e.g. 'The capital of France is {MASK}.'")
     core = model.bert if hasattr(model, "bert") else model
@@ -119,6 +121,104 @@ class Predictor:
         maps = torch.stack([a[0] for a in out.attentions])  # L x (nh, T, T) -> (L, nh, T, T)
         return self.tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist()), maps
 
+    # ---- fine-tuned tasks -----------------------------------------------------------------------------------
+    @property
+    def max_length(self) -> int:
+        core = self.model.bert if hasattr(self.model, "bert") else self.model
+        limit = core.config.max_position_embeddings
+        return min(int(self.meta.get("max_seq_length") or limit), limit)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _require(self, tasks: tuple[str, ...], request: str) -> None:
+        if self.task not in tasks:
+            hint = f"bert2 finetune --task {tasks[0]}"
+            raise InputError(f"{self.path} is a {self.task} checkpoint; {request} needs a {' or '.join(tasks)} "
+                             f"checkpoint (train one with `{hint}`, then pass it with --checkpoint)")
+
+    def _tensors(self, enc: Any) -> dict[str, torch.Tensor]:
+        ids = torch.as_tensor(enc["input_ids"], device=self.device)  # (B, T)
+        types = torch.as_tensor(enc["token_type_ids"], device=self.device) if "token_type_ids" in enc \
+            else torch.zeros_like(ids)  # (B, T)
+        mask = torch.as_tensor(enc["attention_mask"], device=self.device)  # (B, T)
+        return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+
+    @torch.no_grad()
+    def classify(self, text: str) -> dict[str, Any]:
+        """{"label", "score", "scores": {label: probability}} for `text` (truncated to the model's length)."""
+        self._require(("classify",), "classification")
+        text = check_text(text, "text")
+        enc = self._tensors(self.tokenizer(text, truncation=True, max_length=self.max_length, return_tensors="pt"))
+        logits = self.model(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"]).logits[0]  # (C,)
+        probs = logits.float().softmax(-1).tolist()  # (C,)
+        labels = list(self.meta.get("labels") or [str(i) for i in range(len(probs))])
+        best = max(range(len(probs)), key=probs.__getitem__)
+        return {"label": labels[best], "score": round(probs[best], 6),
+                "scores": {name: round(p, 6) for name, p in zip(labels, probs)}}
+
+    @torch.no_grad()
+    def answer(self, question: str, context: str, num_beams: int | None = None,
+               max_length: int | None = None) -> dict[str, Any]:
+        """Answer `question` from `context`.
+
+        Generative QA: {"answer", "score"}, with beam search of the checkpoint's beam width unless `num_beams` is
+        given, and score the per-token geometric-mean probability of the answer (length-independent, in [0, 1]).
+        Span QA: also "start" and "end", character offsets of the answer in `context` (end exclusive), and score
+        p(start) * p(end); a long context is read in overlapping windows as in training.
+        """
+        self._require(("qa", "qa-span"), "question answering")
+        question = check_text(question, "question")
+        check_text(context, "context")
+        from .data.finetune import (MAX_QUERY_LENGTH, featurize_span, pad_and_stack, postprocess_span_predictions,
+                                    truncate_question)
+
+        if self.task == "qa-span":
+            example = {"id": "0", "question": question, "context": context,
+                       "answers": {"text": [], "answer_start": []}}
+            feats = featurize_span([example], self.tokenizer, self.max_length,
+                                   int(self.meta.get("doc_stride", 64)), keep_offsets=True)
+            if not feats:
+                raise InputError("the question leaves no room for the context; shorten the question")
+            batch = {k: v.to(self.device) for k, v in pad_and_stack(feats, self.tokenizer.pad_token_id).items()}
+            out = self.model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+            starts = [s[: len(f["input_ids"])].cpu() for f, s in zip(feats, out.start_logits)]
+            ends = [e[: len(f["input_ids"])].cpu() for f, e in zip(feats, out.end_logits)]
+            limit = int(max_length or self.meta.get("max_answer_length", 30))
+            pred = postprocess_span_predictions([example], feats, starts, ends, max_answer_length=limit)[0]
+            return {"answer": pred.text, "score": round(pred.score, 6), "start": pred.start, "end": pred.end}
+
+        q = truncate_question(self.tokenizer, question, min(MAX_QUERY_LENGTH, self.max_length // 2))
+        enc = self._tensors(self.tokenizer(q, context, truncation="only_second", max_length=self.max_length,
+                                           return_tensors="pt"))
+        beams = int(num_beams if num_beams is not None else self.meta.get("num_beams", 1))
+        if beams < 1:
+            raise InputError(f"num_beams must be at least 1, got {beams}")
+        gen = self.model.generate(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"],
+                                  max_length=max_length or self.meta.get("max_answer_length"), num_beams=beams)
+        text = self.tokenizer.decode(gen.sequences[0], skip_special_tokens=True).strip()
+        return {"answer": text, "score": round(float(gen.mean_log_probs[0].exp()), 6)}
+
+    @torch.no_grad()
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        """(N, H) mean of the encoder's last hidden states over each text's non-padding tokens ([CLS]/[SEP] too).
+
+        Works for every checkpoint (pretraining ones included): it reads only the shared encoder.
+        """
+        texts = [check_text(t, "text") for t in texts]
+        core = self.model.bert if hasattr(self.model, "bert") else self.model
+        enc = self._tensors(self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True,
+                                           return_tensors="pt"))
+        hidden = core(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"]).last_hidden_state  # (N, T, H)
+        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (N, T, 1)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (N, H)
+
+    def similarity(self, text_a: str, text_b: str) -> float:
+        """Cosine similarity in [-1, 1] of the mean-pooled encodings of two texts."""
+        a, b = self.embed([text_a, text_b]).float()  # 2 x (H,)
+        return round(float(torch.nn.functional.cosine_similarity(a, b, dim=0)), 6)
+
 
 def build_model_for_task(task: str, model_cfg: Any, meta: dict[str, Any]) -> nn.Module:
     """An untrained model of the right class for a checkpoint's task (weights are loaded afterwards)."""
@@ -126,4 +226,62 @@ def build_model_for_task(task: str, model_cfg: Any, meta: dict[str, Any]) -> nn.
         from .model import BertForPreTraining
 
         return BertForPreTraining(model_cfg, nsp=bool(meta.get("nsp", task == "mlm+nsp")))
+    from .heads import FINETUNE_TASKS, build_head
+
+    if task in FINETUNE_TASKS:
+        return build_head(task, model_cfg, meta)
     raise CheckpointError(f"unknown task {task!r} in checkpoint metadata")
+
+
+def check_text(text: Any, what: str) -> str:
+    """Reject input with nothing to read: empty, whitespace, or punctuation only (no letter or digit)."""
+    if not isinstance(text, str) or not any(ch.isalnum() for ch in text):
+        raise InputError(f"the {what} is empty; type some text" if not (isinstance(text, str) and text.strip())
+                         else f"the {what} has no words in it ({text.strip()[:40]!r}); type some text")
+    return text.strip()
+
+
+def find_task_checkpoint(root: str | Path, tasks: tuple[str, ...]) -> Path:
+    """Newest complete fine-tuning checkpoint whose task is one of `tasks`: best/ first, then final/, checkpoint/.
+
+    The three fine-tuning directories hold whichever task ran last, so a classify request must not silently
+    pick up a QA checkpoint; when none matches, the error says what is there instead.
+    """
+    base = ckpt.kind_dir(root, "finetune")
+    seen: set[str] = set()
+    for stage in ("best", "final", "checkpoint"):
+        for p in reversed(ckpt.step_dirs(base / stage)):
+            if not ckpt.is_complete(p):
+                continue
+            try:
+                task = (ckpt.read_json(p / ckpt.CONFIG_FILE).get("bert2") or {}).get("task", "")
+            except CheckpointError:
+                continue
+            if task in tasks:
+                return p
+            seen.add(str(task))
+    there = f" (it holds {', '.join(sorted(seen))} checkpoints)" if seen else ""
+    raise CheckpointError(f"no {' or '.join(tasks)} checkpoint under {base}{there}; run `bert2 finetune --task "
+                          f"{tasks[0]}` first or pass --checkpoint DIR")
+
+
+def default_checkpoint_for(root: str | Path, mode: str) -> Path:
+    """The checkpoint an inference mode uses when none is given.
+
+    classify and qa: the newest fine-tuned checkpoint of that task (qa accepts generative or span QA).
+    similarity and mask: pretraining best/final (its representations are the general-purpose ones), else any
+    fine-tuned checkpoint.
+    """
+    if mode == "classify":
+        return find_task_checkpoint(root, ("classify",))
+    if mode == "qa":
+        return find_task_checkpoint(root, ("qa", "qa-span"))
+    try:
+        return ckpt.default_checkpoint(root, "pretrain")
+    except CheckpointError:
+        if mode == "similarity":
+            try:
+                return ckpt.default_checkpoint(root, "finetune")
+            except CheckpointError:
+                pass
+        raise

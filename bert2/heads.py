@@ -1,0 +1,449 @@
+"""Fine-tuning heads on the from-scratch BertModel: sequence classification, extractive (span) QA and generative
+QA (encoder + a small Transformer decoder with cross-attention), plus greedy and beam-search generation.
+
+Every head keeps the encoder as `.bert` and its ModelConfig as `.config`, so a pretraining checkpoint (whose
+weights are named `bert.*`, `mlm.*`, `nsp.*`) initialises it by name: `load_pretrained` copies the tensors each head
+declares in `pretrained_prefixes` and reports what stayed new and what went unused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .errors import CheckpointError
+from .model import BertModel, MLMHead, init_weights
+from .transformer import DecoderLayer, causal_mask, padding_mask
+
+
+@dataclass
+class ClassifierOutput:
+    loss: torch.Tensor | None
+    logits: torch.Tensor  # (B, C)
+
+
+@dataclass
+class SpanOutput:
+    loss: torch.Tensor | None
+    start_logits: torch.Tensor  # (B, T)
+    end_logits: torch.Tensor  # (B, T)
+
+
+@dataclass
+class Seq2SeqOutput:
+    loss: torch.Tensor | None
+    """Mean token cross-entropy over the labelled target tokens."""
+    loss_sum: torch.Tensor | None
+    """Summed token cross-entropy, so the trainer can normalise over an accumulated batch."""
+    token_count: torch.Tensor | None
+    logits: torch.Tensor | None
+    """(N, V) at the labelled positions when labels are given, else (B, T, V)."""
+
+
+@dataclass
+class GenerationOutput:
+    sequences: list[list[int]]
+    """Generated token ids per input, without the start token and without the end-of-sequence token."""
+    scores: torch.Tensor
+    """(B,) summed log-probabilities of the generated tokens (the end token included when it was produced)."""
+    finished: list[bool]
+    """Whether each sequence ended with the end-of-sequence token (False: it hit max_length)."""
+
+    @property
+    def mean_log_probs(self) -> torch.Tensor:
+        """(B,) per-token average log-probability: a length-independent confidence."""
+        lengths = torch.tensor([len(s) + int(f) for s, f in zip(self.sequences, self.finished)],
+                               dtype=self.scores.dtype, device=self.scores.device).clamp(min=1)
+        return self.scores / lengths
+
+
+@dataclass
+class LoadReport:
+    """What `load_pretrained` did: tensors copied, head tensors left new, checkpoint tensors not used."""
+
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unused: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        def short(names: list[str]) -> str:
+            def group(n: str) -> str:  # "mlm.*", but "bert.pooler.*" (the encoder's parts are worth naming)
+                parts = n.split(".")
+                depth = 2 if parts[0] == "bert" and len(parts) > 2 else 1
+                return ".".join(parts[:depth]) + (".*" if len(parts) > depth else "")
+
+            groups = sorted({group(n) for n in names})
+            return ", ".join(groups) if groups else "none"
+
+        return (f"initialised {len(self.loaded)} tensors from the checkpoint; new: {short(self.missing)}; "
+                f"not used: {short(self.unused)}")
+
+
+def load_pretrained(model: nn.Module, state: dict[str, torch.Tensor],
+                    prefixes: dict[str, str] | None = None) -> LoadReport:
+    """Copy the checkpoint tensors whose prefixes `model.pretrained_prefixes` maps (e.g. "bert." -> "bert.").
+
+    `prefixes` overrides the mapping: {"": ""} copies every tensor by its own name (continuing from a checkpoint
+    of the same task).
+
+    Partial by design (the head is new, the pretraining heads are dropped), but never silent: the report lists
+    both sides, and a missing encoder tensor or a shape mismatch is an error, because fine-tuning a half-loaded
+    encoder would quietly waste the run.
+    """
+    if prefixes is None:
+        prefixes = getattr(model, "pretrained_prefixes", {"bert.": "bert."})
+    own = model.state_dict()
+    mapped: dict[str, torch.Tensor] = {}
+    report = LoadReport()
+    for name, tensor in state.items():
+        target = next((new + name[len(old):] for old, new in prefixes.items() if name.startswith(old)), None)
+        if target is None or target not in own:
+            report.unused.append(name)
+            continue
+        if own[target].shape != tensor.shape:
+            raise CheckpointError(f"checkpoint tensor {name} has shape {tuple(tensor.shape)} but the model expects "
+                                  f"{tuple(own[target].shape)} for {target}; the configs do not match")
+        mapped[target] = tensor
+    model.load_state_dict(mapped, strict=False)
+    report.loaded = sorted(mapped)
+    report.missing = sorted(k for k in own if k not in mapped)
+    lost = [k for k in report.missing if k.startswith("bert.encoder.") or k.startswith("bert.embeddings.")]
+    if lost:
+        raise CheckpointError(f"the checkpoint lacks encoder weights ({', '.join(lost[:3])}"
+                              f"{' ...' if len(lost) > 3 else ''}); is it a bert2 checkpoint?")
+    return report
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Classification
+# --------------------------------------------------------------------------------------------------------------
+
+
+class BertForSequenceClassification(nn.Module):
+    """Pooled [CLS] vector -> dropout -> linear, as in the BERT paper; the pooler is reused from pretraining (NSP
+    trained it to summarise the pair), which is why it is kept rather than mean-pooling."""
+
+    pretrained_prefixes = {"bert.": "bert."}
+
+    def __init__(self, cfg: ModelConfig, num_labels: int, classifier_dropout: float = 0.1):
+        super().__init__()
+        if num_labels < 2:
+            raise ValueError(f"a classifier needs at least 2 labels, got {num_labels}")
+        self.config = cfg
+        self.num_labels = num_labels
+        self.bert = BertModel(cfg, add_pooling_layer=True)
+        self.dropout = nn.Dropout(classifier_dropout)
+        self.classifier = nn.Linear(cfg.hidden_size, num_labels)
+        self.apply(lambda m: init_weights(m, cfg.initializer_range))
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> ClassifierOutput:
+        pooled = self.bert(input_ids, token_type_ids, attention_mask).pooler_output  # (B, H)
+        logits = self.classifier(self.dropout(pooled))  # (B, C)
+        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
+        return ClassifierOutput(loss, logits)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Extractive QA
+# --------------------------------------------------------------------------------------------------------------
+
+
+class BertForQuestionAnswering(nn.Module):
+    """Start and end logits for every token (HF's `qa_outputs` then `logits.split(1, dim=-1)`).
+
+    No pooler: span QA never reads [CLS]'s pooled vector, and an unused parameter would break DDP's gradient
+    bucketing. Padding positions get the most negative logit so the softmax (and the loss) ignore them.
+    """
+
+    pretrained_prefixes = {"bert.": "bert."}
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.bert = BertModel(cfg, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(cfg.hidden_size, 2)
+        self.apply(lambda m: init_weights(m, cfg.initializer_range))
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, start_positions: torch.Tensor | None = None,
+                end_positions: torch.Tensor | None = None) -> SpanOutput:
+        seq = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state  # (B, T, H)
+        logits = self.qa_outputs(seq)  # (B, T, 2)
+        start_logits, end_logits = logits.split(1, dim=-1)  # 2 x (B, T, 1)
+        start_logits = start_logits.squeeze(-1).float()  # (B, T)
+        end_logits = end_logits.squeeze(-1).float()  # (B, T)
+        if attention_mask is not None:
+            pad = attention_mask == 0  # (B, T)
+            start_logits = start_logits.masked_fill(pad, torch.finfo(start_logits.dtype).min)
+            end_logits = end_logits.masked_fill(pad, torch.finfo(end_logits.dtype).min)
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            T = start_logits.shape[1]
+            s = start_positions.clamp(0, T - 1)  # (B,) an answer outside the window points at [CLS] (index 0)
+            e = end_positions.clamp(0, T - 1)
+            loss = (F.cross_entropy(start_logits, s) + F.cross_entropy(end_logits, e)) / 2
+        return SpanOutput(loss, start_logits, end_logits)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Generative QA
+# --------------------------------------------------------------------------------------------------------------
+
+
+class BertForGenerativeQA(nn.Module):
+    """BERT encoder reads "question [SEP] context"; a causal Transformer decoder with cross-attention writes the
+    answer token by token (the seed's generative QA, with the Transformer decoder its notes recommend instead of a
+    per-position linear layer, which cannot produce an answer of a different length than the input).
+
+    The decoder shares the encoder's word embeddings (input side) and projects onto the vocabulary with the same
+    tied matrix through an MLM-style head, which `load_pretrained` initialises from the pretraining MLM head: the
+    decoder then starts out already mapping hidden states to plausible words. Only the decoder layers and its
+    position table start from scratch. [CLS] starts every answer, [SEP] ends it, [PAD] fills after the end.
+    """
+
+    pretrained_prefixes = {"bert.": "bert.", "mlm.": "lm_head."}
+
+    def __init__(self, cfg: ModelConfig, decoder_layers: int = 2, max_target_positions: int = 32,
+                 start_token_id: int = 2, eos_token_id: int = 3, suppress_token_ids: tuple[int, ...] = ()):
+        super().__init__()
+        self.config = cfg
+        self.start_token_id = start_token_id
+        self.eos_token_id = eos_token_id
+        self.pad_token_id = cfg.pad_token_id
+        self.max_target_positions = max_target_positions
+        # Never generated: padding, the start token, [MASK]... (their rows stay in the softmax for scoring).
+        self.suppress_token_ids = tuple(sorted({cfg.pad_token_id, start_token_id, *suppress_token_ids}))
+        self.bert = BertModel(cfg, add_pooling_layer=False)
+        self.decoder_position_embeddings = nn.Embedding(max_target_positions, cfg.hidden_size)
+        self.decoder_embeddings_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.decoder_dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.decoder = nn.ModuleList(
+            DecoderLayer(cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size, cfg.hidden_act,
+                         cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob, cfg.layer_norm_eps,
+                         cfg.attn_implementation)
+            for _ in range(decoder_layers))
+        self.lm_head = MLMHead(cfg)
+        self.apply(lambda m: init_weights(m, cfg.initializer_range))
+
+    # ---- building blocks --------------------------------------------------------------------------------------
+    def encode(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+               attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Encoder states (B, S, H) and the cross-attention mask (B, 1, 1, S) (None when nothing is padded)."""
+        memory = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state  # (B, S, H)
+        mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            mask = padding_mask(attention_mask)  # (B, 1, 1, S)
+        return memory, mask
+
+    def decode(self, decoder_input_ids: torch.Tensor, memory: torch.Tensor,
+               memory_mask: torch.Tensor | None) -> torch.Tensor:
+        """Decoder hidden states (B, T, H) for a target prefix; position i sees target positions <= i only."""
+        B, T = decoder_input_ids.shape
+        if T > self.max_target_positions:
+            raise ValueError(f"target of {T} tokens exceeds the decoder's {self.max_target_positions} positions")
+        x = self.bert.embeddings.word_embeddings(decoder_input_ids)  # (B, T, H) shared with the encoder
+        x = x + self.decoder_position_embeddings.weight[:T][None]  # (1, T, H) broadcast over B
+        x = self.decoder_dropout(self.decoder_embeddings_norm(x))  # (B, T, H)
+        self_mask = causal_mask(T, x.device)  # (1, 1, T, T)
+        # Padded target positions need no mask of their own: they come after the end token, so the causal mask
+        # already hides them from every real position, and their outputs carry no label.
+        for layer in self.decoder:
+            x = layer(x, self_mask, memory, memory_mask)  # (B, T, H)
+        return x
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(..., H) -> (..., V) through the MLM-style head with the tied word embeddings."""
+        return self.lm_head(hidden, self.bert.embeddings.word_embeddings.weight)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, decoder_input_ids: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None) -> Seq2SeqOutput:
+        """Teacher forcing: the decoder reads the gold answer shifted right and predicts it one step ahead."""
+        if decoder_input_ids is None:
+            raise ValueError("decoder_input_ids are required (teacher forcing); use generate() to answer")
+        memory, memory_mask = self.encode(input_ids, token_type_ids, attention_mask)  # (B, S, H)
+        hidden = self.decode(decoder_input_ids, memory, memory_mask)  # (B, T, H)
+        if labels is None:
+            return Seq2SeqOutput(None, None, None, self.logits(hidden))  # (B, T, V)
+        selected = labels != -100  # (B, T)
+        targets = labels[selected]  # (N,)
+        logits = self.logits(hidden[selected])  # (N, H) -> (N, V): only where a label exists
+        loss_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
+        count = selected.sum()
+        return Seq2SeqOutput(loss_sum / count.clamp(min=1), loss_sum, count, logits)
+
+    # ---- scoring and generation -----------------------------------------------------------------------------
+    def _next_log_probs(self, prefix: torch.Tensor, memory: torch.Tensor,
+                        memory_mask: torch.Tensor | None) -> torch.Tensor:
+        """log p(next token | prefix, input): (B, V) raw log-softmax (no suppression), in float32."""
+        hidden = self.decode(prefix, memory, memory_mask)[:, -1]  # (B, H) last position only
+        return self.logits(hidden).float().log_softmax(-1)  # (B, V)
+
+    @torch.no_grad()
+    def sequence_log_prob(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
+                          attention_mask: torch.Tensor | None, sequences: list[list[int]],
+                          finished: list[bool]) -> torch.Tensor:
+        """(B,) log p(sequence [+ end token when finished] | input) under teacher forcing.
+
+        The yardstick that makes greedy and beam search comparable (and testable): both report this same number.
+        """
+        targets = [list(s) + ([self.eos_token_id] if f else []) for s, f in zip(sequences, finished)]
+        T = max(1, max(len(t) for t in targets))
+        B = len(targets)
+        dec = torch.full((B, T), self.pad_token_id, dtype=torch.long, device=input_ids.device)  # (B, T)
+        lab = torch.full((B, T), -100, dtype=torch.long, device=input_ids.device)  # (B, T)
+        for i, t in enumerate(targets):
+            if t:
+                dec[i, : len(t)] = torch.tensor([self.start_token_id] + t[:-1], dtype=torch.long)
+                lab[i, : len(t)] = torch.tensor(t, dtype=torch.long)
+        if all(len(t) == 0 for t in targets):
+            return torch.zeros(B, device=input_ids.device)
+        dec[:, 0] = self.start_token_id
+        was_training = self.training
+        self.eval()  # dropout off: the same numbers generate() saw
+        try:
+            memory, memory_mask = self.encode(input_ids, token_type_ids, attention_mask)
+            logp = self.logits(self.decode(dec, memory, memory_mask)).float().log_softmax(-1)  # (B, T, V)
+        finally:
+            self.train(was_training)
+        picked = logp.gather(-1, lab.clamp(min=0)[..., None]).squeeze(-1)  # (B, T)
+        return (picked * (lab != -100)).sum(-1)  # (B,)
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                 attention_mask: torch.Tensor | None = None, max_length: int | None = None,
+                 num_beams: int = 1, min_length: int = 1) -> GenerationOutput:
+        """Answer each input: greedy (num_beams=1) or beam search; at most `max_length` tokens, end token included.
+
+        The end token is barred for the first `min_length` steps: training answers are never empty, yet an
+        untrained or weak decoder often puts most mass on ending at once, and likelihood ranking (beam search
+        especially, which favours short hypotheses) would then return "".
+
+        Beam search ranks by total log-probability (no length normalisation), the quantity `sequence_log_prob`
+        measures. Beam search is not monotone in the beam width, so the greedy hypothesis is always a candidate:
+        a beam answer is therefore never less likely than the greedy one.
+        """
+        limit = self.max_target_positions if max_length is None else min(max_length, self.max_target_positions)
+        if limit < 1:
+            raise ValueError(f"max_length must be at least 1, got {max_length}")
+        was_training = self.training
+        self.eval()
+        try:
+            memory, memory_mask = self.encode(input_ids, token_type_ids, attention_mask)  # (B, S, H)
+            greedy = self._greedy(memory, memory_mask, limit, min_length)
+            if num_beams <= 1:
+                return greedy
+            beam = self._beam(memory, memory_mask, limit, num_beams, min_length)
+            take_beam = beam.scores >= greedy.scores  # (B,)
+            return GenerationOutput(
+                [b if t else g for b, g, t in zip(beam.sequences, greedy.sequences, take_beam.tolist())],
+                torch.where(take_beam, beam.scores, greedy.scores),
+                [b if t else g for b, g, t in zip(beam.finished, greedy.finished, take_beam.tolist())])
+        finally:
+            self.train(was_training)
+
+    def _suppress(self, logp: torch.Tensor, allow_end: bool = True) -> torch.Tensor:
+        out = logp.clone()
+        out[:, list(self.suppress_token_ids)] = float("-inf")
+        if not allow_end:
+            out[:, self.eos_token_id] = float("-inf")
+        return out
+
+    def _greedy(self, memory: torch.Tensor, memory_mask: torch.Tensor | None, limit: int,
+                min_length: int = 1) -> GenerationOutput:
+        B = memory.shape[0]
+        device = memory.device
+        seqs = torch.full((B, 1), self.start_token_id, dtype=torch.long, device=device)  # (B, 1)
+        scores = torch.zeros(B, device=device)  # (B,)
+        finished = torch.zeros(B, dtype=torch.bool, device=device)  # (B,)
+        for t in range(limit):
+            logp = self._next_log_probs(seqs, memory, memory_mask)  # (B, V)
+            tok = self._suppress(logp, allow_end=t >= min_length).argmax(-1)  # (B,)
+            tok = torch.where(finished, torch.full_like(tok, self.pad_token_id), tok)
+            scores = scores + torch.where(finished, 0.0, logp.gather(-1, tok[:, None]).squeeze(-1))
+            seqs = torch.cat([seqs, tok[:, None]], dim=1)  # (B, t + 1)
+            finished = finished | (tok == self.eos_token_id)
+            if bool(finished.all()):
+                break
+        return self._unpack(seqs, scores, finished)
+
+    def _beam(self, memory: torch.Tensor, memory_mask: torch.Tensor | None, limit: int, K: int,
+              min_length: int = 1) -> GenerationOutput:
+        """Batched beam search over B inputs x K beams, flattened to B*K rows.
+
+        A finished beam stays in the beam and can only be extended by [PAD] at zero cost, so finished and open
+        hypotheses compete on the same total log-probability; the search stops when every beam has finished.
+        """
+        B, S, H = memory.shape
+        device = memory.device
+        memory = memory.repeat_interleave(K, dim=0)  # (B*K, S, H)
+        if memory_mask is not None:
+            memory_mask = memory_mask.repeat_interleave(K, dim=0)  # (B*K, 1, 1, S)
+        seqs = torch.full((B * K, 1), self.start_token_id, dtype=torch.long, device=device)  # (B*K, 1)
+        beam_scores = torch.full((B, K), float("-inf"), device=device)  # (B, K)
+        beam_scores[:, 0] = 0.0  # all beams start identical: expand only the first at step one
+        finished = torch.zeros(B * K, dtype=torch.bool, device=device)  # (B*K,)
+        rows = torch.arange(B, device=device)[:, None] * K  # (B, 1)
+        for t in range(limit):
+            logp = self._next_log_probs(seqs, memory, memory_mask)  # (B*K, V)
+            V = logp.shape[-1]
+            step = self._suppress(logp, allow_end=t >= min_length)  # (B*K, V)
+            step[finished] = float("-inf")
+            step[finished, self.pad_token_id] = 0.0
+            cand = (beam_scores.reshape(B * K, 1) + step).view(B, K * V)  # (B, K*V)
+            top_scores, top_idx = cand.topk(K, dim=-1)  # (B, K)
+            src = (rows + torch.div(top_idx, V, rounding_mode="floor")).view(-1)  # (B*K,) parent row
+            tok = (top_idx % V).view(-1)  # (B*K,)
+            seqs = torch.cat([seqs[src], tok[:, None]], dim=1)  # (B*K, t + 1)
+            finished = finished[src] | (tok == self.eos_token_id)
+            beam_scores = top_scores
+            if bool(finished.all()):
+                break
+        best = beam_scores.argmax(-1)  # (B,)
+        pick = (rows.squeeze(1) + best)  # (B,)
+        return self._unpack(seqs[pick], beam_scores.gather(1, best[:, None]).squeeze(1), finished[pick])
+
+    def _unpack(self, seqs: torch.Tensor, scores: torch.Tensor, finished: torch.Tensor) -> GenerationOutput:
+        out = []
+        for row in seqs[:, 1:].tolist():  # drop the start token
+            if self.eos_token_id in row:
+                row = row[: row.index(self.eos_token_id)]
+            out.append([t for t in row if t != self.pad_token_id])
+        return GenerationOutput(out, scores, finished.tolist())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Construction from checkpoint metadata
+# --------------------------------------------------------------------------------------------------------------
+
+FINETUNE_TASKS = ("classify", "qa", "qa-span")
+
+
+def build_head(task: str, cfg: ModelConfig, meta: dict) -> nn.Module:
+    """An untrained head model for a fine-tuning `task`, shaped by the checkpoint's "bert2" metadata block.
+
+    Training writes exactly these keys into config.json, so a checkpoint rebuilds the same module tree and its
+    weights load strictly.
+    """
+    if task == "classify":
+        labels = meta.get("labels") or []
+        if len(labels) < 2:
+            raise CheckpointError(f"classify checkpoint metadata names {len(labels)} labels; at least 2 are needed")
+        return BertForSequenceClassification(cfg, len(labels), float(meta.get("classifier_dropout", 0.1)))
+    if task == "qa-span":
+        return BertForQuestionAnswering(cfg)
+    if task == "qa":
+        try:
+            return BertForGenerativeQA(cfg, decoder_layers=int(meta["decoder_layers"]),
+                                       max_target_positions=int(meta["max_answer_length"]),
+                                       start_token_id=int(meta["start_token_id"]),
+                                       eos_token_id=int(meta["eos_token_id"]),
+                                       suppress_token_ids=tuple(int(t) for t in meta.get("suppress_token_ids", ())))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"qa checkpoint metadata lacks a valid {exc} entry") from None
+    raise CheckpointError(f"unknown fine-tuning task {task!r}; expected one of {', '.join(FINETUNE_TASKS)}")
