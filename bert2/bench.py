@@ -1,0 +1,345 @@
+"""Benchmarks against transformers, run in one process with the same data, config and threads.
+
+Each benchmark returns a JSON-able dict; comparisons carry `ratio` = bert2 / peer (higher is better for
+throughput, lower for latency — the key says which). `bert2 bench` prints them; `benchmarks/*.py` are thin
+scripts around the same functions. Nothing here is a test: these print measured numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+SEED_CONFIG = dict(vocab_size=30522, hidden_size=128, num_hidden_layers=2, num_attention_heads=8,
+                   intermediate_size=512)
+
+
+def _median_time(fn: Callable[[], Any], repeats: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 1024, seconds: float = 2.0) -> float:
+    """Best measured FLOP/s of an n x n matmul in this process (the denominator of MFU)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    best, t_end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t0))
+    return best
+
+
+def train_flops(cfg: Any, batch: int, seq: int, masked: int) -> float:
+    """Model FLOPs of one training step (forward + backward = 3 x forward) with the masked-only MLM head."""
+    H, I, L, V = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, cfg.vocab_size
+    tokens = batch * seq
+    per_layer = 2 * (4 * H * H + 2 * H * I) * tokens + 2 * 2 * seq * H * tokens  # projections + attention
+    head = 2 * (H * H + H * V) * masked + 2 * H * H * batch  # MLM transform + vocabulary; pooler
+    return 3.0 * (L * per_layer + head)
+
+
+def _synthetic_batch(vocab: int, batch: int, seq: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, vocab, (batch, seq), generator=g)  # (B, T)
+    labels = torch.full_like(ids, -100)
+    chosen = torch.rand(batch, seq, generator=g) < 0.15
+    labels[chosen] = ids[chosen]
+    return {"input_ids": ids, "token_type_ids": (torch.arange(seq) >= seq // 2).long().expand(batch, seq).clone(),
+            "attention_mask": torch.ones_like(ids), "labels": labels,
+            "next_sentence_label": torch.randint(0, 2, (batch,), generator=g)}
+
+
+def _hf_model(cfg: Any, attn: str = "sdpa"):
+    import transformers
+
+    from .interop import hf_config_dict
+
+    conf = {k: v for k, v in hf_config_dict(cfg).items() if k != "architectures"}
+    return transformers.BertForPreTraining(transformers.BertConfig(**conf, attn_implementation=attn))
+
+
+def _step_fn(model: torch.nn.Module, batch: dict[str, torch.Tensor], hf: bool, precision: str = "fp32"):
+    from .training.trainer import param_groups
+
+    opt = torch.optim.AdamW(param_groups(model, 0.01), lr=1e-4)
+    model.train()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else None
+
+    def step() -> None:
+        if autocast is not None:
+            with autocast:
+                loss = model(**batch).loss if hf else model(**batch).loss
+        else:
+            loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return step
+
+
+def bench_train_throughput(repeats: int = 7, warmup: int = 3, batch: int = 32, seq: int = 128) -> dict[str, Any]:
+    """tokens/s and ms/step of bert2 vs transformers BertForPreTraining (sdpa) at the seed config and our preset."""
+    from .config import Config, ModelConfig
+    from .model import BertForPreTraining
+
+    peak = matmul_peak()
+    peak_bf16 = matmul_peak(torch.bfloat16)
+    default = Config().model
+    out: dict[str, Any] = {"threads": torch.get_num_threads(), "batch": batch, "seq": seq,
+                           "matmul_peak_gflops_fp32": round(peak / 1e9, 1),
+                           "matmul_peak_gflops_bf16": round(peak_bf16 / 1e9, 1)}
+    configs = {"seed_tiny_30522": ModelConfig(**SEED_CONFIG),
+               f"default_preset_{default.vocab_size}": ModelConfig(**{**default.__dict__})}
+    for name, cfg in configs.items():
+        torch.manual_seed(0)
+        data = _synthetic_batch(cfg.vocab_size, batch, seq)
+        masked = int((data["labels"] != -100).sum())
+        row: dict[str, Any] = {}
+        ours_cfg = cfg  # bert2's defaults (dropout choices) as a user gets them
+        hf_cfg = ModelConfig(**{**cfg.__dict__, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1})
+        for label, model, hf in (("bert2", BertForPreTraining(ours_cfg), False), ("transformers", _hf_model(hf_cfg), True)):
+            times = _median_time(_step_fn(model, data, hf), repeats, warmup)
+            med = statistics.median(times)
+            row[label] = {"ms_per_step": round(med * 1e3, 1), "tokens_per_s": round(batch * seq / med),
+                          "repeats": repeats}
+        flops = train_flops(cfg, batch, seq, masked)
+        row["bert2"]["mfu"] = round(flops / (row["bert2"]["ms_per_step"] / 1e3) / peak, 3)
+        row["useful_gflop_per_step"] = round(flops / 1e9, 1)
+        row["ratio"] = round(row["bert2"]["tokens_per_s"] / row["transformers"]["tokens_per_s"], 2)
+        times = _median_time(_step_fn(BertForPreTraining(ours_cfg), data, False, "bf16"), repeats, warmup)
+        row["bert2_bf16"] = {"ms_per_step": round(statistics.median(times) * 1e3, 1),
+                             "tokens_per_s": round(batch * seq / statistics.median(times))}
+        out[name] = row
+    return out
+
+
+def _export_for_hf(predictor: Any, directory: Path) -> None:
+    """Write the predictor's weights as a transformers BertForPreTraining directory (parity mapping)."""
+    import transformers
+
+    from .interop import to_hf_state_dict
+
+    model = _hf_model(predictor.model.config, "sdpa")
+    missing, unexpected = model.load_state_dict(to_hf_state_dict(predictor.model.state_dict()), strict=False)
+    assert not [k for k in missing if "position_ids" not in k], missing
+    model.save_pretrained(str(directory))
+    predictor.tokenizer.save_pretrained(str(directory))
+    del transformers
+
+
+def bench_inference_latency(checkpoint: str | None = None, repeats: int = 200, batch: int = 64) -> dict[str, Any]:
+    """fill-mask p50/p95 for one sentence and sentences/s for a batch, bert2 vs transformers' pipeline."""
+    import transformers
+
+    from .config import Config
+    from .inference import Predictor
+    from .training.checkpoints import default_checkpoint
+
+    path = checkpoint or default_checkpoint(Config().paths.root, "pretrain")
+    predictor = Predictor.load(path)
+    text = "The capital of France is [MASK]."
+    texts = [f"The capital of France is [MASK]. Sentence number {i} is here." for i in range(batch)]
+    with tempfile.TemporaryDirectory() as tmp:
+        _export_for_hf(predictor, Path(tmp))
+        pipe = transformers.pipeline("fill-mask", model=tmp, tokenizer=tmp, device="cpu", top_k=5)
+        ours = _median_time(lambda: predictor.fill_mask(text, 5), repeats, 10)
+        theirs = _median_time(lambda: pipe(text), repeats, 10)
+        ours_batch = _median_time(lambda: predictor.fill_mask_batch(texts, 5), 5, 1)
+        theirs_batch = _median_time(lambda: pipe(texts, batch_size=batch), 5, 1)
+        same = [p["token"] for p in predictor.fill_mask(text, 5)[0]] == \
+            [p["token_str"].replace(" ", "") for p in pipe(text)]
+
+    def pct(ts: list[float], q: float) -> float:
+        return round(sorted(ts)[min(len(ts) - 1, int(q * len(ts)))] * 1e3, 2)
+    out = {"checkpoint": str(predictor.path), "same_top5": same,
+           "bert2": {"p50_ms": pct(ours, 0.5), "p95_ms": pct(ours, 0.95),
+                     "batch_sentences_per_s": round(batch / statistics.median(ours_batch), 1)},
+           "transformers_pipeline": {"p50_ms": pct(theirs, 0.5), "p95_ms": pct(theirs, 0.95),
+                                     "batch_sentences_per_s": round(batch / statistics.median(theirs_batch), 1)}}
+    out["ratio"] = round(out["bert2"]["p50_ms"] / out["transformers_pipeline"]["p50_ms"], 3)  # latency: lower
+    out["batch_ratio"] = round(out["bert2"]["batch_sentences_per_s"] /
+                               out["transformers_pipeline"]["batch_sentences_per_s"], 2)
+    return out
+
+
+def bench_time_to_quality(minutes: float = 5.0, eval_every_s: float = 60.0, overrides: list[str] | None = None
+                          ) -> dict[str, Any]:
+    """Held-out masked-token accuracy and MLM loss of bert2's default pretraining vs transformers'
+    BertForPreTraining trained with the same tokenizer, data, batch size and LR schedule, same wall-clock budget."""
+    import threading
+
+    from .config import Config
+    from .pretraining import PretrainingTask, build_pretraining_trainer
+    from .training.events import EvalEvent
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Config().with_overrides([f"paths.root={tmp}", f"pretrain.minutes={minutes}", "pretrain.eval_every=0",
+                                       "pretrain.save_every=0", "pretrain.eval_batches=0", *(overrides or [])])
+        # --- bert2: the real trainer with its default recipe, evaluated every eval_every_s of wall time
+        curve_ours: list[dict[str, float]] = []
+        trainer = build_pretraining_trainer(cfg, [])
+        task: PretrainingTask = trainer.task  # type: ignore[assignment]
+        data_train, tokenizer = trainer.train_data, task.tokenizer
+        next_eval = [eval_every_s]
+        orig_emit = trainer.emit
+
+        def emit(event: Any) -> None:
+            orig_emit(event)
+            if trainer.elapsed >= next_eval[0] and not isinstance(event, EvalEvent):
+                next_eval[0] += eval_every_s
+                t_pause = time.perf_counter()
+                m = _eval(trainer.raw_model, task)
+                curve_ours.append({"minutes": round(trainer.elapsed / 60, 2), "step": trainer.step, **m})
+                trainer.paused_s += time.perf_counter() - t_pause  # evaluation is not training time
+        trainer.emit = emit  # type: ignore[method-assign]
+        trainer.s.log_every = 5
+        done = trainer.fit()
+        final_ours = _eval(trainer.raw_model, task)
+        curve_ours.append({"minutes": round(trainer.elapsed / 60, 2), "step": done.step, **final_ours})
+
+        # --- transformers: same tokenizer/data/batches/schedule, its standard model (dropout 0.1, full head)
+        from .config import ModelConfig
+        from .training.schedule import Schedule
+        from .training.trainer import param_groups
+
+        mc = ModelConfig(**{**trainer.raw_model.config.__dict__, "hidden_dropout_prob": 0.1,
+                            "attention_probs_dropout_prob": 0.1})
+        torch.manual_seed(cfg.pretrain.seed)
+        hf = _hf_model(mc)
+        p = cfg.pretrain
+        opt = torch.optim.AdamW(param_groups(hf, p.weight_decay), lr=p.learning_rate,
+                                betas=(p.adam_beta1, p.adam_beta2), eps=p.adam_epsilon)
+        sched = Schedule(p.learning_rate, p.warmup_steps, p.max_steps, p.scheduler, minutes * 60)
+        from .data.collator import MLMCollator
+
+        collator = MLMCollator(tokenizer, cfg.data.mlm_probability, cfg.data.mask_replace_prob,
+                               cfg.data.random_replace_prob, seed=cfg.data.seed)
+        g = torch.Generator().manual_seed(p.seed)
+        order = torch.randperm(len(data_train), generator=g).tolist()
+        curve_hf: list[dict[str, float]] = []
+        step, pos, elapsed, start = 0, 0, 0.0, time.perf_counter()
+        eval_time = 0.0
+        next_hf = eval_every_s
+        hf.train()
+        while elapsed < minutes * 60:
+            if pos + p.batch_size > len(order):
+                order = torch.randperm(len(data_train), generator=g).tolist()
+                pos = 0
+            batch = collator([data_train[i] for i in order[pos:pos + p.batch_size]])
+            pos += p.batch_size
+            loss = hf(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(hf.parameters(), p.max_grad_norm)
+            for group in opt.param_groups:
+                group["lr"] = sched.lr(step, elapsed)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            elapsed = time.perf_counter() - start - eval_time
+            if elapsed >= next_hf:
+                next_hf += eval_every_s
+                t0 = time.perf_counter()
+                curve_hf.append({"minutes": round(elapsed / 60, 2), "step": step, **_eval(hf, task, hf=True)})
+                eval_time += time.perf_counter() - t0
+        curve_hf.append({"minutes": round(elapsed / 60, 2), "step": step, **_eval(hf, task, hf=True)})
+
+        probe = task.probes(trainer.raw_model)
+    reach = next((c["minutes"] for c in curve_ours if c["mlm_accuracy"] >= curve_hf[-1]["mlm_accuracy"]), None)
+    return {"minutes_each": minutes, "bert2": curve_ours, "transformers": curve_hf,
+            "ratio": round(curve_ours[-1]["mlm_accuracy"] / max(curve_hf[-1]["mlm_accuracy"], 1e-9), 2),
+            "bert2_minutes_to_reach_transformers_final_accuracy": reach,
+            "probe": probe}
+
+
+@torch.no_grad()
+def _eval(model: torch.nn.Module, task: Any, hf: bool = False) -> dict[str, float]:
+    """Masked-token accuracy and MLM loss on the whole held-out split with fixed masks (both models alike)."""
+    from .data.collator import MLMCollator
+
+    collator = MLMCollator(*task._eval_args, seed=1234)
+    was = model.training
+    model.eval()
+    correct = count = loss_sum = 0.0
+    for start in range(0, len(task.validation), 64):
+        batch = collator([task.validation[i] for i in range(start, min(start + 64, len(task.validation)))])
+        labels = batch["labels"]
+        sel = labels != -100
+        if hf:
+            logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                           attention_mask=batch["attention_mask"]).prediction_logits[sel]  # (N, V)
+        else:
+            logits = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"],
+                           labels=labels).prediction_logits  # (N, V)
+        target = labels[sel]
+        loss_sum += float(torch.nn.functional.cross_entropy(logits.float(), target, reduction="sum"))
+        correct += float((logits.argmax(-1) == target).sum())
+        count += target.numel()
+    model.train(was)
+    return {"mlm_accuracy": round(correct / count, 4), "mlm_loss": round(loss_sum / count, 4)}
+
+
+def bench_quick_rss(extra: list[str] | None = None) -> dict[str, Any]:
+    """Peak resident memory of a real `bert2 quick` in a child process (ru_maxrss of the child)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "bert2", "quick", "--quiet", "--set", f"paths.root={tmp}",
+                               *(extra or [])], capture_output=True, text=True, cwd=os.getcwd())
+        wall = time.perf_counter() - t0
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"peak_rss_mb": round(peak_kb / 1024, 1), "wall_s": round(wall, 1), "exit_code": proc.returncode,
+            "args": extra or []}
+
+
+def bench_tui() -> dict[str, Any]:
+    """Time to first frame of bert2-tui, and training tokens/s inside the TUI vs headless (same run).
+
+    Runs `python -m bert2_tui --measure` in a child process, so bert2 itself never imports textual.
+    """
+    proc = subprocess.run([sys.executable, "-m", "bert2_tui", "--measure"], capture_output=True, text=True,
+                          timeout=1800)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["failed"]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
+    "train_throughput": bench_train_throughput,
+    "time_to_quality": bench_time_to_quality,
+    "inference_latency": bench_inference_latency,
+    "tui": bench_tui,
+    "quick_rss": bench_quick_rss,
+}
+
+
+def run(names: list[str], **kwargs: Any) -> dict[str, Any]:
+    out = {}
+    for name in names:
+        t0 = time.perf_counter()
+        result = BENCHMARKS[name](**kwargs.get(name, {}))
+        result["bench_wall_s"] = round(time.perf_counter() - t0, 1)
+        out[name] = result
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(sys.argv[1:] or list(BENCHMARKS)), indent=2))
