@@ -78,9 +78,7 @@ class EventPrinter:
             m = " ".join(f"{k} {v:.4g}" for k, v in event.metrics.items() if "/" not in k)
             self._line(f"[green]eval[/] step {event.step}: {m}{'  [bold](best)[/]' if event.is_best else ''}")
             for probe in event.probes:
-                if "predictions" in probe:
-                    guesses = ", ".join(f"{p['token']} {p['score']:.2f}" for p in probe["predictions"][0])
-                    self._line(f"      probe {probe['text']!r}: {guesses}")
+                self._line(f"      probe {_probe_line(probe)}")
         elif kind == "CheckpointEvent":
             self._line(f"[cyan]saved[/] {event.stage} -> {event.path}")
         elif kind == "LogEvent":
@@ -94,6 +92,24 @@ class EventPrinter:
 
     def _line(self, text: str) -> None:
         (self.progress.console if self.progress is not None else self.console).print(text)
+
+
+def _probe_line(probe: dict[str, Any]) -> str:
+    """One line for a live probe: fill-mask guesses, a classification, or a generated answer."""
+    text = str(probe.get("text", ""))[:60]
+    if "error" in probe:
+        return f"{text!r}: {probe['error']}"
+    if "predictions" in probe:
+        guesses = " | ".join(", ".join(f"{p['token']} {p['score']:.3f}" for p in per_mask[:5])
+                             for per_mask in probe["predictions"])
+        return f"{text!r}: {guesses}"
+    if "label" in probe:
+        gold = f" (gold {probe['gold']})" if probe.get("gold") is not None else ""
+        return f"{text!r} -> {probe['label']} {float(probe.get('score', 0)):.2f}{gold}"
+    if "answer" in probe:
+        ref = f" (reference {probe['reference']!r})" if probe.get("reference") else ""
+        return f"{text!r} -> {probe['answer']!r}{ref}"
+    return json.dumps(probe)[:120]
 
 
 def _fmt_s(seconds: float) -> str:

@@ -26,9 +26,7 @@ def _encode(tokenizer: Any, text: str, max_length: int, text_pair: str | None = 
     return enc
 
 
-@torch.no_grad()
-def fill_mask(model: nn.Module, tokenizer: Any, text: str, top_k: int = 5) -> list[list[dict[str, Any]]]:
-    """Top-k tokens with probabilities for each [MASK] in `text`, in order of appearance."""
+def _check_mask_text(text: Any, top_k: int) -> None:
     if top_k < 1:
         raise InputError(f"top_k must be at least 1, got {top_k}")
     if not isinstance(text, str) or not text.strip():
@@ -36,25 +34,47 @@ def fill_mask(model: nn.Module, tokenizer: Any, text: str, top_k: int = 5) -> li
     if MASK not in text:
         raise InputError(f"the text has no {MASK}; put {MASK} where the model should guess, "
                          f"e.g. 'The capital of France is {MASK}.'")
+
+
+@torch.no_grad()
+def fill_mask(model: nn.Module, tokenizer: Any, text: str, top_k: int = 5) -> list[list[dict[str, Any]]]:
+    """Top-k tokens with probabilities for each [MASK] in `text`, in order of appearance."""
+    return fill_mask_batch(model, tokenizer, [text], top_k)[0]
+
+
+@torch.no_grad()
+def fill_mask_batch(model: nn.Module, tokenizer: Any, texts: list[str], top_k: int = 5
+                    ) -> list[list[list[dict[str, Any]]]]:
+    """fill_mask for many texts in one padded forward pass (one result list per text)."""
+    for text in texts:
+        _check_mask_text(text, top_k)
     core = model.bert if hasattr(model, "bert") else model
-    enc = _encode(tokenizer, text, core.config.max_position_embeddings)
+    limit = core.config.max_position_embeddings
+    enc = tokenizer(list(texts), return_tensors="pt", padding=True, truncation=False)
+    lengths = enc["attention_mask"].sum(1)  # (B,)
+    if int(lengths.max()) > limit:
+        raise InputError(f"the text is {int(lengths.max())} tokens long; this model reads at most {limit}")
     device = next(model.parameters()).device
-    ids = enc["input_ids"].to(device)  # (1, T)
-    positions = (ids[0] == tokenizer.mask_token_id).nonzero().flatten()  # (M,)
-    if positions.numel() == 0:
+    ids = enc["input_ids"].to(device)  # (B, T)
+    is_mask = ids == tokenizer.mask_token_id  # (B, T)
+    if not bool(is_mask.any(1).all()):
         raise InputError(f"the tokenizer did not keep {MASK} as one token; write it exactly as {MASK}")
     was_training = model.training
     model.eval()
-    hidden = core(ids, enc.get("token_type_ids", torch.zeros_like(ids)).to(device)).last_hidden_state  # (1, T, H)
-    logits = model.mlm(hidden[0, positions], core.embeddings.word_embeddings.weight)  # (M, V)
-    probs = logits.float().softmax(-1)  # (M, V)
+    types = enc.get("token_type_ids", torch.zeros_like(enc["input_ids"])).to(device)
+    hidden = core(ids, types, enc["attention_mask"].to(device)).last_hidden_state  # (B, T, H)
+    logits = model.mlm(hidden[is_mask], core.embeddings.word_embeddings.weight)  # (M, V), masks in row order
     model.train(was_training)
-    k = min(top_k, probs.shape[-1])
-    top = probs.topk(k, dim=-1)
-    out = []
-    for values, indices in zip(top.values.tolist(), top.indices.tolist()):
-        tokens = tokenizer.convert_ids_to_tokens(indices)
-        out.append([{"token": t, "score": round(v, 6)} for t, v in zip(tokens, values)])
+    top = logits.float().softmax(-1).topk(min(top_k, logits.shape[-1]), dim=-1)  # (M, k)
+    rows = iter(zip(top.values.tolist(), top.indices.tolist()))
+    out: list[list[list[dict[str, Any]]]] = []
+    for count in is_mask.sum(1).tolist():
+        per_text = []
+        for _ in range(count):
+            values, indices = next(rows)
+            tokens = tokenizer.convert_ids_to_tokens(indices)
+            per_text.append([{"token": t, "score": round(v, 6)} for t, v in zip(tokens, values)])
+        out.append(per_text)
     return out
 
 
@@ -111,6 +131,11 @@ class Predictor:
             raise InputError(f"{self.path} is a {self.task} checkpoint without a masked-language-model head; "
                              f"use a pretraining checkpoint for fill-mask")
         return fill_mask(self.model, self.tokenizer, text, top_k)
+
+    def fill_mask_batch(self, texts: list[str], top_k: int = 5) -> list[list[list[dict[str, Any]]]]:
+        if not hasattr(self.model, "mlm"):
+            raise InputError(f"{self.path} is a {self.task} checkpoint without a masked-language-model head")
+        return fill_mask_batch(self.model, self.tokenizer, texts, top_k)
 
     @torch.no_grad()
     def attentions(self, text: str) -> tuple[list[str], torch.Tensor]:

@@ -106,3 +106,15 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "bert2", "inference", "mask", "no mask here", "--checkpoint",
                            str(tmp_path)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.startswith("error:")
+
+
+def test_fill_mask_batch_matches_single(tiny_pretrain_checkpoint):
+    from bert2.inference import Predictor
+
+    p = Predictor.load(tiny_pretrain_checkpoint)
+    texts = ["The capital of France is [MASK].", "A [MASK] sat on the [MASK] mat in a long sentence here."]
+    batch = p.fill_mask_batch(texts, 3)
+    for text, got in zip(texts, batch):
+        single = p.fill_mask(text, 3)
+        assert [[d["token"] for d in m] for m in got] == [[d["token"] for d in m] for m in single]
+        assert all(abs(a["score"] - b["score"]) < 1e-4 for m1, m2 in zip(got, single) for a, b in zip(m1, m2))
