@@ -1,0 +1,492 @@
+"""bert2-tui: the Textual workbench of bert2.
+
+Four screens as app modes, switched with 1-4: Config, Train, Checkpoints, Playground. The trainer runs in one
+thread worker at a time; its events arrive batched as `TrainerEvents` messages and are folded into a `RunState`
+that the Train screen draws from. Nothing heavy is imported here: torch loads inside the workers, so the first
+frame appears in well under a second.
+
+    bert2-tui [--config FILE] [--measure-startup]
+    python -m bert2_tui [--config FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ScreenStackError
+from textual.binding import Binding
+from textual.message import Message
+from textual.worker import Worker, WorkerState
+
+from bert2.config import Config, ConfigError, load_config
+from bert2.errors import Bert2Error
+from bert2.training.events import CheckpointEvent, DoneEvent, StartEvent
+
+from .commands import Bert2Commands
+from .jobs import DEFAULT_PROBE, EventBatcher, JobSpec, RunState, TrainerEvents, finetuning_available, load_last_run, \
+    run_job
+from .screens.checkpoints import CheckpointsScreen
+from .screens.config import ConfigScreen
+from .screens.dialogs import BusyScreen, ConfirmScreen, HelpScreen
+from .screens.playground import PlaygroundScreen
+from .screens.train import TrainScreen
+from .widgets.nav import NavBar, SCREEN_TITLES
+
+SCREEN_CLASSES = {"config": ConfigScreen, "train": TrainScreen, "checkpoints": CheckpointsScreen,
+                  "playground": PlaygroundScreen}
+SCREENS_GROUP = Binding.Group("Screens", compact=True)
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux /proc), so start-up time includes the interpreter's own."""
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / ticks)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+from . import STARTED as _IMPORTED_AT  # noqa: E402  (perf_counter when the package was first imported)
+
+
+@dataclass
+class Job:
+    """The one job the app may run at a time."""
+
+    id: int
+    spec: JobSpec
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    worker: Worker | None = None
+    state: str = "preparing"  # preparing | running | stopping | finished
+    batcher: EventBatcher | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state != "finished"
+
+
+class HistoryLoaded(Message):
+    def __init__(self, state: RunState, path: str) -> None:
+        super().__init__()
+        self.state, self.path = state, path
+
+
+class Bert2App(App[int]):
+    """The workbench. `config` is the working config: the Config screen edits it, jobs copy it when they start."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "bert2"
+    MODES = SCREEN_CLASSES  # type: ignore[assignment]
+    DEFAULT_MODE = "train"
+    COMMANDS = App.COMMANDS | {Bert2Commands}
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("1", "goto('config')", "Config", id="app.goto_config", group=SCREENS_GROUP,
+                tooltip="Config screen: every setting, presets, save/load TOML"),
+        Binding("2", "goto('train')", "Train", id="app.goto_train", group=SCREENS_GROUP,
+                tooltip="Train screen: start/stop jobs, live charts"),
+        Binding("3", "goto('checkpoints')", "Checkpoints", id="app.goto_checkpoints", group=SCREENS_GROUP,
+                tooltip="Checkpoints screen: browse, resume, fine-tune, delete"),
+        Binding("4", "goto('playground')", "Playground", id="app.goto_playground", group=SCREENS_GROUP,
+                tooltip="Playground: fill-mask, QA, classification, similarity, attention"),
+        Binding("question_mark", "help", "Help", id="app.help", tooltip="Show every key"),
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit (asks first while a job runs)"),
+        Binding("ctrl+c", "quit(True)", "Quit", id="app.quit_ctrl_c", show=False, priority=True,
+                tooltip="Quit (asks first while a job runs; a second ctrl+c confirms)"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit_ctrl_q", show=False, priority=True,
+                tooltip="Quit (asks first while a job runs)"),
+        Binding("escape", "leave_input", "Leave field", id="app.leave_input",
+                tooltip="Leave the text field so the single-letter and number keys work again"),
+    ]
+
+    def __init__(self, config: Config | None = None, config_path: str | None = None,
+                 measure_startup: bool = False, load_history: bool = True):
+        super().__init__()
+        self.config: Config = config or Config()
+        self.config_path = config_path or ""
+        self.measure_startup = measure_startup
+        self.startup: dict[str, Any] = {}
+        self.run_state = RunState()
+        self.job: Job | None = None
+        self._job_ids = 0
+        self.probes: tuple[str, ...] = (DEFAULT_PROBE,)
+        self.playground_path = ""
+        self._quit_pending = False
+        self._busy: BusyScreen | None = None
+        self._quit_confirm: ConfirmScreen | None = None
+        self._load_history_on_start = load_history
+        self._nav_key: tuple = ()
+        self.history_path = ""
+        self.batches_received = 0
+        self.events_received = 0
+
+    # --------------------------------------------------------------------------------------------- life
+    def on_mount(self) -> None:
+        self.set_interval(0.5, self.refresh_nav, name="nav")
+        if self._load_history_on_start and not self.measure_startup:
+            self.load_history()
+
+    def on_ready(self) -> None:
+        if self.measure_startup:
+            self.startup = {"first_frame_s": round(time.perf_counter() - _IMPORTED_AT, 4),
+                            "since_process_start_s": process_age_s(),
+                            "torch_imported": "torch" in sys.modules}
+            self.exit(0)
+
+    def on_unmount(self) -> None:
+        # Whatever ends the app, a running trainer must stop (it saves a checkpoint and returns); otherwise the
+        # interpreter would wait for the worker thread at exit.
+        if self.job is not None and self.job.active:
+            self.job.stop_event.set()
+
+    # ------------------------------------------------------------------------------------------ screens
+    @property
+    def job_active(self) -> bool:
+        return self.job is not None and self.job.active
+
+    def view(self, mode: str) -> Any:
+        """The base screen of `mode` if it was created already, else None."""
+        stack = self._screen_stacks.get(mode) or []
+        return stack[0] if stack else None
+
+    async def action_goto(self, mode: str) -> None:
+        await self.switch_screen_mode(mode)
+
+    async def switch_screen_mode(self, mode: str) -> None:
+        if self.current_mode != mode:
+            await self.switch_mode(mode)
+        self.refresh_nav()
+
+    async def run_screen_action(self, mode: str, action: str) -> None:
+        await self.switch_screen_mode(mode)
+        await self.screen.run_action(action)
+
+    async def open_playground_tool(self, tool: str) -> None:
+        await self.switch_screen_mode("playground")
+        self.view("playground").show_tool(tool)
+
+    def action_leave_input(self) -> None:
+        self.set_focus(None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_input":  # only shown (and active) while typing in a text field
+            from textual.widgets import Input, TextArea
+
+            return isinstance(self.focused, (Input, TextArea))
+        return True
+
+    def help_sections(self) -> list[tuple[str, list[Binding]]]:
+        sections: list[tuple[str, list[Binding]]] = [("Everywhere", [b for b in self.BINDINGS  # type: ignore
+                                                                    if isinstance(b, Binding)])]
+        for mode, cls in SCREEN_CLASSES.items():
+            sections.append((f"{SCREEN_TITLES[mode]} screen ({list(SCREEN_CLASSES).index(mode) + 1})",
+                             [b for b in cls.BINDINGS if isinstance(b, Binding)]))
+        from .screens.playground import AttentionMap
+
+        sections.append(("Attention map (playground, focused)", [b for b in AttentionMap.BINDINGS
+                                                                 if isinstance(b, Binding)]))
+        sections.append(("Command palette", [Binding("ctrl+p", "command_palette", "Command palette",
+                                                     tooltip="Search every action by name")]))
+        return sections
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.help_sections()))
+
+    def refresh_nav(self) -> None:
+        """Job status in the top bar of the visible screen (every 0.5 s and on changes)."""
+        try:
+            screen = self.screen
+        except ScreenStackError:  # shutting down
+            return
+        st = self.run_state
+        job = self.job
+        key = (id(screen), st.status, st.step, st.total_steps, job.id if job else 0)
+        if key == self._nav_key:
+            return
+        self._nav_key = key
+        text = Text()
+        if job is not None and job.active:
+            style = "yellow" if st.status in ("preparing", "stopping") else "green"
+            text.append("● ", style=style)
+            text.append(f"{job.spec.short}: {st.status}")
+            if st.total_steps:
+                text.append(f" {st.step}/{st.total_steps}", style="bold")
+        elif st.status in ("done", "stopped", "error"):
+            text.append({"done": "✓ ", "stopped": "■ ", "error": "✗ "}[st.status],
+                        style="bold red" if st.status == "error" else "green")
+            text.append(f"{st.status} at step {st.step}")
+        else:
+            text.append("○ idle", style="dim")
+        for nav in screen.query(NavBar):
+            nav.set_job(text)
+
+    # ------------------------------------------------------------------------------------------- history
+    def load_history(self) -> None:
+        if self.job_active:
+            self.notify("a job is running; its live data is already shown", severity="warning")
+            return
+        self._history_worker(self.config.paths.root)
+
+    @work(thread=True, exclusive=True, group="history", exit_on_error=False)
+    def _history_worker(self, root: str) -> None:
+        state, path = load_last_run(root)
+        self.post_message(HistoryLoaded(state, path))
+
+    def on_history_loaded(self, message: HistoryLoaded) -> None:
+        if self.job_active or not message.path:
+            return
+        self.run_state = message.state
+        self.history_path = message.path
+        last = self.run_state.log[-1].time if self.run_state.log else None  # no wall clock: stable snapshots
+        self.run_state.add_log(f"loaded the last run from {message.path}", "info", at=last)
+        self.refresh_nav()
+
+    # ---------------------------------------------------------------------------------------------- jobs
+    def config_errors(self) -> list:
+        screen = self.view("config")
+        return list(screen.errors) if screen is not None else []
+
+    def start_selected(self, choice: str, resume: bool = False) -> bool:
+        """Start (or resume) pretraining (`choice` = pretrain) or fine-tuning of task `choice`."""
+        if choice == "pretrain":
+            spec = JobSpec("pretrain", self.config, resume=resume, probes=self.probes)
+        else:
+            spec = JobSpec("finetune", self.config, task=choice, resume=resume)
+        if resume:
+            from bert2.training.checkpoints import kind_dir, latest_resumable
+
+            if latest_resumable(self.config.paths.root, spec.kind) is None:
+                self.notify(f"nothing to resume: no complete checkpoint under "
+                            f"{kind_dir(self.config.paths.root, spec.kind)}", severity="warning", title="Resume")
+                return False
+        return self.start_job(spec)
+
+    def start_job(self, spec: JobSpec) -> bool:
+        """Start `spec` unless a job is running; the only way a worker is ever started."""
+        if self.job_active:
+            self.notify("a job is already running; stop it first (x on the Train screen)", severity="warning",
+                        title="Train")
+            return False
+        errors = self.config_errors()
+        if errors:
+            self.notify(f"the config has {len(errors)} error(s); fix them on the Config screen (1) first: "
+                        + "; ".join(map(str, errors[:2])), severity="error", title="Train")
+            return False
+        if spec.kind == "finetune":
+            reason = finetuning_available()
+            if reason:
+                self.notify(reason, severity="error", title="Fine-tune")
+                return False
+        self._job_ids += 1
+        job = Job(self._job_ids, spec)
+        self.job = job
+        self.run_state.status = "preparing"
+        self.run_state.status_text = ""
+        self.run_state.add_log(f"starting {spec.title}…", "info")
+        job.worker = self._train_worker(job)
+        self.refresh_nav()
+        train = self.view("train")
+        if train is not None:
+            train.set_job_choice("pretrain" if spec.kind == "pretrain" else (spec.task or self.config.finetune.task))
+        return True
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="train", name="train",
+          description="training job")
+    def _train_worker(self, job: Job) -> DoneEvent:
+        """Runs in a worker thread: the real trainer, reporting through batched post_message calls."""
+        batcher = EventBatcher(lambda events: self.post_message(TrainerEvents(job.id, events)))
+        job.batcher = batcher
+        try:
+            return run_job(job.spec, [batcher], job.stop_event)
+        finally:
+            batcher.close()  # everything the trainer said arrives before the worker's state change
+
+    def on_trainer_events(self, message: TrainerEvents) -> None:
+        job = self.job
+        if job is None or message.job_id != job.id:
+            return
+        self.batches_received += 1
+        self.events_received += len(message.events)
+        saved = False
+        for ev in message.events:
+            if isinstance(ev, StartEvent) and job.state == "preparing":
+                job.state = "running"
+            self.run_state.apply(ev)
+            if isinstance(ev, CheckpointEvent):
+                saved = True
+        if job.state == "stopping" and self.run_state.status == "running":
+            self.run_state.status = "stopping"
+        if saved:
+            self.checkpoints_changed()
+        self.refresh_nav()
+
+    def checkpoints_changed(self) -> None:
+        for mode in ("checkpoints", "playground"):
+            screen = self.view(mode)
+            if screen is None:
+                continue
+            if mode == "checkpoints":
+                screen.reload()
+            else:
+                screen.refresh_checkpoints()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "train":
+            return
+        job = self.job
+        if job is None or job.worker is not event.worker:
+            return
+        state = event.state
+        if state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            return
+        job.state = "finished"
+        st = self.run_state
+        if state == WorkerState.SUCCESS:
+            done = event.worker.result
+            reason = getattr(done, "reason", "completed")
+            st.status = {"completed": "done", "time_budget": "done", "stopped": "stopped"}.get(reason, "error")
+            st.status_text = f"{job.spec.title}: {reason} at step {getattr(done, 'step', st.step)}"
+            self.notify(st.status_text, title="Train", severity="error" if st.status == "error" else "information")
+        elif state == WorkerState.ERROR:
+            exc = event.worker.error
+            if isinstance(exc, (Bert2Error, ConfigError)):
+                msg = str(exc)
+            else:
+                msg = f"{type(exc).__name__}: {exc}"
+                tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)) if exc else ""
+                lines = tb.strip().splitlines()
+                for line in (lines[:1] + ["  …"] + lines[-10:] if len(lines) > 12 else lines):
+                    st.add_log(line, "error")
+            st.status = "error"
+            st.status_text = f"{job.spec.title} failed: {msg}"
+            st.add_log(f"error: {msg}", "error")
+            self.notify(msg, title=f"{job.spec.title} failed", severity="error", timeout=10)
+        else:
+            st.status = "stopped"
+            st.status_text = f"{job.spec.title}: cancelled"
+        st.version += 1
+        self.checkpoints_changed()
+        self.refresh_nav()
+        if self._quit_pending:
+            self.exit(0)
+
+    def stop_job(self) -> bool:
+        job = self.job
+        if job is None or not job.active:
+            self.notify("no job is running", severity="warning", title="Stop")
+            return False
+        if job.state == "stopping":
+            return True
+        job.state = "stopping"
+        job.stop_event.set()
+        self.run_state.status = "stopping"
+        self.run_state.add_log("stop requested: finishing the current step and saving a checkpoint…", "warning")
+        self.refresh_nav()
+        return True
+
+    def is_protected(self, path: str) -> bool:
+        """True when the running job writes into the directory that holds `path` (never delete those)."""
+        if not self.job_active:
+            return False
+        assert self.job is not None
+        run_dir = self.job.spec.run_dir().resolve()
+        try:
+            Path(path).resolve().relative_to(run_dir)
+            return True
+        except ValueError:
+            return False
+
+    # ----------------------------------------------------------------------------- from the checkpoints screen
+    async def use_in_playground(self, path: str) -> None:
+        self.playground_path = path
+        await self.switch_screen_mode("playground")
+        self.view("playground").select_checkpoint(path)
+
+    def resume_from(self, info: Any) -> None:
+        if info.kind == "pretrain":
+            spec = JobSpec("pretrain", self.config, resume=info.path, probes=self.probes)
+        else:
+            spec = JobSpec("finetune", self.config, task=info.task or self.config.finetune.task, resume=info.path)
+        if self.start_job(spec):
+            self.call_later(self.switch_screen_mode, "train")
+
+    def finetune_from(self, path: str) -> None:
+        train = self.view("train")
+        choice = train.selected_job() if train is not None else "pretrain"
+        task = choice if choice != "pretrain" else self.config.finetune.task
+        if self.start_job(JobSpec("finetune", self.config, task=task, from_checkpoint=path)):
+            self.call_later(self.switch_screen_mode, "train")
+
+    # ------------------------------------------------------------------------------------------------ quit
+    async def action_quit(self, again_confirms: bool = False) -> None:
+        if self._quit_pending:
+            return
+        if not self.job_active:
+            self.exit(0)
+            return
+        assert self.job is not None
+        if self._quit_confirm is not None and self.screen is self._quit_confirm:
+            if again_confirms:
+                self._quit_confirm.dismiss(True)  # ctrl+c a second time confirms
+            return
+
+        def answer(ok: bool | None) -> None:
+            if not ok or self.job is None:
+                return
+            if not self.job.active:
+                self.exit(0)
+                return
+            self._quit_pending = True
+            self.stop_job()
+            self._busy = BusyScreen("Stopping the job: saving a checkpoint…\nThe app closes when it is written.")
+            self.push_screen(self._busy)
+
+        self._quit_confirm = ConfirmScreen(f"{self.job.spec.title.capitalize()} is running.\n\nStop it (a checkpoint "
+                                           f"is saved first) and quit?", yes="Stop and quit", no="Keep running")
+        self.push_screen(self._quit_confirm, answer)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bert2-tui", description="Terminal workbench for bert2: configure, train, "
+                                                              "browse checkpoints, try models.")
+    p.add_argument("--config", metavar="FILE", help="TOML config file (default: ./bert2.toml when present)")
+    p.add_argument("--measure-startup", action="store_true",
+                   help="print the time to the first frame as JSON and exit (also BERT2_TUI_MEASURE_STARTUP=1)")
+    return p
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        sys.stderr.write("bert2-tui: invalid config:\n" + "\n".join(f"  {e}" for e in exc.errors) + "\n")
+        return 2
+    measure = args.measure_startup or os.environ.get("BERT2_TUI_MEASURE_STARTUP") == "1"
+    config_path = args.config or ("bert2.toml" if Path("bert2.toml").is_file() else "")
+    app = Bert2App(cfg, config_path=config_path, measure_startup=measure)
+    result = app.run()
+    if measure:
+        import json
+
+        sys.stdout.write(json.dumps(app.startup) + "\n")
+    return int(result or 0) if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

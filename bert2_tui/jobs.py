@@ -1,0 +1,376 @@
+"""Training jobs for the TUI: what to run, how its events reach the UI, and the bounded run state charts draw from.
+
+Nothing here imports torch at module level. The worker thread calls `run_job`, which imports the trainer lazily;
+its events go through an `EventBatcher` that buffers them and posts one `TrainerEvents` message at most every
+~0.25 s (never a `call_from_thread` per step, which would make the trainer wait for the UI). `RunState` lives on
+the UI thread and holds bounded deques, so a long run cannot grow memory or redraw cost without limit.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textual.message import Message
+
+from bert2.config import KINDS, Config
+from bert2.training.events import (CheckpointEvent, DoneEvent, EvalEvent, Event, LogEvent, StartEvent, StepEvent,
+                                   event_from_dict)
+
+DEFAULT_PROBE = "The capital of France is [MASK]."
+FINETUNE_TASKS = ("classify", "qa", "qa-span")
+MAX_POINTS = 5000
+"""Points kept per chart series; older points fall off the front (charts downsample to their width anyway)."""
+
+
+# --------------------------------------------------------------------------------------------------- job spec
+@dataclass
+class JobSpec:
+    """One training job: pretraining, or fine-tuning of `task`; fresh, resumed, or from a chosen checkpoint."""
+
+    kind: str  # pretrain | finetune
+    cfg: Config
+    task: str = ""
+    """Fine-tuning task (classify, qa, qa-span); ignored for pretraining."""
+    resume: bool | str = False
+    """True: the latest resumable checkpoint of `kind`; a path: that checkpoint."""
+    from_checkpoint: str = ""
+    """Fine-tuning only: the pretrained checkpoint to start from (empty: the config's default)."""
+    probes: tuple[str, ...] = (DEFAULT_PROBE,)
+
+    @property
+    def short(self) -> str:
+        """A few words for the top bar: pretrain, classify, qa-span (resume)."""
+        what = "pretrain" if self.kind == "pretrain" else (self.task or self.cfg.finetune.task)
+        return what + (" (resume)" if self.resume else "")
+
+    @property
+    def title(self) -> str:
+        what = "pretraining" if self.kind == "pretrain" else f"fine-tuning ({self.task or self.cfg.finetune.task})"
+        if self.resume:
+            what += " (resume" + ("" if self.resume is True else f" from {Path(str(self.resume)).name}") + ")"
+        elif self.from_checkpoint:
+            what += f" from {Path(self.from_checkpoint).parent.name}/{Path(self.from_checkpoint).name}"
+        return what
+
+    def run_dir(self) -> Path:
+        """The kind directory this job writes checkpoints (and metrics.jsonl) into."""
+        return Path(self.cfg.paths.root).joinpath(*KINDS[self.kind])
+
+
+_HEAVY_LOCK = threading.Lock()
+_heavy_done = False
+
+
+def import_heavy() -> None:
+    """Import torch, transformers and bert2's model code once, under a lock, from whichever worker comes first.
+
+    Two worker threads importing transformers at the same time (a job and the playground's predictor) can see a
+    half-initialised lazy module ("cannot import name 'BertTokenizerFast'"); one lock makes that impossible.
+    """
+    global _heavy_done
+    if _heavy_done:
+        return
+    with _HEAVY_LOCK:
+        if _heavy_done:
+            return
+        import torch  # noqa: F401
+        from transformers import BertTokenizerFast  # noqa: F401
+
+        import bert2.inference  # noqa: F401
+        import bert2.model  # noqa: F401
+        import bert2.tokenizer  # noqa: F401
+        _heavy_done = True
+
+
+def finetuning_available() -> str:
+    """Empty when bert2.finetuning.run_finetuning exists, else the reason it cannot be used (shown to the user)."""
+    import importlib
+
+    try:
+        mod = importlib.import_module("bert2.finetuning")
+    except ImportError as exc:
+        return f"fine-tuning is not available in this bert2 build ({exc})"
+    if not hasattr(mod, "run_finetuning"):
+        return "fine-tuning is not available in this bert2 build (bert2.finetuning has no run_finetuning)"
+    return ""
+
+
+def run_job(spec: JobSpec, callbacks: list[Callable[[Event], None]], stop_event: threading.Event) -> DoneEvent:
+    """Run `spec` in the calling thread (a worker); imports the trainer here, never at TUI start-up."""
+    import_heavy()
+    cfg = spec.cfg.copy()
+    if spec.kind == "pretrain":
+        from bert2.pretraining import run_pretraining
+
+        return run_pretraining(cfg, callbacks=callbacks, stop_event=stop_event, resume=spec.resume,
+                               probes=tuple(spec.probes))
+    if spec.kind != "finetune":
+        raise ValueError(f"unknown job kind {spec.kind!r}")
+    reason = finetuning_available()
+    if reason:
+        from bert2.errors import TrainingError
+
+        raise TrainingError(reason)
+    from bert2 import finetuning
+
+    if spec.task:
+        cfg.finetune.task = spec.task
+    fn = finetuning.run_finetuning
+    kwargs: dict[str, Any] = {"callbacks": callbacks, "stop_event": stop_event, "resume": spec.resume}
+    if spec.from_checkpoint:
+        kwargs["from_checkpoint"] = spec.from_checkpoint
+    try:
+        accepted = set(inspect.signature(fn).parameters)
+        if not any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()):
+            kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+    except (TypeError, ValueError):
+        pass
+    return fn(cfg, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------ event transport
+class TrainerEvents(Message):
+    """A batch of trainer events, posted from the worker thread (post_message is thread-safe)."""
+
+    def __init__(self, job_id: int, events: list[Event]) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.events = events
+
+
+class EventBatcher:
+    """Trainer callback that buffers events and hands them to `post` in time batches.
+
+    Step events wait at most `interval` seconds (a timer thread flushes a half-full window, so the last step of
+    a burst is not held back by a long evaluation); start, eval, checkpoint, log and done events flush at once.
+    """
+
+    URGENT = (StartEvent, EvalEvent, CheckpointEvent, LogEvent, DoneEvent)
+
+    def __init__(self, post: Callable[[list[Event]], Any], interval: float = 0.25):
+        self.post = post
+        self.interval = interval
+        self._buffer: list[Event] = []
+        self._lock = threading.Lock()
+        self._last_flush = 0.0
+        self._timer: threading.Timer | None = None
+        self.posted = 0  # number of post() calls (tests check batching)
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            self._buffer.append(event)
+            due = isinstance(event, self.URGENT) or time.monotonic() - self._last_flush >= self.interval
+            if not due and self._timer is None:
+                wait = max(0.01, self.interval - (time.monotonic() - self._last_flush))
+                self._timer = threading.Timer(wait, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        # Swap and post under one lock: the timer thread and the trainer thread never post out of order.
+        with self._lock:
+            events, self._buffer = self._buffer, []
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._last_flush = time.monotonic()
+            if events:
+                self.posted += 1
+                self.post(events)
+
+    def close(self) -> None:
+        self.flush()
+
+
+# --------------------------------------------------------------------------------------------- run state
+@dataclass
+class LogLine:
+    seq: int
+    time: float
+    level: str  # info | warning | error | success
+    text: str
+
+
+@dataclass
+class RunState:
+    """What the Train screen shows, fed by events on the UI thread. Every container is bounded."""
+
+    kind: str = ""
+    task: str = ""
+    device: str = ""
+    num_parameters: int = 0
+    run_dir: str = ""
+    status: str = "idle"  # idle | preparing | running | stopping | done | stopped | error | history
+    status_text: str = ""
+    step: int = 0
+    total_steps: int = 0
+    epoch: int = 0
+    tokens_per_s: float = 0.0
+    elapsed_s: float = 0.0
+    eta_s: float = 0.0
+    series: dict[str, deque] = field(default_factory=dict)
+    """Loss series: "loss" (total) and the task's parts (mlm, nsp, ...), each a deque of (step, value)."""
+    lr: deque = field(default_factory=lambda: deque(maxlen=MAX_POINTS))
+    evals: deque = field(default_factory=lambda: deque(maxlen=500))
+    """(step, metrics, is_best) per evaluation."""
+    probes: list[dict[str, Any]] = field(default_factory=list)
+    probe_step: int = -1
+    log: deque = field(default_factory=lambda: deque(maxlen=1000))
+    version: int = 0
+    """Bumped on every change; views redraw only when it moved (the dirty flag)."""
+    _seq: int = 0
+
+    # ---- helpers
+    def add_log(self, text: str, level: str = "info", at: float | None = None) -> None:
+        self._seq += 1
+        self.log.append(LogLine(self._seq, time.time() if at is None else at, level, text))
+        self.version += 1
+
+    def clear_run(self) -> None:
+        self.series = {}
+        self.lr = deque(maxlen=MAX_POINTS)
+        self.evals = deque(maxlen=500)
+        self.probes, self.probe_step = [], -1
+        self.step = self.total_steps = self.epoch = 0
+        self.tokens_per_s = self.elapsed_s = self.eta_s = 0.0
+        self.version += 1
+
+    def _series(self, name: str) -> deque:
+        s = self.series.get(name)
+        if s is None:
+            s = self.series[name] = deque(maxlen=MAX_POINTS)
+        return s
+
+    def _truncate_after(self, step: int) -> None:
+        """Drop points beyond `step` (a resume continues from there; later points of a lost run are stale)."""
+        for name, s in list(self.series.items()):
+            self.series[name] = deque(((x, y) for x, y in s if x <= step), maxlen=MAX_POINTS)
+        self.lr = deque(((x, y) for x, y in self.lr if x <= step), maxlen=MAX_POINTS)
+        self.evals = deque((e for e in self.evals if e[0] <= step), maxlen=500)
+
+    # ---- events
+    def apply(self, ev: Event, live: bool = True) -> None:
+        if isinstance(ev, StartEvent):
+            if ev.start_step > 0 and ev.kind == self.kind:
+                self._truncate_after(ev.start_step)
+            else:
+                self.clear_run()
+            self.kind, self.task, self.device = ev.kind, ev.task, ev.device
+            self.num_parameters, self.run_dir = ev.num_parameters, ev.run_dir
+            self.total_steps, self.step = ev.total_steps, ev.start_step
+            if live:
+                self.status = "running"
+            how = f"resuming at step {ev.start_step}" if ev.start_step else "from scratch"
+            self.add_log(f"{ev.kind} ({ev.task}) started on {ev.device}, {ev.num_parameters / 1e6:.2f}M parameters, "
+                         f"{how}", "info", ev.time)
+        elif isinstance(ev, StepEvent):
+            self._series("loss").append((ev.step, ev.loss))
+            for k, v in (ev.parts or {}).items():
+                self._series(k).append((ev.step, v))
+            self.lr.append((ev.step, ev.lr))
+            self.step, self.epoch = ev.step, ev.epoch
+            self.tokens_per_s, self.elapsed_s, self.eta_s = ev.tokens_per_s, ev.elapsed_s, ev.eta_s
+        elif isinstance(ev, EvalEvent):
+            self.evals.append((ev.step, dict(ev.metrics), ev.is_best))
+            if ev.probes:
+                self.probes, self.probe_step = list(ev.probes), ev.step
+            names = iter_metric_names([(ev.step, ev.metrics, ev.is_best)], limit=4)
+            shown = "  ".join(f"{k} {ev.metrics[k]:.4g}" for k in names if isinstance(ev.metrics[k], (int, float)))
+            self.add_log(f"eval @ {ev.step}: {shown}" + ("  ★ best improved" if ev.is_best else ""),
+                         "success" if ev.is_best else "info", ev.time)
+        elif isinstance(ev, CheckpointEvent):
+            self.add_log(f"checkpoint saved ({ev.stage}) @ {ev.step}: {_short_path(ev.path)}", "info", ev.time)
+        elif isinstance(ev, LogEvent):
+            self.add_log(ev.message, ev.level, ev.time)
+        elif isinstance(ev, DoneEvent):
+            self.step = max(self.step, ev.step)
+            if live:
+                self.status = {"completed": "done", "time_budget": "done", "stopped": "stopped"}.get(ev.reason,
+                                                                                                    "error")
+            level = "success" if ev.reason in ("completed", "time_budget", "stopped") else "error"
+            self.add_log(f"done: {ev.message or ev.reason}", level, ev.time)
+        self.version += 1
+
+
+def _short_path(path: str) -> str:
+    parts = Path(path).parts
+    return "/".join(parts[-3:]) if len(parts) > 3 else path
+
+
+# ----------------------------------------------------------------------------------------- metrics.jsonl
+def metrics_files(root: str | Path) -> list[Path]:
+    return [Path(root).joinpath(*parts, "metrics.jsonl") for parts in KINDS.values()]
+
+
+def read_events(path: Path) -> list[Event]:
+    """Every parseable event of a metrics.jsonl (a torn last line from a crash is skipped, not fatal)."""
+    out: list[Event] = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    out.append(event_from_dict(json.loads(line)))
+                except (ValueError, KeyError, TypeError):
+                    continue
+    except OSError:
+        return []
+    return out
+
+
+def last_run(events: list[Event]) -> list[Event]:
+    """The events of the last run; a resumed run is joined to the runs it continues (up to its start step)."""
+    starts = [i for i, e in enumerate(events) if isinstance(e, StartEvent)]
+    if not starts:
+        return []
+    segments = [events[a:b] for a, b in zip(starts, starts[1:] + [len(events)])]
+    chain = [segments[-1]]
+    while chain[0][0].start_step > 0 and len(chain) < len(segments):  # type: ignore[union-attr]
+        prev = segments[-len(chain) - 1]
+        chain.insert(0, prev)
+    return [e for seg in chain for e in seg]
+
+
+def load_last_run(root: str | Path) -> tuple[RunState, str]:
+    """A RunState replayed from the newest run in either metrics.jsonl under `root`, and the file it came from."""
+    best: tuple[float, list[Event], str] | None = None
+    for path in metrics_files(root):
+        if not path.is_file():
+            continue
+        run = last_run(read_events(path))
+        if run and (best is None or run[0].time > best[0]):
+            best = (run[0].time, run, str(path))
+    state = RunState()
+    if best is None:
+        return state, ""
+    for ev in best[1]:
+        state.apply(ev, live=False)
+    state.status = "history"
+    done = next((e for e in reversed(best[1]) if isinstance(e, DoneEvent)), None)
+    state.status_text = (f"last run: {done.reason} at step {done.step}" if done
+                         else f"last run: interrupted at step {state.step}")
+    return state, best[2]
+
+
+def iter_metric_names(evals: Iterable[tuple[int, dict[str, float], bool]], limit: int = 6) -> list[str]:
+    """Metric columns for the eval table, most useful first."""
+    preferred = ["loss", "mlm_accuracy", "perplexity", "nsp_accuracy", "accuracy", "f1_macro", "f1", "exact_match",
+                 "bleu", "rougeL", "f1_weighted", "mlm_loss", "nsp_loss"]
+    seen: list[str] = []
+    for _, metrics, _ in evals:
+        for k in metrics:
+            if k not in seen:
+                seen.append(k)
+    ordered = [k for k in preferred if k in seen] + [k for k in seen if k not in preferred]
+    return ordered[:limit]

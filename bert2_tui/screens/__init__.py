@@ -1,0 +1,1 @@
+"""The four screens (Config, Train, Checkpoints, Playground) and the modal dialogs."""

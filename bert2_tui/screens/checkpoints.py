@@ -1,0 +1,265 @@
+"""Checkpoints screen: the six directories as a tree, metadata of the selected checkpoint and its loss history.
+
+Everything here reads trainer_state.json only (list_checkpoints / read_state), never the weights, so listing is
+instant even for large models. The list refreshes when the trainer reports a saved checkpoint.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static, Tree
+from textual.widgets.tree import TreeNode
+
+from bert2.config import KINDS, STAGES
+from bert2.errors import CheckpointError
+from bert2.training.checkpoints import CheckpointInfo, list_checkpoints, read_state
+
+from ..widgets.charts import SeriesChart
+from ..widgets.nav import NavBar
+from .dialogs import ConfirmScreen
+
+if TYPE_CHECKING:
+    from ..app import Bert2App
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def headline_metric(metrics: dict[str, float]) -> str:
+    for key in ("loss", "accuracy", "f1", "bleu"):
+        if isinstance(metrics.get(key), (int, float)):
+            return f"{key} {metrics[key]:.4g}"
+    return ""
+
+
+def history_series(state: dict[str, Any]) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """Train loss points and eval loss points from a trainer_state.json's log_history."""
+    train, evals = [], []
+    for entry in state.get("log_history") or []:
+        if not isinstance(entry, dict) or "step" not in entry:
+            continue
+        if isinstance(entry.get("loss"), (int, float)):
+            train.append((int(entry["step"]), float(entry["loss"])))
+        ev = entry.get("eval")
+        if isinstance(ev, dict) and isinstance(ev.get("loss"), (int, float)):
+            evals.append((int(entry["step"]), float(ev["loss"])))
+    return train, evals
+
+
+class CheckpointsScreen(Screen):
+    """Tree of saved_model/{transformer/pretrain,bert/finetuning}/{checkpoint,best,final} with actions."""
+
+    TITLE = "Checkpoints"
+    BINDINGS = [
+        Binding("p", "use", "Playground", id="checkpoints.use", tooltip="Load the checkpoint into the playground"),
+        Binding("r", "resume", "Resume", id="checkpoints.resume", tooltip="Resume training from this checkpoint"),
+        Binding("f", "finetune", "Fine-tune", id="checkpoints.finetune",
+                tooltip="Fine-tune (task from the config) starting from this pretraining checkpoint"),
+        Binding("d,delete", "delete", "Delete", id="checkpoints.delete", tooltip="Delete the checkpoint (asks first)"),
+        Binding("ctrl+r", "refresh", "Refresh", id="checkpoints.refresh", tooltip="Read the directories again"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="checkpoints-screen")
+        self.infos: list[CheckpointInfo] = []
+        self.selected: CheckpointInfo | None = None
+
+    @property
+    def bert2(self) -> "Bert2App":
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield NavBar("checkpoints")
+        with Horizontal(id="ckpt-body"):
+            tree: Tree[CheckpointInfo | None] = Tree(self.bert2.config.paths.root, id="ckpt-tree")
+            tree.show_root = True
+            tree.guide_depth = 3
+            yield tree
+            with Vertical(id="ckpt-detail"):
+                yield Static("", id="ckpt-info")
+                yield SeriesChart("loss history", id="ckpt-chart", empty_text="select a checkpoint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.reload()
+        self.query_one("#ckpt-tree", Tree).focus()
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    # ------------------------------------------------------------------------------------------- listing
+    def reload(self) -> None:
+        """List the six directories again, keeping the selection by path where it still exists."""
+        root = self.bert2.config.paths.root
+        keep = self.selected.path if self.selected else None
+        try:
+            self.infos = list_checkpoints(root)
+        except OSError as exc:
+            self.infos = []
+            self.notify(f"cannot read {root}: {exc}", severity="error")
+        tree: Tree[CheckpointInfo | None] = self.query_one("#ckpt-tree", Tree)
+        tree.clear()
+        tree.root.set_label(Text(root, style="bold"))
+        tree.root.expand()
+        select_node: TreeNode | None = None
+        first_leaf: TreeNode | None = None
+        for kind, parts in KINDS.items():
+            kind_node = tree.root.add(Text("/".join(parts), style="bold"), expand=True)
+            for stage in STAGES:
+                items = [i for i in self.infos if i.kind == kind and i.stage == stage]
+                label = Text(stage, style="bold cyan")
+                label.append(f"  ({len(items)})" if items else "  (empty)", style="dim")
+                stage_node = kind_node.add(label, expand=True)
+                for info in reversed(items):  # newest first
+                    leaf = stage_node.add_leaf(self._leaf_label(info), data=info)
+                    first_leaf = first_leaf or leaf
+                    if info.path == keep:
+                        select_node = leaf
+        target = select_node or first_leaf
+        if target is not None:
+            self.call_after_refresh(self._select, target)
+        else:
+            self.show(None)
+
+    def _select(self, node: TreeNode) -> None:
+        tree = self.query_one("#ckpt-tree", Tree)
+        if node.tree is tree and node.line >= 0:
+            tree.move_cursor(node)
+        self.show(node.data)
+
+    @staticmethod
+    def _leaf_label(info: CheckpointInfo) -> Text:
+        text = Text(Path(info.path).name)
+        if info.valid:
+            metric = headline_metric(info.metrics)
+            if metric:
+                text.append(f"  {metric}", style="green")
+            text.append("  ✓", style="green")
+        else:
+            text.append("  ✗ invalid", style="bold red")
+        return text
+
+    @on(Tree.NodeHighlighted, "#ckpt-tree")
+    def _highlighted(self, event: Tree.NodeHighlighted) -> None:
+        self.show(event.node.data)
+
+    @on(Tree.NodeSelected, "#ckpt-tree")
+    async def _selected(self, event: Tree.NodeSelected) -> None:
+        if event.node.data is not None:
+            await self.action_use()
+
+    def show(self, info: CheckpointInfo | None) -> None:
+        self.selected = info
+        panel = self.query_one("#ckpt-info", Static)
+        chart = self.query_one("#ckpt-chart", SeriesChart)
+        if info is None:
+            n = len(self.infos)
+            panel.update(Text(f"{n} checkpoint{'s' * (n != 1)} under {self.bert2.config.paths.root}.\n"
+                              "Select one: p playground · r resume · f fine-tune · d delete", style="dim")
+                         if n else Text("No checkpoints yet. Start a job on the Train screen (2, then s).",
+                                        style="dim"))
+            chart.set_series({})
+            return
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(overflow="fold")
+        table.add_row("path", info.path)
+        table.add_row("kind / stage", f"{info.kind} / {info.stage}" + (f" · task {info.task}" if info.task else ""))
+        table.add_row("step", str(info.step))
+        table.add_row("created", info.created or "–")
+        table.add_row("size", human_size(info.size_bytes))
+        table.add_row("valid", Text("yes", style="green") if info.valid else Text(f"no: {info.error}", style="red"))
+        if info.metrics:
+            table.add_row("metrics", "  ".join(f"{k} {v:.4g}" for k, v in info.metrics.items()))
+        if self.bert2.is_protected(info.path):
+            table.add_row("", Text("written by the running job", style="yellow"))
+        panel.update(table)
+        train: list = []
+        evals: list = []
+        if info.valid:
+            try:
+                train, evals = history_series(read_state(Path(info.path)))
+            except CheckpointError:
+                pass
+        chart.empty_text = "no history recorded"
+        chart.set_series({"train": train}, markers={"eval": evals} if evals else None)
+
+    # ------------------------------------------------------------------------------------------- actions
+    def _need(self) -> CheckpointInfo | None:
+        if self.selected is None:
+            self.notify("select a checkpoint first (arrows, then the key)", severity="warning")
+        elif not self.selected.valid:
+            self.notify(f"{Path(self.selected.path).name} is not a valid checkpoint: {self.selected.error}",
+                        severity="error")
+            return None
+        return self.selected
+
+    def action_refresh(self) -> None:
+        self.reload()
+        self.notify(f"{len(self.infos)} checkpoint(s)", title="Checkpoints")
+
+    async def action_use(self) -> None:
+        info = self._need()
+        if info is not None:
+            await self.bert2.use_in_playground(info.path)
+
+    def action_resume(self) -> None:
+        info = self._need()
+        if info is not None:
+            self.bert2.resume_from(info)
+
+    def action_finetune(self) -> None:
+        info = self._need()
+        if info is None:
+            return
+        if info.kind != "pretrain":
+            self.notify("fine-tuning starts from a pretraining checkpoint; pick one under transformer/pretrain",
+                        severity="warning")
+            return
+        self.bert2.finetune_from(info.path)
+
+    def action_delete(self) -> None:
+        info = self.selected
+        if info is None:
+            self.notify("select a checkpoint first", severity="warning")
+            return
+        if self.bert2.is_protected(info.path):
+            self.notify("the running job writes this checkpoint directory; stop the job first (2, x)",
+                        severity="error", title="Delete")
+            return
+
+        def done(ok: bool | None) -> None:
+            if not ok:
+                return
+            if self.bert2.is_protected(info.path):  # a job may have started while the dialog was open
+                self.notify("a job started meanwhile and writes here; not deleted", severity="error")
+                return
+            try:
+                shutil.rmtree(info.path)
+            except OSError as exc:
+                self.notify(f"could not delete {info.path}: {exc.strerror or exc}", severity="error")
+                return
+            self.notify(f"deleted {Path(info.path).parent.name}/{Path(info.path).name}", title="Checkpoints")
+            self.selected = None
+            self.reload()
+            self.bert2.checkpoints_changed()
+
+        self.app.push_screen(ConfirmScreen(f"Delete {info.kind}/{info.stage}/{Path(info.path).name}?\n{info.path}\n\n"
+                                           f"This removes the directory and cannot be undone.", yes="Delete",
+                                           danger=True), done)

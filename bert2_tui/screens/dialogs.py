@@ -1,0 +1,113 @@
+"""Modal dialogs: confirm, text prompt, busy notice, and the key help screen."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Yes/no question; `y`/enter confirms, `n`/escape cancels."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes", id="confirm.yes", tooltip="Confirm"),
+        Binding("n,escape", "answer(False)", "No", id="confirm.no", tooltip="Cancel"),
+    ]
+
+    def __init__(self, question: str, yes: str = "Yes", no: str = "No", danger: bool = False):
+        super().__init__(classes="dialog")
+        self.question = question
+        self.yes, self.no, self.danger = yes, no, danger
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(self.question, id="question")
+            with Horizontal(id="buttons"):
+                yield Button(f"{self.yes} (y)", id="yes", variant="error" if self.danger else "primary")
+                yield Button(f"{self.no} (n)", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no" if self.danger else "#yes", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, value: bool) -> None:
+        self.dismiss(value)
+
+
+class PromptScreen(ModalScreen[str | None]):
+    """One line of text (a file path); enter accepts, escape cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.cancel", tooltip="Close without a value")]
+
+    def __init__(self, title: str, value: str = "", placeholder: str = ""):
+        super().__init__(classes="dialog")
+        self.title_text, self.value, self.placeholder = title, value, placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.title_text, id="question")
+            yield Input(self.value, placeholder=self.placeholder, id="prompt-input")
+            yield Static("enter: accept   escape: cancel", classes="hint")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class BusyScreen(ModalScreen[None]):
+    """A notice that cannot be dismissed by the user (e.g. 'saving checkpoint...' while quitting)."""
+
+    def __init__(self, message: str):
+        super().__init__(classes="dialog")
+        self.message = message
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(self.message, id="question")
+
+    def set_message(self, message: str) -> None:
+        self.query_one("#question", Static).update(message)
+
+
+def _key_text(binding: Binding, app) -> str:
+    key = binding.key_display or ", ".join(app.get_key_display(Binding(k.strip(), binding.action))
+                                           for k in binding.key.split(","))
+    return key
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key of every screen, read from the BINDINGS themselves so this list can never go stale."""
+
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close", id="help.close", tooltip="Close the help")]
+
+    def __init__(self, sections: Iterable[tuple[str, list[Binding]]]):
+        super().__init__(classes="dialog")
+        self.sections = list(sections)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help-dialog"):
+            yield Static(Text("bert2-tui — keys", style="bold"), id="help-title")
+            with VerticalScroll(id="help-body"):
+                for title, bindings in self.sections:
+                    table = Table(title=title, title_justify="left", title_style="bold cyan", expand=True,
+                                  show_header=False, box=None, padding=(0, 1))
+                    table.add_column("key", style="bold", width=9, no_wrap=True)
+                    table.add_column("action", ratio=1)
+                    for b in bindings:
+                        table.add_row(_key_text(b, self.app), b.description + (f" — {b.tooltip}" if b.tooltip else ""))
+                    yield Static(table, classes="help-section")
+            yield Static("escape / ? : close    ctrl+p: command palette (every action, searchable)", classes="hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,305 @@
+"""Train screen: start / stop / resume a job from the keyboard; live charts, eval table, probes and event log.
+
+The screen never receives trainer events directly: the app folds every batch into its `RunState` and bumps a
+version counter; a 0.25 s timer here redraws only when that counter moved (dirty flag) and only while the screen
+is shown, so a fast trainer cannot make the UI redraw more than ~4 times a second.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label, ProgressBar, RichLog, Select, Static, TextArea
+
+from ..jobs import FINETUNE_TASKS, RunState, iter_metric_names
+from ..widgets.nav import NavBar
+from ..widgets.bars import fill_mask_text
+from ..widgets.charts import SeriesChart
+
+if TYPE_CHECKING:
+    from ..app import Bert2App
+
+JOB_CHOICES = [("Pretrain (MLM+NSP)", "pretrain")] + [(f"Fine-tune: {t}", t) for t in FINETUNE_TASKS]
+SHORT_METRIC = {"mlm_accuracy": "mlm acc", "nsp_accuracy": "nsp acc", "perplexity": "ppl", "accuracy": "acc",
+                "f1_macro": "f1 macro", "f1_weighted": "f1 w", "exact_match": "EM", "mlm_loss": "mlm loss",
+                "nsp_loss": "nsp loss"}
+LEVEL_STYLE = {"info": "", "warning": "yellow", "error": "bold red", "success": "green"}
+
+
+def fmt_duration(seconds: float) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "–"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def fmt_metric(name: str, value: float) -> str:
+    if "accuracy" in name or name in ("f1", "exact_match"):
+        return f"{value:.3f}"
+    if name == "perplexity":
+        return f"{value:.4g}" if value < 1e5 else f"{value:.1e}"
+    return f"{value:.3f}"
+
+
+def probe_text(st: RunState) -> Text:
+    """Probe results of the last evaluation: fill-mask top-5 (pretraining) or sample predictions (fine-tuning)."""
+    out = Text()
+    if not st.probes:
+        what = "sample predictions" if st.kind == "finetune" else "the top-5 predictions for each probe"
+        out.append(f"At every evaluation, {what} appear here.", style="dim")
+        return out
+    out.append(f"at step {st.probe_step}\n", style="dim")
+    for probe in st.probes:
+        text = str(probe.get("text", ""))
+        out.append((text if len(text) <= 90 else text[:89] + "…") + "\n", style="bold")
+        if probe.get("error"):
+            out.append(f"  {probe['error']}\n", style="yellow")
+        elif "predictions" in probe:
+            out.append_text(fill_mask_text(probe.get("predictions") or [], width=12, label_width=12))
+        elif "label" in probe:  # classification sample
+            ok = probe.get("gold") is None or probe.get("gold") == probe.get("label")
+            out.append(f"  → {probe['label']}", style="green" if ok else "red")
+            if isinstance(probe.get("score"), (int, float)):
+                out.append(f" {probe['score'] * 100:.0f}%", style="dim")
+            if probe.get("gold") is not None:
+                out.append(f"  (gold {probe['gold']})", style="dim")
+            out.append("\n")
+        elif "answer" in probe:  # QA sample
+            out.append(f"  → {probe['answer'] or '(empty)'}\n", style="cyan")
+            if probe.get("reference"):
+                out.append(f"    reference: {probe['reference']}\n", style="dim")
+    return out
+
+
+class TrainScreen(Screen):
+    """Job controls, live charts of loss / loss parts / learning rate, eval table, probe panel and event log."""
+
+    TITLE = "Train"
+    BINDINGS = [
+        Binding("s", "start", "Start", id="train.start", tooltip="Start the selected job (pretraining by default)"),
+        Binding("x", "stop", "Stop", id="train.stop", tooltip="Stop the running job; it saves a checkpoint first"),
+        Binding("r", "resume", "Resume", id="train.resume",
+                tooltip="Resume the selected job from its latest checkpoint"),
+        Binding("j", "pick_job", "Job", id="train.pick_job", tooltip="Choose pretraining or a fine-tuning task"),
+        Binding("e", "edit_probes", "Probes", id="train.edit_probes",
+                tooltip="Edit the probe sentences shown at every evaluation"),
+        Binding("h", "reload_history", "History", id="train.history", show=False,
+                tooltip="Reload the last run from metrics.jsonl"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="train-screen")
+        self._drawn_version = -1
+        self._state_id = 0
+        self._log_seq = 0
+        self._eval_key: tuple = ()
+        self._probe_key: tuple = ()
+
+    @property
+    def bert2(self) -> "Bert2App":
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield NavBar("train")
+        with Horizontal(id="train-controls"):
+            yield Select(JOB_CHOICES, value="pretrain", allow_blank=False, id="job-kind", compact=True,
+                         tooltip="Which job `s` starts and `r` resumes (j)")
+            with Vertical(id="train-status"):
+                yield Static("", id="status-line")
+                with Horizontal(id="progress-row"):
+                    yield ProgressBar(total=None, show_eta=False, id="train-progress")
+                    yield Static("", id="stats-line")
+        with Horizontal(id="charts"):
+            yield SeriesChart("loss", id="chart-loss")
+            yield SeriesChart("loss parts", id="chart-parts")
+            yield SeriesChart("learning rate", smooth=False, id="chart-lr")
+        with Horizontal(id="train-bottom"):
+            with Vertical(id="eval-pane", classes="pane"):
+                yield Label("Evaluation", classes="pane-title")
+                yield Static(Text("No evaluations yet: they appear every eval_every steps.", style="dim"),
+                             id="eval-empty")
+                yield DataTable(id="eval-table", cursor_type="row", zebra_stripes=True)
+            with Vertical(id="probe-pane", classes="pane"):
+                yield Label(Text("Probes ([MASK] sentences)"), classes="pane-title")
+                yield TextArea("\n".join(self.bert2.probes), id="probe-input", soft_wrap=True,
+                               show_line_numbers=False, tab_behavior="focus")
+                with VerticalScroll(id="probe-scroll"):
+                    yield Static("", id="probe-results")
+            with Vertical(id="log-pane", classes="pane"):
+                yield Label("Events", classes="pane-title")
+                yield RichLog(id="event-log", wrap=True, max_lines=1000, markup=False, min_width=20)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(0.25, self.tick, name="train-redraw")
+        self.query_one("#event-log", RichLog).focus()
+        self.call_after_refresh(self.tick, True)
+
+    def on_screen_resume(self) -> None:
+        self.call_after_refresh(self.tick, True)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.tick, True)
+
+    # ------------------------------------------------------------------------------------------- actions
+    def selected_job(self) -> str:
+        value = self.query_one("#job-kind", Select).value
+        return "pretrain" if value is Select.NULL else str(value)
+
+    def action_start(self) -> None:
+        self.bert2.start_selected(self.selected_job())
+
+    def action_stop(self) -> None:
+        self.bert2.stop_job()
+
+    def action_resume(self) -> None:
+        self.bert2.start_selected(self.selected_job(), resume=True)
+
+    def action_pick_job(self) -> None:
+        select = self.query_one("#job-kind", Select)
+        select.focus()
+        select.expanded = True
+
+    def action_edit_probes(self) -> None:
+        self.query_one("#probe-input", TextArea).focus()
+
+    def action_reload_history(self) -> None:
+        self.bert2.load_history()
+
+    @on(TextArea.Changed, "#probe-input")
+    def _probes_changed(self, event: TextArea.Changed) -> None:
+        lines = tuple(line.strip() for line in event.text_area.text.splitlines() if line.strip())
+        self.bert2.probes = lines
+        missing = [i + 1 for i, line in enumerate(lines) if "[MASK]" not in line]
+        hint = self.query_one("#probe-pane .pane-title", Label)
+        if missing:
+            hint.update(Text(f"Probes: line {', '.join(map(str, missing))}: no [MASK]", style="bold yellow"))
+        elif self.bert2.job_active:
+            hint.update(Text("Probes (apply at the next start)", style="italic"))
+        else:
+            hint.update(Text("Probes ([MASK] sentences)"))
+
+    def set_job_choice(self, value: str) -> None:
+        self.query_one("#job-kind", Select).value = value
+
+    # ------------------------------------------------------------------------------------------- drawing
+    def tick(self, force: bool = False) -> None:
+        """Redraw from the app's RunState when it changed (the dirty flag) and this screen is showing."""
+        state = self.bert2.run_state
+        if id(state) != self._state_id:  # a new state object (history loaded, new run): redraw everything
+            self._state_id, self._log_seq, self._eval_key, self._probe_key = id(state), 0, (), ()
+            self.query_one("#event-log", RichLog).clear()
+            force = True
+        if not force and (state.version == self._drawn_version or not self.is_current):
+            return
+        self._drawn_version = state.version
+        self._draw_status(state)
+        self._draw_charts(state)
+        self._draw_evals(state)
+        self._draw_probes(state)
+        self._draw_log(state)
+
+    def _draw_status(self, st: RunState) -> None:
+        app = self.bert2
+        job = app.job
+        dot = {"running": ("●", "green"), "preparing": ("◌", "yellow"), "stopping": ("◍", "yellow"),
+               "done": ("✓", "green"), "stopped": ("■", "yellow"), "error": ("✗", "bold red"),
+               "history": ("◷", "cyan"), "idle": ("○", "dim")}.get(st.status, ("○", "dim"))
+        text = Text()
+        text.append(f"{dot[0]} ", style=dot[1])
+        what = job.spec.title if job is not None else (st.kind or "no run yet")
+        if st.status == "preparing":
+            text.append(f"preparing {what}: data, tokenizer and model…", style="bold")
+        elif st.status == "running":
+            text.append(f"running {what}", style="bold")
+        elif st.status == "stopping":
+            text.append(f"stopping {what}: finishing the step and saving a checkpoint…", style="bold yellow")
+        elif st.status == "history":
+            text.append(st.status_text or "last run", style="bold")
+        elif st.status == "idle":
+            text.append("idle — s: start pretraining   r: resume   j: pick a job", style="bold")
+        else:
+            text.append(st.status_text or st.status, style="bold " + dot[1])
+        if st.task:
+            text.append(f"   {st.kind} · {st.task}", style="dim")
+            if st.device:
+                text.append(f" · {st.device}", style="dim")
+            if st.num_parameters:
+                text.append(f" · {st.num_parameters / 1e6:.2f}M params", style="dim")
+        self.query_one("#status-line", Static).update(text)
+        bar = self.query_one("#train-progress", ProgressBar)
+        if st.total_steps:
+            bar.update(total=st.total_steps, progress=min(st.step, st.total_steps))
+        elif st.status == "preparing":
+            bar.update(total=None)
+        else:
+            bar.update(total=100, progress=0)
+        total = f"/{st.total_steps}" if st.total_steps else ""
+        eta = fmt_duration(st.eta_s) if st.status in ("running", "stopping") else "–"
+        stats = (f"step {st.step}{total} · epoch {st.epoch} · {st.tokens_per_s:,.0f} tok/s · "
+                 f"{fmt_duration(st.elapsed_s)} elapsed · ETA {eta}")
+        self.query_one("#stats-line", Static).update(stats)
+
+    def _draw_charts(self, st: RunState) -> None:
+        loss = self.query_one("#chart-loss", SeriesChart)
+        parts = self.query_one("#chart-parts", SeriesChart)
+        lr = self.query_one("#chart-lr", SeriesChart)
+        evals = [(step, m["loss"]) for step, m, _ in st.evals if isinstance(m.get("loss"), (int, float))]
+        loss.set_series({"train": st.series.get("loss", ())}, markers={"eval": evals} if evals else None)
+        part_series = {k: v for k, v in st.series.items() if k != "loss"}
+        parts.empty_text = "no loss parts" if st.series and not part_series else "no data yet"
+        parts.set_series(part_series)
+        lr.set_series({"lr": st.lr})
+
+    def _draw_evals(self, st: RunState) -> None:
+        key = (len(st.evals), st.evals[-1][0] if st.evals else None)
+        if key == self._eval_key:
+            return
+        self._eval_key = key
+        table = self.query_one("#eval-table", DataTable)
+        self.query_one("#eval-empty", Static).display = not st.evals
+        table.display = bool(st.evals)
+        names = iter_metric_names(st.evals, limit=4)
+        table.clear(columns=True)
+        table.add_column("step", key="step")
+        for n in names:
+            table.add_column(SHORT_METRIC.get(n, n.replace("_", " ")[:9]), key=n)
+        table.add_column("", key="best")
+        for step, metrics, best in list(st.evals)[-200:]:
+            cells = [fmt_metric(n, metrics[n]) if isinstance(metrics.get(n), (int, float)) else "–" for n in names]
+            table.add_row(str(step), *cells, Text("★", style="yellow") if best else "")
+        if table.row_count:
+            table.move_cursor(row=table.row_count - 1)
+
+    def _draw_probes(self, st: RunState) -> None:
+        key = (st.probe_step, len(st.probes), st.kind)
+        if key == self._probe_key:
+            return
+        self._probe_key = key
+        title = self.query_one("#probe-pane .pane-title", Label)
+        if st.kind == "finetune":
+            title.update(Text("Samples (validation, each eval)"))
+        elif not self.query_one("#probe-input", TextArea).has_focus:
+            title.update(Text("Probes ([MASK] sentences)"))
+        self.query_one("#probe-results", Static).update(probe_text(st))
+
+    def _draw_log(self, st: RunState) -> None:
+        log = self.query_one("#event-log", RichLog)
+        for line in st.log:
+            if line.seq <= self._log_seq:
+                continue
+            self._log_seq = line.seq
+            stamp = time.strftime("%H:%M:%S", time.localtime(line.time))
+            text = Text(f"{stamp} ", style="dim")
+            text.append(line.text, style=LEVEL_STYLE.get(line.level, ""))
+            log.write(text)
+

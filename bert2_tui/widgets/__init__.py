@@ -1,0 +1,1 @@
+"""Widgets of bert2-tui: charts, probability bars, attention heat maps."""

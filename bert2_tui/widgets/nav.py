@@ -1,0 +1,45 @@
+"""The top bar: app name, the four screens with their number keys (current one highlighted), and the job status."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.events import Click
+from textual.widgets import Static
+
+SCREEN_TITLES = {"config": "Config", "train": "Train", "checkpoints": "Checkpoints", "playground": "Playground"}
+"""Mode name -> title; the order gives the number keys 1-4."""
+
+
+class NavTab(Static):
+    def __init__(self, mode: str, number: int, title: str, active: bool):
+        super().__init__(Text.assemble((f"{number} ", "bold"), title), classes="nav-tab" + (" -active" if active else ""))
+        self.mode = mode
+        self.tooltip = f"Go to {title} (key {number})"
+
+    def on_click(self, event: Click) -> None:
+        event.stop()
+        self.app.run_action(f"goto('{self.mode}')")
+
+
+class NavBar(Horizontal):
+    """Docked at the top of every screen."""
+
+    def __init__(self, current: str):
+        super().__init__(id="nav")
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("bert2", style="bold"), classes="nav-brand")
+        for i, (mode, title) in enumerate(SCREEN_TITLES.items(), 1):
+            yield NavTab(mode, i, title, mode == self.current)
+        yield Static("", id="nav-job")
+
+    def on_mount(self) -> None:
+        refresh = getattr(self.app, "refresh_nav", None)
+        if refresh is not None:
+            self.call_after_refresh(refresh)
+
+    def set_job(self, text: Text) -> None:
+        self.query_one("#nav-job", Static).update(text)

@@ -1,0 +1,530 @@
+"""bert2-tui driven by keys through Textual's own harness (`app.run_test` + Pilot), plus import hygiene.
+
+The training tests run the real trainer on a tiny config (hidden 32, one layer, ~300-token vocabulary, a .txt
+corpus written here), started and stopped from the keyboard.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bert2.config import Config
+from bert2.training.checkpoints import list_checkpoints
+from bert2.training.events import CheckpointEvent, DoneEvent, EvalEvent, StartEvent, StepEvent
+from bert2_tui.jobs import EventBatcher, RunState, last_run, load_last_run
+from bert2_tui.testing import make_app, tiny_config
+from bert2_tui.widgets.charts import downsample, ema
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = (120, 36)
+
+
+async def wait_for(pilot, predicate, timeout: float = 60.0, step: float = 0.05) -> bool:
+    """Let the app run until `predicate()` holds (or the timeout passes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await pilot.pause(step)
+    return bool(predicate())
+
+
+def _text(widget) -> str:
+    """The plain text a Static shows (Text, str or any rich renderable such as a Table)."""
+    import io
+
+    from rich.console import Console
+
+    content = getattr(widget, "content", None)
+    if content is None or content == "":
+        content = widget.render()
+    if isinstance(content, str):
+        return content
+    if hasattr(content, "plain"):
+        return content.plain
+    console = Console(width=200, file=io.StringIO(), record=True)
+    console.print(content)
+    return console.export_text()
+
+
+# ------------------------------------------------------------------------------------------- import hygiene
+def _run_python(code: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO,
+                          timeout=120)
+
+
+def test_bert2_never_imports_textual():
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import bert2\n"
+        "names = ['bert2.' + m.name for m in pkgutil.walk_packages(bert2.__path__, ) ]\n"
+        "skip = ('bert2.__main__',)\n"
+        "for n in names:\n"
+        "    if n not in skip:\n"
+        "        importlib.import_module(n)\n"
+        "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
+        "print(len(names), bad)\n"
+        "assert not bad, bad\n"
+    )
+    result = _run_python(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_tui_app_import_does_not_import_torch():
+    result = _run_python("import sys, bert2_tui.app; bad = [m for m in ('torch', 'transformers', 'datasets') "
+                         "if m in sys.modules]; assert not bad, bad")
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_measure_startup_prints_first_frame_time(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-m", "bert2_tui", "--measure-startup"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["torch_imported"] is False
+    assert 0 < data["first_frame_s"] < 10
+
+
+def test_bad_config_file_exits_with_message(tmp_path, capsys):
+    from bert2_tui.app import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nhidden_size = 'wide'\n")
+    assert main(["--config", str(bad)]) == 2
+    assert "model.hidden_size" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ units
+def test_event_batcher_batches_steps_and_flushes_urgent_events():
+    posted: list[list] = []
+    batcher = EventBatcher(posted.append, interval=0.2)
+    step = lambda i: StepEvent(step=i, epoch=0, loss=1.0, parts={}, lr=1e-3, tokens_per_s=1, elapsed_s=0, eta_s=0)
+    batcher(StartEvent(kind="pretrain", task="mlm", total_steps=10, start_step=0, device="cpu", num_parameters=1,
+                       run_dir="x"))
+    assert len(posted) == 1  # start is urgent
+    for i in range(50):
+        batcher(step(i))
+    assert len(posted) == 1  # steps wait for the window
+    batcher(EvalEvent(step=50, metrics={"loss": 1.0}))
+    assert len(posted) == 2 and len(posted[1]) == 51  # eval flushed everything, in order
+    batcher(step(51))
+    time.sleep(0.4)  # the timer flushes a lone step event without waiting for the next event
+    assert len(posted) == 3 and posted[2][0].step == 51
+    batcher(DoneEvent(reason="completed", step=52))
+    batcher.close()
+    assert len(posted) == 4 and isinstance(posted[3][0], DoneEvent)
+
+
+def test_run_state_is_bounded_and_resume_joins_runs(tmp_path):
+    def start(s):
+        return StartEvent(kind="pretrain", task="mlm+nsp", total_steps=100, start_step=s, device="cpu",
+                          num_parameters=10, run_dir="r", time=1000.0 + s)
+
+    def step(i):
+        return StepEvent(step=i, epoch=0, loss=5 - i / 100, parts={"mlm": 4.0, "nsp": 0.7}, lr=1e-3, tokens_per_s=10,
+                         elapsed_s=i, eta_s=100 - i, time=1000.0 + i)
+
+    events = [start(0), *[step(i) for i in range(1, 61)], CheckpointEvent(step=40, path="p", stage="checkpoint"),
+              DoneEvent(reason="stopped", step=60), start(40), *[step(i) for i in range(41, 51)]]
+    run = last_run(events)
+    assert isinstance(run[0], StartEvent) and run[0].start_step == 0  # the resumed run is joined to its parent
+    path = tmp_path / "transformer" / "pretrain" / "metrics.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("\n".join(json.dumps(e.to_dict()) for e in events) + "\n{torn line")
+    state, source = load_last_run(tmp_path)
+    assert source == str(path)
+    steps = [x for x, _ in state.series["loss"]]
+    assert steps == list(range(1, 51))  # points after the resume step (41..60 of the first run) were replaced
+    assert set(state.series) == {"loss", "mlm", "nsp"}
+
+    st = RunState()
+    st.apply(start(0))
+    for i in range(1, 7000):
+        st.apply(step(i))
+    assert len(st.series["loss"]) == 5000 and len(st.lr) == 5000
+
+
+def test_downsample_and_smoothing():
+    pts = [(i, float(i % 7)) for i in range(10_000)]
+    small = downsample(pts, 100)
+    assert len(small) == 100 and small[0] == pts[0] and small[-1] == pts[-1]
+    assert all(isinstance(x, int) for x, _ in small)
+    assert downsample(pts[:10], 100) == pts[:10]
+    smooth = ema([1.0, 1.0, 1.0, 10.0], 0.9)
+    assert smooth[0] == pytest.approx(1.0) and 1.0 < smooth[-1] < 10.0
+
+
+def test_playground_result_normalisers():
+    from bert2_tui.screens.playground import normalize_answer, normalize_classes, normalize_similarity
+
+    # Predictor.classify's shape, and the other shapes a build might return
+    assert normalize_classes({"label": "pos", "score": 0.7, "scores": {"neg": 0.3, "pos": 0.7}}) == \
+        [("pos", 0.7), ("neg", 0.3)]
+    assert normalize_classes([{"label": "a", "score": 0.1}, {"label": "b", "score": 0.9}])[0] == ("b", 0.9)
+    assert normalize_classes({"x": 0.2, "y": 0.8})[0] == ("y", 0.8)
+    context = "Paris is the capital and largest city of France."
+    # span QA: character offsets are highlighted as given
+    assert normalize_answer({"answer": "Paris", "score": 0.5, "start": 0, "end": 5}, context) == ("Paris", 0.5, (0, 5))
+    # generative QA: no offsets; the answer is found in the context when it occurs there
+    assert normalize_answer({"answer": "largest city", "score": 0.2}, context)[2] == (25, 37)
+    assert normalize_answer({"answer": "capital of France"}, context)[2] is None
+    assert normalize_similarity(0.25) == 0.25 and normalize_similarity({"similarity": -0.5}) == -0.5
+
+
+# ---------------------------------------------------------------------------------------------- screens
+async def test_number_keys_help_palette_and_escape(tmp_path):
+    app = make_app(tiny_config(tmp_path), load_history=False)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.current_mode == "train"
+        for key, mode in (("3", "checkpoints"), ("4", "playground")):  # 1 (config) is driven in its own test
+            await pilot.press(key)
+            await pilot.pause()
+            assert app.current_mode == mode
+        # no checkpoint yet: the playground says so in place
+        assert "no checkpoint yet" in _text(app.screen.query_one("#pg-status"))
+        assert await wait_for(pilot, lambda: "No checkpoint" in _text(app.screen.query_one("#mask-output")), 5)
+        # the playground focuses its text field: digits type there until escape leaves the field
+        await pilot.press("2")
+        assert app.current_mode == "playground"
+        await pilot.press("escape", "2")
+        await pilot.pause()
+        assert app.current_mode == "train"
+        await pilot.press("question_mark")
+        await pilot.pause()
+        from bert2_tui.screens.dialogs import HelpScreen
+
+        assert isinstance(app.screen, HelpScreen)
+        help_text = " ".join(_text(w) for w in app.screen.query(".help-section"))
+        for needle in ("Start", "Stop", "Resume", "Delete", "Save TOML", "Next tool", "Quit"):
+            assert needle in help_text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+        # the command palette lists every screen's actions
+        from bert2_tui.commands import all_commands
+
+        titles = [t for t, _, _ in all_commands(app)]
+        for needle in ("Go to Config", "Train: Start", "Train: Stop", "Checkpoints: Delete", "Config: Save TOML",
+                       "Playground: Attention view"):
+            assert any(needle in t for t in titles), needle
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"go to check")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: app.current_mode == "checkpoints", 5)
+
+
+async def test_config_screen_validates_inline_and_saves_loads_toml(tmp_path):
+    cfg = tiny_config(tmp_path)
+    app = make_app(cfg, load_history=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("1")
+        await pilot.pause()
+        screen = app.screen
+        assert await wait_for(pilot, lambda: screen.fully_mounted, 20)
+        # every field of every section is on the form, with its docstring as help
+        from dataclasses import fields as dc_fields
+
+        from bert2.config import SECTIONS, field_docs
+
+        for section, cls in SECTIONS.items():
+            for f in dc_fields(cls):
+                screen.query_one(f"#f-{section}--{f.name}")
+        helps = [_text(w) for w in screen.query(".field-help")]
+        assert field_docs(SECTIONS["model"])["hidden_size"] in helps
+        # type an invalid value: the CLI's message appears under the field, the app keeps the last valid config
+        heads = screen.query_one("#f-model--num_attention_heads")
+        heads.focus()
+        await pilot.press("ctrl+a", "shift+end", "backspace", "3")  # select all / delete / type
+        await pilot.pause(0.2)
+        assert heads.value == "3"
+        assert "divisible by model.num_attention_heads" in screen.error_text("model.hidden_size")
+        assert "divisible" in _text(screen.query_one("#help-model--hidden_size"))  # shown under the help text
+        assert app.config.model.num_attention_heads == 2
+        await pilot.press("backspace", "4")
+        await pilot.pause(0.2)
+        assert not screen.errors and app.config.model.num_attention_heads == 4
+        # a type error is caught too
+        steps = screen.query_one("#f-pretrain--max_steps")
+        steps.focus()
+        await pilot.press("ctrl+a", "shift+end", "backspace", *"lots")
+        await pilot.pause(0.2)
+        assert "must be an integer" in screen.error_text("pretrain.max_steps")
+        # starting a job with an invalid form is refused (and nothing starts)
+        await pilot.press("escape", "2", "s")
+        await pilot.pause()
+        assert app.job is None
+        await pilot.press("1")
+        await pilot.pause()
+        steps.focus()
+        await pilot.press("ctrl+a", "shift+end", "backspace", *"77")
+        await pilot.pause(0.2)
+        assert app.config.pretrain.max_steps == 77
+        # save to TOML through the prompt, then load it back after changing the form
+        target = tmp_path / "saved.toml"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        prompt = app.screen.query_one("#prompt-input")
+        prompt.value = str(target)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert target.is_file() and "max_steps = 77" in target.read_text()
+        screen.set_values(Config())
+        await pilot.pause()
+        assert app.config.pretrain.max_steps == Config().pretrain.max_steps
+        assert screen.load_file(str(target))
+        await pilot.pause()
+        assert app.config.pretrain.max_steps == 77 and app.config.model.num_attention_heads == 4
+        # a preset applies over the form; a clash with other fields shows inline instead of being refused
+        screen.apply_preset("mini")
+        await pilot.pause()
+        assert screen.query_one("#f-model--hidden_size").value == "256"
+        assert "exceeds model.max_position_embeddings" in screen.error_text("data.max_seq_length")
+        assert app.config.model.hidden_size == 32  # still the last valid config
+        screen.query_one("#f-model--max_position_embeddings").value = "512"
+        await pilot.pause(0.2)
+        assert not screen.errors and app.config.model.hidden_size == 256
+        # the filter hides non-matching rows
+        await pilot.press("ctrl+f", *"dropout")
+        await pilot.pause()
+        visible = screen.visible_keys()
+        assert visible and all("dropout" in k or "dropout" in screen._docs[k].lower() for k in visible)
+        assert "model.hidden_dropout_prob" in visible and "pretrain.max_steps" not in visible
+
+
+def _fake_checkpoint(stage_dir: Path, step: int, loss: float, kind: str = "pretrain") -> Path:
+    """A checkpoint directory the browser can list (it reads trainer_state.json only)."""
+    d = stage_dir / f"step-{step:08d}"
+    d.mkdir(parents=True)
+    (d / "model.safetensors").write_bytes(b"\0" * 2048)
+    (d / "config.json").write_text(json.dumps({"bert2": {"task": "mlm+nsp"}}))
+    history = [{"step": s, "loss": 6.0 - s / 100, "lr": 1e-3} for s in range(10, step + 1, 10)]
+    history += [{"step": step, "eval": {"loss": loss}}]
+    (d / "trainer_state.json").write_text(json.dumps({
+        "step": step, "kind": kind, "task": "mlm+nsp", "created": "2025-01-02T03:04:05+00:00",
+        "metrics": {"loss": loss, "mlm_accuracy": 0.25}, "log_history": history}))
+    return d
+
+
+async def test_checkpoints_screen_lists_shows_and_deletes(tmp_path):
+    cfg = tiny_config(tmp_path)
+    root = Path(cfg.paths.root)
+    keep = _fake_checkpoint(root / "transformer/pretrain/checkpoint", 200, 3.5)
+    doomed = _fake_checkpoint(root / "transformer/pretrain/best", 100, 3.2)
+    broken = root / "bert/finetuning/final/step-00000007"
+    broken.mkdir(parents=True)
+    app = make_app(cfg, load_history=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        await pilot.pause(0.2)
+        screen = app.screen
+        assert {Path(i.path) for i in screen.infos} == {keep, doomed, broken}
+        assert [i.valid for i in screen.infos if Path(i.path) == broken] == [False]
+        assert screen.selected is not None
+        info = _text(screen.query_one("#ckpt-info"))
+        assert "step" in info and "created" in info
+        assert screen.query_one("#ckpt-chart").points_plotted > 0  # the loss history from trainer_state.json
+        # select the best/ checkpoint by keys and delete it (asks first; "n" keeps it)
+        tree = screen.query_one("#ckpt-tree")
+        tree.focus()
+        for _ in range(12):
+            if screen.selected and Path(screen.selected.path) == doomed:
+                break
+            await pilot.press("down")
+            await pilot.pause()
+        assert Path(screen.selected.path) == doomed
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+        assert doomed.exists()
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause(0.2)
+        assert not doomed.exists() and keep.exists()
+        assert doomed not in {Path(i.path) for i in screen.infos}
+        # never delete what a running job writes: a pretraining job owns transformer/pretrain/
+        from bert2_tui.app import Job
+        from bert2_tui.jobs import JobSpec
+
+        app.job = Job(99, JobSpec("pretrain", cfg), state="running")
+        assert screen.selected is not None and app.is_protected(screen.selected.path)
+        await pilot.press("d")
+        await pilot.pause()
+        from bert2_tui.screens.dialogs import ConfirmScreen
+
+        assert not isinstance(app.screen, ConfirmScreen) and Path(screen.selected.path).exists()
+        app.job = None
+
+
+# ------------------------------------------------------------------------------------------ real training
+@pytest.mark.slow
+async def test_train_job_from_keyboard_charts_checkpoints_stop_resume_quit(tmp_path):
+    cfg = tiny_config(tmp_path)
+    app = make_app(cfg, load_history=False)
+    async with app.run_test(size=SIZE) as pilot:
+        started = time.monotonic()
+        await pilot.press("s")
+        await pilot.pause()
+        first = app.job
+        assert first is not None and first.active
+        await pilot.press("s")  # a second start while running does not start a second job
+        await pilot.pause()
+        assert app.job is first
+        assert await wait_for(pilot, lambda: app.run_state.step >= 7 and app.run_state.evals, 90), \
+            app.run_state.log
+        assert len([w for w in app.workers if w.group == "train" and w.is_running]) == 1
+        await pilot.pause(0.4)  # one redraw tick
+        screen = app.screen
+        assert screen.query_one("#chart-loss").points_plotted > 0
+        assert screen.query_one("#chart-parts").points_plotted > 0
+        assert screen.query_one("#chart-lr").points_plotted > 0
+        assert screen.query_one("#eval-table").row_count >= 1
+        assert "capital of france" in _text(screen.query_one("#probe-results")).lower()
+        # events arrive in time batches: step events at most ~4 batches a second, the rest flush at once
+        urgent = len(app.run_state.log)
+        assert app.batches_received <= urgent + 4 * (time.monotonic() - started) + 2
+        assert await wait_for(pilot, lambda: list_checkpoints(cfg.paths.root), 30)
+        # stop from the keyboard: the trainer saves a checkpoint at the step it stopped
+        await pilot.press("x")
+        assert await wait_for(pilot, lambda: not app.job_active, 60)
+        assert app.run_state.status == "stopped"
+        stopped_at = app.run_state.step
+        assert any(i.step == stopped_at and i.stage == "checkpoint" for i in list_checkpoints(cfg.paths.root))
+        # stop, then start again works (and resume is one key: r)
+        await pilot.press("r")
+        await pilot.pause()
+        second = app.job
+        assert second is not first and second.spec.resume is True
+        assert await wait_for(pilot, lambda: app.run_state.step > stopped_at + 3, 60), app.run_state.log
+        # quitting mid-run asks first ("n" keeps training), then stops cleanly with a checkpoint and exits
+        await pilot.press("q")
+        await pilot.pause()
+        from bert2_tui.screens.dialogs import BusyScreen, ConfirmScreen
+
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.pause()
+        assert second.active and not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+        assert isinstance(app.screen, BusyScreen) or app.return_code is not None
+        assert await wait_for(pilot, lambda: app.return_code is not None, 60)
+    assert not second.active and app.run_state.status == "stopped"
+    final_step = app.run_state.step
+    assert any(i.step == final_step and i.stage == "checkpoint" for i in list_checkpoints(cfg.paths.root))
+    metrics = Path(cfg.paths.root) / "transformer" / "pretrain" / "metrics.jsonl"
+    assert metrics.is_file()
+    # a restarted app draws the last run from metrics.jsonl
+    app2 = make_app(cfg)
+    async with app2.run_test(size=SIZE) as pilot:
+        assert await wait_for(pilot, lambda: app2.history_path == str(metrics), 10)
+        await pilot.pause(0.4)
+        assert app2.run_state.step == final_step
+        assert app2.screen.query_one("#chart-loss").points_plotted > 0
+
+
+@pytest.mark.slow
+async def test_trainer_errors_are_shown_and_the_app_stays_up(tmp_path, monkeypatch):
+    cfg = tiny_config(tmp_path)
+    cfg.data.corpus = str(tmp_path / "no-such-corpus.txt")
+    app = make_app(cfg, load_history=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("s")
+        assert await wait_for(pilot, lambda: not app.job_active, 60)
+        assert app.run_state.status == "error"
+        assert "no-such-corpus.txt" in app.run_state.status_text
+        # an unexpected exception (not a Bert2Error) shows its traceback in the event log
+        import bert2.pretraining
+
+        def boom(*args, **kwargs):
+            raise RuntimeError("kaboom in the trainer")
+
+        monkeypatch.setattr(bert2.pretraining, "run_pretraining", boom)
+        await pilot.press("s")
+        assert await wait_for(pilot, lambda: not app.job_active, 30)
+        await pilot.pause(0.3)
+        assert "RuntimeError: kaboom" in app.run_state.status_text
+        assert any("Traceback" in line.text for line in app.run_state.log)
+        await pilot.press("1")  # still alive and responsive
+        await pilot.pause()
+        assert app.current_mode == "config"
+
+
+@pytest.fixture(scope="module")
+def trained_root(tmp_path_factory) -> Config:
+    """A real tiny pretraining run (no UI): final/ and best/ checkpoints to browse and query."""
+    from bert2.pretraining import run_pretraining
+
+    root = tmp_path_factory.mktemp("trained")
+    cfg = tiny_config(root, max_steps=12, eval_every=6, save_every=6, log_every=2)
+    done = run_pretraining(cfg, stop_event=threading.Event())
+    assert done.reason == "completed"
+    return cfg
+
+
+@pytest.mark.slow
+async def test_playground_predicts_from_a_real_checkpoint(trained_root):
+    app = make_app(trained_root, load_history=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        await pilot.pause(0.2)
+        await pilot.press("p")  # "use in playground" on the selected checkpoint
+        assert await wait_for(pilot, lambda: app.current_mode == "playground", 5)
+        screen = app.screen
+        assert await wait_for(pilot, lambda: screen.predictor is not None, 60), _text(screen.query_one("#pg-status"))
+        out = screen.query_one("#mask-output")
+        assert await wait_for(pilot, lambda: "%" in _text(out), 20)
+        assert _text(out).count("%") == 5  # top-5 for the one [MASK]
+        # two masks: two blocks
+        inp = screen.query_one("#mask-input")
+        inp.focus()
+        await pilot.press("end", *" the [MASK] sat.")
+        assert await wait_for(pilot, lambda: "[MASK] #2" in _text(out), 10)
+        # no [MASK]: a hint in place, never a crash
+        inp.value = "a sentence without a mask"
+        assert await wait_for(pilot, lambda: "hint:" in _text(out) and "[MASK]" in _text(out), 10)
+        inp.value = ""
+        assert await wait_for(pilot, lambda: "hint:" in _text(out) and "empty" in _text(out), 10)
+        # classification on a pretraining checkpoint: the wrong task is a hint
+        screen.show_tool("classify")
+        await pilot.pause()
+        cls_in = screen.query_one("#classify-input")
+        cls_in.focus()
+        await pilot.press(*"a fine film")
+        cls_out = screen.query_one("#classify-output")
+        assert await wait_for(pilot, lambda: "hint:" in _text(cls_out), 10), _text(cls_out)
+        # similarity works on any checkpoint (mean-pooled encodings)
+        screen.show_tool("similarity")
+        await pilot.pause()
+        screen.query_one("#sim-a").value = "the cat sat on the mat"
+        screen.query_one("#sim-b").value = "a dog ran in the park"
+        assert await wait_for(pilot, lambda: "cosine similarity" in _text(screen.query_one("#similarity-output")),
+                              10), _text(screen.query_one("#similarity-output"))
+        # attention view: a heat map for layer 0 / head 0, arrows change the head
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert screen.current_tool() == "attention"
+        att = screen.query_one("#attention-output")
+        assert await wait_for(pilot, lambda: "layer 0 · head 0" in _text(att), 20), _text(att)
+        att.focus()
+        await pilot.press("right")
+        await pilot.pause()
+        assert "layer 0 · head 1" in _text(att)
+        await pilot.press("down")  # one layer only: wraps to layer 0
+        await pilot.pause()
+        assert "head 1" in _text(att)
