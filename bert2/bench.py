@@ -79,9 +79,9 @@ def _hf_model(cfg: Any, attn: str = "sdpa"):
 
 
 def _step_fn(model: torch.nn.Module, batch: dict[str, torch.Tensor], hf: bool, precision: str = "fp32"):
-    from .training.trainer import param_groups
+    from .training.trainer import TrainSettings, make_adamw, param_groups
 
-    opt = torch.optim.AdamW(param_groups(model, 0.01), lr=1e-4)
+    opt = make_adamw(param_groups(model, 0.01), TrainSettings(learning_rate=1e-4), torch.device("cpu"))
     model.train()
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else None
 
@@ -102,6 +102,9 @@ def bench_train_throughput(repeats: int = 7, warmup: int = 3, batch: int = 32, s
     from .config import Config, ModelConfig
     from .model import BertForPreTraining
 
+    from .allocator import tune_allocator
+
+    tune_allocator()  # process-wide: transformers' model gets the same allocator as bert2's
     peak = matmul_peak()
     peak_bf16 = matmul_peak(torch.bfloat16)
     default = Config().model

@@ -95,6 +95,9 @@ class Predictor:
         from .interop import model_config_from_hf
         from .tokenizer import load_tokenizer
 
+        from .allocator import tune_allocator
+
+        tune_allocator()
         p = ckpt.resolve(path)
         config = ckpt.read_json(p / ckpt.CONFIG_FILE)
         meta = config.get("bert2") or {}
