@@ -316,9 +316,9 @@ def bench_quick_rss(extra: list[str] | None = None) -> dict[str, Any]:
 def bench_tui() -> dict[str, Any]:
     """Time to first frame of bert2-tui, and training tokens/s inside the TUI vs headless (same run).
 
-    Runs `python -m bert2_tui --measure` in a child process, so bert2 itself never imports textual.
+    Runs `python -m bert2_tui.measure` in a child process, so bert2 itself never imports textual.
     """
-    proc = subprocess.run([sys.executable, "-m", "bert2_tui", "--measure"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "bert2_tui.measure"], capture_output=True, text=True,
                           timeout=1800)
     if proc.returncode != 0:
         return {"error": (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["failed"]}

@@ -6,7 +6,7 @@ import dataclasses
 import math
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
@@ -144,7 +144,32 @@ def run_pretraining(cfg: Config, callbacks: list[Callback] | None = None,
     `resume` continues a run exactly (optimizer, schedule, RNG, data position); `init_from` starts a new run from
     a checkpoint's weights and tokenizer only (e.g. one made by `bert2 import-hf`): continued pretraining.
     """
-    return build_pretraining_trainer(cfg, callbacks, stop_event, resume, probes, init_from).fit()
+    try:
+        trainer = build_pretraining_trainer(cfg, callbacks, stop_event, resume, probes, init_from)
+    except StoppedDuringSetup:
+        done = DoneEvent(reason="stopped", step=0, message="stopped while preparing data; nothing to save")
+        for cb in callbacks or []:
+            cb(done)
+        return done
+    return trainer.fit()
+
+
+class StoppedDuringSetup(Exception):
+    """A stop request arrived while data was being prepared (before any step): nothing to save."""
+
+
+def setup_reporter(callbacks: list[Callback], stop_event: threading.Event | None, is_main: bool
+                   ) -> Callable[[str], None]:
+    """Progress messages of data preparation as LogEvents (a first run trains a tokenizer for seconds), and a
+    stop request honoured between stages instead of after the whole preparation."""
+
+    def say(message: str) -> None:
+        if stop_event is not None and stop_event.is_set():
+            raise StoppedDuringSetup
+        if is_main:
+            for cb in callbacks:
+                cb(LogEvent(level="info", message=message))
+    return say
 
 
 def _architecture_from(path: Path, cfg: Config) -> Any:
@@ -194,7 +219,11 @@ def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = No
     tokenizer = load_tokenizer(str(source)) if source else None
     if not dist_info.is_main:
         barrier(dist_info)  # rank 0 builds (and caches) the data first; the others then read the cache
-    data = prepare_pretraining_data(cfg, tokenizer)
+    say = setup_reporter(callbacks, stop_event, dist_info.is_main)
+    say("preparing data (a first run trains a tokenizer and tokenises the corpus; later runs use the cache)")
+    data = prepare_pretraining_data(cfg, tokenizer, progress=say)
+    say(f"data ready: {len(data.train)} training / {len(data.validation)} validation examples, "
+        f"vocabulary {len(data.tokenizer)}")
     if dist_info.is_main:
         barrier(dist_info)
     tokenizer = data.tokenizer
@@ -230,8 +259,6 @@ def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = No
     settings = TrainSettings.from_section(p)
     trainer = Trainer(model, data.train, task, settings, stage_dirs, cfg.to_dict(), device, dist_info, callbacks,
                       stop_event, resume_path)
-    for cb in callbacks if dist_info.is_main else []:
-        cb(LogEvent(level="info", message=f"data: {len(data.train)} training / {len(data.validation)} validation "
-                                          f"examples, vocabulary {len(tokenizer)}"
-                                          + (f"; weights from {source}" if init_from else "")))
+    if init_from:
+        say(f"weights from {source}")
     return trainer

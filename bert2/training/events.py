@@ -58,7 +58,9 @@ class EvalEvent(Event):
     metrics: dict[str, float]
     is_best: bool = False
     probes: list[dict[str, Any]] = field(default_factory=list)
-    """Live probe results: [{"text", "predictions": [[{"token", "score"}, ...] per mask]}]."""
+    """Live probe results, one dict per probe; the shape depends on the task and is stable:
+    pretraining {"text", "predictions": [[{"token", "score"}, ...] per [MASK]]} (or {"text", "error"});
+    classify {"text", "label", "score", "gold"}; qa / qa-span {"text", "answer", "reference"}."""
 
 
 @dataclass
