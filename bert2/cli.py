@@ -24,9 +24,8 @@ BENCH_NAMES = ("train_throughput", "time_to_quality", "inference_latency", "tui"
 
 # `bert2 quick`: a real pretraining run of the tiny preset on a slice of the offline corpus, sized to fill the
 # three pretrain directories in a few minutes on a 2-core laptop.
-QUICK_OVERRIDES = ["data.max_documents=3000", "pretrain.max_steps=600", "pretrain.warmup_steps=60",
-                   "pretrain.eval_every=200", "pretrain.save_every=200", "pretrain.log_every=10",
-                   "pretrain.eval_batches=20"]
+QUICK_OVERRIDES = ["pretrain.max_steps=1200", "pretrain.warmup_steps=100", "pretrain.eval_every=300",
+                   "pretrain.save_every=300", "pretrain.log_every=10", "pretrain.eval_batches=0"]
 
 
 # ------------------------------------------------------------------------------------------------ helpers

@@ -10,6 +10,8 @@ events carry only flat float metrics.
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import threading
 from pathlib import Path
@@ -375,6 +377,9 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
     else:
         source = resolve_source(cfg, from_checkpoint)
     model_cfg, source_meta = _read_checkpoint_config(source)
+    # Pretraining runs without dropout by default (short budgets do not overfit); fine-tuning on small labelled
+    # sets does, so the encoder gets its own dropout here.
+    model_cfg = dataclasses.replace(model_cfg, hidden_dropout_prob=cfg.finetune.hidden_dropout_prob)
     source_task = source_meta.get("task", "mlm+nsp")
     if resume_path is not None and source_task != task_name:
         raise CheckpointError(f"{resume_path} is a {source_task} fine-tuning run; resume it with --task "
