@@ -189,7 +189,6 @@ def bench_time_to_quality(minutes: float = 5.0, eval_every_s: float = 60.0, over
                           ) -> dict[str, Any]:
     """Held-out masked-token accuracy and MLM loss of bert2's default pretraining vs transformers'
     BertForPreTraining trained with the same tokenizer, data, batch size and LR schedule, same wall-clock budget."""
-    import threading
 
     from .config import Config
     from .pretraining import PretrainingTask, build_pretraining_trainer

@@ -313,13 +313,9 @@ def resolve_source(cfg: Config, from_checkpoint: str | Path | None) -> Path:
 
 
 def _read_checkpoint_config(path: Path) -> tuple[Any, dict[str, Any]]:
-    from .interop import model_config_from_hf
+    from .interop import read_checkpoint_config
 
-    config = ckpt.read_json(path / ckpt.CONFIG_FILE)
-    try:
-        model_cfg = model_config_from_hf(config)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path / ckpt.CONFIG_FILE} lacks a valid model configuration ({exc})") from None
+    model_cfg, config = read_checkpoint_config(path)
     return model_cfg, dict(config.get("bert2") or {})
 
 

@@ -92,20 +92,16 @@ class Predictor:
     def load(cls, path: str | Path, device: str = "cpu") -> "Predictor":
         from safetensors.torch import load_file
 
-        from .interop import model_config_from_hf
+        from .interop import read_checkpoint_config
         from .tokenizer import load_tokenizer
 
         from .allocator import tune_allocator
 
         tune_allocator()
         p = ckpt.resolve(path)
-        config = ckpt.read_json(p / ckpt.CONFIG_FILE)
+        model_cfg, config = read_checkpoint_config(p)
         meta = config.get("bert2") or {}
         task = meta.get("task", "mlm+nsp")
-        try:
-            model_cfg = model_config_from_hf(config)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{p / ckpt.CONFIG_FILE} lacks a valid model configuration ({exc})") from None
         try:
             tokenizer = load_tokenizer(str(p))
         except Exception as exc:

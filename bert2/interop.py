@@ -144,6 +144,25 @@ def hf_config_dict(cfg: ModelConfig) -> dict:
     }
 
 
+def read_checkpoint_config(path: "Path | str") -> "tuple[ModelConfig, dict]":
+    """A checkpoint's config.json as (ModelConfig, the raw dict); CheckpointError naming the file when broken.
+
+    Inference, export, continued pretraining and fine-tuning all start by reading this file; one reader keeps
+    their error messages the same.
+    """
+    from pathlib import Path as _Path
+
+    from .errors import CheckpointError
+    from .training import checkpoints as ckpt
+
+    f = _Path(path) / ckpt.CONFIG_FILE
+    config = ckpt.read_json(f)
+    try:
+        return model_config_from_hf(config), config
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{f} lacks a valid model configuration ({exc})") from None
+
+
 def model_config_from_hf(d: dict) -> ModelConfig:
     """Read the bert2 ModelConfig out of a transformers-style config.json dict."""
     act = HF_ACTIVATIONS
@@ -608,10 +627,7 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
     if arch is not None and task not in ("mlm+nsp", "mlm"):
         raise CheckpointError(f"--arch applies to pretraining checkpoints; {p} is a {task} checkpoint and exports "
                               f"as {EXPORT_CLASSES[task]}")
-    try:
-        model_cfg = model_config_from_hf(config)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{p / ckpt.CONFIG_FILE} lacks a valid model configuration ({exc})") from None
+    model_cfg, _ = read_checkpoint_config(p)
     try:
         tokenizer = load_tokenizer(str(p))
     except TokenizerError as exc:

@@ -174,12 +174,9 @@ def setup_reporter(callbacks: list[Callback], stop_event: threading.Event | None
 
 def _architecture_from(path: Path, cfg: Config) -> Any:
     """The checkpoint's architecture (sizes, vocabulary) with this run's behaviour (dropout, attention kernel)."""
-    from .interop import model_config_from_hf
+    from .interop import read_checkpoint_config
 
-    try:
-        saved = model_config_from_hf(ckpt.read_json(path / ckpt.CONFIG_FILE))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path / ckpt.CONFIG_FILE} lacks a valid model configuration ({exc})") from None
+    saved, _ = read_checkpoint_config(path)
     return dataclasses.replace(saved, hidden_dropout_prob=cfg.model.hidden_dropout_prob,
                                attention_probs_dropout_prob=cfg.model.attention_probs_dropout_prob,
                                attn_implementation=cfg.model.attn_implementation)
