@@ -247,6 +247,9 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
+    unknown = [n for n in args.names if n not in bench.BENCHMARKS]
+    if unknown:
+        raise BenchNameError(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(bench.BENCHMARKS)}")
     names = args.names or list(bench.BENCHMARKS)
     kwargs = {"time_to_quality": {"minutes": args.minutes},
               "inference_latency": {"checkpoint": args.checkpoint}}
@@ -260,6 +263,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(results)
     return 0
+
+
+class BenchNameError(Bert2Error):
+    pass
 
 
 class ConfigError_(Bert2Error):
@@ -332,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     interop_cli.add_parsers(sub)
 
     p = sub.add_parser("bench", help="benchmarks against transformers (measured numbers, not tests)")
-    p.add_argument("names", nargs="*", choices=[[]] + list(BENCH_NAMES), metavar="NAME",
+    p.add_argument("names", nargs="*", metavar="NAME",
                    help=f"which to run (default: all): {', '.join(BENCH_NAMES)}")
     p.add_argument("--json", action="store_true", help="print one JSON object keyed by benchmark name")
     p.add_argument("--minutes", type=float, default=5.0, help="time_to_quality: budget per model (default 5)")

@@ -118,3 +118,12 @@ def test_fill_mask_batch_matches_single(tiny_pretrain_checkpoint):
         single = p.fill_mask(text, 3)
         assert [[d["token"] for d in m] for m in got] == [[d["token"] for d in m] for m in single]
         assert all(abs(a["score"] - b["score"]) < 1e-4 for m1, m2 in zip(got, single) for a, b in zip(m1, m2))
+
+
+def test_bench_names_match_and_unknown_name_exits_2(capsys):
+    from bert2.bench import BENCHMARKS
+    from bert2.cli import BENCH_NAMES
+
+    assert tuple(BENCHMARKS) == BENCH_NAMES
+    code, _, err = run(capsys, "bench", "nosuch")
+    assert code == 2 and "unknown benchmark nosuch" in err and "train_throughput" in err
