@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers")
+import transformers  # a hard dependency: its absence must fail the suite, not skip it
 
 from bert2.cli import main  # noqa: E402
 from bert2.config import Config, ModelConfig  # noqa: E402
