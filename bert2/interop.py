@@ -429,7 +429,7 @@ def _write_directory(out_dir: str | os.PathLike, payload: Callable[[Path], None]
     (it has a config.json): `--force` with a mistyped path must not delete someone's home directory. A directory
     the source lives in is never replaced.
     """
-    from .training.checkpoints import TMP_PREFIX, _fsync_dir
+    from .training.checkpoints import TMP_PREFIX, publish_dir
 
     out = Path(out_dir).expanduser()
     resolved = out.resolve()
@@ -451,18 +451,7 @@ def _write_directory(out_dir: str | os.PathLike, payload: Callable[[Path], None]
         parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
         payload(tmp)
-        for f in tmp.iterdir():  # flush every file before the rename makes the directory visible
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-        if out.exists():  # empty, or replaced with --force: move aside, rename, then delete the old one
-            old = parent / f"{TMP_PREFIX}old-{out.name}-{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-        _fsync_dir(parent)
+        publish_dir(tmp, out)  # an empty or --force-replaced `out` is moved aside, then deleted
     except OSError as exc:
         raise CheckpointError(f"could not write {out}: {exc.strerror or exc}") from exc
     finally:

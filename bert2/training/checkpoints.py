@@ -88,6 +88,26 @@ def sweep_temporaries(stage_dir: Path) -> None:
                 shutil.rmtree(p, ignore_errors=True)
 
 
+def publish_dir(tmp: Path, target: Path) -> None:
+    """Make the fully written directory `tmp` appear as `target` in one rename, replacing an existing `target`.
+
+    Every file is flushed first, so the rename never exposes unwritten data; an existing target is moved aside
+    (a hidden .tmp- name, swept later) rather than deleted before the new one is in place. Raises OSError.
+    """
+    for f in tmp.iterdir():
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    if target.exists():
+        old = target.parent / f"{TMP_PREFIX}old-{target.name}-{os.getpid()}"
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+    _fsync_dir(target.parent)
+
+
 def save_checkpoint(stage_dir: Path, step: int, write_payload: Callable[[Path], None], state: dict[str, Any],
                     keep_last: int | None = None, protect: set[Path] | None = None) -> Path:
     """Atomically create `stage_dir/step-N` from `write_payload(tmpdir)` plus `state` as trainer_state.json.
@@ -108,18 +128,7 @@ def save_checkpoint(stage_dir: Path, step: int, write_payload: Callable[[Path], 
             _pause_hook(tmp)
         state = {**state, "step": step, "created": now_iso()}
         write_json(tmp / STATE_FILE, state)  # written last: its presence marks a complete payload
-        for f in tmp.iterdir():  # flush every file before the rename makes the directory visible
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-        if target.exists():  # same step saved again (e.g. stop right after a periodic save): replace
-            old = stage_dir / f"{TMP_PREFIX}old-{target.name}-{os.getpid()}"
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-        _fsync_dir(stage_dir)
+        publish_dir(tmp, target)  # same step saved again (e.g. stop right after a periodic save): replaced
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointError(f"could not write checkpoint to {target}: {exc.strerror or exc}") from exc
