@@ -72,6 +72,10 @@ class ModelConfig:
     """Id of [PAD]; its embedding row is zero and it is never attended to."""
     attn_implementation: str = "sdpa"
     """sdpa (fast, fused) or eager (slower, returns attention maps for the attention view)."""
+    position_init: str = "normal"
+    """Initial position table: normal (N(0, initializer_range), as BERT) or sinusoidal (Transformer sines, same std)."""
+    norm_placement: str = "post"
+    """post (LayerNorm after each residual, as BERT and transformers) or pre (before each sublayer, plus a final one)."""
 
 
 @dataclass
@@ -150,6 +154,8 @@ class PretrainConfig:
     """CPU threads for torch (0: torch's default)."""
     on_nan: str = "stop"
     """What a non-finite loss does: stop, or rollback to the last checkpoint and skip the batch."""
+    group_by_length: bool = True
+    """Batch examples of similar length together (less padding, ~1.25x tokens/s on wiki-offline); also fine-tuning."""
 
 
 @dataclass
@@ -321,6 +327,8 @@ class Config:
         probability("model", m, "hidden_dropout_prob", "attention_probs_dropout_prob")
         choice("model", m, "hidden_act", ("gelu", "gelu_tanh", "relu"))
         choice("model", m, "attn_implementation", ("sdpa", "eager"))
+        choice("model", m, "norm_placement", ("post", "pre"))
+        choice("model", m, "position_init", ("normal", "sinusoidal"))
         if not 0 <= m.pad_token_id < max(m.vocab_size, 1):
             e.append(FieldError("model.pad_token_id", f"must be in [0, vocab_size), got {m.pad_token_id}"))
 

@@ -429,7 +429,8 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
         batch_size=f.batch_size, grad_accum_steps=1, learning_rate=f.learning_rate, weight_decay=f.weight_decay,
         adam_epsilon=p.adam_epsilon, warmup_steps=f.warmup_steps, scheduler=f.scheduler, max_steps=f.max_steps,
         max_grad_norm=f.max_grad_norm, eval_every=f.eval_every, save_every=f.save_every, keep_last=f.keep_last,
-        log_every=p.log_every, seed=p.seed, precision=p.precision, on_nan=p.on_nan)
+        log_every=p.log_every, seed=p.seed, precision=p.precision, on_nan=p.on_nan,
+        group_by_length=p.group_by_length)
     run_config = cfg.to_dict()
     run_config["finetune"] = {**run_config["finetune"], "data": data_name, "from_checkpoint": str(source)}
     if len(train_features) < f.batch_size:

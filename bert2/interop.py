@@ -124,7 +124,9 @@ HF_ACTIVATIONS = {"gelu": "gelu", "gelu_python": "gelu", "gelu_new": "gelu_tanh"
 
 
 def hf_config_dict(cfg: ModelConfig) -> dict:
-    """transformers-style config.json keys for a bert2 model config."""
+    """transformers-style config.json keys for a bert2 model config (plus norm_placement for pre-LN models,
+    which transformers' BERT cannot represent; post-LN configs stay exactly transformers' keys)."""
+    extra = {"norm_placement": cfg.norm_placement} if cfg.norm_placement != "post" else {}
     return {
         "model_type": "bert",
         "architectures": ["BertForPreTraining"],
@@ -141,6 +143,7 @@ def hf_config_dict(cfg: ModelConfig) -> dict:
         "layer_norm_eps": cfg.layer_norm_eps,
         "initializer_range": cfg.initializer_range,
         "pad_token_id": cfg.pad_token_id,
+        **extra,
     }
 
 
@@ -176,6 +179,7 @@ def model_config_from_hf(d: dict) -> ModelConfig:
         max_position_embeddings=int(d.get("max_position_embeddings", 512)),
         type_vocab_size=int(d.get("type_vocab_size", 2)), layer_norm_eps=float(d.get("layer_norm_eps", 1e-12)),
         initializer_range=float(d.get("initializer_range", 0.02)), pad_token_id=int(d.get("pad_token_id") or 0),
+        norm_placement=str(d.get("norm_placement", "post")),
     )
 
 
@@ -609,6 +613,9 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
         raise CheckpointError(f"{p} is a generative QA checkpoint (task qa): its answer decoder has no transformers "
                               "BERT equivalent, so it cannot be exported; export a pretraining, classify or "
                               "qa-span checkpoint")
+    if config.get("norm_placement", "post") != "post":
+        raise CheckpointError(f"{p} uses pre-LN layers (model.norm_placement = \"pre\"); transformers' BERT is "
+                              "post-LN, so these weights have no transformers equivalent and cannot be exported")
     if task not in EXPORT_CLASSES:
         raise CheckpointError(f"{p} has task {task!r}; export-hf handles {', '.join(EXPORT_CLASSES)}")
     if arch is not None and arch not in EXPORT_ARCHS:

@@ -6,6 +6,7 @@ random weights into both and compares logits. Fine-tuning heads live in `bert2.h
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
+from .losses import linear_cross_entropy_sum
 from .transformer import ACTIVATIONS, EncoderLayer, padding_mask
 
 
@@ -29,7 +31,8 @@ class PreTrainingOutput:
     mlm_loss: torch.Tensor | None
     nsp_loss: torch.Tensor | None
     prediction_logits: torch.Tensor | None
-    """(B, T, V) without labels; with labels only the masked rows, (N, V), in row-major order of the mask."""
+    """(B, T, V) without labels; with labels only the masked rows, (N, V), in row-major order of the mask; None in
+    an fp32 training step with labels, whose loss is fused with the projection (see `fused_mlm_loss`)."""
     seq_relationship_logits: torch.Tensor | None  # (B, 2)
     mlm_targets: torch.Tensor | None = None  # (N,) the label of each masked row of prediction_logits
     mlm_loss_sum: torch.Tensor | None = None  # summed (not averaged) token losses, for gradient accumulation
@@ -50,6 +53,24 @@ def init_weights(module: nn.Module, std: float) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+def sinusoidal_(weight: torch.Tensor, std: float) -> None:
+    """Fill a (P, H) position table with the Transformer's sines and cosines, scaled to standard deviation `std`.
+
+    Why: with N(0, 0.02) rows, position p+1 is unrelated to position p, and a small model spends its first
+    thousands of steps learning vectors in which "the token before me" is a linear relation (the flat early
+    stretch of the MLM loss). Sinusoids have that relation from the start (p+1 is a fixed rotation of p). Still a
+    learned table, so the architecture and the transformers mapping do not change.
+    """
+    P, H = weight.shape
+    pos = torch.arange(P, dtype=torch.float32)[:, None]  # (P, 1)
+    freq = torch.exp(torch.arange(0, H, 2, dtype=torch.float32) * (-math.log(10000.0) / H))  # (H/2,)
+    table = torch.zeros(P, H)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq[: H // 2])
+    with torch.no_grad():
+        weight.copy_(table * (std / table.std()))
 
 
 class BertEmbeddings(nn.Module):
@@ -95,8 +116,11 @@ class BertEncoder(nn.Module):
         self.layers = nn.ModuleList(
             EncoderLayer(cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size, cfg.hidden_act,
                          cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob, cfg.layer_norm_eps,
-                         cfg.attn_implementation)
+                         cfg.attn_implementation, pre_norm=cfg.norm_placement == "pre")
             for _ in range(cfg.num_hidden_layers))
+        # pre-LN leaves the residual stream un-normalised; the heads expect normalised states.
+        self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps) \
+            if cfg.norm_placement == "pre" else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
@@ -105,6 +129,8 @@ class BertEncoder(nn.Module):
             x, probs = layer(x, mask, output_attentions)  # (B, T, H)
             if output_attentions:
                 maps.append(probs)
+        if self.final_norm is not None:
+            x = self.final_norm(x)  # (B, T, H)
         return x, (tuple(maps) if output_attentions else None)
 
 
@@ -138,10 +164,12 @@ class MLMHead(nn.Module):
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
 
+    def hidden(self, h: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.act(self.transform(h)))  # (..., H)
+
     def forward(self, h: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
         """`word_embeddings` (V, H) is passed in, not stored, so the tied weight exists once in the state dict."""
-        h = self.norm(self.act(self.transform(h)))  # (..., H)
-        return F.linear(h, word_embeddings, self.bias)  # (..., V)
+        return F.linear(self.hidden(h), word_embeddings, self.bias)  # (..., V)
 
 
 class BertForPreTraining(nn.Module):
@@ -159,6 +187,15 @@ class BertForPreTraining(nn.Module):
         self.mlm = MLMHead(cfg)
         self.nsp = nn.Linear(cfg.hidden_size, 2) if nsp else None
         self.apply(lambda m: init_weights(m, cfg.initializer_range))
+        if cfg.position_init == "sinusoidal":
+            sinusoidal_(self.bert.embeddings.position_embeddings.weight, cfg.initializer_range)
+        # With labels and gradients on (a training step in fp32), the MLM loss comes from bert2.losses and
+        # prediction_logits is None; off: always materialise the masked rows' logits.
+        self.fused_mlm_loss = True
+
+    def _fuse_loss(self, rows: torch.Tensor) -> bool:
+        return (self.fused_mlm_loss and torch.is_grad_enabled() and rows.shape[0] > 0
+                and rows.dtype == torch.float32 and not torch.is_autocast_enabled(rows.device.type))
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
@@ -172,8 +209,13 @@ class BertForPreTraining(nn.Module):
         if labels is not None:
             selected = labels != -100  # (B, T)
             targets = labels[selected]  # (N,)
-            logits = self.mlm(seq[selected], tied)  # (N, H) -> (N, V)
-            mlm_loss_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
+            rows = seq[selected]  # (N, H)
+            if self._fuse_loss(rows):  # training step: the loss without materialised logits (bert2.losses)
+                logits = None
+                mlm_loss_sum = linear_cross_entropy_sum(self.mlm.hidden(rows), tied, self.mlm.bias, targets)
+            else:
+                logits = self.mlm(rows, tied)  # (N, H) -> (N, V)
+                mlm_loss_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
             mlm_loss = mlm_loss_sum / targets.numel() if targets.numel() else mlm_loss_sum
         else:
             logits = self.mlm(seq, tied)  # (B, T, V)

@@ -99,11 +99,17 @@ class FeedForward(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    """Self-attention and feed-forward, each wrapped in dropout + residual + LayerNorm (post-LN)."""
+    """Self-attention and feed-forward, each wrapped in dropout + residual + LayerNorm.
+
+    post-LN (BERT, transformers): x = LN(x + f(x)). pre-LN: x = x + f(LN(x)), which keeps an identity path from
+    input to output and tolerates larger learning rates early in training (Xiong et al. 2020; Cramming); the
+    encoder then ends with one more LayerNorm.
+    """
 
     def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, act: str, dropout: float,
-                 attn_dropout: float, eps: float, implementation: str = "sdpa"):
+                 attn_dropout: float, eps: float, implementation: str = "sdpa", pre_norm: bool = False):
         super().__init__()
+        self.pre_norm = pre_norm
         self.attention = MultiHeadAttention(hidden_size, num_heads, attn_dropout, implementation)
         self.attention_norm = nn.LayerNorm(hidden_size, eps=eps)
         self.ffn = FeedForward(hidden_size, intermediate_size, act)
@@ -112,6 +118,11 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None,
                 output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.pre_norm:
+            a, probs = self.attention(self.attention_norm(x), mask, output_attentions=output_attentions)  # (B, T, H)
+            x = x + self.dropout(a)  # (B, T, H)
+            x = x + self.dropout(self.ffn(self.ffn_norm(x)))  # (B, T, H)
+            return x, probs
         a, probs = self.attention(x, mask, output_attentions=output_attentions)  # (B, T, H)
         x = self.attention_norm(x + self.dropout(a))  # (B, T, H)
         x = self.ffn_norm(x + self.dropout(self.ffn(x)))  # (B, T, H)

@@ -12,6 +12,8 @@ frame appears in well under a second.
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import os
 import sys
 import threading
@@ -35,15 +37,23 @@ from bert2.training.events import CheckpointEvent, DoneEvent, StartEvent
 from .commands import Bert2Commands
 from .jobs import DEFAULT_PROBE, EventBatcher, JobSpec, RunState, TrainerEvents, finetuning_available, load_last_run, \
     run_job
-from .screens.checkpoints import CheckpointsScreen
-from .screens.config import ConfigScreen
 from .screens.dialogs import BusyScreen, ConfirmScreen, HelpScreen
-from .screens.playground import PlaygroundScreen
-from .screens.train import TrainScreen
 from .widgets.nav import NavBar, SCREEN_TITLES
 
-SCREEN_CLASSES = {"config": ConfigScreen, "train": TrainScreen, "checkpoints": CheckpointsScreen,
-                  "playground": PlaygroundScreen}
+# mode -> (module under bert2_tui.screens, class). Screens are imported when first shown, not at start-up: only
+# the Train screen is needed for the first frame, and the others' imports cost ~70 ms of a 0.5 s budget.
+SCREEN_MODULES = {"config": ("config", "ConfigScreen"), "train": ("train", "TrainScreen"),
+                  "checkpoints": ("checkpoints", "CheckpointsScreen"), "playground": ("playground", "PlaygroundScreen")}
+
+
+def screen_class(mode: str) -> type:
+    module, name = SCREEN_MODULES[mode]
+    return getattr(importlib.import_module(f"{__package__}.screens.{module}"), name)
+
+
+def screen_classes() -> dict[str, type]:
+    """Every mode's screen class (imports them all: for help and the command palette)."""
+    return {mode: screen_class(mode) for mode in SCREEN_MODULES}
 SCREENS_GROUP = Binding.Group("Screens", compact=True)
 
 
@@ -90,7 +100,7 @@ class Bert2App(App[int]):
 
     CSS_PATH = "app.tcss"
     TITLE = "bert2"
-    MODES = SCREEN_CLASSES  # type: ignore[assignment]
+    MODES = {mode: functools.partial(lambda m: screen_class(m)(), mode) for mode in SCREEN_MODULES}
     DEFAULT_MODE = "train"
     COMMANDS = App.COMMANDS | {Bert2Commands}
     ENABLE_COMMAND_PALETTE = True
@@ -192,8 +202,8 @@ class Bert2App(App[int]):
     def help_sections(self) -> list[tuple[str, list[Binding]]]:
         sections: list[tuple[str, list[Binding]]] = [("Everywhere", [b for b in self.BINDINGS  # type: ignore
                                                                     if isinstance(b, Binding)])]
-        for mode, cls in SCREEN_CLASSES.items():
-            sections.append((f"{SCREEN_TITLES[mode]} screen ({list(SCREEN_CLASSES).index(mode) + 1})",
+        for mode, cls in screen_classes().items():
+            sections.append((f"{SCREEN_TITLES[mode]} screen ({list(SCREEN_MODULES).index(mode) + 1})",
                              [b for b in cls.BINDINGS if isinstance(b, Binding)]))
         from .screens.playground import AttentionMap
 

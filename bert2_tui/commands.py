@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def all_commands(app: "Bert2App") -> Iterator[tuple[str, str, Callable[[], object]]]:
     """(title, help, callback) for every action the user can run."""
-    from .app import SCREEN_CLASSES, SCREEN_TITLES
+    from .app import SCREEN_TITLES, screen_classes
 
     for binding in app.BINDINGS:
         if binding.action.startswith("goto") or not binding.description:  # type: ignore[union-attr]
@@ -27,7 +27,7 @@ def all_commands(app: "Bert2App") -> Iterator[tuple[str, str, Callable[[], objec
     for mode, title in SCREEN_TITLES.items():
         yield (f"Go to {title}", f"Show the {title} screen ({list(SCREEN_TITLES).index(mode) + 1})",
                partial(app.switch_screen_mode, mode))
-    for mode, cls in SCREEN_CLASSES.items():
+    for mode, cls in screen_classes().items():
         title = SCREEN_TITLES[mode]
         for binding in cls.BINDINGS:
             if not binding.description:  # type: ignore[union-attr]

@@ -1,11 +1,11 @@
 """Measurements of the TUI for `bert2 bench tui` and the soak script (not tests: they print numbers).
 
     python -m bert2_tui.measure            # JSON: first-frame time, tokens/s headless vs inside the TUI
-    python -m bert2_tui.measure --steps 80
+    python -m bert2_tui.measure --steps 200 --rounds 3
 
-The throughput comparison runs the same short pretraining twice in this process: once headless through
-`run_pretraining`, once started with the `s` key inside the app (headless Textual driver), and compares the mean
-tokens/s the trainer reported after its first logging window.
+The throughput comparison runs the same short pretraining in this process, alternately headless through
+`run_pretraining` and started with the `s` key inside the app (headless Textual driver), and compares the median
+of the mean tokens/s the trainer reported after its first logging window.
 """
 
 from __future__ import annotations
@@ -85,22 +85,32 @@ async def _tui_run(steps: int) -> float:
     return _mean_tokens(events)
 
 
-def throughput(steps: int = 80) -> dict[str, Any]:
-    headless = headless_tokens_per_s(steps)
-    inside = asyncio.run(_tui_run(steps))
-    return {"steps": steps, "headless_tokens_per_s": round(headless), "tui_tokens_per_s": round(inside),
-            "ratio": round(inside / headless, 3) if headless else None}
+def throughput(steps: int = 200, rounds: int = 3) -> dict[str, Any]:
+    """Alternate headless and in-TUI runs `rounds` times and compare the medians.
+
+    Why alternate: on a shared 2-core VM the same step's speed drifts by 10-20% over minutes (other tenants,
+    clock changes), so one run of each, back to back, measures the drift as much as the TUI.
+    """
+    headless, inside = [], []
+    for _ in range(rounds):
+        headless.append(headless_tokens_per_s(steps))
+        inside.append(asyncio.run(_tui_run(steps)))
+    h, t = statistics.median(headless), statistics.median(inside)
+    return {"steps": steps, "rounds": rounds, "headless_tokens_per_s": round(h), "tui_tokens_per_s": round(t),
+            "headless_all": [round(x) for x in headless], "tui_all": [round(x) for x in inside],
+            "ratio": round(t / h, 3) if h else None}
 
 
-def run(steps: int = 80) -> dict[str, Any]:
-    return {**first_frame(), **throughput(steps)}
+def run(steps: int = 200, rounds: int = 3) -> dict[str, Any]:
+    return {**first_frame(), **throughput(steps, rounds)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=80, help="optimizer steps of each of the two runs")
+    ap.add_argument("--steps", type=int, default=200, help="optimizer steps of each run")
+    ap.add_argument("--rounds", type=int, default=3, help="headless + TUI pairs, alternated")
     args = ap.parse_args()
-    print(json.dumps(run(args.steps)))
+    print(json.dumps(run(args.steps, args.rounds)))
 
 
 if __name__ == "__main__":

@@ -377,3 +377,33 @@ def test_export_mlm_only_checkpoint_is_masked_lm(tokenizer, tmp_path):
     assert not info["missing_keys"] and not info["unexpected_keys"]
     with pytest.raises(Exception, match="masked-lm"):
         export_hf(source, tmp_path / "other", arch="pretraining")
+
+
+def test_pre_ln_checkpoint_loads_back_and_refuses_export(tokenizer, tmp_path):
+    """A pre-LN model (model.norm_placement = "pre") keeps that setting in config.json, so inference rebuilds the
+    same architecture; export says why transformers cannot hold it instead of writing wrong weights."""
+    from safetensors.torch import save_file
+
+    from bert2.errors import CheckpointError
+    from bert2.model import BertForPreTraining
+    from bert2.pretraining import save_model_files
+
+    cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=64, norm_placement="pre")
+    torch.manual_seed(0)
+    model = BertForPreTraining(cfg).eval()
+    assert "bert.encoder.final_norm.weight" in model.state_dict()
+
+    def payload(directory: Path) -> None:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / ckpt.WEIGHTS_FILE))
+        save_model_files(cfg, tokenizer, directory, {"task": "mlm+nsp", "nsp": True})
+
+    source = ckpt.save_checkpoint(tmp_path / "final", 1, payload, {"kind": "pretrain", "task": "mlm+nsp"})
+    predictor = Predictor.load(source)
+    assert predictor.model.config.norm_placement == "pre"
+    ids = torch.tensor([[tokenizer.cls_token_id, 7, 8, tokenizer.mask_token_id, tokenizer.sep_token_id]])
+    with torch.no_grad():
+        assert torch.equal(predictor.model(ids).prediction_logits, model(ids).prediction_logits)
+    with pytest.raises(CheckpointError, match="pre-LN"):
+        export_hf(source, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

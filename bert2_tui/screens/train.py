@@ -21,7 +21,6 @@ from textual.widgets import DataTable, Footer, Label, ProgressBar, RichLog, Sele
 from ..jobs import FINETUNE_TASKS, RunState, iter_metric_names
 from ..widgets.nav import NavBar
 from ..widgets.bars import fill_mask_text
-from ..widgets.charts import SeriesChart
 
 if TYPE_CHECKING:
     from ..app import Bert2App
@@ -80,6 +79,30 @@ def probe_text(st: RunState) -> Text:
     return out
 
 
+class ChartsRow(Horizontal):
+    """The three charts, built right after the first frame instead of before it.
+
+    Why: importing plotext (it builds its documentation tables at import) and the first plot cost ~0.1 s on two
+    busy cores, a fifth of the start-up budget; the first frame shows the screen's layout with the charts' space
+    reserved, and they appear one refresh later.
+    """
+
+    built = False
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._build)
+
+    async def _build(self) -> None:
+        from ..widgets.charts import SeriesChart
+
+        await self.mount_all([SeriesChart("loss", id="chart-loss"), SeriesChart("loss parts", id="chart-parts"),
+                              SeriesChart("learning rate", smooth=False, id="chart-lr")])
+        self.built = True
+        screen = self.screen
+        if isinstance(screen, TrainScreen):
+            screen.tick(True)
+
+
 class TrainScreen(Screen):
     """Job controls, live charts of loss / loss parts / learning rate, eval table, probe panel and event log."""
 
@@ -118,10 +141,7 @@ class TrainScreen(Screen):
                 with Horizontal(id="progress-row"):
                     yield ProgressBar(total=None, show_eta=False, id="train-progress")
                     yield Static("", id="stats-line")
-        with Horizontal(id="charts"):
-            yield SeriesChart("loss", id="chart-loss")
-            yield SeriesChart("loss parts", id="chart-parts")
-            yield SeriesChart("learning rate", smooth=False, id="chart-lr")
+        yield ChartsRow(id="charts")
         with Horizontal(id="train-bottom"):
             with Vertical(id="eval-pane", classes="pane"):
                 yield Label("Evaluation", classes="pane-title")
@@ -250,9 +270,9 @@ class TrainScreen(Screen):
         self.query_one("#stats-line", Static).update(stats)
 
     def _draw_charts(self, st: RunState) -> None:
-        loss = self.query_one("#chart-loss", SeriesChart)
-        parts = self.query_one("#chart-parts", SeriesChart)
-        lr = self.query_one("#chart-lr", SeriesChart)
+        if not self.query_one(ChartsRow).built:
+            return  # the first frame is still being drawn; ChartsRow asks for a redraw once it is built
+        loss, parts, lr = (self.query_one(f"#chart-{name}") for name in ("loss", "parts", "lr"))
         evals = [(step, m["loss"]) for step, m, _ in st.evals if isinstance(m.get("loss"), (int, float))]
         loss.set_series({"train": st.series.get("loss", ())}, markers={"eval": evals} if evals else None)
         part_series = {k: v for k, v in st.series.items() if k != "loss"}
