@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -300,14 +299,34 @@ def _eval(model: torch.nn.Module, task: Any, hf: bool = False) -> dict[str, floa
     return {"mlm_accuracy": round(correct / count, 4), "mlm_loss": round(loss_sum / count, 4)}
 
 
+_PEAK_RSS_CHILD = """
+import atexit, sys
+from pathlib import Path
+
+def _hwm():  # this process's own high-water mark (VmHWM belongs to the address space made at exec)
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            Path(sys.argv[1]).write_text(line.split()[1])
+atexit.register(_hwm)
+from bert2.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 def bench_quick_rss(extra: list[str] | None = None) -> dict[str, Any]:
-    """Peak resident memory of a real `bert2 quick` in a child process (ru_maxrss of the child)."""
+    """Peak resident memory of a real `bert2 quick` in a child process, read by the child itself at exit.
+
+    Not ru_maxrss: Linux folds the parent's resident size at fork/exec into the child's maximum, so after
+    `train_throughput` (which leaves this process at ~3 GB) a 0.6 GB child reported 3 GB.
+    """
     with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "hwm"
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "bert2", "quick", "--quiet", "--set", f"paths.root={tmp}",
-                               *(extra or [])], capture_output=True, text=True, cwd=os.getcwd())
+        proc = subprocess.run([sys.executable, "-c", _PEAK_RSS_CHILD, str(out), "quick", "--quiet", "--set",
+                               f"paths.root={tmp}", *(extra or [])], capture_output=True, text=True,
+                              cwd=os.getcwd())
         wall = time.perf_counter() - t0
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        peak_kb = int(out.read_text()) if out.exists() else 0
     return {"peak_rss_mb": round(peak_kb / 1024, 1), "wall_s": round(wall, 1), "exit_code": proc.returncode,
             "args": extra or []}
 
