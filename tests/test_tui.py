@@ -528,3 +528,21 @@ async def test_playground_predicts_from_a_real_checkpoint(trained_root):
         await pilot.press("down")  # one layer only: wraps to layer 0
         await pilot.pause()
         assert "head 1" in _text(att)
+
+
+def test_run_state_chart_data_and_log_stay_bounded():
+    """A run far longer than the caps (the soak's concern): every chart series and the event log stop growing."""
+    from bert2.training.events import LogEvent, StartEvent, StepEvent
+    from bert2_tui.jobs import MAX_POINTS, RunState
+
+    st = RunState()
+    st.apply(StartEvent(kind="pretrain", task="mlm+nsp", total_steps=0, start_step=0, device="cpu",
+                        num_parameters=1, run_dir="x"))
+    for s in range(1, MAX_POINTS + 2001):
+        st.apply(StepEvent(step=s, epoch=0, loss=1.0, parts={"mlm": 0.7, "nsp": 0.3}, lr=1e-3, tokens_per_s=1.0,
+                           elapsed_s=0.0, eta_s=0.0))
+        if s % 3 == 0:
+            st.apply(LogEvent(level="info", message=f"line {s}"))
+    assert all(len(series) == MAX_POINTS for series in st.series.values()) and len(st.lr) == MAX_POINTS
+    assert st.series["loss"][-1][0] == MAX_POINTS + 2000  # the newest points are the ones kept
+    assert len(st.log) <= 1000
