@@ -606,14 +606,14 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
     from .training import checkpoints as ckpt
 
     p = ckpt.resolve(checkpoint)
-    config = ckpt.read_json(p / ckpt.CONFIG_FILE)
+    model_cfg, config = read_checkpoint_config(p)
     meta = config.get("bert2") or {}
     task = str(meta.get("task", "mlm+nsp"))
     if task == "qa":
         raise CheckpointError(f"{p} is a generative QA checkpoint (task qa): its answer decoder has no transformers "
                               "BERT equivalent, so it cannot be exported; export a pretraining, classify or "
                               "qa-span checkpoint")
-    if config.get("norm_placement", "post") != "post":
+    if model_cfg.norm_placement != "post":
         raise CheckpointError(f"{p} uses pre-LN layers (model.norm_placement = \"pre\"); transformers' BERT is "
                               "post-LN, so these weights have no transformers equivalent and cannot be exported")
     if task not in EXPORT_CLASSES:
@@ -623,7 +623,6 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
     if arch is not None and task not in ("mlm+nsp", "mlm"):
         raise CheckpointError(f"--arch applies to pretraining checkpoints; {p} is a {task} checkpoint and exports "
                               f"as {EXPORT_CLASSES[task]}")
-    model_cfg, _ = read_checkpoint_config(p)
     try:
         tokenizer = load_tokenizer(str(p))
     except TokenizerError as exc:

@@ -51,6 +51,10 @@ def screen_class(mode: str) -> type:
     return getattr(importlib.import_module(f"{__package__}.screens.{module}"), name)
 
 
+def new_screen(mode: str) -> Any:
+    return screen_class(mode)()
+
+
 def screen_classes() -> dict[str, type]:
     """Every mode's screen class (imports them all: for help and the command palette)."""
     return {mode: screen_class(mode) for mode in SCREEN_MODULES}
@@ -100,7 +104,7 @@ class Bert2App(App[int]):
 
     CSS_PATH = "app.tcss"
     TITLE = "bert2"
-    MODES = {mode: functools.partial(lambda m: screen_class(m)(), mode) for mode in SCREEN_MODULES}
+    MODES = {mode: functools.partial(new_screen, mode) for mode in SCREEN_MODULES}
     DEFAULT_MODE = "train"
     COMMANDS = App.COMMANDS | {Bert2Commands}
     ENABLE_COMMAND_PALETTE = True
