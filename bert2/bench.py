@@ -19,8 +19,9 @@ from typing import Any, Callable
 
 import torch
 
+# The seed's BERT-Tiny, architecture for architecture transformers' BERT (learned absolute positions only).
 SEED_CONFIG = dict(vocab_size=30522, hidden_size=128, num_hidden_layers=2, num_attention_heads=8,
-                   intermediate_size=512)
+                   intermediate_size=512, position_embedding_type="absolute")
 
 
 def _median_time(fn: Callable[[], Any], repeats: int, warmup: int) -> list[float]:
@@ -73,7 +74,9 @@ def _hf_model(cfg: Any, attn: str = "sdpa"):
 
     from .interop import hf_config_dict
 
-    conf = {k: v for k, v in hf_config_dict(cfg).items() if k != "architectures"}
+    # transformers' BERT has neither pre-LN nor ALiBi: its model of a bert2 config is the standard BERT of that size.
+    conf = {k: v for k, v in hf_config_dict(cfg).items()
+            if k not in ("architectures", "norm_placement", "position_embedding_type")}
     return transformers.BertForPreTraining(transformers.BertConfig(**conf, attn_implementation=attn))
 
 
@@ -170,10 +173,13 @@ def bench_inference_latency(checkpoint: str | None = None, repeats: int = 200, b
         theirs_batch = _median_time(lambda: pipe(texts, batch_size=batch), 5, 1)
         same = [p["token"] for p in predictor.fill_mask(text, 5)[0]] == \
             [p["token_str"].replace(" ", "") for p in pipe(text)]
+    # An ALiBi checkpoint has no transformers equivalent: the pipeline then runs the same tensors without the
+    # distance bias (same matmuls, so latency still compares; top-5 agreement is not expected).
+    positions = predictor.model.config.position_embedding_type
 
     def pct(ts: list[float], q: float) -> float:
         return round(sorted(ts)[min(len(ts) - 1, int(q * len(ts)))] * 1e3, 2)
-    out = {"checkpoint": str(predictor.path), "same_top5": same,
+    out = {"checkpoint": str(predictor.path), "position_embedding_type": positions, "same_top5": same,
            "bert2": {"p50_ms": pct(ours, 0.5), "p95_ms": pct(ours, 0.95),
                      "batch_sentences_per_s": round(batch / statistics.median(ours_batch), 1)},
            "transformers_pipeline": {"p50_ms": pct(theirs, 0.5), "p95_ms": pct(theirs, 0.95),

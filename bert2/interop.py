@@ -124,9 +124,12 @@ HF_ACTIVATIONS = {"gelu": "gelu", "gelu_python": "gelu", "gelu_new": "gelu_tanh"
 
 
 def hf_config_dict(cfg: ModelConfig) -> dict:
-    """transformers-style config.json keys for a bert2 model config (plus norm_placement for pre-LN models,
-    which transformers' BERT cannot represent; post-LN configs stay exactly transformers' keys)."""
-    extra = {"norm_placement": cfg.norm_placement} if cfg.norm_placement != "post" else {}
+    """transformers-style config.json keys for a bert2 model config, plus norm_placement for pre-LN models and
+    position_embedding_type for ALiBi ones, which transformers' BERT cannot represent; a post-LN, absolute-position
+    config stays exactly transformers' keys."""
+    extra: dict = {"norm_placement": cfg.norm_placement} if cfg.norm_placement != "post" else {}
+    if cfg.position_embedding_type != "absolute":
+        extra["position_embedding_type"] = cfg.position_embedding_type
     return {
         "model_type": "bert",
         "architectures": ["BertForPreTraining"],
@@ -170,6 +173,10 @@ def model_config_from_hf(d: dict) -> ModelConfig:
     """Read the bert2 ModelConfig out of a transformers-style config.json dict."""
     act = HF_ACTIVATIONS
     defaults = ModelConfig()
+    # Absent in transformers' own files (and written as "absolute" by transformers 4); bert2 writes "alibi".
+    positions = str(d.get("position_embedding_type", "absolute"))
+    if positions not in ("absolute", "alibi"):
+        raise ValueError(f"position_embedding_type {positions!r} is not supported; bert2 reads absolute or alibi")
     return ModelConfig(
         vocab_size=int(d["vocab_size"]), hidden_size=int(d["hidden_size"]),
         num_hidden_layers=int(d["num_hidden_layers"]), num_attention_heads=int(d["num_attention_heads"]),
@@ -179,7 +186,7 @@ def model_config_from_hf(d: dict) -> ModelConfig:
         max_position_embeddings=int(d.get("max_position_embeddings", 512)),
         type_vocab_size=int(d.get("type_vocab_size", 2)), layer_norm_eps=float(d.get("layer_norm_eps", 1e-12)),
         initializer_range=float(d.get("initializer_range", 0.02)), pad_token_id=int(d.get("pad_token_id") or 0),
-        norm_placement=str(d.get("norm_placement", "post")),
+        norm_placement=str(d.get("norm_placement", "post")), position_embedding_type=positions,
     )
 
 
@@ -361,7 +368,7 @@ def read_hf_config(directory: Path) -> tuple[dict[str, Any], ModelConfig]:
                               f"{', '.join(sorted(HF_ACTIVATIONS))}")
     if d.get("position_embedding_type", "absolute") != "absolute":
         raise CheckpointError(f"{f}: position_embedding_type {d['position_embedding_type']!r} is not supported; "
-                              "bert2 implements absolute position embeddings only")
+                              "bert2 imports absolute position embeddings only")
     if d.get("is_decoder") or d.get("add_cross_attention"):
         raise CheckpointError(f"{f} is a BERT decoder (is_decoder / add_cross_attention); bert2 imports the "
                               "bidirectional encoder only")
@@ -616,6 +623,11 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
     if model_cfg.norm_placement != "post":
         raise CheckpointError(f"{p} uses pre-LN layers (model.norm_placement = \"pre\"); transformers' BERT is "
                               "post-LN, so these weights have no transformers equivalent and cannot be exported")
+    if model_cfg.position_embedding_type != "absolute":
+        raise CheckpointError(f"{p} uses ALiBi attention biases (model.position_embedding_type = \"alibi\", the "
+                              "default); transformers' BERT has only the learned position table, so these weights "
+                              "would predict differently there. Pretrain with --set "
+                              "model.position_embedding_type=absolute to get an exportable model")
     if task not in EXPORT_CLASSES:
         raise CheckpointError(f"{p} has task {task!r}; export-hf handles {', '.join(EXPORT_CLASSES)}")
     if arch is not None and arch not in EXPORT_ARCHS:

@@ -15,7 +15,7 @@ from torch import nn
 
 from .config import ModelConfig
 from .losses import linear_cross_entropy_sum
-from .transformer import ACTIVATIONS, EncoderLayer, padding_mask
+from .transformer import ACTIVATIONS, EncoderLayer, alibi_bias, alibi_slopes, padding_mask
 
 
 @dataclass
@@ -141,6 +141,9 @@ class BertModel(nn.Module):
         self.embeddings = BertEmbeddings(cfg)
         self.encoder = BertEncoder(cfg)
         self.pooler = BertPooler(cfg) if add_pooling_layer else None
+        # Fixed, not learned, so not part of the state dict: checkpoints keep transformers' BERT layout.
+        self.register_buffer("alibi_slopes", alibi_slopes(cfg.num_attention_heads)
+                             if cfg.position_embedding_type == "alibi" else None, persistent=False)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, output_attentions: bool = False) -> BertOutput:
@@ -148,6 +151,8 @@ class BertModel(nn.Module):
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
             mask = padding_mask(attention_mask)  # (B, 1, 1, T)
+        if self.alibi_slopes is not None:
+            mask = alibi_bias(self.alibi_slopes, input_ids.shape[1], mask)  # (1 or B, nh, T, T), built once per batch
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
         x, maps = self.encoder(x, mask, output_attentions)  # (B, T, H)
         pooled = self.pooler(x) if self.pooler is not None else None  # (B, H)

@@ -1,10 +1,11 @@
 """Transformer building blocks, written from scratch: attention, feed-forward, encoder and decoder layers.
 
 Post-LN as in the original BERT: `x = LayerNorm(x + Dropout(Sublayer(x)))`, LayerNorm over the hidden axis.
-Masks follow one convention everywhere: a boolean tensor broadcastable to (B, nh, T_q, T_k), True where a query may
-attend to a key. The eager path turns False into the most negative float before softmax (not 1e-9, which would let
-padding leak in); the sdpa path hands the boolean mask to `scaled_dot_product_attention`, which does the same
-inside a fused kernel.
+Masks follow one convention everywhere: a tensor broadcastable to (B, nh, T_q, T_k), either boolean (True where a
+query may attend to a key) or an additive float bias (0 or -inf for padding, plus ALiBi's distance penalties). The
+eager path turns False into the most negative float before softmax (not 1e-9, which would let padding leak in) or
+adds the bias; the sdpa path hands either to `scaled_dot_product_attention`, which does the same inside a fused
+kernel.
 """
 
 from __future__ import annotations
@@ -25,6 +26,35 @@ ACTIVATIONS = {
 def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """(B, T) with 1 for real tokens -> boolean (B, 1, 1, T): every query may attend to every real key."""
     return attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T)
+
+
+def alibi_slopes(num_heads: int) -> torch.Tensor:
+    """ALiBi's per-head slopes (Press et al. 2022): a geometric sequence 2^(-8/n), 2^(-16/n), ... so that heads
+    range from sharply local to nearly global; for a head count that is not a power of two, the power of two below
+    it plus every other slope of the next one, as in the paper's reference code."""
+    def geometric(n: int) -> list[float]:
+        return [2.0 ** (-8.0 * (i + 1) / n) for i in range(n)]
+    below = 2 ** math.floor(math.log2(num_heads))
+    slopes = geometric(below) + geometric(2 * below)[0::2][: num_heads - below]
+    return torch.tensor(slopes)  # (nh,)
+
+
+def alibi_bias(slopes: torch.Tensor, t: int, key_mask: torch.Tensor | None) -> torch.Tensor:
+    """Additive attention bias -slope_h * |i - j| (symmetric, since an encoder reads both ways), with -inf at padded
+    keys: (1 or B, nh, T, T), in the slopes' dtype and device.
+
+    Why: with a learned position table alone a small model first has to learn which rows are neighbours before any
+    head can look at the token next to a [MASK]; on CPU budgets that takes longer than the whole run (attention
+    stays uniform). The bias makes every head prefer nearby tokens from the first step; the learned table is kept,
+    so direction (left vs right) is still learnable.
+    """
+    pos = torch.arange(t, device=slopes.device)
+    distance = (pos[None, :] - pos[:, None]).abs().to(slopes.dtype)  # (T, T)
+    bias = -slopes[:, None, None] * distance  # (nh, T, T)
+    bias = bias[None]  # (1, nh, T, T)
+    if key_mask is not None:
+        bias = bias.masked_fill(~key_mask, float("-inf"))  # (B, nh, T, T): (B, 1, 1, T) broadcast
+    return bias
 
 
 def causal_mask(t: int, device: torch.device) -> torch.Tensor:
@@ -71,14 +101,18 @@ class MultiHeadAttention(nn.Module):
             q, k, v = self.qkv(x).split(H, dim=-1)  # 3 x (B, T, H)
         q, k, v = self._heads(q), self._heads(k), self._heads(v)  # (B, nh, T|S, hs)
         dropout = self.attn_dropout if self.training else 0.0
+        if mask is not None and mask.is_floating_point() and mask.dtype != q.dtype:
+            mask = mask.to(q.dtype)  # an ALiBi bias under autocast: sdpa wants the query's dtype
 
         if self.implementation == "sdpa" and not output_attentions:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, nh, T, hs)
             probs = None
         else:
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_size)  # (B, nh, T, S)
-            if mask is not None:
+            if mask is not None and mask.dtype == torch.bool:
                 scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+            elif mask is not None:
+                scores = scores + mask  # additive bias, -inf at padding
             probs = scores.softmax(dim=-1)  # (B, nh, T, S)
             y = F.dropout(probs, dropout, self.training) @ v  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, H)  # (B, T, H): heads side by side again

@@ -18,7 +18,7 @@ import transformers  # a hard dependency: its absence must fail the suite, not s
 from bert2.cli import main  # noqa: E402
 from bert2.config import Config, ModelConfig  # noqa: E402
 from bert2.inference import Predictor  # noqa: E402
-from bert2.interop import export_hf, import_hf  # noqa: E402
+from bert2.interop import export_hf, hf_config_dict, import_hf  # noqa: E402
 from bert2.training import checkpoints as ckpt  # noqa: E402
 
 TEXTS = [
@@ -70,7 +70,8 @@ def pretrain_ckpt(tokenizer, tmp_path_factory) -> Path:
     from bert2.pretraining import save_model_files
 
     cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                      intermediate_size=64, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id)
+                      intermediate_size=64, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
+                      position_embedding_type="absolute")
     torch.manual_seed(0)
     model = BertForPreTraining(cfg, nsp=True)
     _peaked(model, "mlm.bias")
@@ -364,7 +365,7 @@ def test_export_mlm_only_checkpoint_is_masked_lm(tokenizer, tmp_path):
     from bert2.pretraining import save_model_files
 
     cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                      intermediate_size=64, max_position_embeddings=64)
+                      intermediate_size=64, max_position_embeddings=64, position_embedding_type="absolute")
     model = BertForPreTraining(cfg, nsp=False)
 
     def payload(directory: Path) -> None:
@@ -407,3 +408,42 @@ def test_pre_ln_checkpoint_loads_back_and_refuses_export(tokenizer, tmp_path):
     with pytest.raises(CheckpointError, match="pre-LN"):
         export_hf(source, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_alibi_checkpoint_loads_back_and_refuses_export(tokenizer, tmp_path):
+    """bert2's default (ALiBi biases) is written to config.json and rebuilt by inference; export explains why
+    transformers cannot hold it and how to train an exportable model instead of writing weights that predict
+    differently there. transformers' own files (no key, or "absolute" from transformers 4) read as absolute."""
+    from safetensors.torch import save_file
+
+    from bert2.errors import CheckpointError
+    from bert2.interop import model_config_from_hf
+    from bert2.model import BertForPreTraining
+    from bert2.pretraining import save_model_files
+
+    cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=64)
+    assert cfg.position_embedding_type == "alibi"
+    torch.manual_seed(0)
+    model = BertForPreTraining(cfg).eval()
+    assert not [k for k in model.state_dict() if "alibi" in k]  # fixed slopes are not weights
+
+    def payload(directory: Path) -> None:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / ckpt.WEIGHTS_FILE))
+        save_model_files(cfg, tokenizer, directory, {"task": "mlm+nsp", "nsp": True})
+
+    source = ckpt.save_checkpoint(tmp_path / "final", 1, payload, {"kind": "pretrain", "task": "mlm+nsp"})
+    predictor = Predictor.load(source)
+    assert predictor.model.config.position_embedding_type == "alibi"
+    ids = torch.tensor([[tokenizer.cls_token_id, 7, 8, tokenizer.mask_token_id, tokenizer.sep_token_id]])
+    with torch.no_grad():
+        assert torch.equal(predictor.model(ids).prediction_logits, model(ids).prediction_logits)
+    with pytest.raises(CheckpointError, match="position_embedding_type=absolute"):
+        export_hf(source, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+    hf = {k: v for k, v in hf_config_dict(cfg).items() if k != "position_embedding_type"}
+    assert model_config_from_hf(hf).position_embedding_type == "absolute"
+    assert model_config_from_hf({**hf, "position_embedding_type": "absolute"}).position_embedding_type == "absolute"
+    with pytest.raises(ValueError, match="relative_key"):
+        model_config_from_hf({**hf, "position_embedding_type": "relative_key"})

@@ -7,8 +7,11 @@ from bert2.config import ModelConfig
 from bert2.interop import from_hf_state_dict, hf_config_dict, to_hf_state_dict
 from bert2.model import BertForPreTraining
 
+# transformers' architecture (learned absolute positions only), for the parity tests...
 CFG = ModelConfig(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                  intermediate_size=128, max_position_embeddings=64)
+                  intermediate_size=128, max_position_embeddings=64, position_embedding_type="absolute")
+# ...and bert2's default, with ALiBi distance biases in attention.
+ALIBI = ModelConfig(**{**CFG.__dict__, "position_embedding_type": "alibi"})
 
 
 def padded_batch(vocab: int = 300):
@@ -53,8 +56,9 @@ def test_state_dict_round_trip_through_hf_names():
         assert torch.equal(sd[k], back[k]), k
 
 
-def test_padding_is_really_masked():
-    model = BertForPreTraining(CFG).eval()
+@pytest.mark.parametrize("cfg", [CFG, ALIBI], ids=["absolute", "alibi"])
+def test_padding_is_really_masked(cfg):
+    model = BertForPreTraining(cfg).eval()
     ids, types, mask = padded_batch()
     changed = ids.clone()
     changed[mask == 0] = torch.randint(5, 300, (int((mask == 0).sum()),))
@@ -84,8 +88,9 @@ def test_masked_only_head_matches_full_projection():
     assert abs(part.mlm_loss.item() - expected.item()) < 1e-5
 
 
-def test_attention_maps_and_sdpa_agree():
-    model = BertForPreTraining(CFG).eval()
+@pytest.mark.parametrize("cfg", [CFG, ALIBI], ids=["absolute", "alibi"])
+def test_attention_maps_and_sdpa_agree(cfg):
+    model = BertForPreTraining(cfg).eval()
     ids, types, mask = padded_batch()
     with torch.no_grad():
         out = model.bert(ids, types, mask, output_attentions=True)
@@ -95,6 +100,49 @@ def test_attention_maps_and_sdpa_agree():
     assert torch.allclose(out.attentions[0].sum(-1), torch.ones(3, CFG.num_attention_heads, 12), atol=1e-5)
     assert float(out.attentions[0][1, :, :, 7:].abs().max()) == 0.0  # no probability on padding keys
     assert torch.allclose(out.last_hidden_state, fast.last_hidden_state, atol=1e-5)
+
+
+def test_alibi_slopes_and_bias():
+    from bert2.transformer import alibi_bias, alibi_slopes
+
+    assert torch.allclose(alibi_slopes(8), torch.tensor([2.0 ** -k for k in range(1, 9)]))
+    six = alibi_slopes(6)  # not a power of two: the paper's interleaving, still distinct and decreasing
+    assert six.shape == (6,) and len(set(six.tolist())) == 6 and bool((six > 0).all())
+    key_mask = torch.tensor([[1, 1, 1, 0]]).bool()[:, None, None, :]  # (1, 1, 1, 4): last key is padding
+    bias = alibi_bias(alibi_slopes(2), 4, key_mask)  # (1, 2, 4, 4)
+    assert bias.shape == (1, 2, 4, 4)
+    assert bias[0, 0, 2, 0].item() == -2 * 2.0 ** -4  # head 0: slope 1/16, |2 - 0| = 2
+    assert bias[0, 1, 1, 2].item() == -1 * 2.0 ** -8
+    assert torch.equal(bias[0, :, 1, 2], bias[0, :, 2, 1])  # symmetric: an encoder reads both ways
+    assert bool(torch.isinf(bias[..., 3]).all()) and bool(torch.isfinite(bias[..., :3]).all())
+
+
+def test_alibi_heads_attend_locally_from_the_start():
+    """Why ALiBi is the default: at initialisation its sharpest head already puts most of a token's attention on
+    itself and its neighbours (3x uniform), where the absolute-position model spreads it evenly over the sequence."""
+    ids = torch.randint(5, 300, (2, 32), generator=torch.Generator().manual_seed(1))
+    local = {}
+    for name, cfg in (("absolute", CFG), ("alibi", ALIBI)):
+        torch.manual_seed(0)
+        model = BertForPreTraining(cfg).eval()
+        with torch.no_grad():
+            probs = model.bert(ids, output_attentions=True).attentions[0][:, 0]  # (B, T, T), first head
+        near = torch.ones(32, 32).triu(-1).tril(1).bool()  # |i - j| <= 1
+        local[name] = probs[:, near].sum().item() / probs.sum().item()
+    assert local["absolute"] < 0.15  # ~3/32 when uniform
+    assert local["alibi"] > 0.3 and local["alibi"] > 3 * local["absolute"], local  # slope 1/4: ~0.36
+
+
+def test_bf16_autocast_with_alibi_and_padding():
+    model = BertForPreTraining(ALIBI).eval()
+    ids, types, mask = padded_batch()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        low = model(ids, types, mask).prediction_logits.float()
+    with torch.no_grad():
+        ref = model(ids, types, mask).prediction_logits
+    real = mask.bool()
+    assert torch.isfinite(low[real]).all()
+    assert (low[real].argmax(-1) == ref[real].argmax(-1)).float().mean() > 0.9
 
 
 def test_decoder_tied_to_word_embeddings():
