@@ -79,28 +79,69 @@ def probe_text(st: RunState) -> Text:
     return out
 
 
-class ChartsRow(Horizontal):
-    """The three charts, built right after the first frame instead of before it.
+class AfterFirstFrame(Horizontal):
+    """A row whose children are built one refresh after the first frame instead of before it.
 
-    Why: importing plotext (it builds its documentation tables at import) and the first plot cost ~0.1 s on two
-    busy cores, a fifth of the start-up budget; the first frame shows the screen's layout with the charts' space
-    reserved, and they appear one refresh later.
+    Why: the Train screen is what `bert2-tui` opens on, and every widget mounted before the first frame adds to
+    the time until anything shows (styles applied node by node, plotext imported). The row's space is reserved
+    by the stylesheet, so the layout does not jump; its content appears one refresh (~0.1 s) later, and the
+    screen redraws from the run state once it is there.
     """
 
     built = False
+
+    def build(self) -> list:
+        raise NotImplementedError
 
     def on_mount(self) -> None:
         self.call_after_refresh(self._build)
 
     async def _build(self) -> None:
-        from ..widgets.charts import SeriesChart
-
-        await self.mount_all([SeriesChart("loss", id="chart-loss"), SeriesChart("loss parts", id="chart-parts"),
-                              SeriesChart("learning rate", smooth=False, id="chart-lr")])
+        await self.mount_all(self.build())
         self.built = True
+        self.on_built()
         screen = self.screen
         if isinstance(screen, TrainScreen):
             screen.tick(True)
+
+    def on_built(self) -> None:
+        pass
+
+
+class ChartsRow(AfterFirstFrame):
+    """Loss, loss parts and learning rate (plotext builds its documentation tables at import: ~50 ms)."""
+
+    def build(self) -> list:
+        from ..widgets.charts import SeriesChart
+
+        return [SeriesChart("loss", id="chart-loss"), SeriesChart("loss parts", id="chart-parts"),
+                SeriesChart("learning rate", smooth=False, id="chart-lr")]
+
+
+class BottomRow(AfterFirstFrame):
+    """Evaluation table, probe editor and results, event log: the row with the most widgets (~70 ms of styling)."""
+
+    def build(self) -> list:
+        probes = self.app.probes  # type: ignore[attr-defined]
+        return [
+            Vertical(Label("Evaluation", classes="pane-title"),
+                     Static(Text("No evaluations yet: they appear every eval_every steps.", style="dim"),
+                            id="eval-empty"),
+                     DataTable(id="eval-table", cursor_type="row", zebra_stripes=True),
+                     id="eval-pane", classes="pane"),
+            Vertical(Label(Text("Probes ([MASK] sentences)"), classes="pane-title"),
+                     TextArea("\n".join(probes), id="probe-input", soft_wrap=True, show_line_numbers=False,
+                              tab_behavior="focus"),
+                     VerticalScroll(Static("", id="probe-results"), id="probe-scroll"),
+                     id="probe-pane", classes="pane"),
+            Vertical(Label("Events", classes="pane-title"),
+                     RichLog(id="event-log", wrap=True, max_lines=1000, markup=False, min_width=20),
+                     id="log-pane", classes="pane"),
+        ]
+
+    def on_built(self) -> None:
+        if self.screen.focused is None:
+            self.query_one("#event-log", RichLog).focus()
 
 
 class TrainScreen(Screen):
@@ -142,26 +183,11 @@ class TrainScreen(Screen):
                     yield ProgressBar(total=None, show_eta=False, id="train-progress")
                     yield Static("", id="stats-line")
         yield ChartsRow(id="charts")
-        with Horizontal(id="train-bottom"):
-            with Vertical(id="eval-pane", classes="pane"):
-                yield Label("Evaluation", classes="pane-title")
-                yield Static(Text("No evaluations yet: they appear every eval_every steps.", style="dim"),
-                             id="eval-empty")
-                yield DataTable(id="eval-table", cursor_type="row", zebra_stripes=True)
-            with Vertical(id="probe-pane", classes="pane"):
-                yield Label(Text("Probes ([MASK] sentences)"), classes="pane-title")
-                yield TextArea("\n".join(self.bert2.probes), id="probe-input", soft_wrap=True,
-                               show_line_numbers=False, tab_behavior="focus")
-                with VerticalScroll(id="probe-scroll"):
-                    yield Static("", id="probe-results")
-            with Vertical(id="log-pane", classes="pane"):
-                yield Label("Events", classes="pane-title")
-                yield RichLog(id="event-log", wrap=True, max_lines=1000, markup=False, min_width=20)
+        yield BottomRow(id="train-bottom")
         yield Footer()
 
     def on_mount(self) -> None:
         self.set_interval(0.25, self.tick, name="train-redraw")
-        self.query_one("#event-log", RichLog).focus()
         self.call_after_refresh(self.tick, True)
 
     def on_screen_resume(self) -> None:
@@ -190,7 +216,8 @@ class TrainScreen(Screen):
         select.expanded = True
 
     def action_edit_probes(self) -> None:
-        self.query_one("#probe-input", TextArea).focus()
+        if self.query_one(BottomRow).built:
+            self.query_one("#probe-input", TextArea).focus()
 
     def action_reload_history(self) -> None:
         self.bert2.load_history()
@@ -215,7 +242,8 @@ class TrainScreen(Screen):
     def tick(self, force: bool = False) -> None:
         """Redraw from the app's RunState when it changed (the dirty flag) and this screen is showing."""
         state = self.bert2.run_state
-        if id(state) != self._state_id:  # a new state object (history loaded, new run): redraw everything
+        bottom = self.query_one(BottomRow).built  # the first frame may still be on its way (see AfterFirstFrame)
+        if id(state) != self._state_id and bottom:  # a new state object (history loaded, new run): redraw all
             self._state_id, self._log_seq, self._eval_key, self._probe_key = id(state), 0, (), ()
             self.query_one("#event-log", RichLog).clear()
             force = True
@@ -224,9 +252,10 @@ class TrainScreen(Screen):
         self._drawn_version = state.version
         self._draw_status(state)
         self._draw_charts(state)
-        self._draw_evals(state)
-        self._draw_probes(state)
-        self._draw_log(state)
+        if bottom:
+            self._draw_evals(state)
+            self._draw_probes(state)
+            self._draw_log(state)
 
     def _draw_status(self, st: RunState) -> None:
         app = self.bert2
@@ -271,7 +300,7 @@ class TrainScreen(Screen):
 
     def _draw_charts(self, st: RunState) -> None:
         if not self.query_one(ChartsRow).built:
-            return  # the first frame is still being drawn; ChartsRow asks for a redraw once it is built
+            return  # the first frame is still being drawn; the row asks for a redraw once it is built
         loss, parts, lr = (self.query_one(f"#chart-{name}") for name in ("loss", "parts", "lr"))
         evals = [(step, m["loss"]) for step, m, _ in st.evals if isinstance(m.get("loss"), (int, float))]
         loss.set_series({"train": st.series.get("loss", ())}, markers={"eval": evals} if evals else None)
