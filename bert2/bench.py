@@ -221,8 +221,9 @@ def bench_time_to_quality(minutes: float = 5.0, eval_every_s: float = 60.0, over
         trainer.emit = emit  # type: ignore[method-assign]
         trainer.s.log_every = 5
         done = trainer.fit()
-        final_ours = _eval(trainer.raw_model, task)
-        curve_ours.append({"minutes": round(trainer.elapsed / 60, 2), "step": done.step, **final_ours})
+        if not curve_ours or curve_ours[-1]["step"] != done.step:  # the last timed eval may already be the end
+            curve_ours.append({"minutes": round(trainer.elapsed / 60, 2), "step": done.step,
+                               **_eval(trainer.raw_model, task)})
 
         # --- transformers: same tokenizer/data/batches/schedule, its standard model (dropout 0.1, full head)
         from .config import ModelConfig
@@ -268,7 +269,8 @@ def bench_time_to_quality(minutes: float = 5.0, eval_every_s: float = 60.0, over
                 t0 = time.perf_counter()
                 curve_hf.append({"minutes": round(elapsed / 60, 2), "step": step, **_eval(hf, task, hf=True)})
                 eval_time += time.perf_counter() - t0
-        curve_hf.append({"minutes": round(elapsed / 60, 2), "step": step, **_eval(hf, task, hf=True)})
+        if not curve_hf or curve_hf[-1]["step"] != step:
+            curve_hf.append({"minutes": round(elapsed / 60, 2), "step": step, **_eval(hf, task, hf=True)})
 
         probe = task.probes(trainer.raw_model)
     reach = next((c["minutes"] for c in curve_ours if c["mlm_accuracy"] >= curve_hf[-1]["mlm_accuracy"]), None)
