@@ -53,7 +53,9 @@ def alibi_bias(slopes: torch.Tensor, t: int, key_mask: torch.Tensor | None) -> t
     bias = -slopes[:, None, None] * distance  # (nh, T, T)
     bias = bias[None]  # (1, nh, T, T)
     if key_mask is not None:
-        bias = bias.masked_fill(~key_mask, float("-inf"))  # (B, nh, T, T): (B, 1, 1, T) broadcast
+        padding = torch.zeros(key_mask.shape, dtype=slopes.dtype, device=slopes.device)
+        padding.masked_fill_(~key_mask, float("-inf"))  # (B, 1, 1, T): 0 or -inf per key
+        bias = bias + padding  # (B, nh, T, T) written in one pass (masked_fill on the broadcast copied it first)
     return bias
 
 
