@@ -361,7 +361,7 @@ class Trainer:
         if reason == "stopped":
             if self.step > 0:
                 self._checkpoint("checkpoint")
-            self.log(f"stopped at step {self.step}; resume with --resume")
+            self.log(f"stopped at step {self.step}; resume with --resume (CLI) or r (bert2-tui)")
         else:
             self._evaluate()
             self._checkpoint("final")
