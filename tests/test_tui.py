@@ -546,3 +546,22 @@ def test_run_state_chart_data_and_log_stay_bounded():
     assert all(len(series) == MAX_POINTS for series in st.series.values()) and len(st.lr) == MAX_POINTS
     assert st.series["loss"][-1][0] == MAX_POINTS + 2000  # the newest points are the ones kept
     assert len(st.log) <= 1000
+
+
+def test_config_screen_choices_are_exactly_what_validate_accepts():
+    """Every Select on the Config screen offers only values validate() accepts, and validate() rejects a value
+    outside them: the two lists cannot drift apart (three model options once had a free text field)."""
+    from bert2.config import ConfigError
+    from bert2_tui.screens.config import CHOICES
+
+    def errors_for(key: str, value: str) -> list[str]:
+        try:
+            Config().with_overrides([f"{key}={value}"])
+        except ConfigError as exc:
+            return [e.message for e in exc.errors if e.key == key]
+        return []
+
+    for key, options in CHOICES.items():
+        for option in options:
+            assert errors_for(key, option) == [], (key, option)
+        assert errors_for(key, "not-a-choice"), key

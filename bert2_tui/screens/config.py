@@ -34,6 +34,9 @@ from .dialogs import PromptScreen
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.hidden_act": ("gelu", "gelu_tanh", "relu"),
     "model.attn_implementation": ("sdpa", "eager"),
+    "model.position_embedding_type": ("alibi", "absolute"),
+    "model.position_init": ("normal", "sinusoidal"),
+    "model.norm_placement": ("post", "pre"),
     "pretrain.scheduler": ("linear", "cosine", "constant"),
     "finetune.scheduler": ("linear", "cosine", "constant"),
     "pretrain.precision": ("fp32", "bf16", "fp16"),
