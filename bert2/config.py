@@ -17,6 +17,20 @@ from typing import Any, get_type_hints
 
 DEFAULT_CONFIG_FILE = "bert2.toml"
 
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model.hidden_act": ("gelu", "gelu_tanh", "relu"),
+    "model.attn_implementation": ("sdpa", "eager"),
+    "model.norm_placement": ("post", "pre"),
+    "model.position_init": ("normal", "sinusoidal"),
+    "model.position_embedding_type": ("alibi", "absolute"),
+    "pretrain.scheduler": ("linear", "cosine", "constant"),
+    "finetune.scheduler": ("linear", "cosine", "constant"),
+    "pretrain.precision": ("fp32", "bf16", "fp16"),
+    "pretrain.on_nan": ("stop", "rollback"),
+    "finetune.task": ("classify", "qa", "qa-span"),
+}
+"""Fields with a closed set of values: validate() checks them, the CLI and the TUI's Config screen offer them."""
+
 
 class ConfigError(ValueError):
     """Raised for an invalid configuration; carries every field error found, not just the first."""
@@ -327,11 +341,9 @@ class Config:
         if 0 < m.vocab_size < 100:
             e.append(FieldError("model.vocab_size", f"{m.vocab_size} is implausibly small; use at least 100"))
         probability("model", m, "hidden_dropout_prob", "attention_probs_dropout_prob")
-        choice("model", m, "hidden_act", ("gelu", "gelu_tanh", "relu"))
-        choice("model", m, "attn_implementation", ("sdpa", "eager"))
-        choice("model", m, "norm_placement", ("post", "pre"))
-        choice("model", m, "position_init", ("normal", "sinusoidal"))
-        choice("model", m, "position_embedding_type", ("absolute", "alibi"))
+        for key, allowed in CHOICES.items():
+            section, name = key.split(".")
+            choice(section, getattr(self, section), name, allowed)
         if not 0 <= m.pad_token_id < max(m.vocab_size, 1):
             e.append(FieldError("model.pad_token_id", f"must be in [0, vocab_size), got {m.pad_token_id}"))
 
@@ -359,19 +371,15 @@ class Config:
                          "save_every")
             if t.keep_last < 1:
                 e.append(FieldError(f"{sec}.keep_last", f"must be >= 1, got {t.keep_last}"))
-            choice(sec, t, "scheduler", ("linear", "cosine", "constant"))
         positive("pretrain", p, "grad_accum_steps", "log_every", "adam_epsilon")
         for n in ("adam_beta1", "adam_beta2"):
             if not 0.0 <= getattr(p, n) < 1.0:
                 e.append(FieldError(f"pretrain.{n}", f"must be in [0, 1), got {getattr(p, n)}"))
         non_negative("pretrain", p, "minutes", "num_threads")
-        choice("pretrain", p, "precision", ("fp32", "bf16", "fp16"))
-        choice("pretrain", p, "on_nan", ("stop", "rollback"))
         dev = p.device
         if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
             e.append(FieldError("pretrain.device", f"must be auto, cpu, cuda, cuda:N or mps; got {dev!r}"))
 
-        choice("finetune", f, "task", ("classify", "qa", "qa-span"))
         positive("finetune", f, "max_seq_length", "decoder_layers", "max_answer_length", "num_beams")
         non_negative("finetune", f, "max_examples")
         probability("finetune", f, "classifier_dropout", "hidden_dropout_prob")

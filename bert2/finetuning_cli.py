@@ -12,10 +12,10 @@ import sys
 import time
 from typing import Any
 
-from .config import Config
+from .config import CHOICES, Config
 from .errors import InputError
 
-TASK_CHOICES = ("classify", "qa", "qa-span")
+TASK_CHOICES = CHOICES["finetune.task"]
 
 
 # ------------------------------------------------------------------------------------------------ commands

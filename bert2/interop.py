@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import torch
 
-from .config import ModelConfig
+from .config import CHOICES, ModelConfig
 from .errors import CheckpointError
 
 # bert2 name (regex) -> transformers name (format string), for the tensors that map one to one.
@@ -175,8 +175,9 @@ def model_config_from_hf(d: dict) -> ModelConfig:
     defaults = ModelConfig()
     # Absent in transformers' own files (and written as "absolute" by transformers 4); bert2 writes "alibi".
     positions = str(d.get("position_embedding_type", "absolute"))
-    if positions not in ("absolute", "alibi"):
-        raise ValueError(f"position_embedding_type {positions!r} is not supported; bert2 reads absolute or alibi")
+    if positions not in CHOICES["model.position_embedding_type"]:
+        raise ValueError(f"position_embedding_type {positions!r} is not supported; bert2 reads "
+                         f"{' or '.join(CHOICES['model.position_embedding_type'])}")
     return ModelConfig(
         vocab_size=int(d["vocab_size"]), hidden_size=int(d["hidden_size"]),
         num_hidden_layers=int(d["num_hidden_layers"]), num_attention_heads=int(d["num_attention_heads"]),

@@ -19,12 +19,12 @@ from typing import Any, Callable, Iterable
 
 from textual.message import Message
 
-from bert2.config import KINDS, Config
+from bert2.config import CHOICES, KINDS, Config
 from bert2.training.events import (CheckpointEvent, DoneEvent, EvalEvent, Event, LogEvent, StartEvent, StepEvent,
                                    event_from_dict)
 
 DEFAULT_PROBE = "The capital of France is [MASK]."
-FINETUNE_TASKS = ("classify", "qa", "qa-span")
+FINETUNE_TASKS = CHOICES["finetune.task"]
 MAX_POINTS = 5000
 """Points kept per chart series; older points fall off the front (charts downsample to their width anyway)."""
 

@@ -380,20 +380,18 @@ def test_export_mlm_only_checkpoint_is_masked_lm(tokenizer, tmp_path):
         export_hf(source, tmp_path / "other", arch="pretraining")
 
 
-def test_pre_ln_checkpoint_loads_back_and_refuses_export(tokenizer, tmp_path):
-    """A pre-LN model (model.norm_placement = "pre") keeps that setting in config.json, so inference rebuilds the
-    same architecture; export says why transformers cannot hold it instead of writing wrong weights."""
+def _loads_back_but_is_not_exported(cfg: ModelConfig, tokenizer, tmp_path: Path, refusal: str):
+    """Save a fresh pretraining model of `cfg` as the trainer does, check that inference rebuilds exactly that
+    model from config.json, and that export_hf refuses it (message matching `refusal`) without writing anything.
+    Returns (model, predictor)."""
     from safetensors.torch import save_file
 
     from bert2.errors import CheckpointError
     from bert2.model import BertForPreTraining
     from bert2.pretraining import save_model_files
 
-    cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                      intermediate_size=64, max_position_embeddings=64, norm_placement="pre")
     torch.manual_seed(0)
     model = BertForPreTraining(cfg).eval()
-    assert "bert.encoder.final_norm.weight" in model.state_dict()
 
     def payload(directory: Path) -> None:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / ckpt.WEIGHTS_FILE))
@@ -401,46 +399,37 @@ def test_pre_ln_checkpoint_loads_back_and_refuses_export(tokenizer, tmp_path):
 
     source = ckpt.save_checkpoint(tmp_path / "final", 1, payload, {"kind": "pretrain", "task": "mlm+nsp"})
     predictor = Predictor.load(source)
-    assert predictor.model.config.norm_placement == "pre"
     ids = torch.tensor([[tokenizer.cls_token_id, 7, 8, tokenizer.mask_token_id, tokenizer.sep_token_id]])
     with torch.no_grad():
         assert torch.equal(predictor.model(ids).prediction_logits, model(ids).prediction_logits)
-    with pytest.raises(CheckpointError, match="pre-LN"):
+    with pytest.raises(CheckpointError, match=refusal):
         export_hf(source, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    return model, predictor
+
+
+def test_pre_ln_checkpoint_loads_back_and_refuses_export(tokenizer, tmp_path):
+    """A pre-LN model (model.norm_placement = "pre") keeps that setting in config.json, so inference rebuilds the
+    same architecture; export says why transformers cannot hold it instead of writing wrong weights."""
+    cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=64, norm_placement="pre")
+    model, predictor = _loads_back_but_is_not_exported(cfg, tokenizer, tmp_path, "pre-LN")
+    assert "bert.encoder.final_norm.weight" in model.state_dict()
+    assert predictor.model.config.norm_placement == "pre"
 
 
 def test_alibi_checkpoint_loads_back_and_refuses_export(tokenizer, tmp_path):
     """bert2's default (ALiBi biases) is written to config.json and rebuilt by inference; export explains why
     transformers cannot hold it and how to train an exportable model instead of writing weights that predict
     differently there. transformers' own files (no key, or "absolute" from transformers 4) read as absolute."""
-    from safetensors.torch import save_file
-
-    from bert2.errors import CheckpointError
     from bert2.interop import model_config_from_hf
-    from bert2.model import BertForPreTraining
-    from bert2.pretraining import save_model_files
 
     cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                       intermediate_size=64, max_position_embeddings=64)
     assert cfg.position_embedding_type == "alibi"
-    torch.manual_seed(0)
-    model = BertForPreTraining(cfg).eval()
+    model, predictor = _loads_back_but_is_not_exported(cfg, tokenizer, tmp_path, "position_embedding_type=absolute")
     assert not [k for k in model.state_dict() if "alibi" in k]  # fixed slopes are not weights
-
-    def payload(directory: Path) -> None:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / ckpt.WEIGHTS_FILE))
-        save_model_files(cfg, tokenizer, directory, {"task": "mlm+nsp", "nsp": True})
-
-    source = ckpt.save_checkpoint(tmp_path / "final", 1, payload, {"kind": "pretrain", "task": "mlm+nsp"})
-    predictor = Predictor.load(source)
     assert predictor.model.config.position_embedding_type == "alibi"
-    ids = torch.tensor([[tokenizer.cls_token_id, 7, 8, tokenizer.mask_token_id, tokenizer.sep_token_id]])
-    with torch.no_grad():
-        assert torch.equal(predictor.model(ids).prediction_logits, model(ids).prediction_logits)
-    with pytest.raises(CheckpointError, match="position_embedding_type=absolute"):
-        export_hf(source, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
 
     hf = {k: v for k, v in hf_config_dict(cfg).items() if k != "position_embedding_type"}
     assert model_config_from_hf(hf).position_embedding_type == "absolute"

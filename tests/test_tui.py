@@ -550,7 +550,7 @@ def test_run_state_chart_data_and_log_stay_bounded():
 
 def test_config_screen_choices_are_exactly_what_validate_accepts():
     """Every Select on the Config screen offers only values validate() accepts, and validate() rejects a value
-    outside them: the two lists cannot drift apart (three model options once had a free text field)."""
+    outside them (both read bert2.config.CHOICES; three model options once had a free text field)."""
     from bert2.config import ConfigError
     from bert2_tui.screens.config import CHOICES
 

@@ -25,25 +25,11 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, OptionList, Select, Static, Switch
 from textual.widgets.option_list import Option
 
-from bert2.config import PRESETS, SECTIONS, Config, ConfigError, FieldError, field_docs, field_types, load_config
+from bert2.config import (CHOICES, PRESETS, SECTIONS, Config, ConfigError, FieldError, field_docs, field_types,
+                          load_config)
 
-from ..jobs import FINETUNE_TASKS
 from ..widgets.nav import NavBar
 from .dialogs import PromptScreen
-
-CHOICES: dict[str, tuple[str, ...]] = {
-    "model.hidden_act": ("gelu", "gelu_tanh", "relu"),
-    "model.attn_implementation": ("sdpa", "eager"),
-    "model.position_embedding_type": ("alibi", "absolute"),
-    "model.position_init": ("normal", "sinusoidal"),
-    "model.norm_placement": ("post", "pre"),
-    "pretrain.scheduler": ("linear", "cosine", "constant"),
-    "finetune.scheduler": ("linear", "cosine", "constant"),
-    "pretrain.precision": ("fp32", "bf16", "fp16"),
-    "pretrain.on_nan": ("stop", "rollback"),
-    "finetune.task": FINETUNE_TASKS,
-}
-"""Fields with a closed set of values get a Select; validate() still checks them (a loaded file may differ)."""
 
 SECTION_TITLES = {"model": "Model", "data": "Data", "pretrain": "Pretraining", "finetune": "Fine-tuning",
                   "paths": "Paths"}
