@@ -46,7 +46,7 @@ def test_load_pretrained_copies_encoder_and_reports_the_rest():
     report = load_pretrained(gen, state)
     assert torch.equal(gen.lm_head.transform.weight, state["mlm.transform.weight"])  # MLM head reused
     assert "bert.pooler.dense.weight" in report.unused  # QA heads have no pooler
-    assert all(k.startswith(("decoder", "decoder_")) for k in report.missing)
+    assert all(k.startswith(("decoder", "decoder_", "copy_")) for k in report.missing)  # decoder and copy are new
 
     span = BertForQuestionAnswering(CFG)
     load_pretrained(span, state)
@@ -110,8 +110,8 @@ def test_beam_search_is_at_least_as_likely_as_greedy():
         assert torch.allclose(rescored_b, beam.scores, atol=1e-4)
         assert bool((rescored_b >= rescored_g - 1e-5).all())
         # the beam search itself (without the greedy candidate) reports the likelihood of what it returns
-        memory, mmask = model.encode(ids, types, mask)
-        raw = model._beam(memory, mmask, 6, 4)
+        source = model.encode(ids, types, mask)
+        raw = model._beam(source, 6, 4)
         assert torch.allclose(model.sequence_log_prob(ids, types, mask, raw.sequences, raw.finished), raw.scores,
                               atol=1e-4)
         for seq, done in zip(beam.sequences + greedy.sequences, beam.finished + greedy.finished):
@@ -123,8 +123,8 @@ def test_beam_of_one_equals_greedy_and_max_length_is_capped():
     model = gen_model(3)
     ids, types, mask = inputs()
     a = model.generate(ids, types, mask, max_length=5, num_beams=1)
-    memory, mmask = model.encode(ids, types, mask)
-    b = model._beam(memory, mmask, 5, 1)
+    source = model.encode(ids, types, mask)
+    b = model._beam(source, 5, 1)
     assert a.sequences == b.sequences and torch.allclose(a.scores, b.scores)
     long = model.generate(ids, types, mask, max_length=100)  # capped at the decoder's 8 positions
     assert all(len(s) + int(f) <= 8 for s, f in zip(long.sequences, long.finished))
@@ -176,3 +176,64 @@ def test_min_length_prevents_empty_answers():
     for beams in (1, 3):
         out = model.generate(ids, types, mask, max_length=5, num_beams=beams)  # min_length=1 by default
         assert all(len(s) == 1 and f for s, f in zip(out.sequences, out.finished))
+
+
+def test_mean_pooling_ignores_padding_and_cls_pooling_keeps_the_pooler():
+    torch.manual_seed(0)
+    clf = BertForSequenceClassification(CFG, num_labels=2).eval()  # mean pooling by default
+    assert clf.pooling == "mean" and clf.bert.pooler is None  # nothing unused (DDP needs every parameter used)
+    ids = torch.randint(5, CFG.vocab_size, (1, 6))
+    padded = torch.cat([ids, torch.full((1, 4), PAD)], 1)  # (1, 10) the same text with 4 [PAD]s
+    mask = (padded != PAD).long()
+    with torch.no_grad():
+        a = clf(ids, None, torch.ones_like(ids)).logits
+        b = clf(padded, None, mask).logits
+    assert torch.allclose(a, b, atol=1e-5)
+    cls = BertForSequenceClassification(CFG, num_labels=2, pooling="cls")
+    assert cls.bert.pooler is not None
+    with pytest.raises(ValueError, match="pooling"):
+        BertForSequenceClassification(CFG, num_labels=2, pooling="max")
+    # a checkpoint from before mean pooling has no "pooling" key: it carries a pooler and must rebuild with one
+    assert build_head("classify", CFG, {"labels": ["a", "b"]}).pooling == "cls"
+
+
+def test_copy_mechanism_answers_with_context_words_the_vocabulary_head_cannot_produce():
+    model = gen_model(0)
+    ids, types, mask = inputs(b=2, t=8, seed=3)
+    mask[:] = 1
+    with torch.no_grad():
+        model.copy_gate.bias.fill_(-30.0)  # gate ~ 0: everything comes from the copy distribution
+        model.lm_head.bias.fill_(0.0)
+    out = model.generate(ids, types, mask, max_length=5, min_length=5)
+    for seq, row in zip(out.sequences, ids.tolist()):
+        assert seq and set(seq) <= set(row)  # every generated token is one of the input's tokens
+    # and the probabilities still form a distribution over the vocabulary
+    dec = torch.full((2, 3), START)
+    with torch.no_grad():
+        logp = model(ids, types, mask, decoder_input_ids=dec).logits  # (B, T, V) log-probabilities
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(2, 3), atol=1e-4)
+    # special tokens of the input are never copied
+    src = model.encode(torch.tensor([[START, 7, EOS, PAD]]), None, torch.tensor([[1, 1, 1, 0]]))
+    assert src.copyable.tolist() == [[False, True, False, False]]
+
+
+def test_no_repeat_ngram_bars_loops():
+    torch.manual_seed(0)
+    for n in (1, 2):
+        model = BertForGenerativeQA(CFG, decoder_layers=1, max_target_positions=8, start_token_id=START,
+                                    eos_token_id=EOS, copy=False, no_repeat_ngram_size=n).eval()
+        with torch.no_grad():
+            model.lm_head.bias.fill_(0.0)
+            model.lm_head.bias[[40, 41]] = 30.0  # a decoder that loves two words
+        ids, types, mask = inputs(b=2)
+        for beams in (1, 3):
+            out = model.generate(ids, types, mask, max_length=7, min_length=7, num_beams=beams)
+            for seq in out.sequences:
+                grams = [tuple(seq[i:i + n]) for i in range(len(seq) - n + 1)]
+                assert len(grams) == len(set(grams)), (n, seq)
+    looping = BertForGenerativeQA(CFG, 1, 8, START, EOS, copy=False).eval()
+    with torch.no_grad():
+        looping.lm_head.bias.fill_(0.0)
+        looping.lm_head.bias[40] = 30.0
+    seq = looping.generate(*inputs(b=1), max_length=6, min_length=6).sequences[0]
+    assert seq == [40] * 6  # without the rule the same decoder repeats itself
