@@ -351,13 +351,73 @@ def bench_tui() -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+QUALITY_TASKS = (("classify", "imdb-offline"), ("classify", "wiki-topic"), ("qa", "wiki-qa"), ("qa-span", "wiki-span"))
+HEADLINE = {"classify": "accuracy", "qa": "rouge1", "qa-span": "f1"}
+
+
+def _baselines(task: str, data_name: str) -> dict[str, dict[str, float]]:
+    """The simple methods' scores on the very validation examples the fine-tuned models are scored on."""
+    from .baselines import definition_rule, overlap_sentence, tfidf_logreg_accuracy
+    from .data.finetune import load_task_data
+    from .metrics import generation_metrics, squad_metrics
+
+    data = load_task_data(task, data_name)
+    if task == "classify":
+        return {"tfidf_logreg": {"accuracy": tfidf_logreg_accuracy(data.train, data.validation)}}
+    if task == "qa":
+        refs = [ex["answer"] for ex in data.validation]
+        return {"definition_rule": generation_metrics([definition_rule(ex["context"]) for ex in data.validation],
+                                                      refs)}
+    refs = {ex["id"]: ex["answers"]["text"] for ex in data.validation}
+    return {name: squad_metrics({ex["id"]: rule(ex) for ex in data.validation}, refs) for name, rule in
+            (("definition_rule", lambda ex: definition_rule(ex["context"])),
+             ("overlap_sentence", lambda ex: overlap_sentence(ex["question"], ex["context"])))}
+
+
+def bench_finetune_quality(minutes: float = 3.0, checkpoint: str | None = None,
+                           tasks: tuple[tuple[str, str], ...] = QUALITY_TASKS) -> dict[str, Any]:
+    """What pretraining buys: each built-in task fine-tuned from the pretraining checkpoint and from scratch (same
+    architecture, tokenizer, recipe and wall-clock budget), beside the simplest baseline, all on held-out data.
+
+    The checkpoint defaults to pretrain best/final under ./saved_model (run `bert2 quick` or `bert2 pretrain`
+    first). Each run gets `minutes` of training; its final evaluation is the number reported.
+    """
+    from .config import Config
+    from .finetuning import SCRATCH, run_finetuning
+    from .training import checkpoints as ckpt
+
+    source = str(ckpt.resolve(checkpoint) if checkpoint else ckpt.default_checkpoint(Config().paths.root, "pretrain"))
+    out: dict[str, Any] = {"checkpoint": source, "minutes_each": minutes, "tasks": {}}
+    threads = torch.get_num_threads()
+    for task, data_name in tasks:
+        row: dict[str, Any] = {"baselines": _baselines(task, data_name)}
+        for init in ("pretrained", "scratch"):
+            with tempfile.TemporaryDirectory() as tmp:
+                cfg = Config().with_overrides([
+                    f'paths.root="{tmp}"', f"finetune.task={task}", f'finetune.data="{data_name}"',
+                    f"finetune.minutes={minutes}", "finetune.max_steps=1000000", "finetune.eval_every=0",
+                    "finetune.save_every=0", f'finetune.from_checkpoint="{source}"'])
+                t0 = time.perf_counter()
+                done = run_finetuning(cfg, [], from_checkpoint=SCRATCH if init == "scratch" else source)
+                torch.set_num_threads(threads)
+                row[init] = {"step": done.step, "wall_s": round(time.perf_counter() - t0, 1),
+                             **{k: round(v, 4) for k, v in done.final_metrics.items()}}
+        key = HEADLINE[task]
+        row["pretraining_gain"] = round(row["pretrained"].get(key, 0.0) - row["scratch"].get(key, 0.0), 4)
+        row["metric"] = key
+        out["tasks"][f"{task}:{data_name}"] = row
+    return out
+
+
 BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "train_throughput": bench_train_throughput,
     "time_to_quality": bench_time_to_quality,
     "inference_latency": bench_inference_latency,
     "tui": bench_tui,
     "quick_rss": bench_quick_rss,
+    "finetune_quality": bench_finetune_quality,
 }
+SLOW = ("finetune_quality",)  # not part of a bare `bert2 bench`: 8 fine-tuning runs
 
 
 def run(names: list[str], **kwargs: Any) -> dict[str, Any]:

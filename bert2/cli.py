@@ -20,7 +20,7 @@ from .errors import Bert2Error
 
 EXIT_USAGE = 2
 # Names of bert2.bench.BENCHMARKS, listed here so that `bert2 --help` does not import torch.
-BENCH_NAMES = ("train_throughput", "time_to_quality", "inference_latency", "tui", "quick_rss")
+BENCH_NAMES = ("train_throughput", "time_to_quality", "inference_latency", "tui", "quick_rss", "finetune_quality")
 
 # `bert2 quick`: a real pretraining run of the tiny preset on a slice of the offline corpus, sized to fill the
 # three pretrain directories in a few minutes on a 2-core laptop.
@@ -59,7 +59,7 @@ class EventPrinter:
         if kind == "StartEvent":
             self.console.print(f"[bold]{event.kind}[/] {event.task} on {event.device}: "
                                f"{event.num_parameters / 1e6:.2f}M parameters, "
-                               f"{'resuming at step ' + str(event.start_step) if event.start_step else 'from scratch'}"
+                               f"{'resuming at step ' + str(event.start_step) if event.start_step else 'starting at step 0'}"
                                f" -> {event.run_dir}")
             total = event.total_steps or None
             self.progress = Progress(TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -250,9 +250,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     unknown = [n for n in args.names if n not in bench.BENCHMARKS]
     if unknown:
         raise BenchNameError(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(bench.BENCHMARKS)}")
-    names = args.names or list(bench.BENCHMARKS)
+    names = args.names or [n for n in bench.BENCHMARKS if n not in bench.SLOW]
     kwargs = {"time_to_quality": {"minutes": args.minutes},
-              "inference_latency": {"checkpoint": args.checkpoint}}
+              "inference_latency": {"checkpoint": args.checkpoint},
+              "finetune_quality": {"checkpoint": args.checkpoint,
+                                   **({"minutes": args.finetune_minutes} if args.finetune_minutes else {})}}
     results = {}
     for name in names:
         sys.stderr.write(f"running {name} ...\n")
@@ -340,10 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks against transformers (measured numbers, not tests)")
     p.add_argument("names", nargs="*", metavar="NAME",
-                   help=f"which to run (default: all): {', '.join(BENCH_NAMES)}")
+                   help=f"which to run (default: all but finetune_quality, which fine-tunes 8 models): "
+                        f"{', '.join(BENCH_NAMES)}")
     p.add_argument("--json", action="store_true", help="print one JSON object keyed by benchmark name")
     p.add_argument("--minutes", type=float, default=5.0, help="time_to_quality: budget per model (default 5)")
-    p.add_argument("--checkpoint", metavar="DIR", help="inference_latency: checkpoint (default: pretrain best)")
+    p.add_argument("--checkpoint", metavar="DIR",
+                   help="inference_latency, finetune_quality: checkpoint (default: pretrain best)")
+    p.add_argument("--finetune-minutes", type=float, metavar="M",
+                   help="finetune_quality: training minutes per run (default 3)")
     p.set_defaults(func=cmd_bench)
     return parser
 

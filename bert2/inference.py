@@ -173,9 +173,14 @@ class Predictor:
     def classify(self, text: str) -> dict[str, Any]:
         """{"label", "score", "scores": {label: probability}} for `text` (truncated to the model's length)."""
         self._require(("classify",), "classification")
+        from .data.finetune import featurize_classification
+
         text = check_text(text, "text")
-        enc = self._tensors(self.tokenizer(text, truncation=True, max_length=self.max_length, return_tensors="pt"))
-        logits = self.model(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"]).logits[0]  # (C,)
+        # Cut as in training and evaluation (checkpoints from before head+tail cuts kept the head).
+        ids = featurize_classification([{"text": text, "label": 0}], self.tokenizer, self.max_length,
+                                       str(self.meta.get("truncation", "head")))[0]["input_ids"]
+        ids = ids.long()[None].to(self.device)  # (1, T)
+        logits = self.model(ids, torch.zeros_like(ids), torch.ones_like(ids)).logits[0]  # (C,)
         probs = logits.float().softmax(-1).tolist()  # (C,)
         labels = list(self.meta.get("labels") or [str(i) for i in range(len(probs))])
         best = max(range(len(probs)), key=probs.__getitem__)
@@ -234,9 +239,10 @@ class Predictor:
         core = self.model.bert if hasattr(self.model, "bert") else self.model
         enc = self._tensors(self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True,
                                            return_tensors="pt"))
+        from .heads import mean_pool
+
         hidden = core(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"]).last_hidden_state  # (N, T, H)
-        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (N, T, 1)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (N, H)
+        return mean_pool(hidden, enc["attention_mask"])  # (N, H)
 
     def similarity(self, text_a: str, text_b: str) -> float:
         """Cosine similarity in [-1, 1] of the mean-pooled encodings of two texts."""

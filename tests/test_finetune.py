@@ -256,7 +256,7 @@ def test_data_name_resolution():
 
     assert resolve_data_name("classify", "imdb-offline") == "imdb-offline"
     assert resolve_data_name("qa", "imdb-offline") == "wiki-qa"  # the config default belongs to classify
-    assert resolve_data_name("qa-span", "") == "squad"
+    assert resolve_data_name("qa-span", "") == "wiki-span"
     with pytest.raises(DataError, match="classify dataset"):
         resolve_data_name("qa", "wiki-topic")
     with pytest.raises(DataError, match="qa dataset"):
@@ -334,3 +334,68 @@ def test_cli_full_pretrains_then_finetunes(tmp_path, sentiment_file, capsys):
     final = ckpt.latest_in(tmp_path / "saved" / "bert" / "finetuning" / "final")
     meta = ckpt.read_json(final / "config.json")["bert2"]
     assert meta["task"] == "classify" and "transformer/pretrain" in meta["source_checkpoint"]
+
+
+# ---------------------------------------------------------------------------------------------------- recipe
+def test_head_tail_cut_is_exactly_full_tokenisation_cut(tiny_pretrain_checkpoint):
+    from bert2.data.finetune import featurize_classification, head_tail
+    from bert2.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(str(tiny_pretrain_checkpoint))
+    rng = random.Random(0)
+    words = "the river flows north through a wide valley where people farm wheat and barley".split()
+    texts = [" ".join(rng.choice(words) for _ in range(n)) + (" END" if n % 2 else "")
+             for n in (3, 20, 60, 61, 200, 333, 1500)]
+    examples = [{"text": t, "label": 0} for t in texts]
+    for truncation in ("head+tail", "head"):
+        for max_length in (16, 48):
+            feats = featurize_classification(examples, tok, max_length, truncation)
+            for f, t in zip(feats, texts):
+                full = tok(t, add_special_tokens=False)["input_ids"]
+                expect = [tok.cls_token_id, *head_tail(full, max_length - 2, truncation), tok.sep_token_id]
+                assert f["input_ids"].tolist() == expect
+                assert len(expect) <= max_length
+    long = list(range(100))
+    assert head_tail(long, 20) == list(range(5)) + list(range(85, 100))  # a quarter from the start, the rest the end
+    assert head_tail(long, 20, "head") == list(range(20)) and head_tail(long[:7], 20) == long[:7]
+
+
+def test_wiki_span_answers_are_spans_close_to_the_description():
+    from bert2.data.finetune import SPAN_MIN_F1, load_task_data
+    from bert2.metrics import token_f1
+
+    data = load_task_data("qa-span", "wiki-span")
+    assert len(data.train) > 6000 and 0 < len(data.validation) <= 1000
+    for ex in data.train[:500] + data.validation:
+        (text,), (start,) = ex["answers"]["text"], ex["answers"]["answer_start"]
+        assert ex["context"][start:start + len(text)] == text and text.strip()
+        assert ex["question"].startswith("What is ")
+        assert token_f1(text, ex["description"]) >= SPAN_MIN_F1 - 1e-9
+
+
+def test_from_scratch_loads_no_weights_and_refuses_resume(tmp_path, tiny_pretrain_checkpoint, sentiment_file,
+                                                          capsys):
+    from bert2.errors import TrainingError
+    from bert2.finetuning import run_finetuning
+
+    threads = torch.get_num_threads()
+    try:
+        events = []
+        cfg = make_cfg(tmp_path, "classify", str(sentiment_file), steps=2,
+                       **{"finetune.from_checkpoint": f'"{tiny_pretrain_checkpoint}"'})
+        run_finetuning(cfg, [events.append], from_checkpoint="scratch")
+        logs = " ".join(getattr(e, "message", "") for e in events)
+        assert "from scratch" in logs and "initialised" not in logs
+        with pytest.raises(TrainingError, match="scratch"):
+            run_finetuning(cfg, [], from_checkpoint="scratch", resume=True)
+    finally:
+        torch.set_num_threads(threads)
+    code, _, err = run_cli(capsys, "finetune", "--from", "scratch", "--resume", "--set", f'paths.root="{tmp_path}"')
+    assert code == 2 and "--from scratch" in err and "--resume" in err
+
+
+def test_export_refuses_a_mean_pooled_classifier(runs, tmp_path):
+    from bert2.interop import export_hf
+
+    with pytest.raises(CheckpointError, match="finetune.pooling=cls"):
+        export_hf(final_of(runs, "classify"), tmp_path / "out")

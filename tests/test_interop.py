@@ -94,6 +94,7 @@ def _finetuned(task: str, tokenizer, source: Path, root: Path, labels=None) -> P
 
     cfg = Config()
     cfg.finetune.decoder_layers = 1
+    cfg.finetune.pooling = "cls"  # transformers' BertForSequenceClassification reads the pooled [CLS] vector
     model_cfg = model_config_from_hf(ckpt.read_json(source / ckpt.CONFIG_FILE))
     meta = task_metadata(task, cfg, tokenizer, "tiny", labels, source, 64)
     torch.manual_seed(3)

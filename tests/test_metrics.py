@@ -59,3 +59,16 @@ def test_squad_normalisation_exact_match_and_f1():
     # a: EM 1 F1 1; b: EM 0, F1 = 2*(1/4)*1/(1/4+1) = 0.4; c: no prediction -> 0
     assert scores["exact_match"] == pytest.approx(100 / 3)
     assert scores["f1"] == pytest.approx(100 * (1 + 0.4) / 3)
+
+
+def test_baseline_rules_on_hand_made_contexts():
+    from bert2.baselines import definition_rule, overlap_sentence, tfidf_logreg_accuracy
+
+    ctx = "Leonhard Euler was a Swiss polymath who was active as a mathematician. He founded graph theory."
+    assert definition_rule(ctx) == "Swiss polymath"  # stops where the relative clause starts
+    assert definition_rule("Paris is the capital and most populous city of France, with 2 million people.",
+                           max_words=5) == "capital and most populous city"
+    assert definition_rule("No definition here at all") == "No definition here at all"
+    assert overlap_sentence("Who founded graph theory?", ctx) == "He founded graph theory."
+    rows = [{"text": f"{w} film {i}", "label": int(w == "great")} for i in range(30) for w in ("great", "awful")]
+    assert tfidf_logreg_accuracy(rows[:40], rows[40:]) == 1.0

