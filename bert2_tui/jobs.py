@@ -225,6 +225,8 @@ class RunState:
     probes: list[dict[str, Any]] = field(default_factory=list)
     probe_step: int = -1
     log: deque = field(default_factory=lambda: deque(maxlen=1000))
+    started: float = 0.0
+    """Time of the StartEvent that began this run (a resume keeps its run's); the overlay picker marks that run."""
     version: int = 0
     """Bumped on every change; views redraw only when it moved (the dirty flag)."""
     _seq: int = 0
@@ -264,6 +266,7 @@ class RunState:
                 self._truncate_after(ev.start_step)
             else:
                 self.clear_run()
+                self.started = ev.time
             self.kind, self.task, self.device = ev.kind, ev.task, ev.device
             self.num_parameters, self.run_dir = ev.num_parameters, ev.run_dir
             self.total_steps, self.step = ev.total_steps, ev.start_step
@@ -311,21 +314,53 @@ def metrics_files(root: str | Path) -> list[Path]:
     return [Path(root).joinpath(*parts, "metrics.jsonl") for parts in KINDS.values()]
 
 
-def read_events(path: Path) -> list[Event]:
-    """Every parseable event of a metrics.jsonl (a torn last line from a crash is skipped, not fatal)."""
+_NUMBER = (int, float)
+_SHAPES: dict[type, dict[str, type | tuple[type, ...]]] = {
+    StartEvent: {"kind": str, "task": str, "total_steps": int, "start_step": int, "num_parameters": _NUMBER},
+    StepEvent: {"step": int, "epoch": int, "loss": _NUMBER, "parts": dict, "lr": _NUMBER, "tokens_per_s": _NUMBER,
+                "elapsed_s": _NUMBER, "eta_s": _NUMBER},
+    EvalEvent: {"step": int, "metrics": dict, "probes": list},
+    CheckpointEvent: {"step": int},
+    LogEvent: {"message": str},
+    DoneEvent: {"step": int, "final_metrics": dict},
+}
+"""The fields the UI computes with, and their JSON types: an event whose fields have other types (a hand-edited
+or corrupted line) is skipped like an unparseable one, instead of failing later in a chart or a format string."""
+
+
+def _well_formed(ev: Event) -> bool:
+    if not isinstance(ev.time, _NUMBER) or isinstance(ev.time, bool):
+        return False
+    for name, kind in _SHAPES.get(type(ev), {}).items():
+        value = getattr(ev, name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return False
+    if isinstance(ev, StepEvent):
+        return all(isinstance(v, _NUMBER) and not isinstance(v, bool) for v in ev.parts.values())
+    return True
+
+
+def read_events(path: Path, skipped: list[int] | None = None) -> list[Event]:
+    """Every well-formed event of a metrics.jsonl; anything else is skipped, never fatal: a torn last line from a
+    crash, bytes that are not UTF-8, an event type this version does not know, fields of the wrong type.
+    `skipped`, when given, receives the numbers of the lines skipped. A missing or unreadable file gives []."""
     out: list[Event] = []
     try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, 1):
                 line = line.strip()
                 if not line:
                     continue
                 try:
-                    out.append(event_from_dict(json.loads(line)))
-                except (ValueError, KeyError, TypeError):
-                    continue
+                    ev = event_from_dict(json.loads(line))
+                except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+                    ev = None
+                if ev is not None and _well_formed(ev):
+                    out.append(ev)
+                elif skipped is not None:
+                    skipped.append(number)
     except OSError:
-        return []
+        return out
     return out
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from bert2.config import Config
 from bert2.training.checkpoints import list_checkpoints
-from bert2.training.events import CheckpointEvent, DoneEvent, EvalEvent, StartEvent, StepEvent
+from bert2.training.events import CheckpointEvent, DoneEvent, EvalEvent, LogEvent, StartEvent, StepEvent
 from bert2_tui.jobs import EventBatcher, RunState, last_run, load_last_run
 from bert2_tui.testing import make_app, tiny_config
 from bert2_tui.widgets.charts import downsample, ema
@@ -367,6 +367,191 @@ async def test_checkpoints_screen_lists_shows_and_deletes(tmp_path):
 
         assert not isinstance(app.screen, ConfirmScreen) and Path(screen.selected.path).exists()
         app.job = None
+
+
+# ------------------------------------------------------------------------------------------ run overlay
+T_RUNS = 1_700_000_000.0
+
+
+def _history_run(kind: str, task: str, t: float, steps: int, preamble: tuple[str, ...] = (), parts: bool = False,
+                 accuracy: float = 0.0, start_step: int = 0, done: bool = True) -> list:
+    """The events one run writes to metrics.jsonl: set-up logs, start, a step each step, an eval every 10."""
+    events: list = [LogEvent(level="info", message=m, time=t - 1) for m in preamble]
+    events.append(StartEvent(kind=kind, task=task, total_steps=steps, start_step=start_step, device="cpu",
+                             num_parameters=1000, run_dir="r", time=t))
+    for s in range(start_step + 1, steps + 1):
+        loss = 2.0 - s / steps
+        events.append(StepEvent(step=s, epoch=0, loss=loss, parts={"mlm": loss - 0.5, "nsp": 0.5} if parts else {},
+                                lr=1e-3 * (1 - s / steps), tokens_per_s=1.0, elapsed_s=s, eta_s=steps - s, time=t + s))
+        if s % 10 == 0:
+            metrics = {"loss": loss + 0.1, **({"accuracy": accuracy} if accuracy else {"mlm_accuracy": 0.2})}
+            events.append(EvalEvent(step=s, metrics=metrics, is_best=True, time=t + s + 0.5))
+    if done:
+        events.append(DoneEvent(reason="completed", step=steps, time=t + steps + 1))
+    return events
+
+
+def _write_jsonl(path: Path, events: list) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(e.to_dict()) + "\n" for e in events), encoding="utf-8")
+    return path
+
+
+def _overlay_labels(chart) -> list[str]:
+    return [k for k in chart.drawn if "(" in k and not k.endswith("(raw)")]
+
+
+async def _open_overlay_picker(app, pilot):
+    from bert2_tui.screens.dialogs import ChoiceScreen
+
+    await pilot.press("o")
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    assert isinstance(app.screen, ChoiceScreen)
+    return app.screen, app.screen.query_one("#choice-list")
+
+
+def test_list_runs_joins_resumes_and_reads_how_each_run_began(tmp_path):
+    from bert2_tui.history import list_runs
+
+    ft = tmp_path / "bert" / "finetuning" / "metrics.jsonl"
+    _write_jsonl(ft, _history_run("finetune", "classify", T_RUNS, 40, ("from scratch: random weights",),
+                                  accuracy=0.6, done=False)
+                 + _history_run("finetune", "classify", T_RUNS + 100, 60, start_step=20, accuracy=0.7)
+                 + _history_run("finetune", "qa-span", T_RUNS + 500, 20,
+                                ("from /x/pretrain/best/step-1 (mlm+nsp): loaded 40 tensors",)))
+    listing = list_runs(tmp_path)
+    assert [(r.task, r.origin) for r in listing.runs] == [("qa-span", "pretrained"), ("classify", "scratch")]
+    resumed = listing.runs[1]
+    assert resumed.segment_starts == [T_RUNS, T_RUNS + 100] and resumed.step == 60 and resumed.reason == "completed"
+    steps = [x for x, _ in resumed.overlay.loss]
+    assert steps[0] == 1 and steps[-1] == 60 and steps == sorted(steps)  # the resume replaced steps 21..40
+    assert "acc 0.7" in resumed.metric_summary() and "best loss" in resumed.metric_summary()
+    assert resumed.label.startswith("classify scratch ")
+    assert listing.runs[0].origin_path == "/x/pretrain/best/step-1"
+
+
+async def test_overlay_picker_draws_an_earlier_run_over_the_current_one(tmp_path):
+    cfg = tiny_config(tmp_path)
+    root = Path(cfg.paths.root)
+    _write_jsonl(root / "transformer" / "pretrain" / "metrics.jsonl",
+                 _history_run("pretrain", "mlm+nsp", T_RUNS - 7200, 50, parts=True))
+    _write_jsonl(root / "bert" / "finetuning" / "metrics.jsonl",
+                 _history_run("finetune", "classify", T_RUNS, 40, ("from scratch: random weights",), accuracy=0.61)
+                 + _history_run("finetune", "classify", T_RUNS + 3600, 30,
+                                ("from saved_model/transformer/pretrain/best/step-00000050 (mlm+nsp): loaded",),
+                                accuracy=0.85))
+    app = make_app(cfg)  # loads the last run (the pretrained classify run) as the current one
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.history_path.endswith("finetuning/metrics.jsonl") and app.run_state.step == 30
+        train = app.screen
+        loss_chart, parts_chart, lr_chart = (train.query_one(f"#chart-{n}") for n in ("loss", "parts", "lr"))
+        assert await wait_for(pilot, lambda: loss_chart.drawn.get("train"), 10)
+        assert _overlay_labels(loss_chart) == []
+
+        picker, options = await _open_overlay_picker(app, pilot)
+        assert "3 runs" in _text(picker.query_one("#choice-message"))
+        rows = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert "no overlay" in rows[0] and len(rows) == 4
+        assert "classify · pretrained" in rows[1] and "(shown)" in rows[1] and "acc 0.85" in rows[1]
+        assert "classify · scratch" in rows[2] and "step 40/40" in rows[2] and "completed" in rows[2]
+        assert "acc 0.61" in rows[2] and "best loss 1.1 @ 40" in rows[2]
+        assert rows[3].lstrip().startswith("pretrain") and "mlm acc 0.2" in rows[3]
+        assert options.highlighted == 0
+        await pilot.press("down", "down", "enter")  # the scratch run
+        await pilot.pause()
+        assert app.screen is train
+        label = train.overlay.label
+        assert label.startswith("classify scratch ")
+        # the data the charts were given: the current run as before, the overlay beside it with its own labels
+        assert [x for x, _ in loss_chart.drawn["train"]][-1] == 30
+        overlay_loss = loss_chart.drawn[f"train ({label})"]
+        assert overlay_loss[0][0] == 1 and overlay_loss[-1][0] == 40
+        assert [x for x, _ in loss_chart.drawn[f"eval ({label})"]] == [10, 20, 30, 40]
+        # the narrow charts name it by its start time only where the full name leaves no room for a legend
+        assert _overlay_labels(lr_chart) in ([f"lr ({label})"], [f"lr ({train.overlay.short})"])
+        assert _overlay_labels(parts_chart) == []  # the fine-tuning run logged no loss parts
+        # it stays while a new run streams in
+        st = app.run_state
+        st.apply(StartEvent(kind="finetune", task="classify", total_steps=100, start_step=0, device="cpu",
+                            num_parameters=1000, run_dir="r"))
+        for s in range(1, 13):
+            st.apply(StepEvent(step=s, epoch=0, loss=1.0, parts={}, lr=1e-3, tokens_per_s=1, elapsed_s=s, eta_s=1))
+        train.tick(True)
+        assert [x for x, _ in loss_chart.drawn["train"]][-1] == 12
+        assert loss_chart.drawn[f"train ({label})"] is overlay_loss  # static: not recomputed for the redraw
+        # another run: the pretraining one brings its loss parts too; the picker starts on the active overlay
+        picker, options = await _open_overlay_picker(app, pilot)
+        assert options.highlighted == 2 and "●" in str(options.get_option_at_index(2).prompt)
+        assert "(shown)" not in " ".join(str(options.get_option_at_index(i).prompt) for i in range(4))
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        label = train.overlay.label
+        assert label.startswith("pretrain ")
+        assert sorted(k.split(" (")[0] for k in _overlay_labels(parts_chart)) == ["mlm", "nsp"]
+        assert loss_chart.drawn[f"train ({label})"][-1][0] == 50
+        # escape keeps it; "no overlay" clears it
+        await _open_overlay_picker(app, pilot)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert train.overlay is not None and _overlay_labels(loss_chart)
+        await _open_overlay_picker(app, pilot)
+        await pilot.press("home", "enter")
+        await pilot.pause()
+        assert train.overlay is None
+        assert _overlay_labels(loss_chart) == _overlay_labels(parts_chart) == _overlay_labels(lr_chart) == []
+        assert loss_chart.drawn["train"]
+        # the key is in the help and the command palette like every other action
+        from bert2_tui.commands import all_commands
+
+        assert any(t == "Train: Overlay" for t, _, _ in all_commands(app))
+        assert any(b.key == "o" and b.id == "train.overlay" for _, bs in app.help_sections() for b in bs)
+
+
+async def test_overlay_picker_survives_a_missing_and_a_corrupt_history(tmp_path):
+    cfg = tiny_config(tmp_path)
+    path = Path(cfg.paths.root) / "transformer" / "pretrain" / "metrics.jsonl"
+    app = make_app(cfg)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        # no history file at all: the picker says so, and offers only "no overlay"
+        picker, options = await _open_overlay_picker(app, pilot)
+        assert "No earlier runs" in _text(picker.query_one("#choice-message"))
+        assert options.option_count == 1
+        await pilot.press("escape")
+        await pilot.pause()
+        # a history with every kind of damage: bad lines are skipped, the rest of the run is listed and drawn
+        good = _history_run("pretrain", "mlm+nsp", T_RUNS, 8, parts=True, done=False)
+        lines = [json.dumps(e.to_dict()) for e in good]
+        start_at = next(i for i, e in enumerate(good) if isinstance(e, StartEvent))
+        step6 = next(i for i, e in enumerate(good) if isinstance(e, StepEvent) and e.step == 6)
+        bad = ["not json at all", json.dumps({"type": "FancyEvent", "step": 3}),
+               json.dumps({**good[start_at + 1].to_dict(), "step": 4, "loss": "abc"}), "[1, 2, 3]",
+               json.dumps({"type": "StepEvent"}), json.dumps({"type": "StepEvent", "step": None, "loss": 1.0})]
+        body = "\n".join(lines[:step6] + bad + lines[step6:]) + "\n"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body.encode() + b"\xff\xfe not utf-8\n\n" + b'{"type": "StepEvent", "step": 9, "epo')
+        picker, options = await _open_overlay_picker(app, pilot)
+        message = _text(picker.query_one("#choice-message"))
+        assert "1 run" in message and "8 unreadable lines skipped" in message
+        assert options.option_count == 2 and "step 8/8" in str(options.get_option_at_index(1).prompt)
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        train = app.screen
+        label = train.overlay.label
+        drawn = train.query_one("#chart-loss").drawn[f"train ({label})"]
+        assert [x for x, _ in drawn] == list(range(1, 9))
+        # the same file reloads as the last run without a traceback (h), and the app is still responsive
+        await pilot.press("h")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.history_path == str(path) and app.run_state.step == 8
+        assert [x for x, _ in app.run_state.series["loss"]] == list(range(1, 9))
+        await pilot.press("3")
+        await pilot.pause()
+        assert app.current_mode == "checkpoints"
 
 
 # ------------------------------------------------------------------------------------------ real training

@@ -1,8 +1,8 @@
-"""Modal dialogs: confirm, text prompt, busy notice, and the key help screen."""
+"""Modal dialogs: confirm, text prompt, a choice from a list, busy notice, and the key help screen."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 from rich.table import Table
 from rich.text import Text
@@ -10,7 +10,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -60,6 +61,42 @@ class PromptScreen(ModalScreen[str | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ChoiceScreen(ModalScreen[str | None]):
+    """One entry from a list (e.g. the run to overlay); enter or a click chooses (its id), escape cancels (None).
+
+    `options` are (id, prompt) pairs, the prompt any rich renderable; `message` is shown above the list (why it is
+    empty, what was skipped); `highlight` is the id the cursor starts on.
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="choice.cancel", tooltip="Close without choosing")]
+
+    def __init__(self, title: str, options: list[tuple[str, Any]], message: str = "", highlight: str | None = None):
+        super().__init__(classes="dialog")
+        self.title_text, self.options, self.message, self.highlight = title, list(options), message, highlight
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="choice-dialog"):
+            yield Label(self.title_text, id="question")
+            if self.message:
+                yield Static(self.message, id="choice-message")
+            yield OptionList(*(Option(prompt, id=oid) for oid, prompt in self.options), id="choice-list")
+            yield Static("↑↓: move   enter: choose   escape: cancel", classes="hint")
+
+    def on_mount(self) -> None:
+        options = self.query_one("#choice-list", OptionList)
+        options.focus()
+        ids = [oid for oid, _ in self.options]
+        if self.highlight in ids:
+            options.highlighted = ids.index(self.highlight)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(event.option.id)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -8,22 +8,25 @@ is shown, so a fast trainer cannot make the UI redraw more than ~4 times a secon
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, ProgressBar, RichLog, Select, Static, TextArea
 
 from ..jobs import FINETUNE_TASKS, RunState, iter_metric_names
 from ..widgets.nav import NavBar
 from ..widgets.bars import fill_mask_text
+from .dialogs import ChoiceScreen
 
 if TYPE_CHECKING:
     from ..app import Bert2App
+    from ..history import HistoryRun, Overlay, RunList
 
 JOB_CHOICES = [("Pretrain (MLM+NSP)", "pretrain")] + [(f"Fine-tune: {t}", t) for t in FINETUNE_TASKS]
 SHORT_METRIC = {"mlm_accuracy": "mlm acc", "nsp_accuracy": "nsp acc", "perplexity": "ppl", "accuracy": "acc",
@@ -144,6 +147,18 @@ class BottomRow(AfterFirstFrame):
             self.query_one("#event-log", RichLog).focus()
 
 
+class RunsListed(Message):
+    """The runs of the history files, read in a worker for the overlay picker (or why reading failed)."""
+
+    def __init__(self, runs: RunList | None, error: str = "") -> None:
+        super().__init__()
+        self.runs, self.error = runs, error
+
+
+NO_OVERLAY = "-"
+"""The picker's option id of "no overlay"."""
+
+
 class TrainScreen(Screen):
     """Job controls, live charts of loss / loss parts / learning rate, eval table, probe panel and event log."""
 
@@ -156,6 +171,8 @@ class TrainScreen(Screen):
         Binding("j", "pick_job", "Job", id="train.pick_job", tooltip="Choose pretraining or a fine-tuning task"),
         Binding("e", "edit_probes", "Probes", id="train.edit_probes",
                 tooltip="Edit the probe sentences shown at every evaluation"),
+        Binding("o", "pick_overlay", "Overlay", id="train.overlay",
+                tooltip="Draw an earlier run's curves on the charts, or clear them"),
         Binding("h", "reload_history", "History", id="train.history", show=False,
                 tooltip="Reload the last run from metrics.jsonl"),
     ]
@@ -169,6 +186,10 @@ class TrainScreen(Screen):
         self._probe_key: tuple = ()
         self._status_text: Text | None = None
         self._charts_drawn_at = 0.0
+        self.overlay: Overlay | None = None
+        """An earlier run drawn over the current one (`o`); it stays while runs start, stream and finish."""
+        self.overlay_key = ""
+        self._picking = False
 
     @property
     def bert2(self) -> "Bert2App":
@@ -223,6 +244,57 @@ class TrainScreen(Screen):
 
     def action_reload_history(self) -> None:
         self.bert2.load_history()
+
+    def action_pick_overlay(self) -> None:
+        """List the runs of both metrics.jsonl files (in a worker: a long history is megabytes of JSON), then pick."""
+        if self._picking:
+            return
+        self._picking = True
+        self._list_runs(self.bert2.config.paths.root)
+
+    @work(thread=True, exclusive=True, group="overlay", exit_on_error=False)
+    def _list_runs(self, root: str) -> None:
+        try:
+            # Imported here, not at the top: it imports the chart helpers and with them plotext (~50 ms), which
+            # the first frame does without (see ChartsRow).
+            from ..history import list_runs
+
+            self.post_message(RunsListed(list_runs(root)))
+        except Exception as exc:  # a bug must not leave the key dead: say what happened instead
+            self.post_message(RunsListed(None, f"{type(exc).__name__}: {exc}"))
+
+    def on_runs_listed(self, message: RunsListed) -> None:
+        if message.runs is None:
+            self._picking = False
+            self.notify(f"could not read the run history: {message.error}", severity="error", title="Overlay")
+            return
+        listing = message.runs
+        st = self.bert2.run_state
+        runs: dict[str, HistoryRun] = {r.key: r for r in listing.runs}
+        active = self.overlay_key if self.overlay_key in runs else NO_OVERLAY
+        options: list[tuple[str, Any]] = [
+            (NO_OVERLAY, Text.assemble(("● " if active == NO_OVERLAY else "  ", "bold magenta"),
+                                       ("no overlay", "italic"), ("  (clear the overlay)", "dim")))]
+        for r in listing.runs:
+            shown = bool(st.started) and st.started in r.segment_starts
+            options.append((r.key, r.row(shown=shown, active=r.key == active, running=self.bert2.job_active)))
+
+        def chosen(key: str | None) -> None:
+            self._picking = False
+            if key is None:  # escape: leave the overlay as it is
+                return
+            run = runs.get(key)
+            self.set_overlay(run.overlay if run is not None else None, key if run is not None else "")
+            if run is not None:
+                self.notify(f"overlay: {run.label} ({run.what}, step {run.step})", title="Overlay")
+
+        self.app.push_screen(ChoiceScreen("Overlay an earlier run on the charts", options, listing.message(),
+                                          highlight=active), chosen)
+
+    def set_overlay(self, overlay: Overlay | None, key: str = "") -> None:
+        """Draw `overlay` (None: clear it) on the charts from now on."""
+        self.overlay, self.overlay_key = overlay, key if overlay is not None else ""
+        self.tick(True)
 
     @on(TextArea.Changed, "#probe-input")
     def _probes_changed(self, event: TextArea.Changed) -> None:
@@ -320,11 +392,25 @@ class TrainScreen(Screen):
         self._charts_drawn_at = now
         loss, parts, lr = (self.query_one(f"#chart-{name}") for name in ("loss", "parts", "lr"))
         evals = [(step, m["loss"]) for step, m, _ in st.evals if isinstance(m.get("loss"), (int, float))]
-        loss.set_series({"train": st.series.get("loss", ())}, markers={"eval": evals} if evals else None)
         part_series = {k: v for k, v in st.series.items() if k != "loss"}
         parts.empty_text = "no loss parts" if st.series and not part_series else "no data yet"
-        parts.set_series(part_series)
-        lr.set_series({"lr": st.lr})
+        ov = self.overlay
+        if ov is None:
+            loss.set_series({"train": st.series.get("loss", ())}, markers={"eval": evals} if evals else None)
+            parts.set_series(part_series)
+            lr.set_series({"lr": st.lr})
+            return
+
+        def tag(chart, *names: str) -> str:  # the overlay's run name, short where the legend has no room for it
+            return f" ({ov.label})" if chart.legend_fits(*(f"{n} ({ov.label})" for n in names)) else f" ({ov.short})"
+
+        t = tag(loss, "train", "eval")
+        loss.set_series({"train": st.series.get("loss", ())}, markers={"eval": evals} if evals else None,
+                        overlay={f"train{t}": ov.loss}, overlay_markers={f"eval{t}": ov.evals} if ov.evals else None)
+        t = tag(parts, *ov.parts)
+        parts.set_series(part_series, overlay={f"{k}{t}": v for k, v in ov.parts.items()})
+        t = tag(lr, "lr")
+        lr.set_series({"lr": st.lr}, overlay={f"lr{t}": ov.lr})
 
     def _draw_evals(self, st: RunState) -> None:
         key = (len(st.evals), st.evals[-1][0] if st.evals else None)

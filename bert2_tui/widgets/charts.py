@@ -73,9 +73,16 @@ def integer_ticks(lo: float, hi: float, max_ticks: int) -> list[int]:
 
 
 class SeriesChart(PlotextPlot):
-    """A chart of named (step, value) series; `show_raw` draws each raw series dimmed under its smoothed line."""
+    """A chart of named (step, value) series; `show_raw` draws each raw series dimmed under its smoothed line.
+
+    An overlay (another run's curves, already smoothed: see bert2_tui.history) is drawn on the same axes in its
+    own colours, each line labelled "<name> (<run>)" in the legend; its downsampling to the width is cached, so
+    a redraw while the live run streams in costs the overlay nothing but the plot calls.
+    """
 
     COLORS = ("cyan", "orange", "green", "magenta", "blue", "red")
+    OVERLAY_COLORS = ("magenta+", "red+", "blue+", "green+", "orange+", "gray+")
+    OVERLAY_MARKER_COLOR = "white"
 
     def __init__(self, title: str, *, smooth: bool = True, empty_text: str = "no data yet",
                  id: str | None = None, classes: str | None = None):
@@ -85,14 +92,35 @@ class SeriesChart(PlotextPlot):
         self.empty_text = empty_text
         self.points_plotted = 0
         """How many points the last redraw plotted in total (tests check charts received data)."""
+        self.drawn: dict[str, list[Point]] = {}
+        """The points the last redraw plotted, by legend label (unlabelled raw lines as "<name> (raw)")."""
         self.redraws = 0
+        self._overlay_cache: dict[str, tuple[object, int, list[Point]]] = {}
 
     def on_mount(self) -> None:
         super().on_mount()
         self.set_series({})
 
-    def set_series(self, series: dict[str, Iterable[Point]], markers: dict[str, Iterable[Point]] | None = None) -> None:
-        """Replot from scratch: snapshot each series, downsample to the width, smooth, draw; then refresh once."""
+    def legend_fits(self, *labels: str) -> bool:
+        """Whether plotext has room for a legend with these labels (it leaves the whole legend out otherwise)."""
+        return max(map(len, labels), default=0) + 4 <= max(10, (self.size.width or 40) - 10)
+
+    def _overlay_points(self, label: str, pts: list[Point], width: int, used: dict) -> list[Point]:
+        """`pts` downsampled to `width`, from the cache when the same list was drawn at that width last time."""
+        cached = self._overlay_cache.get(label)
+        if cached is None or cached[0] is not pts or cached[1] != width:
+            cached = (pts, width, downsample(pts, width))
+        used[label] = cached
+        return cached[2]
+
+    def set_series(self, series: dict[str, Iterable[Point]], markers: dict[str, Iterable[Point]] | None = None,
+                   overlay: dict[str, list[Point]] | None = None,
+                   overlay_markers: dict[str, list[Point]] | None = None) -> None:
+        """Replot from scratch: snapshot each series, downsample to the width, smooth, draw; then refresh once.
+
+        `overlay` / `overlay_markers`: another run's lines and points, by legend label, drawn as given (no raw
+        line, no smoothing: they come smoothed), in the overlay colours. Keep passing the same lists: their
+        downsampling is cached by identity."""
         plt = self.plt
         plt.clear_figure()
         plt.title(self.title)
@@ -100,6 +128,8 @@ class SeriesChart(PlotextPlot):
         total = 0
         color_index = 0
         xs_seen: list[float] = []
+        drawn: dict[str, list[Point]] = {}
+        cache: dict[str, tuple[object, int, list[Point]]] = {}  # what this redraw used: the next one's cache
         for name, pts in series.items():
             pts = list(pts)  # snapshot the deque before plotting
             if not pts:
@@ -115,20 +145,42 @@ class SeriesChart(PlotextPlot):
                 plt.plot([p[0] for p in raw], [p[1] for p in raw], color="gray", marker="braille")
                 plt.plot([p[0] for p in sm], [p[1] for p in sm], color=color, marker="braille", label=name)
                 total += len(raw) + len(sm)
+                drawn[f"{name} (raw)"], drawn[name] = raw, sm
             else:
                 pts = downsample(pts, width)
                 plt.plot([p[0] for p in pts], [p[1] for p in pts], color=color, marker="braille", label=name)
                 total += len(pts)
+                drawn[name] = pts
+        for i, (label, pts) in enumerate((overlay or {}).items()):
+            if not pts:
+                continue
+            pts = self._overlay_points(label, pts, width, cache)
+            xs_seen += [pts[0][0], pts[-1][0]]
+            color = self.OVERLAY_COLORS[i % len(self.OVERLAY_COLORS)]
+            plt.plot([p[0] for p in pts], [p[1] for p in pts], color=color, marker="braille", label=label)
+            total += len(pts)
+            drawn[label] = pts
         for name, pts in (markers or {}).items():
             pts = list(pts)
             if pts:
                 plt.scatter([p[0] for p in pts], [p[1] for p in pts], color="yellow", marker="dot", label=name)
                 total += len(pts)
+                drawn[name] = pts
+        for label, pts in (overlay_markers or {}).items():
+            if pts:
+                pts = self._overlay_points(label, pts, width, cache)
+                xs_seen += [pts[0][0], pts[-1][0]]
+                plt.scatter([p[0] for p in pts], [p[1] for p in pts], color=self.OVERLAY_MARKER_COLOR, marker="dot",
+                            label=label)
+                total += len(pts)
+                drawn[label] = pts
+        self._overlay_cache = cache
         if xs_seen:
             ticks = integer_ticks(min(xs_seen), max(xs_seen), max(2, min(6, (self.size.width or 40) // 9)))
             plt.xticks(ticks, [str(t) for t in ticks])
         if total == 0:
             plt.title(f"{self.title} — {self.empty_text}")
         self.points_plotted = total
+        self.drawn = drawn
         self.redraws += 1
         self.refresh()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.events import Click
 from textual.widgets import Static
 
@@ -29,12 +30,13 @@ class NavBar(Horizontal):
     def __init__(self, current: str):
         super().__init__(id="nav")
         self.current = current
+        self._job_text: Text | str = ""
 
     def compose(self) -> ComposeResult:
         yield Static(Text("bert2", style="bold"), classes="nav-brand")
         for i, (mode, title) in enumerate(SCREEN_TITLES.items(), 1):
             yield NavTab(mode, i, title, mode == self.current)
-        yield Static("", id="nav-job")
+        yield Static(self._job_text, id="nav-job")
 
     def on_mount(self) -> None:
         refresh = getattr(self.app, "refresh_nav", None)
@@ -44,4 +46,9 @@ class NavBar(Horizontal):
     def set_job(self, text: Text) -> None:
         # Fixed size in app.tcss, so no layout pass: a layout of the whole screen on every step count change
         # cost the UI thread ~40 ms each time and, on two cores, the trainer as much.
-        self.query_one("#nav-job", Static).update(text, layout=False)
+        self._job_text = text
+        try:
+            label = self.query_one("#nav-job", Static)
+        except NoMatches:  # the app's refresh_nav can run before compose: compose then shows _job_text
+            return
+        label.update(text, layout=False)
