@@ -228,6 +228,8 @@ class FinetuneConfig:
     """Longest generated (qa) or extracted (qa-span, in tokens) answer."""
     num_beams: int = 4
     """Beam width for generative QA at inference (1: greedy)."""
+    decoder_from_encoder: bool = True
+    """Generative QA's decoder layers start from the pretrained encoder layers (Rothe et al. 2020) instead of random."""
     copy_mechanism: bool = True
     """Generative QA may copy words of the context into its answer (a pointer-generator; See et al. 2017)."""
     no_repeat_ngram_size: int = 2

@@ -346,12 +346,12 @@ def _load_checkpoint_tokenizer(path: Path) -> Any:
 
 
 def featurize(task: str, examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, cfg: Config,
-              for_eval: bool = False) -> list[dict[str, Any]]:
+              for_eval: bool = False, truncation: str | None = None) -> list[dict[str, Any]]:
     from .data import finetune as fd
 
     f = cfg.finetune
     if task == "classify":
-        return fd.featurize_classification(examples, tokenizer, max_length, f.truncation)
+        return fd.featurize_classification(examples, tokenizer, max_length, truncation or f.truncation)
     if task == "qa":
         return fd.featurize_generative(examples, tokenizer, max_length, f.max_answer_length)
     return fd.featurize_span(examples, tokenizer, max_length, f.doc_stride, keep_offsets=for_eval)
@@ -384,8 +384,9 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
     dist_info = init_distributed(device)
     logs: list[str] = []
 
-    scratch = str(from_checkpoint or f.from_checkpoint).strip() == SCRATCH
-    if scratch and resume:
+    explicit = str(from_checkpoint or "").strip() == SCRATCH
+    scratch = explicit or (not resume and str(f.from_checkpoint).strip() == SCRATCH)
+    if explicit and resume:
         raise TrainingError("--from scratch starts a new run and --resume continues an old one; use one of them")
     resume_path: Path | None = None
     if resume:
@@ -424,8 +425,11 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
         meta = task_metadata(task_name, cfg, tokenizer, data_name, data.labels, source, max_length)
         meta["max_seq_length"] = inference_length(task_name, model_cfg, f.eval_max_seq_length, max_length)
         meta["train_max_seq_length"] = max_length
-    # A resumed run keeps its own lengths ("max_seq_length" is what evaluation and the Predictor read).
-    max_length = min(int(meta.get("train_max_seq_length", meta.get("max_seq_length", max_length))), max_length)
+        meta["init"] = SCRATCH if scratch else "pretrained"
+    # A resumed run keeps its own lengths ("max_seq_length" is what evaluation and the Predictor read) and cuts.
+    max_length = min(int(meta.get("train_max_seq_length", meta.get("max_seq_length", max_length))),
+                     model_cfg.max_position_embeddings)
+    truncation = str(meta.get("truncation", "head"))
     eval_length = min(int(meta.get("max_seq_length", max_length)), model_cfg.max_position_embeddings)
     if eval_length != max_length:
         logs.append(f"inputs: {max_length} tokens in training, {eval_length} in evaluation and inference (ALiBi "
@@ -443,9 +447,13 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
         same = source_task == task_name and (task_name != "classify" or source_meta.get("labels") == meta["labels"])
         report = load_pretrained(model, state, prefixes={"": ""} if same else None)
         logs.append(f"from {source} ({source_task}): {report.summary()}")
+        if task_name == "qa" and not same and f.decoder_from_encoder:
+            layers = model.init_decoder_from_encoder()
+            logs.append(f"decoder: {layers} layer(s) start from the encoder's (self-attention, feed-forward)")
 
-    train_features = featurize(task_name, data.train, tokenizer, max_length, cfg)
-    val_features = featurize(task_name, data.validation, tokenizer, eval_length, cfg, for_eval=True)
+    train_features = featurize(task_name, data.train, tokenizer, max_length, cfg, truncation=truncation)
+    val_features = featurize(task_name, data.validation, tokenizer, eval_length, cfg, for_eval=True,
+                             truncation=truncation)
     if f.eval_batches > 0:  # a fixed prefix of the validation set, so successive evaluations stay comparable
         limit = f.eval_batches * f.batch_size
         if task_name == "qa-span":

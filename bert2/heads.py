@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from .config import CHOICES, ModelConfig
 from .errors import CheckpointError
 from .model import BertModel, MLMHead, init_weights
 from .transformer import DecoderLayer, causal_mask, padding_mask
@@ -142,8 +142,8 @@ class BertForSequenceClassification(nn.Module):
         super().__init__()
         if num_labels < 2:
             raise ValueError(f"a classifier needs at least 2 labels, got {num_labels}")
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        if pooling not in CHOICES["finetune.pooling"]:
+            raise ValueError(f"pooling must be one of {', '.join(CHOICES['finetune.pooling'])}, got {pooling!r}")
         self.config = cfg
         self.num_labels = num_labels
         self.pooling = pooling
@@ -163,9 +163,6 @@ class BertForSequenceClassification(nn.Module):
         logits = self.classifier(self.dropout(sentence))  # (B, C)
         loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
         return ClassifierOutput(loss, logits)
-
-
-POOLINGS = ("mean", "cls")
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -288,6 +285,21 @@ class BertForGenerativeQA(nn.Module):
             self.copy_query = nn.Linear(cfg.hidden_size, cfg.hidden_size)  # decoder state -> query over the input
             self.copy_gate = nn.Linear(2 * cfg.hidden_size, 1)  # [state; attended input] -> logit of g
         self.apply(lambda m: init_weights(m, cfg.initializer_range))
+
+    @torch.no_grad()
+    def init_decoder_from_encoder(self) -> int:
+        """Start decoder layer i from encoder layer i: self-attention, feed-forward and their LayerNorms (the
+        cross-attention, which the encoder has no counterpart of, stays random). Rothe et al. (2020) found such
+        "BERT2BERT" warm starts beat random decoders, most of all with little training data. Returns how many
+        layers were initialised (min of the two depths)."""
+        done = 0
+        for enc, dec in zip(self.bert.encoder.layers, self.decoder):
+            dec.self_attention.load_state_dict(enc.attention.state_dict())
+            dec.self_attention_norm.load_state_dict(enc.attention_norm.state_dict())
+            dec.ffn.load_state_dict(enc.ffn.state_dict())
+            dec.ffn_norm.load_state_dict(enc.ffn_norm.state_dict())
+            done += 1
+        return done
 
     # ---- building blocks --------------------------------------------------------------------------------------
     def encode(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
@@ -529,6 +541,10 @@ def build_head(task: str, cfg: ModelConfig, meta: dict) -> nn.Module:
         if len(labels) < 2:
             raise CheckpointError(f"classify checkpoint metadata names {len(labels)} labels; at least 2 are needed")
         # Checkpoints written before mean pooling existed have no "pooling" key and carry a pooler: "cls".
+        for key, default in (("pooling", "cls"), ("truncation", "head")):
+            if str(meta.get(key, default)) not in CHOICES[f"finetune.{key}"]:
+                raise CheckpointError(f"classify checkpoint metadata has {key} {meta.get(key)!r}; expected one of "
+                                      f"{', '.join(CHOICES['finetune.' + key])}")
         return BertForSequenceClassification(cfg, len(labels), float(meta.get("classifier_dropout", 0.1)),
                                              pooling=str(meta.get("pooling", "cls")))
     if task == "qa-span":

@@ -621,6 +621,11 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
         raise CheckpointError(f"{p} is a generative QA checkpoint (task qa): its answer decoder has no transformers "
                               "BERT equivalent, so it cannot be exported; export a pretraining, classify or "
                               "qa-span checkpoint")
+    if task == "classify" and meta.get("pooling", "cls") != "cls":
+        raise CheckpointError(f"{p} is a classifier that averages the last hidden states (finetune.pooling = "
+                              f"\"{meta.get('pooling')}\", the default); transformers' BertForSequenceClassification "
+                              "reads the pooled [CLS] vector, so it would predict differently. Fine-tune with --set "
+                              "finetune.pooling=cls to get an exportable classifier")
     if model_cfg.norm_placement != "post":
         raise CheckpointError(f"{p} uses pre-LN layers (model.norm_placement = \"pre\"); transformers' BERT is "
                               "post-LN, so these weights have no transformers equivalent and cannot be exported")
@@ -629,11 +634,6 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
                               "default); transformers' BERT has only the learned position table, so these weights "
                               "would predict differently there. Pretrain with --set "
                               "model.position_embedding_type=absolute to get an exportable model")
-    if task == "classify" and meta.get("pooling", "cls") != "cls":
-        raise CheckpointError(f"{p} is a classifier that averages the last hidden states (finetune.pooling = "
-                              f"\"{meta.get('pooling')}\", the default); transformers' BertForSequenceClassification "
-                              "reads the pooled [CLS] vector, so it would predict differently. Fine-tune with --set "
-                              "finetune.pooling=cls to get an exportable classifier")
     if task not in EXPORT_CLASSES:
         raise CheckpointError(f"{p} has task {task!r}; export-hf handles {', '.join(EXPORT_CLASSES)}")
     if arch is not None and arch not in EXPORT_ARCHS:

@@ -399,3 +399,29 @@ def test_export_refuses_a_mean_pooled_classifier(runs, tmp_path):
 
     with pytest.raises(CheckpointError, match="finetune.pooling=cls"):
         export_hf(final_of(runs, "classify"), tmp_path / "out")
+
+
+def test_qa_files_without_answers_or_with_answers_outside_the_context(tmp_path):
+    from bert2.data.finetune import load_task_data
+
+    empty = tmp_path / "noanswers.jsonl"
+    empty.write_text("".join(json.dumps({"question": f"q{i}?", "context": "c", "answer": ""}) + "\n"
+                             for i in range(4)), encoding="utf-8")
+    with pytest.raises(DataError, match="no record has both a question and an answer"):
+        load_task_data("qa", str(empty))
+    some = tmp_path / "some.jsonl"
+    some.write_text("".join(json.dumps({"question": f"q{i}?", "context": "c", "answer": "a" if i % 2 else ""}) + "\n"
+                            for i in range(8)), encoding="utf-8")
+    assert "4 records left out" in " ".join(load_task_data("qa", str(some)).notes)
+    rows = [{"id": str(i), "question": "Where?", "context": f"It lies in Paris {i}.",
+             "answers": {"text": ["Paris" if i % 4 else "Rome"], "answer_start": [11]}} for i in range(8)]
+    span = tmp_path / "span.jsonl"
+    span.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    data = load_task_data("qa-span", str(span))
+    assert len(data.train) + len(data.validation) == 6 and "2 questions left out" in data.notes[0]
+    assert "id 0" in data.notes[0]  # names the first one, so the user can find it
+    for r in rows:
+        r["answers"]["text"] = ["Rome"]
+    span.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(DataError, match="answer text occurs in its context"):
+        load_task_data("qa-span", str(span))

@@ -237,3 +237,15 @@ def test_no_repeat_ngram_bars_loops():
         looping.lm_head.bias[40] = 30.0
     seq = looping.generate(*inputs(b=1), max_length=6, min_length=6).sequences[0]
     assert seq == [40] * 6  # without the rule the same decoder repeats itself
+
+
+def test_decoder_warm_start_copies_encoder_layers_but_not_cross_attention():
+    model = gen_model(0)
+    cross_before = model.decoder[0].cross_attention.q.weight.clone()
+    assert model.init_decoder_from_encoder() == 2
+    for enc, dec in zip(model.bert.encoder.layers, model.decoder):
+        assert torch.equal(dec.self_attention.qkv.weight, enc.attention.qkv.weight)
+        assert torch.equal(dec.ffn.up.weight, enc.ffn.up.weight) and torch.equal(dec.ffn_norm.bias, enc.ffn_norm.bias)
+        dec.ffn.up.weight.data.add_(1.0)  # copies, not shared tensors
+        assert not torch.equal(dec.ffn.up.weight, enc.ffn.up.weight)
+    assert torch.equal(model.decoder[0].cross_attention.q.weight, cross_before)

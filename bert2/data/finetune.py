@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bert2.data.corpus import IMDB_OFFLINE, clean_review, imdb_reviews, load_wiki_articles
+from bert2.config import CHOICES
 from bert2.errors import DataError
 
 WIKI_TOPIC = "wiki-topic"
@@ -324,8 +325,13 @@ def load_generative_qa_data(name: str, seed: int = 42) -> TaskData:
         _require(records, ("question", "context", "answer"), path)
         examples = [{"question": str(r["question"]), "context": str(r["context"] or ""), "answer": str(r["answer"])}
                     for r in records if str(r.get("question") or "").strip() and str(r.get("answer") or "").strip()]
+        if not examples:
+            raise DataError(f"{path}: no record has both a question and an answer; each needs question, context "
+                            f"and answer")
         train, val = _split(examples, seed)
-        return TaskData(train, val, None, str(path))
+        missing = len(records) - len(examples)
+        notes = [f"{path}: {missing} records left out, without a question or an answer"] if missing else []
+        return TaskData(train, val, None, str(path), notes)
     if _is_hub("qa", name):
         base, _, config = name.partition(":")
         dd = _load_hub("qa", base, config or ("v2.1" if base == "ms_marco" else None))
@@ -429,9 +435,12 @@ def load_span_qa_data(name: str, seed: int = 42) -> TaskData:
                                               f"(no span of the extract matches their description)"])
     path = Path(name).expanduser()
     if path.exists() or _looks_like_file(name):
-        examples = read_squad(path)
+        dropped: list[str] = []
+        examples = read_squad(path, dropped)
         train, val = _split(examples, seed, key="context")
-        return TaskData(train, val, None, str(path))
+        notes = [f"{path}: {len(dropped)} questions left out, empty or with an answer text that is not in their "
+                 f"context (first: {dropped[0]})"] if dropped else []
+        return TaskData(train, val, None, str(path), notes)
     if _is_hub("qa-span", name):
         base, _, config = name.partition(":")
         dd = _load_hub("qa-span", base, config or None)
@@ -450,7 +459,7 @@ def load_span_qa_data(name: str, seed: int = 42) -> TaskData:
     raise _unknown("qa-span", name)
 
 
-def read_squad(path: Path) -> list[dict[str, Any]]:
+def read_squad(path: Path, dropped: list[str] | None = None) -> list[dict[str, Any]]:
     """SQuAD-format JSON ({"data": [{"paragraphs": [{"context", "qas": [...]}]}]}) or flat .jsonl -> examples.
 
     Answers whose text does not sit at answer_start in the context are repaired when the text occurs elsewhere
@@ -491,6 +500,8 @@ def read_squad(path: Path) -> list[dict[str, Any]]:
                 starts.append(s)
         if texts and ex["question"].strip():
             clean.append({**ex, "answers": {"text": texts, "answer_start": starts}})
+        elif dropped is not None:
+            dropped.append(f"id {ex['id']}")
     if not clean:
         raise DataError(f"{path} holds no answerable question whose answer text occurs in its context")
     return clean
@@ -517,7 +528,6 @@ def truncate_question(tokenizer: Any, question: str, max_tokens: int) -> str:
     return question[: offsets[max_tokens - 1][1]]
 
 
-TRUNCATIONS = ("head+tail", "head")
 HEAD_SHARE = 0.25  # of the token budget kept from a long text's start; the rest comes from its end
 
 
@@ -529,6 +539,8 @@ def head_tail(ids: Sequence[int], room: int, truncation: str = "head+tail") -> l
     "How to Fine-Tune BERT for Text Classification?") found head 128 + tail 382 the best cut of long IMDB reviews
     for 512 tokens; here (a `bert2 quick` checkpoint, 256 tokens) see the README's trial table.
     """
+    if truncation not in CHOICES["finetune.truncation"]:
+        raise ValueError(f"truncation must be one of {', '.join(CHOICES['finetune.truncation'])}, got {truncation!r}")
     ids = list(ids)
     if len(ids) <= room:
         return ids
@@ -548,6 +560,8 @@ def featurize_classification(examples: Sequence[dict[str, Any]], tokenizer: Any,
     is split); the few whose cuts yield fewer tokens than needed are tokenised again in full, so the result is
     exactly what full tokenisation would give.
     """
+    if truncation not in CHOICES["finetune.truncation"]:
+        raise ValueError(f"truncation must be one of {', '.join(CHOICES['finetune.truncation'])}, got {truncation!r}")
     room = max_length - 2  # [CLS] and [SEP]
     budget = room * CHARS_PER_TOKEN
     texts = [ex["text"] for ex in examples]
