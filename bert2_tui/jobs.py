@@ -272,7 +272,7 @@ class RunState:
             self.total_steps, self.step = ev.total_steps, ev.start_step
             if live:
                 self.status = "running"
-            how = f"resuming at step {ev.start_step}" if ev.start_step else "from scratch"
+            how = f"resuming at step {ev.start_step}" if ev.start_step else "starting at step 0"
             self.add_log(f"{ev.kind} ({ev.task}) started on {ev.device}, {ev.num_parameters / 1e6:.2f}M parameters, "
                          f"{how}", "info", ev.time)
         elif isinstance(ev, StepEvent):
