@@ -94,7 +94,19 @@ def generation_metrics(predictions: Sequence[str], references: Sequence[str]) ->
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
     out = {"bleu": bleu(predictions, references), **rouge(predictions, references)}
     out["exact_match"] = 100.0 * _mean(exact_match(p, r) for p, r in zip(predictions, references))
+    out["repetitive"] = 100.0 * _mean(float(repeats_a_word(p, r)) for p, r in zip(predictions, references))
     return out
+
+
+def repeats_a_word(prediction: str, reference: str = "", times: int = 3) -> bool:
+    """Whether the prediction holds one word `times` or more times while the reference does not: the signature of
+    a degenerate decoder ("american american american"). `repetitive` in generation_metrics is the % of such
+    answers."""
+    from collections import Counter
+
+    said = Counter(normalize_answer(prediction).split())
+    ref = Counter(normalize_answer(reference).split())
+    return any(n >= times and ref[w] < times for w, n in said.items())
 
 
 # --------------------------------------------------------------------------------------------------------------

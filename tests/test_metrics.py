@@ -43,9 +43,14 @@ def test_bleu_and_rouge_match_their_libraries():
         assert got[k] == pytest.approx(v)
     gen = metrics.generation_metrics(preds, refs)
     assert gen["exact_match"] == pytest.approx(100 / 3)
-    assert set(gen) == {"bleu", "rouge1", "rouge2", "rougeL", "exact_match"}
+    assert set(gen) == {"bleu", "rouge1", "rouge2", "rougeL", "exact_match", "repetitive"}
     assert metrics.generation_metrics([], []) == {"bleu": 0.0, "rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0,
-                                                  "exact_match": 0.0}
+                                                  "exact_match": 0.0, "repetitive": 0.0}
+    loops = metrics.generation_metrics(["american american american", "Swiss mathematician", "a b a b a"],
+                                       ["American actor", "Swiss mathematician", "a b a b a"])
+    assert loops["repetitive"] == pytest.approx(100 / 3)  # the third repeats "a" 3 times, but so does its reference
+    assert metrics.repeats_a_word("New York, New York, New York")  # punctuation does not hide a loop
+    assert not metrics.repeats_a_word("the the the film")  # articles are not words to SQuAD's normalisation
 
 
 def test_squad_normalisation_exact_match_and_f1():

@@ -556,37 +556,32 @@ def featurize_classification(examples: Sequence[dict[str, Any]], tokenizer: Any,
     tokens).
 
     Tokenising whole reviews only to drop most of the tokens costs ~1 ms a review on this CPU (25 s for IMDB), so
-    a long text is first cut to CHARS_PER_TOKEN characters per allowed token at each end, at a space (so no word
+    a long text is first cut to CHARS_PER_TOKEN characters per token wanted from each end, at a space (so no word
     is split); the few whose cuts yield fewer tokens than needed are tokenised again in full, so the result is
     exactly what full tokenisation would give.
     """
     if truncation not in CHOICES["finetune.truncation"]:
         raise ValueError(f"truncation must be one of {', '.join(CHOICES['finetune.truncation'])}, got {truncation!r}")
     room = max_length - 2  # [CLS] and [SEP]
-    budget = room * CHARS_PER_TOKEN
+    need_head = room if truncation == "head" else int(room * HEAD_SHARE)
+    need_tail = room - need_head
+    head_chars, tail_chars = need_head * CHARS_PER_TOKEN, need_tail * CHARS_PER_TOKEN
     texts = [ex["text"] for ex in examples]
-    heads, tails = [], []
-    for t in texts:
-        if len(t) <= 2 * budget:
-            heads.append(t)
-            tails.append("")
-        else:
-            heads.append(t[:budget].rsplit(" ", 1)[0])
-            tails.append(t[-budget:].split(" ", 1)[-1] if truncation == "head+tail" else "")
+    short = [len(t) <= head_chars + tail_chars for t in texts]
+    heads = [t if ok else t[:head_chars].rsplit(" ", 1)[0] for t, ok in zip(texts, short)]
+    tails = ["" if ok or not need_tail else t[-tail_chars:].split(" ", 1)[-1] for t, ok in zip(texts, short)]
     head_ids = tokenizer(heads, add_special_tokens=False)["input_ids"]
     tail_ids = tokenizer(tails, add_special_tokens=False)["input_ids"]
     out_ids: list[list[int]] = []
     redo: list[int] = []
-    for i, (t, h, tl) in enumerate(zip(texts, head_ids, tail_ids)):
-        if len(t) <= 2 * budget:
+    for i, (ok, h, tl) in enumerate(zip(short, head_ids, tail_ids)):
+        if ok:
             out_ids.append(head_tail(h, room, truncation))
-            continue
-        need_head = room if truncation == "head" else int(room * HEAD_SHARE)
-        if len(h) < need_head or len(tl) < room - need_head:
+        elif len(h) < need_head or len(tl) < need_tail:
             redo.append(i)
             out_ids.append([])
         else:
-            out_ids.append(h[:need_head] + (tl[len(tl) - (room - need_head):] if room > need_head else []))
+            out_ids.append(h[:need_head] + (tl[len(tl) - need_tail:] if need_tail else []))
     if redo:
         full = tokenizer([texts[i] for i in redo], add_special_tokens=False)["input_ids"]
         for i, ids in zip(redo, full):
