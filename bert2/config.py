@@ -228,12 +228,14 @@ class FinetuneConfig:
     """Longest generated (qa) or extracted (qa-span, in tokens) answer."""
     num_beams: int = 4
     """Beam width for generative QA at inference (1: greedy)."""
-    decoder_from_encoder: bool = True
-    """Generative QA's decoder layers start from the pretrained encoder layers (Rothe et al. 2020) instead of random."""
+    decoder_from_encoder: bool = False
+    """Generative QA's decoder layers start from the encoder's (Rothe et al. 2020); measured no better here (README)."""
     copy_mechanism: bool = True
     """Generative QA may copy words of the context into its answer (a pointer-generator; See et al. 2017)."""
     no_repeat_ngram_size: int = 2
     """Generative QA never repeats an n-gram of this size in one answer (0: off); stops 'american american ...'."""
+    max_word_repeats: int = 2
+    """Generative QA says no word more often than this in one answer (0: off)."""
     doc_stride: int = 64
     """Overlap in tokens between windows of a long context (qa-span)."""
 
@@ -397,7 +399,7 @@ class Config:
             e.append(FieldError("pretrain.device", f"must be auto, cpu, cuda, cuda:N or mps; got {dev!r}"))
 
         positive("finetune", f, "max_seq_length", "decoder_layers", "max_answer_length", "num_beams")
-        non_negative("finetune", f, "max_examples", "eval_max_seq_length", "minutes", "no_repeat_ngram_size")
+        non_negative("finetune", f, "max_examples", "eval_max_seq_length", "minutes", "no_repeat_ngram_size", "max_word_repeats")
         probability("finetune", f, "classifier_dropout", "hidden_dropout_prob")
         if f.max_seq_length > m.max_position_embeddings:
             e.append(FieldError("finetune.max_seq_length", f"{f.max_seq_length} exceeds model.max_position_embeddings "

@@ -300,7 +300,8 @@ def task_metadata(task: str, cfg: Config, tokenizer: Any, data_name: str, labels
     elif task == "qa":
         special = [tokenizer.mask_token_id, tokenizer.unk_token_id]
         meta.update(decoder_layers=f.decoder_layers, num_beams=f.num_beams, copy=f.copy_mechanism,
-                    no_repeat_ngram_size=f.no_repeat_ngram_size, start_token_id=tokenizer.cls_token_id,
+                    no_repeat_ngram_size=f.no_repeat_ngram_size, max_word_repeats=f.max_word_repeats,
+                    start_token_id=tokenizer.cls_token_id,
                     eos_token_id=tokenizer.sep_token_id, suppress_token_ids=[t for t in special if t is not None])
     elif task == "qa-span":
         meta.update(doc_stride=f.doc_stride)
@@ -437,6 +438,8 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
 
     torch.manual_seed(p.seed)  # the head's initialisation is part of the run's reproducibility
     model = build_head(task_name, model_cfg, meta)
+    if task_name == "qa":
+        model.set_vocabulary(tokenizer)
     if scratch:
         logs.append(f"from scratch: random weights in the shape of {source} (its tokenizer too); nothing loaded")
     elif resume_path is None:

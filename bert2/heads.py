@@ -260,7 +260,7 @@ class BertForGenerativeQA(nn.Module):
 
     def __init__(self, cfg: ModelConfig, decoder_layers: int = 2, max_target_positions: int = 32,
                  start_token_id: int = 2, eos_token_id: int = 3, suppress_token_ids: tuple[int, ...] = (),
-                 copy: bool = True, no_repeat_ngram_size: int = 0):
+                 copy: bool = True, no_repeat_ngram_size: int = 0, max_word_repeats: int = 0):
         super().__init__()
         self.config = cfg
         self.start_token_id = start_token_id
@@ -268,6 +268,10 @@ class BertForGenerativeQA(nn.Module):
         self.pad_token_id = cfg.pad_token_id
         self.max_target_positions = max_target_positions
         self.no_repeat_ngram_size = no_repeat_ngram_size
+        self.max_word_repeats = max_word_repeats
+        # (V,) bool: tokens that start a word (not "##" pieces, not punctuation); set_vocabulary() fills it, since
+        # only the tokenizer knows. None: the word-repeat rule is off.
+        self.word_starts: torch.Tensor | None = None
         # Never generated: padding, the start token, [MASK]... (their rows stay in the softmax for scoring).
         self.suppress_token_ids = tuple(sorted({cfg.pad_token_id, start_token_id, *suppress_token_ids}))
         self.bert = BertModel(cfg, add_pooling_layer=False)
@@ -285,6 +289,13 @@ class BertForGenerativeQA(nn.Module):
             self.copy_query = nn.Linear(cfg.hidden_size, cfg.hidden_size)  # decoder state -> query over the input
             self.copy_gate = nn.Linear(2 * cfg.hidden_size, 1)  # [state; attended input] -> logit of g
         self.apply(lambda m: init_weights(m, cfg.initializer_range))
+
+    def set_vocabulary(self, tokenizer: object) -> None:
+        """Tell generation which tokens start a word, so that `max_word_repeats` can count words."""
+        tokens = tokenizer.convert_ids_to_tokens(list(range(self.config.vocab_size)))  # type: ignore[attr-defined]
+        special = set(getattr(tokenizer, "all_special_tokens", []))
+        self.word_starts = torch.tensor([t not in special and not t.startswith("##") and any(c.isalnum() for c in t)
+                                         for t in tokens], dtype=torch.bool)
 
     @torch.no_grad()
     def init_decoder_from_encoder(self) -> int:
@@ -421,7 +432,9 @@ class BertForGenerativeQA(nn.Module):
         especially, which favours short hypotheses) would then return "".
 
         With `no_repeat_ngram_size` n > 0, a token that would repeat an n-gram already in the answer is barred
-        (transformers' generate option of the same name): a small decoder otherwise loops on a likely word.
+        (transformers' generate option of the same name): a small decoder otherwise loops on a likely word. With
+        `max_word_repeats` k > 0 (and `set_vocabulary` called), a word already said k times is barred too: the
+        n-gram rule alone still lets "x y x z x" through (measured: 1.2-1.6% of wiki-qa answers).
 
         Beam search ranks by total log-probability (no length normalisation), the quantity `sequence_log_prob`
         measures. Beam search is not monotone in the beam width, so the greedy hypothesis is always a candidate:
@@ -452,6 +465,9 @@ class BertForGenerativeQA(nn.Module):
         out[:, list(self.suppress_token_ids)] = float("-inf")
         if not allow_end:
             out[:, self.eos_token_id] = float("-inf")
+        if self.max_word_repeats > 0 and self.word_starts is not None and seqs.shape[1] > 1:
+            said = torch.zeros_like(out).scatter_add_(1, seqs[:, 1:], torch.ones_like(seqs[:, 1:], dtype=out.dtype))
+            out[(said >= self.max_word_repeats) & self.word_starts.to(out.device)[None]] = float("-inf")  # (R, V)
         n = self.no_repeat_ngram_size
         if n > 0 and seqs.shape[1] >= n:
             for row, prefix in enumerate(seqs[:, 1:].tolist()):  # the start token is not part of the answer
@@ -558,7 +574,8 @@ def build_head(task: str, cfg: ModelConfig, meta: dict) -> nn.Module:
                                        suppress_token_ids=tuple(int(t) for t in meta.get("suppress_token_ids", ())),
                                        # Checkpoints from before the copy mechanism have neither key.
                                        copy=bool(meta.get("copy", False)),
-                                       no_repeat_ngram_size=int(meta.get("no_repeat_ngram_size", 0)))
+                                       no_repeat_ngram_size=int(meta.get("no_repeat_ngram_size", 0)),
+                                       max_word_repeats=int(meta.get("max_word_repeats", 0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"qa checkpoint metadata lacks a valid {exc} entry") from None
     raise CheckpointError(f"unknown fine-tuning task {task!r}; expected one of {', '.join(FINETUNE_TASKS)}")

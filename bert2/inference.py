@@ -110,6 +110,8 @@ class Predictor:
             raise CheckpointError(f"{p}: the tokenizer has {len(tokenizer)} tokens but the model's vocabulary is "
                                   f"{model_cfg.vocab_size}; the checkpoint is inconsistent")
         model = build_model_for_task(task, model_cfg, meta)
+        if task == "qa":
+            model.set_vocabulary(tokenizer)
         try:
             state = load_file(str(p / ckpt.WEIGHTS_FILE), device=device)
         except Exception as exc:

@@ -249,3 +249,22 @@ def test_decoder_warm_start_copies_encoder_layers_but_not_cross_attention():
         dec.ffn.up.weight.data.add_(1.0)  # copies, not shared tensors
         assert not torch.equal(dec.ffn.up.weight, enc.ffn.up.weight)
     assert torch.equal(model.decoder[0].cross_attention.q.weight, cross_before)
+
+
+def test_max_word_repeats_bars_a_third_x_in_x_y_x_z_x():
+    class Vocab:  # ids 40-49 start words, 50-59 are "##" pieces, the rest punctuation
+        all_special_tokens = ["[PAD]"]
+
+        def convert_ids_to_tokens(self, ids):
+            return [f"w{i}" if 40 <= i < 50 else f"##p{i}" if 50 <= i < 60 else "," for i in ids]
+
+    torch.manual_seed(0)
+    model = BertForGenerativeQA(CFG, 1, 8, START, EOS, copy=False, no_repeat_ngram_size=2, max_word_repeats=2).eval()
+    with torch.no_grad():
+        model.lm_head.bias.fill_(0.0)
+        model.lm_head.bias[40] = 30.0  # "x" is the decoder's favourite word
+        model.lm_head.bias[[41, 50, 7]] = 20.0  # then a word, a ## piece, punctuation
+    model.set_vocabulary(Vocab())
+    seq = model.generate(*inputs(b=1), max_length=7, min_length=7).sequences[0]
+    assert seq.count(40) == 2 and seq.count(41) <= 2  # words at most twice
+    assert seq.count(50) + seq.count(7) >= 3  # pieces and punctuation are not words: they may come back
