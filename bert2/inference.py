@@ -10,7 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from .data.finetune import featurize_classification
 from .errors import CheckpointError, InputError
+from .heads import mean_pool
 from .training import checkpoints as ckpt
 
 MASK = "[MASK]"
@@ -175,8 +177,6 @@ class Predictor:
     def classify(self, text: str) -> dict[str, Any]:
         """{"label", "score", "scores": {label: probability}} for `text` (truncated to the model's length)."""
         self._require(("classify",), "classification")
-        from .data.finetune import featurize_classification
-
         text = check_text(text, "text")
         # Cut as in training and evaluation (checkpoints from before head+tail cuts kept the head).
         ids = featurize_classification([{"text": text, "label": 0}], self.tokenizer, self.max_length,
@@ -241,8 +241,6 @@ class Predictor:
         core = self.model.bert if hasattr(self.model, "bert") else self.model
         enc = self._tensors(self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True,
                                            return_tensors="pt"))
-        from .heads import mean_pool
-
         hidden = core(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"]).last_hidden_state  # (N, T, H)
         return mean_pool(hidden, enc["attention_mask"])  # (N, H)
 
