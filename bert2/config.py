@@ -99,7 +99,7 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     corpus: str = "wiki-offline"
-    """Pretraining text: wiki-offline (built in), a hub name such as wikitext-103-raw-v1, or a .txt/.jsonl/.parquet path."""
+    """Pretraining text: wiki-offline, imdb-offline (IMDB training reviews), both joined with +, a hub name or a .txt/.jsonl/.parquet path."""
     tokenizer: str = ""
     """Empty: train a WordPiece vocabulary on the corpus. Otherwise a tokenizer directory or hub name (bert-base-uncased)."""
     lowercase: bool = True
