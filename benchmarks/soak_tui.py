@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import statistics
+import sys
 import tempfile
 import threading
 import time

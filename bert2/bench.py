@@ -72,7 +72,7 @@ def _synthetic_batch(vocab: int, batch: int, seq: int, seed: int = 0) -> dict[st
 def _hf_model(cfg: Any, attn: str = "sdpa"):
     import transformers
 
-    from .interop import hf_config_dict
+    from .checkpoint.hf import hf_config_dict
 
     # transformers' BERT has neither pre-LN nor ALiBi: its model of a bert2 config is the standard BERT of that size.
     conf = {k: v for k, v in hf_config_dict(cfg).items()
@@ -101,10 +101,9 @@ def _step_fn(model: torch.nn.Module, batch: dict[str, torch.Tensor], hf: bool, p
 
 def bench_train_throughput(repeats: int = 7, warmup: int = 3, batch: int = 32, seq: int = 128) -> dict[str, Any]:
     """tokens/s and ms/step of bert2 vs transformers BertForPreTraining (sdpa) at the seed config and our preset."""
+    from .allocator import tune_allocator
     from .config import Config, ModelConfig
     from .model import BertForPreTraining
-
-    from .allocator import tune_allocator
 
     tune_allocator()  # process-wide: transformers' model gets the same allocator as bert2's
     peak = matmul_peak()
@@ -142,7 +141,7 @@ def _export_for_hf(predictor: Any, directory: Path) -> None:
     """Write the predictor's weights as a transformers BertForPreTraining directory (parity mapping)."""
     import transformers
 
-    from .interop import to_hf_state_dict
+    from .checkpoint.hf import to_hf_state_dict
 
     model = _hf_model(predictor.model.config, "sdpa")
     missing, unexpected = model.load_state_dict(to_hf_state_dict(predictor.model.state_dict()), strict=False)
@@ -156,9 +155,9 @@ def bench_inference_latency(checkpoint: str | None = None, repeats: int = 200, b
     """fill-mask p50/p95 for one sentence and sentences/s for a batch, bert2 vs transformers' pipeline."""
     import transformers
 
+    from .checkpoint import default_checkpoint
     from .config import Config
     from .inference import Predictor
-    from .training.checkpoints import default_checkpoint
 
     path = checkpoint or default_checkpoint(Config().paths.root, "pretrain")
     predictor = Predictor.load(path)
@@ -382,9 +381,9 @@ def bench_finetune_quality(minutes: float = 3.0, checkpoint: str | None = None,
     The checkpoint defaults to pretrain best/final under ./saved_model (run `bert2 quick` or `bert2 pretrain`
     first). Each run gets `minutes` of training; its final evaluation is the number reported.
     """
+    from . import checkpoint as ckpt
     from .config import Config
     from .finetuning import SCRATCH, run_finetuning
-    from .training import checkpoints as ckpt
 
     source = str(ckpt.resolve(checkpoint) if checkpoint else ckpt.default_checkpoint(Config().paths.root, "pretrain"))
     out: dict[str, Any] = {"checkpoint": source, "minutes_each": minutes, "tasks": {}}

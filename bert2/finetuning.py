@@ -11,7 +11,6 @@ events carry only flat float metrics.
 from __future__ import annotations
 
 import dataclasses
-
 import math
 import threading
 from pathlib import Path
@@ -20,10 +19,19 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from . import checkpoint as ckpt
+from .checkpoint.model_files import read_config, read_tokenizer, read_weights, write_model_files
+from .checkpoint.train_state import check_resumable
 from .config import STAGES, Config
+from .data import finetune as fd
+from .data.finetune import load_task_data, pad_and_stack, postprocess_span_predictions, resolve_data_name
 from .errors import CheckpointError, DataError, TrainingError
-from .training import checkpoints as ckpt
+from .heads import build_head, load_pretrained
+from .memory import refuse_if_too_big
+from .metrics import classification_report, flat_classification_metrics, generation_metrics, squad_metrics
+from .training.distributed import init_distributed, resolve_device
 from .training.events import Callback, DoneEvent, LogEvent
+from .training.trainer import Trainer, TrainSettings, jsonl_writer
 
 METRICS_FILE = "metrics.json"
 SCRATCH = "scratch"  # --from scratch: the pretraining checkpoint's shape and tokenizer, random weights
@@ -51,8 +59,6 @@ class FinetuneTask:
 
     # ---- trainer protocol -----------------------------------------------------------------------------------
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        from .data.finetune import pad_and_stack
-
         return pad_and_stack(examples, self.tokenizer.pad_token_id)
 
     def count(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -67,15 +73,11 @@ class FinetuneTask:
         return []
 
     def save_files(self, model: nn.Module, directory: Path) -> None:
-        from .pretraining import save_model_files
-
-        save_model_files(model.config, self.tokenizer, directory, self.meta)
-        config = ckpt.read_json(directory / ckpt.CONFIG_FILE)
-        config["architectures"] = [type(model).__name__]
+        extra: dict[str, Any] = {"architectures": [type(model).__name__]}
         if self.meta.get("labels"):  # transformers' own keys, so the label names survive an export
-            config["id2label"] = {str(i): name for i, name in enumerate(self.meta["labels"])}
-            config["label2id"] = {name: i for i, name in enumerate(self.meta["labels"])}
-        ckpt.write_json(directory / ckpt.CONFIG_FILE, config)
+            extra["id2label"] = {str(i): name for i, name in enumerate(self.meta["labels"])}
+            extra["label2id"] = {name: i for i, name in enumerate(self.meta["labels"])}
+        write_model_files(model.config, self.tokenizer, directory, self.meta, extra)
         if self.report is not None and self._micro_since_eval == 0:  # only when it describes these weights
             ckpt.write_json(directory / METRICS_FILE, self.report)
 
@@ -127,8 +129,6 @@ class ClassificationTask(FinetuneTask):
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Validation loss, accuracy, weighted F1, macro and per-class precision/recall; matrix in metrics.json."""
-        from .metrics import classification_report, flat_classification_metrics
-
         gold, preds, loss = self.predict(model)
         report = classification_report(gold, preds, self.meta["labels"])
         self._evaluated({"task": self.name, "loss": loss, **report, "examples": len(gold)})
@@ -194,8 +194,6 @@ class GenerativeQATask(FinetuneTask):
         return answers
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        from .metrics import generation_metrics
-
         device = next(model.parameters()).device
         loss_sum, tokens = 0.0, 0
         with torch.no_grad():
@@ -240,8 +238,6 @@ class SpanQATask(FinetuneTask):
 
     @torch.no_grad()
     def predict(self, model: nn.Module) -> tuple[list[Any], float]:
-        from .data.finetune import postprocess_span_predictions
-
         device = next(model.parameters()).device
         starts, ends, loss_sum = [], [], 0.0
         for _, chunk, batch in self._batches(self.validation_features, device):
@@ -257,8 +253,6 @@ class SpanQATask(FinetuneTask):
         return preds, loss_sum / max(len(self.validation_features), 1)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        from .metrics import squad_metrics
-
         preds, loss = self.predict(model)
         refs = {ex["id"]: ex["answers"]["text"] for ex in self.validation}
         scores = squad_metrics({ex["id"]: p.text for ex, p in zip(self.validation, preds)}, refs)
@@ -329,27 +323,8 @@ def resolve_source(cfg: Config, from_checkpoint: str | Path | None) -> Path:
     return ckpt.default_checkpoint(cfg.paths.root, "pretrain")
 
 
-def _read_checkpoint_config(path: Path) -> tuple[Any, dict[str, Any]]:
-    from .interop import read_checkpoint_config
-
-    model_cfg, config = read_checkpoint_config(path)
-    return model_cfg, dict(config.get("bert2") or {})
-
-
-def _load_checkpoint_tokenizer(path: Path) -> Any:
-    from .errors import TokenizerError
-    from .tokenizer import load_tokenizer
-
-    try:
-        return load_tokenizer(str(path))
-    except TokenizerError as exc:
-        raise CheckpointError(f"{path} has no usable tokenizer: {exc}") from None
-
-
 def featurize(task: str, examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, cfg: Config,
               for_eval: bool = False, truncation: str | None = None) -> list[dict[str, Any]]:
-    from .data import finetune as fd
-
     f = cfg.finetune
     if task == "classify":
         return fd.featurize_classification(examples, tokenizer, max_length, truncation or f.truncation)
@@ -359,7 +334,8 @@ def featurize(task: str, examples: Sequence[dict[str, Any]], tokenizer: Any, max
 
 
 def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_event: threading.Event | None = None,
-                   resume: bool | str | Path = False, from_checkpoint: str | Path | None = None) -> DoneEvent:
+                   resume: bool | str | Path = False, from_checkpoint: str | Path | None = None,
+                   trust_checkpoint: bool = False) -> DoneEvent:
     """Fine-tune cfg.finetune.task on cfg.finetune.data from a pretraining checkpoint (or resume a fine-tuning
     run); events go to `callbacks`. Raises Bert2Error subclasses for anything the user can fix.
 
@@ -367,13 +343,6 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
     initialisation: the shape and tokenizer still come from the pretraining checkpoint it would otherwise start
     from, only its weights are not loaded. Same recipe, same data: the difference is what pretraining bought.
     """
-    from safetensors.torch import load_file
-
-    from .data.finetune import load_task_data, resolve_data_name
-    from .heads import build_head, load_pretrained
-    from .training.distributed import init_distributed, resolve_device
-    from .training.trainer import Trainer, TrainSettings, jsonl_writer
-
     callbacks = list(callbacks or [])
     f, p = cfg.finetune, cfg.pretrain
     task_name = f.task
@@ -395,21 +364,21 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
         if resume_path is None:
             raise CheckpointError(f"nothing to resume: no complete fine-tuning checkpoint under "
                                   f"{ckpt.kind_dir(cfg.paths.root, 'finetune')}")
+        check_resumable(resume_path, trust_checkpoint)
         source = resume_path
     else:
         source = resolve_source(cfg, None if scratch else from_checkpoint)
-    model_cfg, source_meta = _read_checkpoint_config(source)
+    model_cfg, source_config = read_config(source)
+    source_meta = dict(source_config.get("bert2") or {})
     # Pretraining runs without dropout by default (short budgets do not overfit); fine-tuning on small labelled
     # sets does, so the encoder gets its own dropout here.
     model_cfg = dataclasses.replace(model_cfg, hidden_dropout_prob=cfg.finetune.hidden_dropout_prob)
+    refuse_if_too_big(cfg, "finetune", model_cfg)
     source_task = source_meta.get("task", "mlm+nsp")
     if resume_path is not None and source_task != task_name:
         raise CheckpointError(f"{resume_path} is a {source_task} fine-tuning run; resume it with --task "
                               f"{source_task}, or start a new {task_name} run without --resume")
-    tokenizer = _load_checkpoint_tokenizer(source)
-    if len(tokenizer) != model_cfg.vocab_size:
-        raise CheckpointError(f"{source}: the tokenizer has {len(tokenizer)} tokens but the model's vocabulary is "
-                              f"{model_cfg.vocab_size}; the checkpoint is inconsistent")
+    tokenizer = read_tokenizer(source, model_cfg.vocab_size)
     max_length = min(f.max_seq_length, model_cfg.max_position_embeddings)
     if max_length < f.max_seq_length:
         logs.append(f"finetune.max_seq_length {f.max_seq_length} exceeds the model's "
@@ -443,10 +412,7 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
     if scratch:
         logs.append(f"from scratch: random weights in the shape of {source} (its tokenizer too); nothing loaded")
     elif resume_path is None:
-        try:
-            state = load_file(str(source / ckpt.WEIGHTS_FILE))
-        except Exception as exc:
-            raise CheckpointError(f"{source / ckpt.WEIGHTS_FILE} is unreadable: {exc}") from None
+        state = read_weights(source)
         same = source_task == task_name and (task_name != "classify" or source_meta.get("labels") == meta["labels"])
         report = load_pretrained(model, state, prefixes={"": ""} if same else None)
         logs.append(f"from {source} ({source_task}): {report.summary()}")
@@ -481,7 +447,7 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
         raise DataError(f"{data_name!r} gives {len(train_features)} training examples, fewer than one batch of "
                         f"{f.batch_size}; lower finetune.batch_size or use more data")
     trainer = Trainer(model, train_features, task, settings, stage_dirs, run_config, device, dist_info, callbacks,
-                      stop_event, resume_path)
+                      stop_event, resume_path, trust_checkpoint)
     logs.append(f"data {data_name}: {len(data.train)} training examples ({len(train_features)} features) / "
                 f"{len(data.validation)} validation" + (f", {len(data.labels)} labels" if data.labels else ""))
     logs += data.notes

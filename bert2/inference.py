@@ -10,10 +10,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data.finetune import featurize_classification
+from . import checkpoint as ckpt
+from .allocator import tune_allocator
+from .checkpoint.model_files import load_checkpoint
+from .data.finetune import (
+    MAX_QUERY_LENGTH,
+    featurize_classification,
+    featurize_span,
+    pad_and_stack,
+    postprocess_span_predictions,
+    truncate_question,
+)
 from .errors import CheckpointError, InputError
 from .heads import mean_pool
-from .training import checkpoints as ckpt
 
 MASK = "[MASK]"
 
@@ -28,7 +37,7 @@ def _encode(tokenizer: Any, text: str, max_length: int, text_pair: str | None = 
     return enc
 
 
-def _check_mask_text(text: Any, top_k: int) -> None:
+def check_mask_text(text: Any, top_k: int) -> None:
     if top_k < 1:
         raise InputError(f"top_k must be at least 1, got {top_k}")
     if not isinstance(text, str) or not text.strip():
@@ -49,7 +58,7 @@ def fill_mask_batch(model: nn.Module, tokenizer: Any, texts: list[str], top_k: i
                     ) -> list[list[list[dict[str, Any]]]]:
     """fill_mask for many texts in one padded forward pass (one result list per text)."""
     for text in texts:
-        _check_mask_text(text, top_k)
+        check_mask_text(text, top_k)
     core = model.bert if hasattr(model, "bert") else model
     limit = core.config.max_position_embeddings
     enc = tokenizer(list(texts), return_tensors="pt", padding=True, truncation=False)
@@ -92,38 +101,9 @@ class Predictor:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "Predictor":
-        from safetensors.torch import load_file
-
-        from .interop import read_checkpoint_config
-        from .tokenizer import load_tokenizer
-
-        from .allocator import tune_allocator
-
         tune_allocator()
-        p = ckpt.resolve(path)
-        model_cfg, config = read_checkpoint_config(p)
-        meta = config.get("bert2") or {}
-        task = meta.get("task", "mlm+nsp")
-        try:
-            tokenizer = load_tokenizer(str(p))
-        except Exception as exc:
-            raise CheckpointError(f"{p} has no usable tokenizer: {exc}") from None
-        if len(tokenizer) != model_cfg.vocab_size:
-            raise CheckpointError(f"{p}: the tokenizer has {len(tokenizer)} tokens but the model's vocabulary is "
-                                  f"{model_cfg.vocab_size}; the checkpoint is inconsistent")
-        model = build_model_for_task(task, model_cfg, meta)
-        if task == "qa":
-            model.set_vocabulary(tokenizer)
-        try:
-            state = load_file(str(p / ckpt.WEIGHTS_FILE), device=device)
-        except Exception as exc:
-            raise CheckpointError(f"{p / ckpt.WEIGHTS_FILE} is unreadable (truncated or corrupt?): {exc}") from None
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            first = str(exc).splitlines()[0:2]
-            raise CheckpointError(f"{p}: weights do not match its config.json ({' '.join(first)})") from None
-        return cls(model.to(device), tokenizer, task, p, meta)
+        loaded = load_checkpoint(path, device)
+        return cls(loaded.model, loaded.tokenizer, loaded.task, loaded.path, loaded.meta)
 
     @property
     def is_pretraining(self) -> bool:
@@ -202,9 +182,6 @@ class Predictor:
         self._require(("qa", "qa-span"), "question answering")
         question = check_text(question, "question")
         check_text(context, "context")
-        from .data.finetune import (MAX_QUERY_LENGTH, featurize_span, pad_and_stack, postprocess_span_predictions,
-                                    truncate_question)
-
         if self.task == "qa-span":
             example = {"id": "0", "question": question, "context": context,
                        "answers": {"text": [], "answer_start": []}}
@@ -248,19 +225,6 @@ class Predictor:
         """Cosine similarity in [-1, 1] of the mean-pooled encodings of two texts."""
         a, b = self.embed([text_a, text_b]).float()  # 2 x (H,)
         return round(float(torch.nn.functional.cosine_similarity(a, b, dim=0)), 6)
-
-
-def build_model_for_task(task: str, model_cfg: Any, meta: dict[str, Any]) -> nn.Module:
-    """An untrained model of the right class for a checkpoint's task (weights are loaded afterwards)."""
-    if task in ("mlm+nsp", "mlm"):
-        from .model import BertForPreTraining
-
-        return BertForPreTraining(model_cfg, nsp=bool(meta.get("nsp", task == "mlm+nsp")))
-    from .heads import FINETUNE_TASKS, build_head
-
-    if task in FINETUNE_TASKS:
-        return build_head(task, model_cfg, meta)
-    raise CheckpointError(f"unknown task {task!r} in checkpoint metadata")
 
 
 def check_text(text: Any, what: str) -> str:

@@ -6,18 +6,24 @@ import dataclasses
 import math
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from . import checkpoint as ckpt
+from .checkpoint.model_files import read_config, read_tokenizer, read_weights, write_model_files
+from .checkpoint.train_state import check_resumable
 from .config import STAGES, Config
+from .data.collator import MLMCollator
+from .data.pretraining import prepare_pretraining_data
 from .errors import CheckpointError, TrainingError
-from .training import checkpoints as ckpt
+from .inference import fill_mask
+from .memory import refuse_if_too_big
+from .model import BertForPreTraining
+from .training.distributed import barrier, init_distributed, resolve_device
 from .training.events import Callback, DoneEvent, LogEvent
-
-if TYPE_CHECKING:
-    from .training.trainer import Trainer
+from .training.trainer import Trainer, TrainSettings, jsonl_writer
 
 DEFAULT_PROBES = ("The capital of France is [MASK].",)
 
@@ -29,8 +35,6 @@ class PretrainingTask:
     best_metric = "loss"
 
     def __init__(self, cfg: Config, tokenizer: Any, validation: Any, probes: tuple[str, ...] = DEFAULT_PROBES):
-        from .data.collator import MLMCollator
-
         d = cfg.data
         self.cfg = cfg
         self.nsp = d.nsp
@@ -72,8 +76,6 @@ class PretrainingTask:
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Validation loss, masked-token accuracy, perplexity, NSP accuracy, with masks fixed across evaluations."""
-        from .data.collator import MLMCollator
-
         collator = MLMCollator(*self._eval_args, seed=1234)  # same masks every evaluation: comparable numbers
         device = next(model.parameters()).device
         n = len(self.validation)
@@ -104,8 +106,6 @@ class PretrainingTask:
 
     @torch.no_grad()
     def probes(self, model: nn.Module) -> list[dict[str, Any]]:
-        from .inference import fill_mask
-
         out = []
         for text in self.probe_texts:
             try:
@@ -115,7 +115,7 @@ class PretrainingTask:
         return out
 
     def save_files(self, model: nn.Module, directory: Path) -> None:
-        save_model_files(model.config, self.tokenizer, directory, {"task": self.name, "nsp": self.nsp})
+        write_model_files(model.config, self.tokenizer, directory, {"task": self.name, "nsp": self.nsp})
 
     def state_dict(self) -> dict[str, Any]:
         return {"collator": self.collator.get_state()}
@@ -125,27 +125,18 @@ class PretrainingTask:
             self.collator.set_state(state["collator"])
 
 
-def save_model_files(model_cfg: Any, tokenizer: Any, directory: Path, bert2_meta: dict[str, Any]) -> None:
-    """config.json (transformers keys + a "bert2" block with the task and bert2's own fields) and the tokenizer."""
-    from .interop import hf_config_dict
-    from .training.checkpoints import write_json
-
-    data = hf_config_dict(model_cfg)
-    data["bert2"] = {**bert2_meta, "model": dataclasses.asdict(model_cfg)}
-    write_json(directory / ckpt.CONFIG_FILE, data)
-    tokenizer.save_pretrained(str(directory))
-
-
 def run_pretraining(cfg: Config, callbacks: list[Callback] | None = None,
                     stop_event: threading.Event | None = None, resume: bool | str | Path = False,
-                    probes: tuple[str, ...] = DEFAULT_PROBES, init_from: str | Path | None = None) -> DoneEvent:
+                    probes: tuple[str, ...] = DEFAULT_PROBES, init_from: str | Path | None = None,
+                    trust_checkpoint: bool = False) -> DoneEvent:
     """Prepare data, build the model (or resume), train; events go to `callbacks`. Raises Bert2Error subclasses.
 
     `resume` continues a run exactly (optimizer, schedule, RNG, data position); `init_from` starts a new run from
     a checkpoint's weights and tokenizer only (e.g. one made by `bert2 import-hf`): continued pretraining.
+    `trust_checkpoint` lets a resume read an older checkpoint's pickled resume files (checkpoint.train_state).
     """
     try:
-        trainer = build_pretraining_trainer(cfg, callbacks, stop_event, resume, probes, init_from)
+        trainer = build_pretraining_trainer(cfg, callbacks, stop_event, resume, probes, init_from, trust_checkpoint)
     except StoppedDuringSetup:
         done = DoneEvent(reason="stopped", step=0, message="stopped while preparing data; nothing to save")
         for cb in callbacks or []:
@@ -174,9 +165,7 @@ def setup_reporter(callbacks: list[Callback], stop_event: threading.Event | None
 
 def _architecture_from(path: Path, cfg: Config) -> Any:
     """The checkpoint's architecture (sizes, vocabulary) with this run's behaviour (dropout, attention kernel)."""
-    from .interop import read_checkpoint_config
-
-    saved, _ = read_checkpoint_config(path)
+    saved, _ = read_config(path)
     return dataclasses.replace(saved, hidden_dropout_prob=cfg.model.hidden_dropout_prob,
                                attention_probs_dropout_prob=cfg.model.attention_probs_dropout_prob,
                                attn_implementation=cfg.model.attn_implementation)
@@ -185,16 +174,8 @@ def _architecture_from(path: Path, cfg: Config) -> Any:
 def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = None,
                               stop_event: threading.Event | None = None, resume: bool | str | Path = False,
                               probes: tuple[str, ...] = DEFAULT_PROBES,
-                              init_from: str | Path | None = None) -> "Trainer":
+                              init_from: str | Path | None = None, trust_checkpoint: bool = False) -> Trainer:
     """Everything run_pretraining does short of training: data, tokenizer, model, task, a ready Trainer."""
-    from safetensors.torch import load_file
-
-    from .data.pretraining import prepare_pretraining_data
-    from .model import BertForPreTraining
-    from .tokenizer import load_tokenizer
-    from .training.distributed import barrier, init_distributed, resolve_device
-    from .training.trainer import Trainer, TrainSettings, jsonl_writer
-
     callbacks = list(callbacks or [])
     p = cfg.pretrain
     if p.num_threads > 0:
@@ -209,11 +190,15 @@ def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = No
         if resume_path is None:
             raise CheckpointError(f"nothing to resume: no complete pretraining checkpoint under "
                                   f"{ckpt.kind_dir(cfg.paths.root, 'pretrain')}")
+    if resume_path is not None:
+        check_resumable(resume_path, trust_checkpoint)  # before minutes of data preparation
     if resume_path is not None and init_from:
         raise CheckpointError("use either --resume (continue a run) or --init-from (new run from weights), not both")
     source = resume_path or (ckpt.resolve(init_from) if init_from else None)
+    # Before minutes of data preparation: a model that cannot fit is refused with the estimate (bert2.memory).
+    refuse_if_too_big(cfg, "pretrain", _architecture_from(source, cfg) if source is not None else None)
 
-    tokenizer = load_tokenizer(str(source)) if source else None
+    tokenizer = read_tokenizer(source) if source else None
     if not dist_info.is_main:
         barrier(dist_info)  # rank 0 builds (and caches) the data first; the others then read the cache
     say = setup_reporter(callbacks, stop_event, dist_info.is_main)
@@ -238,7 +223,7 @@ def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = No
     torch.manual_seed(p.seed)  # same seed, same initial weights: runs are reproducible and comparable
     model = BertForPreTraining(model_cfg, nsp=cfg.data.nsp)
     if init_from and source is not None:
-        state = load_file(str(source / ckpt.WEIGHTS_FILE))
+        state = read_weights(source)
         if not cfg.data.nsp:
             state = {k: v for k, v in state.items() if not k.startswith("nsp.")}
         try:
@@ -255,7 +240,7 @@ def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = No
         callbacks.append(jsonl_writer(ckpt.kind_dir(cfg.paths.root, "pretrain") / "metrics.jsonl"))
     settings = TrainSettings.from_section(p)
     trainer = Trainer(model, data.train, task, settings, stage_dirs, cfg.to_dict(), device, dist_info, callbacks,
-                      stop_event, resume_path)
+                      stop_event, resume_path, trust_checkpoint)
     if init_from:
         say(f"weights from {source}")
     return trainer

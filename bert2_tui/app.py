@@ -35,10 +35,18 @@ from bert2.errors import Bert2Error
 from bert2.training.events import CheckpointEvent, DoneEvent, StartEvent
 
 from .commands import Bert2Commands
-from .jobs import DEFAULT_PROBE, EventBatcher, JobSpec, RunState, TrainerEvents, finetuning_available, load_last_run, \
-    run_job
+from .jobs import (
+    DEFAULT_PROBE,
+    EventBatcher,
+    JobSpec,
+    RunState,
+    TrainerEvents,
+    finetuning_available,
+    load_last_run,
+    run_job,
+)
 from .screens.dialogs import BusyScreen, ConfirmScreen, HelpScreen
-from .widgets.nav import NavBar, SCREEN_TITLES
+from .widgets.nav import SCREEN_TITLES, NavBar
 
 # mode -> (module under bert2_tui.screens, class). Screens are imported when first shown, not at start-up: only
 # the Train screen is needed for the first frame, and the others' imports cost ~70 ms of a 0.5 s budget.
@@ -282,7 +290,7 @@ class Bert2App(App[int]):
         else:
             spec = JobSpec("finetune", self.config, task=choice, resume=resume)
         if resume:
-            from bert2.training.checkpoints import kind_dir, latest_resumable
+            from bert2.checkpoint import kind_dir, latest_resumable
 
             if latest_resumable(self.config.paths.root, spec.kind) is None:
                 self.notify(f"nothing to resume: no complete checkpoint under "

@@ -20,8 +20,16 @@ from typing import Any, Callable, Iterable
 from textual.message import Message
 
 from bert2.config import CHOICES, KINDS, Config
-from bert2.training.events import (CheckpointEvent, DoneEvent, EvalEvent, Event, LogEvent, StartEvent, StepEvent,
-                                   event_from_dict)
+from bert2.training.events import (
+    CheckpointEvent,
+    DoneEvent,
+    EvalEvent,
+    Event,
+    LogEvent,
+    StartEvent,
+    StepEvent,
+    event_from_dict,
+)
 
 DEFAULT_PROBE = "The capital of France is [MASK]."
 FINETUNE_TASKS = CHOICES["finetune.task"]

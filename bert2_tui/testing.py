@@ -6,8 +6,12 @@ on a laptop CPU, so a test can start a real job from the keyboard, watch it repo
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
+from typing import Any
+
+from rich.console import Console
 
 from bert2.config import Config
 
@@ -60,3 +64,17 @@ def make_app(cfg: Config | None = None, **kwargs):
     from .app import Bert2App
 
     return Bert2App(cfg or Config(), **kwargs)
+
+
+def widget_text(widget: Any) -> str:
+    """The plain text a Static shows (Text, str or any rich renderable such as a Table)."""
+    content = getattr(widget, "content", None)
+    if content is None or content == "":
+        content = widget.render()
+    if isinstance(content, str):
+        return content
+    if hasattr(content, "plain"):
+        return content.plain
+    console = Console(width=200, file=io.StringIO(), record=True)
+    console.print(content)
+    return console.export_text()

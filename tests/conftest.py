@@ -31,13 +31,12 @@ def _ft_tokenizer_texts() -> list[str]:
 def tiny_pretrain_root(tmp_path_factory) -> _FtPath:
     """A saved_model root holding one tiny pretraining checkpoint in transformer/pretrain/final/step-00000001."""
     import torch
-    from safetensors.torch import save_file
 
+    from bert2 import checkpoint as ckpt
+    from bert2.checkpoint.model_files import write_model
     from bert2.config import Config, ModelConfig, PathsConfig
     from bert2.model import BertForPreTraining
-    from bert2.pretraining import save_model_files
     from bert2.tokenizer import train_wordpiece
-    from bert2.training import checkpoints as ckpt
 
     tokenizer = train_wordpiece(_ft_tokenizer_texts(), vocab_size=1200)
     cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -48,8 +47,7 @@ def tiny_pretrain_root(tmp_path_factory) -> _FtPath:
     stage = Config(paths=PathsConfig(root=str(root))).stage_dir("pretrain", "final")
 
     def payload(directory: _FtPath) -> None:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / ckpt.WEIGHTS_FILE))
-        save_model_files(cfg, tokenizer, directory, {"task": "mlm+nsp", "nsp": True})
+        write_model(model, tokenizer, directory, {"task": "mlm+nsp", "nsp": True})
 
     ckpt.save_checkpoint(stage, 1, payload, {"kind": "pretrain", "task": "mlm+nsp", "metrics": {}})
     return root
@@ -57,7 +55,7 @@ def tiny_pretrain_root(tmp_path_factory) -> _FtPath:
 
 @_ft_pytest.fixture(scope="session")
 def tiny_pretrain_checkpoint(tiny_pretrain_root) -> _FtPath:
-    from bert2.training import checkpoints as ckpt
+    from bert2 import checkpoint as ckpt
 
     return ckpt.default_checkpoint(tiny_pretrain_root, "pretrain")
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from bert2 import checkpoint as ckpt
 from bert2.errors import CheckpointError
-from bert2.training import checkpoints as ckpt
 
 
 def payload(value: float):
@@ -91,7 +91,7 @@ def test_incomplete_and_missing_checkpoints_are_errors(tmp_path):
 CHILD = textwrap.dedent("""
     import sys, time, json, torch
     from pathlib import Path
-    from bert2.training import checkpoints as ckpt
+    from bert2.checkpoint import layout as ckpt
     from safetensors.torch import save_file
     stage, marker = Path(sys.argv[1]), Path(sys.argv[2])
     def write(d):

@@ -122,7 +122,7 @@ def test_fill_mask_batch_matches_single(tiny_pretrain_checkpoint):
 
 def test_bench_names_match_and_unknown_name_exits_2(capsys):
     from bert2.bench import BENCHMARKS
-    from bert2.cli import BENCH_NAMES
+    from bert2.cli.bench import BENCH_NAMES
 
     assert tuple(BENCHMARKS) == BENCH_NAMES
     code, _, err = run(capsys, "bench", "nosuch")

@@ -2,8 +2,21 @@
 
 import pytest
 
-from bert2.config import (KINDS, PRESETS, STAGES, Config, ConfigError, DataConfig, FinetuneConfig, ModelConfig,
-                          PathsConfig, PretrainConfig, field_docs, load_config, preset)
+from bert2.config import (
+    KINDS,
+    PRESETS,
+    STAGES,
+    Config,
+    ConfigError,
+    DataConfig,
+    FinetuneConfig,
+    ModelConfig,
+    PathsConfig,
+    PretrainConfig,
+    field_docs,
+    load_config,
+    preset,
+)
 
 
 def keys(errors):

@@ -10,15 +10,13 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from conftest import WordCorpus
 
 from bert2.data import corpus as corpus_mod
 from bert2.data import pretraining as pre
 from bert2.data.collator import IGNORE_INDEX, MLMCollator
 from bert2.data.corpus import load_documents, split_documents, split_sentences
 from bert2.errors import DataError
-
-from conftest import WordCorpus
-
 
 # ---- sentences -------------------------------------------------------------------------------------------------
 

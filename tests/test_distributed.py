@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 
-from bert2.training import checkpoints as ckpt
+from bert2 import checkpoint as ckpt
 
 
 def _free_port() -> int:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from bert2 import checkpoint as ckpt
 from bert2.cli import main
 from bert2.config import STAGES, Config
 from bert2.errors import CheckpointError, DataError, InputError
-from bert2.training import checkpoints as ckpt
 from bert2.training.events import DoneEvent, EvalEvent, StartEvent, StepEvent
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -395,7 +395,7 @@ def test_from_scratch_loads_no_weights_and_refuses_resume(tmp_path, tiny_pretrai
 
 
 def test_export_refuses_a_mean_pooled_classifier(runs, tmp_path):
-    from bert2.interop import export_hf
+    from bert2.checkpoint.hf import export_hf
 
     with pytest.raises(CheckpointError, match="finetune.pooling=cls"):
         export_hf(final_of(runs, "classify"), tmp_path / "out")

@@ -6,8 +6,13 @@ import torch
 
 from bert2.config import ModelConfig
 from bert2.errors import CheckpointError
-from bert2.heads import (BertForGenerativeQA, BertForQuestionAnswering, BertForSequenceClassification, build_head,
-                         load_pretrained)
+from bert2.heads import (
+    BertForGenerativeQA,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    build_head,
+    load_pretrained,
+)
 from bert2.model import BertForPreTraining
 
 CFG = ModelConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
 import transformers  # a hard dependency: its absence must fail the suite, not skip it
 
+from bert2 import checkpoint as ckpt  # noqa: E402
+from bert2.checkpoint.hf import export_hf, hf_config_dict, import_hf  # noqa: E402
 from bert2.cli import main  # noqa: E402
 from bert2.config import Config, ModelConfig  # noqa: E402
 from bert2.inference import Predictor  # noqa: E402
-from bert2.interop import export_hf, hf_config_dict, import_hf  # noqa: E402
-from bert2.training import checkpoints as ckpt  # noqa: E402
 
 TEXTS = [
     "The capital of France is Paris. The capital of Italy is Rome. Berlin is the capital of Germany.",
@@ -64,10 +63,9 @@ def _peaked(model: torch.nn.Module, bias_name: str) -> None:
 @pytest.fixture(scope="module")
 def pretrain_ckpt(tokenizer, tmp_path_factory) -> Path:
     """A bert2 pretraining checkpoint saved exactly as the trainer saves one (see conftest.tiny_pretrain_root)."""
-    from safetensors.torch import save_file
 
+    from bert2.checkpoint.model_files import write_model
     from bert2.model import BertForPreTraining
-    from bert2.pretraining import save_model_files
 
     cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                       intermediate_size=64, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
@@ -78,8 +76,7 @@ def pretrain_ckpt(tokenizer, tmp_path_factory) -> Path:
     stage = tmp_path_factory.mktemp("b2") / "pretrain" / "final"
 
     def payload(directory: Path) -> None:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / ckpt.WEIGHTS_FILE))
-        save_model_files(cfg, tokenizer, directory, {"task": "mlm+nsp", "nsp": True})
+        write_model(model, tokenizer, directory, {"task": "mlm+nsp", "nsp": True})
 
     return ckpt.save_checkpoint(stage, 1, payload, {"kind": "pretrain", "task": "mlm+nsp", "metrics": {}})
 
@@ -88,9 +85,9 @@ def _finetuned(task: str, tokenizer, source: Path, root: Path, labels=None) -> P
     """A fine-tuned checkpoint written the way bert2/finetuning.py writes one (random head, real metadata)."""
     from safetensors.torch import load_file, save_file
 
+    from bert2.checkpoint.hf import model_config_from_hf
     from bert2.finetuning import TASKS, task_metadata
     from bert2.heads import build_head, load_pretrained
-    from bert2.interop import model_config_from_hf
 
     cfg = Config()
     cfg.finetune.decoder_layers = 1
@@ -360,18 +357,16 @@ def test_import_reads_bin_legacy_names_and_shards(tokenizer, tmp_path, layout):
 
 
 def test_export_mlm_only_checkpoint_is_masked_lm(tokenizer, tmp_path):
-    from safetensors.torch import save_file
 
+    from bert2.checkpoint.model_files import write_model
     from bert2.model import BertForPreTraining
-    from bert2.pretraining import save_model_files
 
     cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                       intermediate_size=64, max_position_embeddings=64, position_embedding_type="absolute")
     model = BertForPreTraining(cfg, nsp=False)
 
     def payload(directory: Path) -> None:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / ckpt.WEIGHTS_FILE))
-        save_model_files(cfg, tokenizer, directory, {"task": "mlm", "nsp": False})
+        write_model(model, tokenizer, directory, {"task": "mlm", "nsp": False})
 
     source = ckpt.save_checkpoint(tmp_path / "final", 1, payload, {"kind": "pretrain", "task": "mlm"})
     assert export_hf(source, tmp_path / "out").architecture == "BertForMaskedLM"
@@ -385,18 +380,16 @@ def _loads_back_but_is_not_exported(cfg: ModelConfig, tokenizer, tmp_path: Path,
     """Save a fresh pretraining model of `cfg` as the trainer does, check that inference rebuilds exactly that
     model from config.json, and that export_hf refuses it (message matching `refusal`) without writing anything.
     Returns (model, predictor)."""
-    from safetensors.torch import save_file
 
+    from bert2.checkpoint.model_files import write_model
     from bert2.errors import CheckpointError
     from bert2.model import BertForPreTraining
-    from bert2.pretraining import save_model_files
 
     torch.manual_seed(0)
     model = BertForPreTraining(cfg).eval()
 
     def payload(directory: Path) -> None:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / ckpt.WEIGHTS_FILE))
-        save_model_files(cfg, tokenizer, directory, {"task": "mlm+nsp", "nsp": True})
+        write_model(model, tokenizer, directory, {"task": "mlm+nsp", "nsp": True})
 
     source = ckpt.save_checkpoint(tmp_path / "final", 1, payload, {"kind": "pretrain", "task": "mlm+nsp"})
     predictor = Predictor.load(source)
@@ -423,7 +416,7 @@ def test_alibi_checkpoint_loads_back_and_refuses_export(tokenizer, tmp_path):
     """bert2's default (ALiBi biases) is written to config.json and rebuilt by inference; export explains why
     transformers cannot hold it and how to train an exportable model instead of writing weights that predict
     differently there. transformers' own files (no key, or "absolute" from transformers 4) read as absolute."""
-    from bert2.interop import model_config_from_hf
+    from bert2.checkpoint.hf import model_config_from_hf
 
     cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                       intermediate_size=64, max_position_embeddings=64)

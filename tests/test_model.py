@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from bert2.checkpoint.hf import from_hf_state_dict, hf_config_dict, to_hf_state_dict
 from bert2.config import ModelConfig
-from bert2.interop import from_hf_state_dict, hf_config_dict, to_hf_state_dict
 from bert2.model import BertForPreTraining
 
 # transformers' architecture (learned absolute positions only), for the parity tests...

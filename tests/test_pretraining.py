@@ -7,10 +7,10 @@ import threading
 import pytest
 import torch
 
+from bert2 import checkpoint as ckpt
 from bert2.config import Config
 from bert2.pretraining import PretrainingTask, run_pretraining
-from bert2.training import checkpoints as ckpt
-from bert2.training.events import CheckpointEvent, EvalEvent, StepEvent
+from bert2.training.events import EvalEvent, StepEvent
 
 
 def tiny_cfg(tmp_path, corpus, **pretrain) -> Config:

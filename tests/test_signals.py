@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bert2.training import checkpoints as ckpt
+from bert2 import checkpoint as ckpt
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,4 +46,4 @@ def test_signal_saves_checkpoint_and_exits_cleanly(tmp_path, english_corpus, sig
     assert done["reason"] == "stopped" and done["step"] <= last_step + 1  # within one step of the signal
     saved = ckpt.latest_resumable(root, "pretrain")
     assert saved is not None and ckpt.read_state(saved)["step"] == done["step"]
-    assert (saved / "optimizer.pt").is_file() and (saved / "rng.pt").is_file()
+    assert (saved / "resume.safetensors").is_file() and (saved / "resume.json").is_file()

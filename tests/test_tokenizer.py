@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import english_documents
 
 import bert2.tokenizer as tkn
 from bert2.errors import TokenizerError
 from bert2.tokenizer import SPECIAL_TOKENS, get_tokenizer, load_tokenizer, train_wordpiece, vocab_fingerprint
-
-from conftest import english_documents
 
 
 @pytest.fixture(scope="module")

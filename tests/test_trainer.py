@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from bert2.training import checkpoints as ckpt
+from bert2 import checkpoint as ckpt
 from bert2.training.events import CheckpointEvent, DoneEvent, EvalEvent, StepEvent
 from bert2.training.schedule import Schedule
 from bert2.training.trainer import Trainer, TrainSettings

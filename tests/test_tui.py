@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from bert2.checkpoint import list_checkpoints
 from bert2.config import Config
-from bert2.training.checkpoints import list_checkpoints
 from bert2.training.events import CheckpointEvent, DoneEvent, EvalEvent, LogEvent, StartEvent, StepEvent
 from bert2_tui.jobs import EventBatcher, RunState, last_run, load_last_run
-from bert2_tui.testing import make_app, tiny_config
+from bert2_tui.testing import make_app, tiny_config, widget_text
 from bert2_tui.widgets.charts import downsample, ema
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,24 +35,6 @@ async def wait_for(pilot, predicate, timeout: float = 60.0, step: float = 0.05) 
             return True
         await pilot.pause(step)
     return bool(predicate())
-
-
-def _text(widget) -> str:
-    """The plain text a Static shows (Text, str or any rich renderable such as a Table)."""
-    import io
-
-    from rich.console import Console
-
-    content = getattr(widget, "content", None)
-    if content is None or content == "":
-        content = widget.render()
-    if isinstance(content, str):
-        return content
-    if hasattr(content, "plain"):
-        return content.plain
-    console = Console(width=200, file=io.StringIO(), record=True)
-    console.print(content)
-    return console.export_text()
 
 
 # ------------------------------------------------------------------------------------------- import hygiene
@@ -191,8 +173,8 @@ async def test_number_keys_help_palette_and_escape(tmp_path):
             await pilot.pause()
             assert app.current_mode == mode
         # no checkpoint yet: the playground says so in place
-        assert "no checkpoint yet" in _text(app.screen.query_one("#pg-status"))
-        assert await wait_for(pilot, lambda: "No checkpoint" in _text(app.screen.query_one("#mask-output")), 5)
+        assert "no checkpoint yet" in widget_text(app.screen.query_one("#pg-status"))
+        assert await wait_for(pilot, lambda: "No checkpoint" in widget_text(app.screen.query_one("#mask-output")), 5)
         # the playground focuses its text field: digits type there until escape leaves the field
         await pilot.press("2")
         assert app.current_mode == "playground"
@@ -204,7 +186,7 @@ async def test_number_keys_help_palette_and_escape(tmp_path):
         from bert2_tui.screens.dialogs import HelpScreen
 
         assert isinstance(app.screen, HelpScreen)
-        help_text = " ".join(_text(w) for w in app.screen.query(".help-section"))
+        help_text = " ".join(widget_text(w) for w in app.screen.query(".help-section"))
         for needle in ("Start", "Stop", "Resume", "Delete", "Save TOML", "Next tool", "Quit"):
             assert needle in help_text
         await pilot.press("escape")
@@ -241,7 +223,7 @@ async def test_config_screen_validates_inline_and_saves_loads_toml(tmp_path):
         for section, cls in SECTIONS.items():
             for f in dc_fields(cls):
                 screen.query_one(f"#f-{section}--{f.name}")
-        helps = [_text(w) for w in screen.query(".field-help")]
+        helps = [widget_text(w) for w in screen.query(".field-help")]
         assert field_docs(SECTIONS["model"])["hidden_size"] in helps
         # type an invalid value: the CLI's message appears under the field, the app keeps the last valid config
         heads = screen.query_one("#f-model--num_attention_heads")
@@ -250,7 +232,7 @@ async def test_config_screen_validates_inline_and_saves_loads_toml(tmp_path):
         await pilot.pause(0.2)
         assert heads.value == "3"
         assert "divisible by model.num_attention_heads" in screen.error_text("model.hidden_size")
-        assert "divisible" in _text(screen.query_one("#help-model--hidden_size"))  # shown under the help text
+        assert "divisible" in widget_text(screen.query_one("#help-model--hidden_size"))  # shown under the help text
         assert app.config.model.num_attention_heads == 2
         await pilot.press("backspace", "4")
         await pilot.pause(0.2)
@@ -332,7 +314,7 @@ async def test_checkpoints_screen_lists_shows_and_deletes(tmp_path):
         assert {Path(i.path) for i in screen.infos} == {keep, doomed, broken}
         assert [i.valid for i in screen.infos if Path(i.path) == broken] == [False]
         assert screen.selected is not None
-        info = _text(screen.query_one("#ckpt-info"))
+        info = widget_text(screen.query_one("#ckpt-info"))
         assert "step" in info and "created" in info
         assert screen.query_one("#ckpt-chart").points_plotted > 0  # the loss history from trainer_state.json
         # select the best/ checkpoint by keys and delete it (asks first; "n" keeps it)
@@ -452,7 +434,7 @@ async def test_overlay_picker_draws_an_earlier_run_over_the_current_one(tmp_path
         assert _overlay_labels(loss_chart) == []
 
         picker, options = await _open_overlay_picker(app, pilot)
-        assert "3 runs" in _text(picker.query_one("#choice-message"))
+        assert "3 runs" in widget_text(picker.query_one("#choice-message"))
         rows = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
         assert "no overlay" in rows[0] and len(rows) == 4
         assert "classify · pretrained" in rows[1] and "(shown)" in rows[1] and "acc 0.85" in rows[1]
@@ -518,7 +500,7 @@ async def test_overlay_picker_survives_a_missing_and_a_corrupt_history(tmp_path)
         await app.workers.wait_for_complete()
         # no history file at all: the picker says so, and offers only "no overlay"
         picker, options = await _open_overlay_picker(app, pilot)
-        assert "No earlier runs" in _text(picker.query_one("#choice-message"))
+        assert "No earlier runs" in widget_text(picker.query_one("#choice-message"))
         assert options.option_count == 1
         await pilot.press("escape")
         await pilot.pause()
@@ -534,7 +516,7 @@ async def test_overlay_picker_survives_a_missing_and_a_corrupt_history(tmp_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(body.encode() + b"\xff\xfe not utf-8\n\n" + b'{"type": "StepEvent", "step": 9, "epo')
         picker, options = await _open_overlay_picker(app, pilot)
-        message = _text(picker.query_one("#choice-message"))
+        message = widget_text(picker.query_one("#choice-message"))
         assert "1 run" in message and "8 unreadable lines skipped" in message
         assert options.option_count == 2 and "step 8/8" in str(options.get_option_at_index(1).prompt)
         await pilot.press("down", "enter")
@@ -577,7 +559,7 @@ async def test_train_job_from_keyboard_charts_checkpoints_stop_resume_quit(tmp_p
         assert screen.query_one("#chart-parts").points_plotted > 0
         assert screen.query_one("#chart-lr").points_plotted > 0
         assert screen.query_one("#eval-table").row_count >= 1
-        assert "capital of france" in _text(screen.query_one("#probe-results")).lower()
+        assert "capital of france" in widget_text(screen.query_one("#probe-results")).lower()
         # events arrive in time batches: step events at most ~4 batches a second, the rest flush at once
         urgent = len(app.run_state.log)
         assert app.batches_received <= urgent + 4 * (time.monotonic() - started) + 2
@@ -671,20 +653,20 @@ async def test_playground_predicts_from_a_real_checkpoint(trained_root):
         await pilot.press("p")  # "use in playground" on the selected checkpoint
         assert await wait_for(pilot, lambda: app.current_mode == "playground", 5)
         screen = app.screen
-        assert await wait_for(pilot, lambda: screen.predictor is not None, 60), _text(screen.query_one("#pg-status"))
+        assert await wait_for(pilot, lambda: screen.predictor is not None, 60), widget_text(screen.query_one("#pg-status"))
         out = screen.query_one("#mask-output")
-        assert await wait_for(pilot, lambda: "%" in _text(out), 20)
-        assert _text(out).count("%") == 5  # top-5 for the one [MASK]
+        assert await wait_for(pilot, lambda: "%" in widget_text(out), 20)
+        assert widget_text(out).count("%") == 5  # top-5 for the one [MASK]
         # two masks: two blocks
         inp = screen.query_one("#mask-input")
         inp.focus()
         await pilot.press("end", *" the [MASK] sat.")
-        assert await wait_for(pilot, lambda: "[MASK] #2" in _text(out), 10)
+        assert await wait_for(pilot, lambda: "[MASK] #2" in widget_text(out), 10)
         # no [MASK]: a hint in place, never a crash
         inp.value = "a sentence without a mask"
-        assert await wait_for(pilot, lambda: "hint:" in _text(out) and "[MASK]" in _text(out), 10)
+        assert await wait_for(pilot, lambda: "hint:" in widget_text(out) and "[MASK]" in widget_text(out), 10)
         inp.value = ""
-        assert await wait_for(pilot, lambda: "hint:" in _text(out) and "empty" in _text(out), 10)
+        assert await wait_for(pilot, lambda: "hint:" in widget_text(out) and "empty" in widget_text(out), 10)
         # classification on a pretraining checkpoint: the wrong task is a hint
         screen.show_tool("classify")
         await pilot.pause()
@@ -692,27 +674,27 @@ async def test_playground_predicts_from_a_real_checkpoint(trained_root):
         cls_in.focus()
         await pilot.press(*"a fine film")
         cls_out = screen.query_one("#classify-output")
-        assert await wait_for(pilot, lambda: "hint:" in _text(cls_out), 10), _text(cls_out)
+        assert await wait_for(pilot, lambda: "hint:" in widget_text(cls_out), 10), widget_text(cls_out)
         # similarity works on any checkpoint (mean-pooled encodings)
         screen.show_tool("similarity")
         await pilot.pause()
         screen.query_one("#sim-a").value = "the cat sat on the mat"
         screen.query_one("#sim-b").value = "a dog ran in the park"
-        assert await wait_for(pilot, lambda: "cosine similarity" in _text(screen.query_one("#similarity-output")),
-                              10), _text(screen.query_one("#similarity-output"))
+        assert await wait_for(pilot, lambda: "cosine similarity" in widget_text(screen.query_one("#similarity-output")),
+                              10), widget_text(screen.query_one("#similarity-output"))
         # attention view: a heat map for layer 0 / head 0, arrows change the head
         await pilot.press("ctrl+t")
         await pilot.pause()
         assert screen.current_tool() == "attention"
         att = screen.query_one("#attention-output")
-        assert await wait_for(pilot, lambda: "layer 0 · head 0" in _text(att), 20), _text(att)
+        assert await wait_for(pilot, lambda: "layer 0 · head 0" in widget_text(att), 20), widget_text(att)
         att.focus()
         await pilot.press("right")
         await pilot.pause()
-        assert "layer 0 · head 1" in _text(att)
+        assert "layer 0 · head 1" in widget_text(att)
         await pilot.press("down")  # one layer only: wraps to layer 0
         await pilot.pause()
-        assert "head 1" in _text(att)
+        assert "head 1" in widget_text(att)
 
 
 def test_run_state_chart_data_and_log_stay_bounded():

@@ -1,7 +1,7 @@
 """SVG snapshots of every screen in a fixed state (pytest-textual-snapshot).
 
 Deterministic by construction: a fixed terminal size, a relative paths.root inside a tmp working directory (so no
-tmp path is drawn), UTC, synthetic metrics.jsonl and checkpoints with fixed timestamps, and no job running.
+tmp path is drawn), UTC, a fixed free memory (16 GB) for the Config screen's estimate, synthetic metrics.jsonl and checkpoints with fixed timestamps, and no job running.
 Regenerate after an intended visual change with `pytest tests/test_tui_snapshots.py --snapshot-update`.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bert2 import memory
 from bert2.config import Config
 from bert2.training.events import CheckpointEvent, DoneEvent, EvalEvent, LogEvent, StartEvent, StepEvent
 from bert2_tui.testing import make_app
@@ -27,6 +28,7 @@ def snap_cfg(tmp_path, monkeypatch) -> Config:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 16 * 2**30)  # not this machine's free RAM
     cfg = Config()
     cfg.paths.root = "saved_model"  # relative: the same text in every snapshot
     yield cfg

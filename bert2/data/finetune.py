@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from bert2.data.corpus import IMDB_OFFLINE, clean_review, imdb_reviews, load_wiki_articles
 from bert2.config import CHOICES
+from bert2.data.corpus import IMDB_OFFLINE, clean_review, imdb_reviews, load_wiki_articles
 from bert2.errors import DataError
 
 WIKI_TOPIC = "wiki-topic"

@@ -20,11 +20,16 @@ from typing import Any, Iterator, Protocol, Sequence
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 
+from .. import checkpoint as ckpt
+from ..allocator import tune_allocator
+from ..checkpoint.model_files import read_weights, write_weights
+from ..checkpoint.train_state import has_resume_state, load_resume_state, save_resume_state
 from ..errors import CheckpointError, TrainingError
-from . import checkpoints as ckpt
+from ..model import count_parameters
 from .distributed import DistInfo, all_reduce_mean, all_reduce_sum, broadcast_flag
-from .events import (Callback, CheckpointEvent, DoneEvent, EvalEvent, Event, LogEvent, StartEvent, StepEvent)
+from .events import Callback, CheckpointEvent, DoneEvent, EvalEvent, Event, LogEvent, StartEvent, StepEvent
 from .schedule import Schedule
 
 
@@ -140,9 +145,8 @@ class Trainer:
     def __init__(self, model: nn.Module, train_data: Sequence[dict[str, Any]], task: Task, settings: TrainSettings,
                  stage_dirs: dict[str, Path], run_config: dict[str, Any], device: torch.device,
                  dist_info: DistInfo | None = None, callbacks: list[Callback] | None = None,
-                 stop_event: threading.Event | None = None, resume_from: Path | None = None):
-        from ..allocator import tune_allocator
-
+                 stop_event: threading.Event | None = None, resume_from: Path | None = None,
+                 trust_checkpoint: bool = False):
         tune_allocator()  # reuse big freed buffers instead of page-faulting them in every step
         self.task = task
         self.s = settings
@@ -153,6 +157,7 @@ class Trainer:
         self.dist = dist_info or DistInfo()
         self.callbacks = list(callbacks or [])
         self.stop_event = stop_event or threading.Event()
+        self.trust_checkpoint = trust_checkpoint  # resume from an older checkpoint's pickled .pt files
         self.model = model.to(device)
         self.raw_model = self.model  # unwrapped, for saving and evaluation
 
@@ -184,8 +189,6 @@ class Trainer:
         if resume_from is not None:
             self._load(resume_from)
         if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
             ids = [device.index] if device.type == "cuda" else None
             self.model = DDP(self.raw_model, device_ids=ids)
 
@@ -245,8 +248,6 @@ class Trainer:
         return self.s.minutes > 0 and self.elapsed >= self.s.minutes * 60.0
 
     def fit(self) -> DoneEvent:
-        from ..model import count_parameters
-
         s = self.s
         budget = s.minutes > 0
         self.emit(StartEvent(kind=self.task.kind, task=self.task.name, total_steps=s.max_steps if not budget else 0,
@@ -398,26 +399,20 @@ class Trainer:
 
     # --------------------------------------------------------------------------------------- checkpoints
     def _state(self) -> dict[str, Any]:
-        from .. import __version__
-
         return {"kind": self.task.kind, "task": self.task.name, "epoch": self.epoch, "consumed": self.consumed,
                 "elapsed_s": round(self.elapsed, 3), "tokens_seen": self.tokens_seen, "metrics": self.metrics,
                 "best_metric": self.task.best_metric, "best_value": self.best, "log_history": self.history,
-                "world_size": self.dist.world_size, "run_config": self.run_config, "bert2_version": __version__}
+                "world_size": self.dist.world_size, "run_config": self.run_config}
 
     def _payload(self, directory: Path) -> None:
-        from safetensors.torch import save_file
-
-        sd = {k: v.detach().contiguous().cpu() for k, v in self.raw_model.state_dict().items()}
-        save_file(sd, str(directory / ckpt.WEIGHTS_FILE), metadata={"format": "pt"})
+        write_weights(self.raw_model, directory)
         self.task.save_files(self.raw_model, directory)
-        torch.save(self.optimizer.state_dict(), directory / "optimizer.pt")
-        torch.save({"schedule": self.schedule.state_dict(),
-                    "scaler": self.scaler.state_dict() if self.scaler else None}, directory / "scheduler.pt")
-        rng = {"torch": torch.get_rng_state(), "python": random.getstate(), "task": self.task.state_dict()}
+        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        torch.save(rng, directory / "rng.pt")
+        save_resume_state(directory, {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+                                      "scaler": self.scaler.state_dict() if self.scaler else None, "rng": rng,
+                                      "task": self.task.state_dict()})
 
     def _checkpoint(self, stage: str) -> None:
         """Rank 0 saves; every rank learns whether that worked, so a failed save stops all of them together."""
@@ -442,30 +437,30 @@ class Trainer:
         self.emit(CheckpointEvent(step=self.step, path=str(path), stage=stage))
         return path
 
-    def _restore_weights(self, path: Path) -> None:
-        from safetensors.torch import load_file
-
-        self.raw_model.load_state_dict(load_file(str(path / ckpt.WEIGHTS_FILE), device=str(self.device)))
-        opt = path / "optimizer.pt"
-        if opt.is_file():
-            self.optimizer.load_state_dict(torch.load(opt, map_location=self.device, weights_only=False))
+    def _restore_weights(self, path: Path, optimizer_state: dict[str, Any] | None = None) -> None:
+        self.raw_model.load_state_dict(read_weights(path, self.device))
+        if optimizer_state is None and has_resume_state(path):
+            optimizer_state = load_resume_state(path)["optimizer"]
+        if optimizer_state is not None:
+            self.optimizer.load_state_dict(optimizer_state)
 
     def _load(self, path: Path) -> None:
         """Restore weights, optimizer, schedule, RNG and data position from a checkpoint directory."""
-        missing = [f for f in (*ckpt.REQUIRED, "optimizer.pt", "scheduler.pt", "rng.pt") if not (path / f).is_file()]
+        missing = [f for f in ckpt.REQUIRED if not (path / f).is_file()]
         if missing:
             raise CheckpointError(f"cannot resume from {path}: missing {', '.join(missing)}")
         state = ckpt.read_state(path)
-        self._restore_weights(path)
-        sched = torch.load(path / "scheduler.pt", map_location="cpu", weights_only=False)
-        if self.scaler and sched.get("scaler"):
-            self.scaler.load_state_dict(sched["scaler"])
-        rng = torch.load(path / "rng.pt", map_location="cpu", weights_only=False)
+        resume = load_resume_state(path, trust_legacy=self.trust_checkpoint)
+        self._restore_weights(path, resume["optimizer"])
+        # The schedule is not restored: it follows this run's settings (a resume may raise max_steps).
+        if self.scaler and resume.get("scaler"):
+            self.scaler.load_state_dict(resume["scaler"])
+        rng = resume["rng"]
         torch.set_rng_state(rng["torch"])
         random.setstate(rng["python"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
-        self.task.load_state_dict(rng.get("task", {}))
+        self.task.load_state_dict(resume.get("task") or {})
         self.step = int(state["step"])
         self.epoch = int(state.get("epoch", 0))
         self.consumed = int(state.get("consumed", 0))

@@ -20,9 +20,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, Tree
 from textual.widgets.tree import TreeNode
 
+from bert2.checkpoint import CheckpointInfo, list_checkpoints, read_state
 from bert2.config import KINDS, STAGES
 from bert2.errors import CheckpointError
-from bert2.training.checkpoints import CheckpointInfo, list_checkpoints, read_state
 
 from ..widgets.charts import SeriesChart
 from ..widgets.nav import NavBar
@@ -185,6 +185,8 @@ class CheckpointsScreen(Screen):
         table.add_row("created", info.created or "–")
         table.add_row("size", human_size(info.size_bytes))
         table.add_row("valid", Text("yes", style="green") if info.valid else Text(f"no: {info.error}", style="red"))
+        if info.note:
+            table.add_row("note", Text(info.note, style="yellow"))
         if info.metrics:
             table.add_row("metrics", "  ".join(f"{k} {v:.4g}" for k, v in info.metrics.items()))
         if self.bert2.is_protected(info.path):

@@ -25,8 +25,18 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, OptionList, Select, Static, Switch
 from textual.widgets.option_list import Option
 
-from bert2.config import (CHOICES, PRESETS, SECTIONS, Config, ConfigError, FieldError, field_docs, field_types,
-                          load_config)
+from bert2 import memory
+from bert2.config import (
+    CHOICES,
+    PRESETS,
+    SECTIONS,
+    Config,
+    ConfigError,
+    FieldError,
+    field_docs,
+    field_types,
+    load_config,
+)
 
 from ..widgets.nav import NavBar
 from .dialogs import PromptScreen
@@ -210,6 +220,12 @@ class ConfigScreen(Screen):
             errors: list[FieldError] = []
         except ConfigError as exc:
             cfg, errors = None, list(exc.errors)
+        estimate = None
+        if cfg is not None:  # a valid config that cannot fit in memory is an error of the field to change
+            estimate = memory.estimate(cfg)
+            errors = memory.memory_errors(cfg)
+            if errors:
+                cfg = None
         self.errors = errors
         self._by_key = {}
         for e in errors:
@@ -218,7 +234,8 @@ class ConfigScreen(Screen):
         status = self.query_one("#config-status", Static)
         if cfg is not None:
             self.app.config = cfg  # type: ignore[attr-defined]
-            status.update(Text("✓ valid — applies to the next job", style="green"))
+            status.update(Text("✓ valid — applies to the next job", style="green")
+                          + Text(f" · {estimate.summary()}" if estimate is not None else "", style="dim"))
         else:
             orphan = [str(e) for e in errors if e.key not in self._docs]
             text = f"✗ {len(errors)} error{'s' * (len(errors) != 1)} — the next job uses the last valid config"

@@ -21,12 +21,12 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, Select, Static, TabbedContent, TabPane
 
+from bert2.checkpoint import list_checkpoints
 from bert2.errors import Bert2Error
-from bert2.training.checkpoints import list_checkpoints
 
 from ..jobs import DEFAULT_PROBE
-from ..widgets.nav import NavBar
 from ..widgets.bars import bar, fill_mask_text, filled_sentence, heatmap_text, prob_rows
+from ..widgets.nav import NavBar
 
 if TYPE_CHECKING:
     from ..app import Bert2App

@@ -20,8 +20,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, ProgressBar, RichLog, Select, Static, TextArea
 
 from ..jobs import FINETUNE_TASKS, RunState, iter_metric_names
-from ..widgets.nav import NavBar
 from ..widgets.bars import fill_mask_text
+from ..widgets.nav import NavBar
 from .dialogs import ChoiceScreen
 
 if TYPE_CHECKING:

@@ -1,26 +1,49 @@
-"""`bert2 import-hf` and `bert2 export-hf`: Hugging Face checkpoints in and out.
+"""`bert2 checkpoints`, `bert2 import-hf`, `bert2 export-hf`: checkpoint directories listed, brought in, sent out.
 
-Kept apart from cli.py so the interop surface can grow without touching the core parser; cli.build_parser calls
-`add_parsers`. Importing this module is cheap (no torch, no transformers): the work happens in bert2.interop,
-imported inside the commands. Errors are bert2.errors types, which cli.main prints as one line with exit code 2.
+Listing reads trainer_state.json only (never weights, never torch). Import and export need torch and
+transformers, imported inside their commands so that listing stays instant.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..checkpoint import list_checkpoints
+from .common import add_common, load, print_json
+
+
+def cmd_checkpoints(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    infos = list_checkpoints(cfg.paths.root)
+    if args.json:
+        print_json([i.to_dict() for i in infos])
+        return 0
+    table = Table(title=f"checkpoints under {cfg.paths.root}")
+    for col in ("kind", "stage", "step", "task", "metrics", "created", "size", "valid", "path"):
+        table.add_column(col)
+    for i in infos:
+        metrics = " ".join(f"{k}={v:.3g}" for k, v in list(i.metrics.items())[:3])
+        valid = ("yes" if i.valid else f"no ({i.error})") + (f"; {i.note}" if i.note else "")
+        table.add_row(i.kind, i.stage, str(i.step), i.task, metrics, i.created[:19], f"{i.size_bytes / 1e6:.1f} MB",
+                      valid, i.path)
+    Console().print(table if infos else f"no checkpoints under {cfg.paths.root} yet: run `bert2 quick`")
+    return 0
 
 
 def cmd_import_hf(args: argparse.Namespace) -> int:
-    from .interop import import_hf
+    from ..checkpoint.hf import import_hf  # torch + transformers: see the module docstring
 
     result = import_hf(args.source, args.out_dir, force=args.force)
     for message in result.warnings:  # stderr: stdout stays clean for --json and for scripts
         sys.stderr.write(f"warning: {message}\n")
     if args.json:
-        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        print_json(result.to_dict())
         return 0
     cfg = result.model_config
     out = shlex.quote(str(result.path))
@@ -33,13 +56,13 @@ def cmd_import_hf(args: argparse.Namespace) -> int:
 
 
 def cmd_export_hf(args: argparse.Namespace) -> int:
-    from .interop import export_hf
+    from ..checkpoint.hf import export_hf  # torch + transformers: see the module docstring
 
     result = export_hf(args.checkpoint, args.out_dir, force=args.force, arch=args.arch)
     for message in result.warnings:
         sys.stderr.write(f"warning: {message}\n")
     if args.json:
-        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        print_json(result.to_dict())
         return 0
     print(f"exported {result.checkpoint} ({result.task}) as transformers.{result.architecture} -> {result.path}")
     print(f"load it with: transformers.{result.architecture}.from_pretrained({str(result.path)!r})")
@@ -48,15 +71,21 @@ def cmd_export_hf(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    """Register `import-hf` and `export-hf` on the top-level sub-command parser."""
-    p = subparsers.add_parser(
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("checkpoints", help="list the checkpoints in the six saved_model directories")
+    add_common(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_checkpoints)
+
+    p = sub.add_parser(
         "import-hf", help="turn a Hugging Face BERT checkpoint (directory or hub id) into a bert2 checkpoint",
         description="Convert a transformers BERT checkpoint (config.json + model.safetensors or pytorch_model.bin, "
                     "with vocab.txt or tokenizer.json) into a complete bert2 pretraining checkpoint usable with "
                     "`bert2 inference --checkpoint`, `bert2 finetune --from` and the workbench. Heads the source "
                     "lacks (MLM and NSP of a bare BertModel, NSP of a BertForMaskedLM) are freshly initialised, "
-                    "with a warning. A hub id needs the network unless the model is in the Hugging Face cache.")
+                    "with a warning. A hub id needs the network unless the model is in the Hugging Face cache. "
+                    "A pytorch_model.bin is read with torch's restricted loader (weights_only) and needs "
+                    "torch >= 2.10.")
     p.add_argument("source", metavar="HF_DIR",
                    help="model directory, or a hub id such as google-bert/bert-base-uncased")
     p.add_argument("out_dir", metavar="OUT_DIR", help="bert2 checkpoint directory to create")
@@ -64,7 +93,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_import_hf)
 
-    p = subparsers.add_parser(
+    p = sub.add_parser(
         "export-hf", help="write a bert2 checkpoint as a transformers model directory",
         description="Write a bert2 checkpoint so transformers loads it with no missing or unexpected keys: "
                     "pretraining -> BertForPreTraining (or BertForMaskedLM with --arch masked-lm, the class the "

@@ -23,9 +23,24 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from safetensors.torch import load_file
 
-from .config import CHOICES, ModelConfig
-from .errors import CheckpointError
+from ..config import ModelConfig
+from ..errors import CheckpointError, TokenizerError
+from ..model import BertForPreTraining
+from ..tokenizer import load_tokenizer, save_tokenizer
+from .layout import TMP_PREFIX, publish_dir, read_json, read_state, resolve, write_state
+from .model_files import (
+    HF_ACTIVATIONS,
+    hf_config_dict,
+    model_config_from_hf,
+    read_config,
+    read_tokenizer,
+    read_weights,
+    write_model_files,
+    write_weights,
+)
+from .train_state import check_safe_torch
 
 # bert2 name (regex) -> transformers name (format string), for the tensors that map one to one.
 _ONE_TO_ONE = [
@@ -115,80 +130,6 @@ def from_hf_state_dict(hf: dict[str, torch.Tensor], unused: list[str] | None = N
         out[f"bert.encoder.layers.{layer}.attention.qkv.{kind}"] = torch.cat(
             [parts["query"], parts["key"], parts["value"]], dim=0)  # 3 x (H, ...) -> (3H, ...)
     return out
-
-
-# transformers' hidden_act names -> bert2's. gelu_new, gelu_pytorch_tanh, gelu_fast and gelu_accurate are all the
-# tanh approximation 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))); gelu and gelu_python are the exact erf GELU.
-HF_ACTIVATIONS = {"gelu": "gelu", "gelu_python": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
-                  "gelu_fast": "gelu_tanh", "gelu_accurate": "gelu_tanh", "relu": "relu"}
-
-
-def hf_config_dict(cfg: ModelConfig) -> dict:
-    """transformers-style config.json keys for a bert2 model config, plus norm_placement for pre-LN models and
-    position_embedding_type for ALiBi ones, which transformers' BERT cannot represent; a post-LN, absolute-position
-    config stays exactly transformers' keys."""
-    extra: dict = {"norm_placement": cfg.norm_placement} if cfg.norm_placement != "post" else {}
-    if cfg.position_embedding_type != "absolute":
-        extra["position_embedding_type"] = cfg.position_embedding_type
-    return {
-        "model_type": "bert",
-        "architectures": ["BertForPreTraining"],
-        "vocab_size": cfg.vocab_size,
-        "hidden_size": cfg.hidden_size,
-        "num_hidden_layers": cfg.num_hidden_layers,
-        "num_attention_heads": cfg.num_attention_heads,
-        "intermediate_size": cfg.intermediate_size,
-        "hidden_act": {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}[cfg.hidden_act],
-        "hidden_dropout_prob": cfg.hidden_dropout_prob,
-        "attention_probs_dropout_prob": cfg.attention_probs_dropout_prob,
-        "max_position_embeddings": cfg.max_position_embeddings,
-        "type_vocab_size": cfg.type_vocab_size,
-        "layer_norm_eps": cfg.layer_norm_eps,
-        "initializer_range": cfg.initializer_range,
-        "pad_token_id": cfg.pad_token_id,
-        **extra,
-    }
-
-
-def read_checkpoint_config(path: "Path | str") -> "tuple[ModelConfig, dict]":
-    """A checkpoint's config.json as (ModelConfig, the raw dict); CheckpointError naming the file when broken.
-
-    Inference, export, continued pretraining and fine-tuning all start by reading this file; one reader keeps
-    their error messages the same.
-    """
-    from pathlib import Path as _Path
-
-    from .errors import CheckpointError
-    from .training import checkpoints as ckpt
-
-    f = _Path(path) / ckpt.CONFIG_FILE
-    config = ckpt.read_json(f)
-    try:
-        return model_config_from_hf(config), config
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{f} lacks a valid model configuration ({exc})") from None
-
-
-def model_config_from_hf(d: dict) -> ModelConfig:
-    """Read the bert2 ModelConfig out of a transformers-style config.json dict."""
-    act = HF_ACTIVATIONS
-    defaults = ModelConfig()
-    # Absent in transformers' own files (and written as "absolute" by transformers 4); bert2 writes "alibi".
-    positions = str(d.get("position_embedding_type", "absolute"))
-    if positions not in CHOICES["model.position_embedding_type"]:
-        raise ValueError(f"position_embedding_type {positions!r} is not supported; bert2 reads "
-                         f"{' or '.join(CHOICES['model.position_embedding_type'])}")
-    return ModelConfig(
-        vocab_size=int(d["vocab_size"]), hidden_size=int(d["hidden_size"]),
-        num_hidden_layers=int(d["num_hidden_layers"]), num_attention_heads=int(d["num_attention_heads"]),
-        intermediate_size=int(d["intermediate_size"]), hidden_act=act.get(d.get("hidden_act", "gelu"), "gelu"),
-        hidden_dropout_prob=float(d.get("hidden_dropout_prob", defaults.hidden_dropout_prob)),
-        attention_probs_dropout_prob=float(d.get("attention_probs_dropout_prob", 0.1)),
-        max_position_embeddings=int(d.get("max_position_embeddings", 512)),
-        type_vocab_size=int(d.get("type_vocab_size", 2)), layer_norm_eps=float(d.get("layer_norm_eps", 1e-12)),
-        initializer_range=float(d.get("initializer_range", 0.02)), pad_token_id=int(d.get("pad_token_id") or 0),
-        norm_placement=str(d.get("norm_placement", "post")), position_embedding_type=positions,
-    )
 
 
 # ==============================================================================================================
@@ -282,7 +223,7 @@ def _fetch_from_hub(repo_id: str) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
-    from .data.hub import hub_offline_mode, hub_reachable, offline_env
+    from ..data.hub import hub_offline_mode, hub_reachable, offline_env
 
     online = hub_reachable()
     why = "HF_HUB_OFFLINE is set" if offline_env() else "no network connection"
@@ -328,8 +269,6 @@ def _fetch_from_hub(repo_id: str) -> Path:
 
 def _read_index(index: Path) -> dict[str, str]:
     """weight_map of a sharded checkpoint's *.index.json: tensor name -> shard file."""
-    from .training.checkpoints import read_json
-
     weight_map = read_json(index).get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map:
         raise CheckpointError(f"{index} has no weight_map")
@@ -342,8 +281,6 @@ def read_hf_config(directory: Path) -> tuple[dict[str, Any], ModelConfig]:
     Stricter than `model_config_from_hf` (which trusts configs bert2 wrote itself): an unknown activation or a
     relative-position / decoder variant would otherwise import "successfully" and compute something else.
     """
-    from .training.checkpoints import read_json
-
     f = directory / "config.json"
     if not f.is_file():
         listing = ", ".join(sorted(p.name for p in directory.iterdir())[:8]) or "nothing"
@@ -403,10 +340,10 @@ def read_hf_weights(directory: Path) -> dict[str, torch.Tensor]:
         files = [directory / shard for shard in sorted(set(_read_index(index).values()))]
     out: dict[str, torch.Tensor] = {}
     for f in files:
+        if f.suffix != ".safetensors":
+            check_safe_torch(str(f))  # a .bin is a pickle: only torch's restricted loader, on a torch without holes
         try:
             if f.suffix == ".safetensors":
-                from safetensors.torch import load_file
-
                 part = load_file(str(f))
             else:
                 part = torch.load(f, map_location="cpu", weights_only=True)
@@ -441,8 +378,6 @@ def _write_directory(out_dir: str | os.PathLike, payload: Callable[[Path], None]
     (it has a config.json): `--force` with a mistyped path must not delete someone's home directory. A directory
     the source lives in is never replaced.
     """
-    from .training.checkpoints import TMP_PREFIX, publish_dir
-
     out = Path(out_dir).expanduser()
     resolved = out.resolve()
     for p in protect:
@@ -490,15 +425,6 @@ def import_hf(source: str | os.PathLike, out_dir: str | os.PathLike, force: bool
     to the tokenizer: the extra rows belong to ids the tokenizer never produces, and bert2 requires the two to
     agree. A table smaller than the tokenizer cannot be fixed and is an error.
     """
-    from safetensors.torch import save_file
-
-    from . import __version__
-    from .errors import TokenizerError
-    from .model import BertForPreTraining
-    from .pretraining import save_model_files
-    from .tokenizer import load_tokenizer, save_tokenizer
-    from .training.checkpoints import STATE_FILE, WEIGHTS_FILE, now_iso, write_json
-
     src = resolve_hf_source(source)
     hf_cfg, cfg = read_hf_config(src)
     try:
@@ -576,15 +502,12 @@ def import_hf(source: str | os.PathLike, out_dir: str | os.PathLike, force: bool
     out_path = Path(out_dir).expanduser()
 
     def payload(directory: Path) -> None:
-        sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-        save_file(sd, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
-        save_model_files(cfg, tokenizer, directory, {"task": "mlm+nsp", "nsp": True, "imported_from": provenance})
+        write_weights(model, directory)
+        write_model_files(cfg, tokenizer, directory, {"task": "mlm+nsp", "nsp": True, "imported_from": provenance})
         save_tokenizer(tokenizer, directory)  # adds the classic vocab.txt beside tokenizer.json
-        write_json(directory / STATE_FILE, {  # last, as in save_checkpoint: it marks the payload complete
-            "kind": "pretrain", "task": "mlm+nsp", "step": 0, "epoch": 0, "consumed": 0, "elapsed_s": 0.0,
-            "tokens_seen": 0, "metrics": {}, "best_metric": "loss", "best_value": None, "log_history": [],
-            "imported_from": provenance, "created": now_iso(), "bert2_version": __version__,
-            "note": f"imported from the Hugging Face checkpoint {source} by `bert2 import-hf`; no optimizer state"})
+        write_state(directory, kind="pretrain", task="mlm+nsp", step=0, imported_from=provenance,
+                    note=f"imported from the Hugging Face checkpoint {source} by `bert2 import-hf`; no optimizer "
+                         "state")
 
     path = _write_directory(out_path, payload, force, protect=(src,))
     return ImportResult(path, str(source), src, architecture, cfg, fresh, sorted(unused), warnings)
@@ -605,16 +528,11 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
     BertForMaskedLM. Classification maps to BertForSequenceClassification (labels into id2label/label2id), span
     QA to BertForQuestionAnswering. Generative QA has a Transformer decoder no transformers BERT class holds.
     """
-    import transformers
-    from safetensors.torch import load_file
+    import transformers  # ~1 s to import: only an export needs it
     from transformers.utils import logging as hf_logging
 
-    from .errors import TokenizerError
-    from .tokenizer import load_tokenizer, save_tokenizer
-    from .training import checkpoints as ckpt
-
-    p = ckpt.resolve(checkpoint)
-    model_cfg, config = read_checkpoint_config(p)
+    p = resolve(checkpoint)
+    model_cfg, config = read_config(p)
     meta = config.get("bert2") or {}
     task = str(meta.get("task", "mlm+nsp"))
     if task == "qa":
@@ -641,14 +559,8 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
     if arch is not None and task not in ("mlm+nsp", "mlm"):
         raise CheckpointError(f"--arch applies to pretraining checkpoints; {p} is a {task} checkpoint and exports "
                               f"as {EXPORT_CLASSES[task]}")
-    try:
-        tokenizer = load_tokenizer(str(p))
-    except TokenizerError as exc:
-        raise CheckpointError(f"{p} has no usable tokenizer: {exc}") from None
-    try:
-        state = load_file(str(p / ckpt.WEIGHTS_FILE))
-    except Exception as exc:
-        raise CheckpointError(f"{p / ckpt.WEIGHTS_FILE} is unreadable (truncated or corrupt?): {exc}") from None
+    tokenizer = read_tokenizer(p, model_cfg.vocab_size)
+    state = read_weights(p)
 
     cls_name = EXPORT_ARCHS[arch] if arch else EXPORT_CLASSES[task]
     if cls_name == "BertForPreTraining" and "nsp.weight" not in state:
@@ -665,7 +577,7 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
     hf_dict = hf_config_dict(model_cfg)
     hf_dict.update(architectures=[cls_name], pad_token_id=int(tokenizer.pad_token_id),
                    bert2_export={"checkpoint": str(p.resolve()), "task": task,
-                                 "step": int(ckpt.read_json(p / ckpt.STATE_FILE).get("step", 0))})
+                                 "step": int(read_state(p).get("step", 0))})
     if task == "classify":
         labels = [str(x) for x in meta.get("labels") or []]
         n = int(state["classifier.weight"].shape[0])

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import __version__
 from ..config import KINDS, STAGES
 from ..errors import CheckpointError
 
@@ -25,6 +26,9 @@ STATE_FILE = "trainer_state.json"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 REQUIRED = (WEIGHTS_FILE, CONFIG_FILE, STATE_FILE)
+RESUME_FILES = ("resume.safetensors", "resume.json")  # train_state.py: optimizer, RNG, data position
+LEGACY_RESUME_FILES = ("optimizer.pt", "scheduler.pt", "rng.pt")  # pickles of an older bert2: never loaded unasked
+LEGACY_NOTE = "resume files are pickles from an older bert2: resuming needs --trust-checkpoint (weights are safe)"
 TMP_PREFIX = ".tmp-"
 
 # Test hook: called with the temporary directory after the weights are written, before the state file and the
@@ -44,6 +48,7 @@ class CheckpointInfo:
     valid: bool = True
     task: str = ""
     error: str = ""
+    note: str = ""  # usable, but something to know (e.g. pickled resume files)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,6 +83,18 @@ def write_json(path: Path, data: Any) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+STATE_DEFAULTS: dict[str, Any] = {"epoch": 0, "consumed": 0, "elapsed_s": 0.0, "tokens_seen": 0, "metrics": {},
+                                  "best_metric": "loss", "best_value": None, "log_history": []}
+
+
+def write_state(directory: Path, **state: Any) -> None:
+    """trainer_state.json: the trainer's counters and metrics (defaults for a checkpoint no trainer wrote, such as
+    an import), when it was made and by which bert2. Written last into a checkpoint: its presence marks the
+    directory complete."""
+    write_json(Path(directory) / STATE_FILE,
+               {**STATE_DEFAULTS, **state, "created": now_iso(), "bert2_version": __version__})
 
 
 def sweep_temporaries(stage_dir: Path) -> None:
@@ -126,8 +143,7 @@ def save_checkpoint(stage_dir: Path, step: int, write_payload: Callable[[Path], 
         write_payload(tmp)
         if _pause_hook is not None:
             _pause_hook(tmp)
-        state = {**state, "step": step, "created": now_iso()}
-        write_json(tmp / STATE_FILE, state)  # written last: its presence marks a complete payload
+        write_state(tmp, **{**state, "step": step})  # written last: its presence marks a complete payload
         publish_dir(tmp, target)  # same step saved again (e.g. stop right after a periodic save): replaced
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -204,6 +220,8 @@ def checkpoint_info(path: Path, kind: str, stage: str) -> CheckpointInfo:
     info.metrics = {k: v for k, v in (state.get("metrics") or {}).items() if isinstance(v, (int, float))}
     info.created = str(state.get("created", ""))
     info.task = str(state.get("task", ""))
+    if not all((path / f).is_file() for f in RESUME_FILES) and any((path / f).is_file() for f in LEGACY_RESUME_FILES):
+        info.note = LEGACY_NOTE
     return info
 
 

@@ -1,0 +1,196 @@
+"""The model files of a checkpoint: config.json, model.safetensors and the tokenizer.
+
+One reader and one writer for every caller (the Predictor, fine-tuning, continued pretraining, import/export, the
+trainer's resume, the test fixtures), so a broken checkpoint gets the same message wherever it is opened, and
+weights are only ever read with safetensors, which holds plain tensors and cannot run code.
+
+config.json uses transformers' keys (so `transformers.BertConfig` reads it) plus a "bert2" block: the task, its
+labels and lengths, and bert2's own model fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..config import CHOICES, ModelConfig
+from ..errors import CheckpointError
+from ..heads import FINETUNE_TASKS, build_head
+from ..model import BertForPreTraining
+from ..tokenizer import load_tokenizer
+from .layout import CONFIG_FILE, WEIGHTS_FILE, read_json, resolve, write_json
+
+PRETRAIN_TASKS = ("mlm+nsp", "mlm")
+
+# transformers' hidden_act names -> bert2's. gelu_new, gelu_pytorch_tanh, gelu_fast and gelu_accurate are all the
+# tanh approximation 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))); gelu and gelu_python are the exact erf GELU.
+HF_ACTIVATIONS = {"gelu": "gelu", "gelu_python": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+                  "gelu_fast": "gelu_tanh", "gelu_accurate": "gelu_tanh", "relu": "relu"}
+
+
+def hf_config_dict(cfg: ModelConfig) -> dict:
+    """transformers-style config.json keys for a bert2 model config, plus norm_placement for pre-LN models and
+    position_embedding_type for ALiBi ones, which transformers' BERT cannot represent; a post-LN, absolute-position
+    config stays exactly transformers' keys."""
+    extra: dict = {"norm_placement": cfg.norm_placement} if cfg.norm_placement != "post" else {}
+    if cfg.position_embedding_type != "absolute":
+        extra["position_embedding_type"] = cfg.position_embedding_type
+    return {
+        "model_type": "bert",
+        "architectures": ["BertForPreTraining"],
+        "vocab_size": cfg.vocab_size,
+        "hidden_size": cfg.hidden_size,
+        "num_hidden_layers": cfg.num_hidden_layers,
+        "num_attention_heads": cfg.num_attention_heads,
+        "intermediate_size": cfg.intermediate_size,
+        "hidden_act": {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}[cfg.hidden_act],
+        "hidden_dropout_prob": cfg.hidden_dropout_prob,
+        "attention_probs_dropout_prob": cfg.attention_probs_dropout_prob,
+        "max_position_embeddings": cfg.max_position_embeddings,
+        "type_vocab_size": cfg.type_vocab_size,
+        "layer_norm_eps": cfg.layer_norm_eps,
+        "initializer_range": cfg.initializer_range,
+        "pad_token_id": cfg.pad_token_id,
+        **extra,
+    }
+
+
+def model_config_from_hf(d: dict) -> ModelConfig:
+    """Read the bert2 ModelConfig out of a transformers-style config.json dict."""
+    act = HF_ACTIVATIONS
+    defaults = ModelConfig()
+    # Absent in transformers' own files (and written as "absolute" by transformers 4); bert2 writes "alibi".
+    positions = str(d.get("position_embedding_type", "absolute"))
+    if positions not in CHOICES["model.position_embedding_type"]:
+        raise ValueError(f"position_embedding_type {positions!r} is not supported; bert2 reads "
+                         f"{' or '.join(CHOICES['model.position_embedding_type'])}")
+    return ModelConfig(
+        vocab_size=int(d["vocab_size"]), hidden_size=int(d["hidden_size"]),
+        num_hidden_layers=int(d["num_hidden_layers"]), num_attention_heads=int(d["num_attention_heads"]),
+        intermediate_size=int(d["intermediate_size"]), hidden_act=act.get(d.get("hidden_act", "gelu"), "gelu"),
+        hidden_dropout_prob=float(d.get("hidden_dropout_prob", defaults.hidden_dropout_prob)),
+        attention_probs_dropout_prob=float(d.get("attention_probs_dropout_prob", 0.1)),
+        max_position_embeddings=int(d.get("max_position_embeddings", 512)),
+        type_vocab_size=int(d.get("type_vocab_size", 2)), layer_norm_eps=float(d.get("layer_norm_eps", 1e-12)),
+        initializer_range=float(d.get("initializer_range", 0.02)), pad_token_id=int(d.get("pad_token_id") or 0),
+        norm_placement=str(d.get("norm_placement", "post")), position_embedding_type=positions,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------------------
+
+
+def read_config(path: Path | str) -> tuple[ModelConfig, dict[str, Any]]:
+    """A checkpoint's config.json as (ModelConfig, the raw dict); CheckpointError naming the file when broken."""
+    f = Path(path) / CONFIG_FILE
+    config = read_json(f)
+    try:
+        return model_config_from_hf(config), config
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{f} lacks a valid model configuration ({exc})") from None
+
+
+def read_tokenizer(path: Path | str, vocab_size: int | None = None) -> Any:
+    """The checkpoint's tokenizer; CheckpointError when missing, broken, or of another size than the model's
+    vocabulary (a tokenizer from another run would silently map words to the wrong embeddings)."""
+    try:
+        tokenizer = load_tokenizer(str(path))
+    except Exception as exc:  # TokenizerError, or whatever transformers raises on a damaged file
+        raise CheckpointError(f"{path} has no usable tokenizer: {exc}") from None
+    if vocab_size is not None and len(tokenizer) != vocab_size:
+        raise CheckpointError(f"{path}: the tokenizer has {len(tokenizer)} tokens but the model's vocabulary is "
+                              f"{vocab_size}; the checkpoint is inconsistent")
+    return tokenizer
+
+
+def read_weights(path: Path | str, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """model.safetensors as a state dict; CheckpointError when truncated or corrupt."""
+    f = Path(path) / WEIGHTS_FILE
+    try:
+        return load_file(str(f), device=str(device))
+    except Exception as exc:  # safetensors raises its own SafetensorError, OSError, ...
+        raise CheckpointError(f"{f} is unreadable (truncated or corrupt?): {exc}") from None
+
+
+def build_model(task: str, model_cfg: ModelConfig, meta: dict[str, Any]) -> nn.Module:
+    """An untrained model of the class a checkpoint's task needs (its weights are loaded afterwards)."""
+    if task in PRETRAIN_TASKS:
+        return BertForPreTraining(model_cfg, nsp=bool(meta.get("nsp", task == "mlm+nsp")))
+    if task in FINETUNE_TASKS:
+        return build_head(task, model_cfg, meta)
+    raise CheckpointError(f"unknown task {task!r} in checkpoint metadata")
+
+
+@dataclass
+class LoadedCheckpoint:
+    """Everything a checkpoint directory holds, read and checked against each other."""
+
+    path: Path
+    model_cfg: ModelConfig
+    config: dict[str, Any]  # config.json as written
+    tokenizer: Any
+    model: nn.Module | None = None  # None when loaded with weights=False
+    meta: dict[str, Any] = field(default_factory=dict)  # the "bert2" block
+
+    @property
+    def task(self) -> str:
+        return str(self.meta.get("task", "mlm+nsp"))
+
+
+def load_checkpoint(path: Path | str, device: str | torch.device = "cpu", weights: bool = True) -> LoadedCheckpoint:
+    """Open a checkpoint (a step, stage or kind directory): config, tokenizer and, with `weights`, the model of
+    its task with every tensor loaded strictly. Raises CheckpointError naming what is wrong."""
+    p = resolve(path)
+    model_cfg, config = read_config(p)
+    meta = dict(config.get("bert2") or {})
+    tokenizer = read_tokenizer(p, model_cfg.vocab_size)
+    loaded = LoadedCheckpoint(p, model_cfg, config, tokenizer, meta=meta)
+    if not weights:
+        return loaded
+    model = build_model(loaded.task, model_cfg, meta)
+    if loaded.task == "qa":
+        model.set_vocabulary(tokenizer)
+    try:
+        model.load_state_dict(read_weights(p, device), strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:2]
+        raise CheckpointError(f"{p}: weights do not match its config.json ({' '.join(first)})") from None
+    loaded.model = model.to(device)
+    return loaded
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------------------
+
+
+def write_model_files(model_cfg: ModelConfig, tokenizer: Any, directory: Path, meta: dict[str, Any],
+                      extra: dict[str, Any] | None = None) -> None:
+    """config.json (transformers keys, `extra` keys such as id2label, and a "bert2" block with the task metadata
+    and bert2's own model fields) and the tokenizer files."""
+    data = hf_config_dict(model_cfg)
+    data.update(extra or {})
+    data["bert2"] = {**meta, "model": dataclasses.asdict(model_cfg)}
+    write_json(Path(directory) / CONFIG_FILE, data)
+    tokenizer.save_pretrained(str(directory))
+
+
+def write_weights(model: nn.Module, directory: Path) -> None:
+    """model.safetensors from the model's state dict (on the CPU, contiguous: what safetensors stores)."""
+    sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(sd, str(Path(directory) / WEIGHTS_FILE), metadata={"format": "pt"})
+
+
+def write_model(model: nn.Module, tokenizer: Any, directory: Path, meta: dict[str, Any],
+                extra: dict[str, Any] | None = None) -> None:
+    """Everything but trainer_state.json: weights, config.json (from `model.config`) and tokenizer."""
+    write_weights(model, directory)
+    write_model_files(model.config, tokenizer, directory, meta, extra)

@@ -1,0 +1,51 @@
+"""`bert2 bench [NAME ...]`: benchmarks that print measured numbers (never tests)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .common import UsageError, print_json
+
+# Names of bert2.bench.BENCHMARKS, listed here so that `bert2 --help` does not import torch (a test keeps the
+# two lists equal).
+BENCH_NAMES = ("train_throughput", "time_to_quality", "inference_latency", "tui", "quick_rss", "finetune_quality")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .. import bench  # torch and transformers: only a benchmark needs them
+
+    unknown = [n for n in args.names if n not in bench.BENCHMARKS]
+    if unknown:
+        raise UsageError(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(bench.BENCHMARKS)}")
+    names = args.names or [n for n in bench.BENCHMARKS if n not in bench.SLOW]
+    kwargs = {"time_to_quality": {"minutes": args.minutes},
+              "inference_latency": {"checkpoint": args.checkpoint},
+              "finetune_quality": {"checkpoint": args.checkpoint,
+                                   **({"minutes": args.finetune_minutes} if args.finetune_minutes else {})}}
+    results = {}
+    for name in names:
+        sys.stderr.write(f"running {name} ...\n")
+        results.update(bench.run([name], **kwargs))
+        if not args.json:
+            print(f"== {name}")
+            print(json.dumps(results[name], indent=2))
+    if args.json:
+        print_json(results)
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("bench", help="benchmarks against transformers (measured numbers, not tests)")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help=f"which to run (default: all but finetune_quality, which fine-tunes 8 models): "
+                        f"{', '.join(BENCH_NAMES)}")
+    p.add_argument("--json", action="store_true", help="print one JSON object keyed by benchmark name")
+    p.add_argument("--minutes", type=float, default=5.0, help="time_to_quality: budget per model (default 5)")
+    p.add_argument("--checkpoint", metavar="DIR",
+                   help="inference_latency, finetune_quality: checkpoint (default: pretrain best)")
+    p.add_argument("--finetune-minutes", type=float, metavar="M",
+                   help="finetune_quality: training minutes per run (default 3)")
+    p.set_defaults(func=cmd_bench)

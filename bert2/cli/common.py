@@ -1,0 +1,166 @@
+"""What every command shares: the configuration from --config/--preset/--set, JSON output, the progress printer
+for trainer events, Ctrl-C as a stop request, and exit codes.
+
+Exit codes: 0 done (or stopped by the user with a checkpoint saved), 1 a bug or a diverged run, 2 an error the
+user can fix (printed as one line by main.py), 130 aborted by a second Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from typing import Any, Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..config import DEFAULT_CONFIG_FILE, PRESETS, Config, load_config, preset
+from ..errors import Bert2Error
+
+EXIT_USAGE = 2
+
+
+class UsageError(Bert2Error):
+    """A command-line mistake that is not a configuration field (an existing file, an unknown name)."""
+
+
+def add_common(p: argparse.ArgumentParser, preset_choice: bool = False) -> None:
+    """--config and --set (every command), and --preset where a model is built."""
+    p.add_argument("--config", metavar="FILE", help=f"TOML config (default: ./{DEFAULT_CONFIG_FILE} if present)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", default=[],
+                   help="override one setting, e.g. --set pretrain.max_steps=100 (repeatable)")
+    if preset_choice:
+        p.add_argument("--preset", choices=list(PRESETS), help="model size preset applied before --set")
+
+
+def load(args: argparse.Namespace, extra: list[str] | None = None) -> Config:
+    """The configuration of this invocation: file, then preset, then `extra` (from flags), then --set."""
+    base = load_config(getattr(args, "config", None))
+    if getattr(args, "preset", None):
+        base = preset(args.preset, base)
+    return base.with_overrides((extra or []) + list(getattr(args, "set", None) or []))
+
+
+def quote(value: str) -> str:
+    """A string override value that survives parse_value's literal parsing (paths with dots, digits...)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def bar(p: float) -> str:
+    """A probability as a row of #, one per 1/30."""
+    return "#" * max(1, round(p * 30))
+
+
+class EventPrinter:
+    """Renders trainer events: a rich progress bar with loss, tokens/s and ETA, plus eval and checkpoint lines."""
+
+    def __init__(self, quiet: bool = False):
+        self.console = Console(stderr=True)
+        self.quiet = quiet
+        self.progress: Progress | None = None
+        self.task_id: Any = None
+        self.last: dict[str, Any] = {}
+
+    def __call__(self, event: Any) -> None:
+        kind = type(event).__name__
+        if kind == "StartEvent":
+            self.console.print(f"[bold]{event.kind}[/] {event.task} on {event.device}: "
+                               f"{event.num_parameters / 1e6:.2f}M parameters, "
+                               f"{'resuming at step ' + str(event.start_step) if event.start_step else 'starting at step 0'}"
+                               f" -> {event.run_dir}")
+            total = event.total_steps or None
+            self.progress = Progress(TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
+                                     TextColumn("ETA {task.fields[eta]}"), console=self.console,
+                                     disable=self.quiet, transient=False)
+            self.progress.start()
+            self.task_id = self.progress.add_task("train", total=total, completed=event.start_step, stats="", eta="?")
+        elif kind == "StepEvent" and self.progress is not None:
+            parts = " ".join(f"{k} {v:.3f}" for k, v in event.parts.items())
+            stats = f"loss {event.loss:.3f} ({parts}) lr {event.lr:.2e} {event.tokens_per_s:,.0f} tok/s"
+            self.progress.update(self.task_id, completed=event.step, stats=stats, eta=fmt_s(event.eta_s))
+        elif kind == "EvalEvent":
+            # Per-class keys ("precision/People") stay in metrics.jsonl and metrics.json, off the one-line summary.
+            m = " ".join(f"{k} {v:.4g}" for k, v in event.metrics.items() if "/" not in k)
+            self._line(f"[green]eval[/] step {event.step}: {m}{'  [bold](best)[/]' if event.is_best else ''}")
+            for probe in event.probes:
+                self._line(f"      probe {probe_line(probe)}")
+        elif kind == "CheckpointEvent":
+            self._line(f"[cyan]saved[/] {event.stage} -> {event.path}")
+        elif kind == "LogEvent":
+            style = {"error": "red", "warning": "yellow"}.get(event.level, "dim")
+            self._line(f"[{style}]{event.message}[/]")
+        elif kind == "DoneEvent":
+            if self.progress is not None:
+                self.progress.stop()
+            self.console.print(f"[bold]done[/]: {event.message or event.reason}")
+        self.last[kind] = event
+
+    def _line(self, text: str) -> None:
+        (self.progress.console if self.progress is not None else self.console).print(text)
+
+
+def probe_line(probe: dict[str, Any]) -> str:
+    """One line for a live probe: fill-mask guesses, a classification, or a generated answer."""
+    text = str(probe.get("text", ""))[:60]
+    if "error" in probe:
+        return f"{text!r}: {probe['error']}"
+    if "predictions" in probe:
+        guesses = " | ".join(", ".join(f"{p['token']} {p['score']:.3f}" for p in per_mask[:5])
+                             for per_mask in probe["predictions"])
+        return f"{text!r}: {guesses}"
+    if "label" in probe:
+        gold = f" (gold {probe['gold']})" if probe.get("gold") is not None else ""
+        return f"{text!r} -> {probe['label']} {float(probe.get('score', 0)):.2f}{gold}"
+    if "answer" in probe:
+        ref = f" (reference {probe['reference']!r})" if probe.get("reference") else ""
+        return f"{text!r} -> {probe['answer']!r}{ref}"
+    return json.dumps(probe)[:120]
+
+
+def fmt_s(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def with_stop_signals(run: Callable[[threading.Event], Any]) -> Any:
+    """Run with SIGINT/SIGTERM turned into a stop request: the trainer saves a checkpoint and returns."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        return run(stop)
+    previous = {}
+
+    def handler(signum, frame):
+        if stop.is_set():  # second Ctrl-C: the user insists
+            raise KeyboardInterrupt
+        stop.set()
+        sys.stderr.write("\nstopping after the current step and saving a checkpoint (Ctrl-C again to abort)\n")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        return run(stop)
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
+def train_exit_code(done: Any) -> int:
+    return 0 if done.reason in ("completed", "stopped", "time_budget") else 1
+
+
+def resume_arg(args: argparse.Namespace) -> Any:
+    """--resume as run_* take it: False (not given), True (latest) or a directory."""
+    value = getattr(args, "resume", None)
+    if value is None:
+        return False
+    return True if value == "latest" else value

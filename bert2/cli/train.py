@@ -1,0 +1,206 @@
+"""`bert2 quick | pretrain | finetune | full`: the training commands.
+
+The trainer modules (torch) are imported inside the commands: `bert2 --help` and `bert2 config show` must answer
+at once, and importing torch costs ~1.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from ..config import CHOICES, Config
+from .common import EventPrinter, add_common, load, print_json, quote, resume_arg, train_exit_code, with_stop_signals
+
+# `bert2 quick`: a real pretraining run of the tiny preset on a slice of the offline corpus, sized to fill the
+# three pretrain directories in a few minutes on a 2-core laptop.
+QUICK_OVERRIDES = ["pretrain.max_steps=1200", "pretrain.warmup_steps=100", "pretrain.eval_every=300",
+                   "pretrain.save_every=300", "pretrain.log_every=10", "pretrain.eval_batches=0"]
+
+
+# ------------------------------------------------------------------------------------------------ pretraining
+def cmd_pretrain(args: argparse.Namespace, extra: list[str] | None = None) -> int:
+    from ..pretraining import run_pretraining  # torch: see the module docstring
+
+    overrides = list(extra or [])
+    if args.max_steps is not None:
+        overrides.append(f"pretrain.max_steps={args.max_steps}")
+    if args.minutes is not None:
+        overrides.append(f"pretrain.minutes={args.minutes}")
+    cfg = load(args, overrides)
+    printer = EventPrinter(quiet=args.quiet)
+    done = with_stop_signals(lambda stop: run_pretraining(
+        cfg, [printer], stop, resume=resume_arg(args), init_from=getattr(args, "init_from", None),
+        trust_checkpoint=args.trust_checkpoint))
+    if done.final_metrics and args.quiet:
+        print_json({"reason": done.reason, "step": done.step, "metrics": done.final_metrics})
+    return train_exit_code(done)
+
+
+def cmd_quick(args: argparse.Namespace) -> int:
+    args.preset = args.preset or "tiny"
+    t0 = time.perf_counter()
+    code = cmd_pretrain(args, QUICK_OVERRIDES)
+    sys.stderr.write(f"quick run finished in {time.perf_counter() - t0:.0f} s; try:\n"
+                     f"  bert2 inference mask \"The capital of France is [MASK].\"\n")
+    return code
+
+
+# ------------------------------------------------------------------------------------------------ fine-tuning
+def finetune_overrides(args: argparse.Namespace, max_steps: int | None) -> list[str]:
+    """--task/--data/--max-steps/--max-examples as config overrides (so validation and the TUI see one config)."""
+    out: list[str] = []
+    if getattr(args, "task", None):
+        out.append(f"finetune.task={args.task}")
+    if getattr(args, "data", None):
+        out.append(f"finetune.data={quote(args.data)}")
+    if getattr(args, "max_examples", None) is not None:
+        out.append(f"finetune.max_examples={args.max_examples}")
+    if max_steps is not None:
+        out.append(f"finetune.max_steps={max_steps}")
+        # A short run with the default warm-up would be rejected by validation; unless the user set the warm-up,
+        # scale it to a tenth of the run.
+        if not any(s.startswith("finetune.warmup_steps=") for s in (args.set or [])):
+            out.append(f"finetune.warmup_steps={max_steps // 10}")
+    return out
+
+
+def _run_finetune(cfg: Config, args: argparse.Namespace, printer: Any, from_checkpoint: Any = None,
+                  resume: Any = False) -> Any:
+    from ..finetuning import run_finetuning  # torch: see the module docstring
+
+    return with_stop_signals(lambda stop: run_finetuning(cfg, [printer], stop, resume=resume,
+                                                         from_checkpoint=from_checkpoint,
+                                                         trust_checkpoint=getattr(args, "trust_checkpoint", False)))
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    cfg = load(args, finetune_overrides(args, args.max_steps))
+    printer = EventPrinter(quiet=args.quiet)
+    done = _run_finetune(cfg, args, printer, from_checkpoint=args.from_dir, resume=resume_arg(args))
+    if args.quiet:
+        print_json({"reason": done.reason, "step": done.step, "metrics": done.final_metrics})
+    elif done.reason in ("completed", "stopped", "time_budget"):
+        sys.stderr.write(next_steps(cfg.finetune.task, cfg.finetune.data))
+    return train_exit_code(done)
+
+
+def cmd_full(args: argparse.Namespace) -> int:
+    """The seed's `full` mode: pretrain, then fine-tune from the checkpoint that pretraining just wrote."""
+    from ..checkpoint import default_checkpoint
+    from ..pretraining import run_pretraining  # torch: see the module docstring
+
+    extra = []
+    if args.pretrain_steps is not None:
+        extra.append(f"pretrain.max_steps={args.pretrain_steps}")
+        if not any(s.startswith("pretrain.warmup_steps=") for s in (args.set or [])):
+            extra.append(f"pretrain.warmup_steps={args.pretrain_steps // 10}")
+    cfg = load(args, extra + finetune_overrides(args, args.finetune_steps))
+    t0 = time.perf_counter()
+    printer = EventPrinter(quiet=args.quiet)
+    if not args.no_task_text:
+        corpus = task_adaptive_corpus(cfg)
+        if corpus != cfg.data.corpus:
+            if not args.quiet:
+                sys.stderr.write(f"pretraining corpus: {corpus} (the task's unlabelled training text joins the "
+                                 f"corpus; --no-task-text to leave it out)\n")
+            cfg.data.corpus = corpus
+    done = with_stop_signals(lambda stop: run_pretraining(cfg, [printer], stop))
+    if done.reason not in ("completed", "time_budget"):
+        sys.stderr.write(f"pretraining ended ({done.reason}); fine-tuning skipped\n")
+        return train_exit_code(done)
+    source = default_checkpoint(cfg.paths.root, "pretrain")
+    done = _run_finetune(cfg, args, EventPrinter(quiet=args.quiet), from_checkpoint=source)
+    if args.quiet:
+        print_json({"reason": done.reason, "step": done.step, "metrics": done.final_metrics})
+    else:
+        sys.stderr.write(f"pretraining + fine-tuning took {time.perf_counter() - t0:.0f} s\n"
+                         + next_steps(cfg.finetune.task, cfg.finetune.data))
+    return train_exit_code(done)
+
+
+def task_adaptive_corpus(cfg: Config) -> str:
+    """The pretraining corpus for `bert2 full`: the configured one plus the fine-tuning task's own text, when that
+    text is a built-in pretraining source the corpus lacks (today: the IMDB reviews, without the held-out ones).
+
+    Why: Gururangan et al. (2020) found that continuing to pretrain on the task's unlabelled text helps most when
+    the task's domain differs from the corpus; movie reviews are far from Wikipedia summaries. Measured here (IMDB,
+    held-out accuracy, same fine-tuning): see the README's trial table.
+    """
+    from ..data.corpus import IMDB_OFFLINE, corpus_parts  # datasets and numpy: only `full` needs them
+    from ..data.finetune import resolve_data_name
+
+    f = cfg.finetune
+    if f.task != "classify" or resolve_data_name(f.task, f.data) != IMDB_OFFLINE:
+        return cfg.data.corpus
+    if IMDB_OFFLINE in corpus_parts(cfg.data.corpus):
+        return cfg.data.corpus
+    return f"{cfg.data.corpus}+{IMDB_OFFLINE}"
+
+
+def next_steps(task: str, data: str = "") -> str:
+    film = data.startswith("imdb")
+    example = {"classify": 'bert2 inference classify ' + ('"A wonderful, moving film."' if film else
+                                                          '"The Nile is a major river in northeastern Africa."'),
+               "qa": 'bert2 inference qa --question "What is Paris?" --context "Paris is the capital of France."',
+               "qa-span": 'bert2 inference qa --question "What is the capital of France?" '
+                          '--context "Paris is the capital of France."'}[task]
+    return f"try:\n  {example}\n"
+
+
+# ------------------------------------------------------------------------------------------------ parsers
+TRUST_HELP = ("resume from a checkpoint of an older bert2 whose resume state is pickled (.pt files); only for "
+              "checkpoints you made yourself: unpickling can run code")
+
+
+def add_parsers(sub: Any) -> None:
+    def pretrain_args(p: argparse.ArgumentParser) -> None:
+        add_common(p, preset_choice=True)
+        p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="DIR",
+                       help="continue from the latest checkpoint (or DIR)")
+        p.add_argument("--trust-checkpoint", action="store_true", help=TRUST_HELP)
+        p.add_argument("--init-from", metavar="DIR",
+                       help="start a new run from a checkpoint's weights and tokenizer (e.g. from import-hf)")
+        p.add_argument("--max-steps", type=int, help="optimizer steps (pretrain.max_steps)")
+        p.add_argument("--minutes", type=float, help="wall-clock budget; the LR schedule spans it")
+        p.add_argument("--quiet", action="store_true", help="no progress bar; print final metrics as JSON")
+
+    p = sub.add_parser("quick", help="tiny pretraining run on a slice of the offline corpus (a few minutes)")
+    pretrain_args(p)
+    p.set_defaults(func=cmd_quick)
+
+    p = sub.add_parser("pretrain", help="pretrain with MLM + NSP into saved_model/transformer/pretrain")
+    pretrain_args(p)
+    p.set_defaults(func=cmd_pretrain)
+
+    def task_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--task", choices=CHOICES["finetune.task"],
+                       help="classify, qa (generative) or qa-span (extractive); default: finetune.task")
+        p.add_argument("--data", metavar="NAME_OR_PATH",
+                       help="imdb-offline, wiki-topic (classify), wiki-qa (qa), wiki-span (qa-span), a hub name "
+                            "(imdb, ms_marco, squad) or a local file; default: finetune.data, or the task's built-in")
+        p.add_argument("--max-examples", type=int, metavar="N", help="use at most N training examples")
+        p.add_argument("--quiet", action="store_true", help="no progress bar; print final metrics as JSON")
+
+    p = sub.add_parser("finetune", help="fine-tune a pretraining checkpoint into saved_model/bert/finetuning")
+    add_common(p)
+    task_args(p)
+    p.add_argument("--from", dest="from_dir", metavar="DIR",
+                   help="checkpoint to start from (default: pretrain best, else final); 'scratch': the same "
+                        "architecture with random weights, to see what pretraining buys")
+    p.add_argument("--max-steps", type=int, help="optimizer steps (finetune.max_steps)")
+    p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="DIR",
+                   help="continue the latest fine-tuning checkpoint (or DIR)")
+    p.add_argument("--trust-checkpoint", action="store_true", help=TRUST_HELP)
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("full", help="pretrain, then fine-tune from the new pretraining checkpoint")
+    add_common(p, preset_choice=True)
+    task_args(p)
+    p.add_argument("--pretrain-steps", type=int, help="pretraining steps (pretrain.max_steps)")
+    p.add_argument("--finetune-steps", type=int, help="fine-tuning steps (finetune.max_steps)")
+    p.add_argument("--no-task-text", action="store_true",
+                   help="pretrain on data.corpus alone (by default the IMDB task adds its training reviews' text)")
+    p.set_defaults(func=cmd_full)
