@@ -18,6 +18,24 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import transformers
+
+from . import checkpoint as ckpt
+from .allocator import tune_allocator
+from .baselines import definition_rule, overlap_sentence, tfidf_logreg_accuracy
+from .checkpoint import default_checkpoint
+from .checkpoint.hf import hf_config_dict, to_hf_state_dict
+from .config import Config, ModelConfig
+from .data.collator import MLMCollator
+from .data.finetuning import load_task_data
+from .inference import Predictor
+from .metrics import generation_metrics, squad_metrics
+from .model import BertForPreTraining
+from .tasks.finetuning import SCRATCH, run_finetuning
+from .tasks.pretraining import PretrainingTask, build_pretraining_trainer
+from .training.events import EvalEvent
+from .training.schedule import Schedule
+from .training.trainer import TrainSettings, make_adamw, param_groups
 
 # The seed's BERT-Tiny, architecture for architecture transformers' BERT (learned absolute positions only).
 SEED_CONFIG = dict(vocab_size=30522, hidden_size=128, num_hidden_layers=2, num_attention_heads=8,
@@ -70,10 +88,6 @@ def _synthetic_batch(vocab: int, batch: int, seq: int, seed: int = 0) -> dict[st
 
 
 def _hf_model(cfg: Any, attn: str = "sdpa"):
-    import transformers
-
-    from .checkpoint.hf import hf_config_dict
-
     # transformers' BERT has neither pre-LN nor ALiBi: its model of a bert2 config is the standard BERT of that size.
     conf = {k: v for k, v in hf_config_dict(cfg).items()
             if k not in ("architectures", "norm_placement", "position_embedding_type")}
@@ -81,8 +95,6 @@ def _hf_model(cfg: Any, attn: str = "sdpa"):
 
 
 def _step_fn(model: torch.nn.Module, batch: dict[str, torch.Tensor], hf: bool, precision: str = "fp32"):
-    from .training.trainer import TrainSettings, make_adamw, param_groups
-
     opt = make_adamw(param_groups(model, 0.01), TrainSettings(learning_rate=1e-4), torch.device("cpu"))
     model.train()
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else None
@@ -101,10 +113,6 @@ def _step_fn(model: torch.nn.Module, batch: dict[str, torch.Tensor], hf: bool, p
 
 def bench_train_throughput(repeats: int = 7, warmup: int = 3, batch: int = 32, seq: int = 128) -> dict[str, Any]:
     """tokens/s and ms/step of bert2 vs transformers BertForPreTraining (sdpa) at the seed config and our preset."""
-    from .allocator import tune_allocator
-    from .config import Config, ModelConfig
-    from .model import BertForPreTraining
-
     tune_allocator()  # process-wide: transformers' model gets the same allocator as bert2's
     peak = matmul_peak()
     peak_bf16 = matmul_peak(torch.bfloat16)
@@ -139,26 +147,15 @@ def bench_train_throughput(repeats: int = 7, warmup: int = 3, batch: int = 32, s
 
 def _export_for_hf(predictor: Any, directory: Path) -> None:
     """Write the predictor's weights as a transformers BertForPreTraining directory (parity mapping)."""
-    import transformers
-
-    from .checkpoint.hf import to_hf_state_dict
-
     model = _hf_model(predictor.model.config, "sdpa")
     missing, unexpected = model.load_state_dict(to_hf_state_dict(predictor.model.state_dict()), strict=False)
     assert not [k for k in missing if "position_ids" not in k], missing
     model.save_pretrained(str(directory))
     predictor.tokenizer.save_pretrained(str(directory))
-    del transformers
 
 
 def bench_inference_latency(checkpoint: str | None = None, repeats: int = 200, batch: int = 64) -> dict[str, Any]:
     """fill-mask p50/p95 for one sentence and sentences/s for a batch, bert2 vs transformers' pipeline."""
-    import transformers
-
-    from .checkpoint import default_checkpoint
-    from .config import Config
-    from .inference import Predictor
-
     path = checkpoint or default_checkpoint(Config().paths.root, "pretrain")
     predictor = Predictor.load(path)
     text = "The capital of France is [MASK]."
@@ -193,11 +190,6 @@ def bench_time_to_quality(minutes: float = 5.0, eval_every_s: float = 60.0, over
                           ) -> dict[str, Any]:
     """Held-out masked-token accuracy and MLM loss of bert2's default pretraining vs transformers'
     BertForPreTraining trained with the same tokenizer, data, batch size and LR schedule, same wall-clock budget."""
-
-    from .config import Config
-    from .pretraining import PretrainingTask, build_pretraining_trainer
-    from .training.events import EvalEvent
-
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Config().with_overrides([f"paths.root={tmp}", f"pretrain.minutes={minutes}", "pretrain.eval_every=0",
                                        "pretrain.save_every=0", "pretrain.eval_batches=0", *(overrides or [])])
@@ -225,9 +217,6 @@ def bench_time_to_quality(minutes: float = 5.0, eval_every_s: float = 60.0, over
                                **_eval(trainer.raw_model, task)})
 
         # --- transformers: same tokenizer/data/batches/schedule, its standard model (dropout 0.1, full head)
-        from .config import ModelConfig
-        from .training.schedule import Schedule
-        from .training.trainer import param_groups
 
         mc = ModelConfig(**{**trainer.raw_model.config.__dict__, "hidden_dropout_prob": 0.1,
                             "attention_probs_dropout_prob": 0.1})
@@ -237,7 +226,6 @@ def bench_time_to_quality(minutes: float = 5.0, eval_every_s: float = 60.0, over
         opt = torch.optim.AdamW(param_groups(hf, p.weight_decay), lr=p.learning_rate,
                                 betas=(p.adam_beta1, p.adam_beta2), eps=p.adam_epsilon)
         sched = Schedule(p.learning_rate, p.warmup_steps, p.max_steps, p.scheduler, minutes * 60)
-        from .data.collator import MLMCollator
 
         collator = MLMCollator(tokenizer, cfg.data.mlm_probability, cfg.data.mask_replace_prob,
                                cfg.data.random_replace_prob, seed=cfg.data.seed)
@@ -282,8 +270,6 @@ def bench_time_to_quality(minutes: float = 5.0, eval_every_s: float = 60.0, over
 @torch.no_grad()
 def _eval(model: torch.nn.Module, task: Any, hf: bool = False) -> dict[str, float]:
     """Masked-token accuracy and MLM loss on the whole held-out split with fixed masks (both models alike)."""
-    from .data.collator import MLMCollator
-
     collator = MLMCollator(*task._eval_args, seed=1234)
     was = model.training
     model.eval()
@@ -356,10 +342,6 @@ HEADLINE = {"classify": "accuracy", "qa": "rouge1", "qa-span": "f1"}
 
 def _baselines(task: str, data_name: str) -> dict[str, dict[str, float]]:
     """The simple methods' scores on the very validation examples the fine-tuned models are scored on."""
-    from .baselines import definition_rule, overlap_sentence, tfidf_logreg_accuracy
-    from .data.finetune import load_task_data
-    from .metrics import generation_metrics, squad_metrics
-
     data = load_task_data(task, data_name)
     if task == "classify":
         return {"tfidf_logreg": {"accuracy": tfidf_logreg_accuracy(data.train, data.validation)}}
@@ -381,10 +363,6 @@ def bench_finetune_quality(minutes: float = 3.0, checkpoint: str | None = None,
     The checkpoint defaults to pretrain best/final under ./saved_model (run `bert2 quick` or `bert2 pretrain`
     first). Each run gets `minutes` of training; its final evaluation is the number reported.
     """
-    from . import checkpoint as ckpt
-    from .config import Config
-    from .finetuning import SCRATCH, run_finetuning
-
     source = str(ckpt.resolve(checkpoint) if checkpoint else ckpt.default_checkpoint(Config().paths.root, "pretrain"))
     out: dict[str, Any] = {"checkpoint": source, "minutes_each": minutes, "tasks": {}}
     threads = torch.get_num_threads()

@@ -27,6 +27,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "finetune.scheduler": ("linear", "cosine", "constant"),
     "pretrain.precision": ("fp32", "bf16", "fp16"),
     "pretrain.on_nan": ("stop", "rollback"),
+    "finetune.precision": ("fp32", "bf16", "fp16"),
+    "finetune.on_nan": ("stop", "rollback"),
     "finetune.task": ("classify", "qa", "qa-span"),
     "finetune.pooling": ("mean", "cls"),
     "finetune.truncation": ("head+tail", "head"),
@@ -173,7 +175,7 @@ class PretrainConfig:
     on_nan: str = "stop"
     """What a non-finite loss does: stop, or rollback to the last checkpoint and skip the batch."""
     group_by_length: bool = True
-    """Batch examples of similar length together (less padding, ~1.25x tokens/s on wiki-offline); also fine-tuning."""
+    """Batch examples of similar length together (less padding, ~1.25x tokens/s on wiki-offline)."""
 
 
 @dataclass
@@ -218,6 +220,24 @@ class FinetuneConfig:
     """Write a checkpoint every N steps (0: only at the end)."""
     keep_last: int = 3
     """Checkpoints kept in the checkpoint/ directory."""
+    grad_accum_steps: int = 1
+    """Micro-batches accumulated into one optimizer step (a large effective batch on a small machine)."""
+    adam_beta1: float = 0.9
+    """AdamW beta1."""
+    adam_beta2: float = 0.999
+    """AdamW beta2 (BERT's fine-tuning value; pretraining uses 0.98, steadier with large learning rates)."""
+    adam_epsilon: float = 1e-6
+    """AdamW epsilon."""
+    log_every: int = 10
+    """Emit a step event every N steps."""
+    seed: int = 42
+    """Seed for the head's initialisation, data order and dropout."""
+    precision: str = "fp32"
+    """fp32, bf16 (autocast) or fp16 (GPU only, with a gradient scaler)."""
+    on_nan: str = "stop"
+    """What a non-finite loss does: stop, or rollback to the last checkpoint and skip the batch."""
+    group_by_length: bool = True
+    """Batch examples of similar length together (less padding)."""
     hidden_dropout_prob: float = 0.0
     """Dropout inside the encoder while fine-tuning; 0: within one epoch it cost more (21% of a step) than it saved."""
     classifier_dropout: float = 0.1
@@ -389,10 +409,11 @@ class Config:
                          "save_every")
             if t.keep_last < 1:
                 e.append(FieldError(f"{sec}.keep_last", f"must be >= 1, got {t.keep_last}"))
-        positive("pretrain", p, "grad_accum_steps", "log_every", "adam_epsilon")
-        for n in ("adam_beta1", "adam_beta2"):
-            if not 0.0 <= getattr(p, n) < 1.0:
-                e.append(FieldError(f"pretrain.{n}", f"must be in [0, 1), got {getattr(p, n)}"))
+        for sec, t in (("pretrain", p), ("finetune", f)):
+            positive(sec, t, "grad_accum_steps", "log_every", "adam_epsilon")
+            for n in ("adam_beta1", "adam_beta2"):
+                if not 0.0 <= getattr(t, n) < 1.0:
+                    e.append(FieldError(f"{sec}.{n}", f"must be in [0, 1), got {getattr(t, n)}"))
         non_negative("pretrain", p, "minutes", "num_threads")
         dev = p.device
         if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):

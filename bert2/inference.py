@@ -13,7 +13,7 @@ from torch import nn
 from . import checkpoint as ckpt
 from .allocator import tune_allocator
 from .checkpoint.model_files import load_checkpoint
-from .data.finetune import (
+from .data.finetuning import (
     MAX_QUERY_LENGTH,
     featurize_classification,
     featurize_span,
@@ -22,7 +22,7 @@ from .data.finetune import (
     truncate_question,
 )
 from .errors import CheckpointError, InputError
-from .heads import mean_pool
+from .model import mean_pool
 
 MASK = "[MASK]"
 

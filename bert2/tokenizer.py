@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+from bert2.data.corpus import corpus_fingerprint, load_documents, split_documents, stable_hash
+from bert2.data.hub import hub_reachable, offline_env
 from bert2.errors import TokenizerError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -165,8 +167,6 @@ def load_tokenizer(name_or_path: str | os.PathLike) -> "BertTokenizerFast":
         raise TokenizerError(f"tokenizer path {source!r} not found; give a directory with tokenizer.json or "
                              "vocab.txt, a hub name, or leave data.tokenizer empty to train one")
 
-    from bert2.data.hub import hub_reachable, offline_env
-
     online = hub_reachable()
     try:
         tok = BertTokenizerFast.from_pretrained(source, local_files_only=not online)
@@ -189,8 +189,6 @@ def load_tokenizer(name_or_path: str | os.PathLike) -> "BertTokenizerFast":
 def vocab_fingerprint(tokenizer: Any) -> str:
     """Hash of what decides the ids (normalizer, pre-tokenizer, model vocabulary, added tokens); part of the
     pretraining-data cache key, so data tokenised with another vocabulary is never reused."""
-    from bert2.data.corpus import stable_hash
-
     state = json.loads(tokenizer.backend_tokenizer.to_str())
     keep = {k: state.get(k) for k in ("normalizer", "pre_tokenizer", "model", "added_tokens")}
     return stable_hash(keep, length=24)
@@ -203,8 +201,6 @@ def tokenizer_cache_dir(cfg: "Config") -> Path:
     lowercase, max_documents, and the document split (seed, validation_fraction), because the tokenizer is
     trained on the training documents only.
     """
-    from bert2.data.corpus import corpus_fingerprint, stable_hash
-
     d = cfg.data
     key = stable_hash({"format": TOKENIZER_FORMAT, "corpus": corpus_fingerprint(d.corpus),
                        "vocab_size": cfg.model.vocab_size, "lowercase": d.lowercase,
@@ -248,8 +244,6 @@ def get_tokenizer(cfg: "Config", documents: Sequence[Sequence[str]] | None = Non
             tok = load_tokenizer(target)
         else:
             if documents is None:
-                from bert2.data.corpus import load_documents, split_documents
-
                 docs = load_documents(d.corpus, d.max_documents, cache_dir=Path(d.cache_dir) / "datasets")
                 documents, _ = split_documents(docs, d.validation_fraction, d.seed)
             t0 = time.perf_counter()

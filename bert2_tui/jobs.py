@@ -98,15 +98,15 @@ def import_heavy() -> None:
 
 
 def finetuning_available() -> str:
-    """Empty when bert2.finetuning.run_finetuning exists, else the reason it cannot be used (shown to the user)."""
+    """Empty when bert2.tasks.finetuning.run_finetuning exists, else the reason it cannot be used (shown to the user)."""
     import importlib
 
     try:
-        mod = importlib.import_module("bert2.finetuning")
+        mod = importlib.import_module("bert2.tasks.finetuning")
     except ImportError as exc:
         return f"fine-tuning is not available in this bert2 build ({exc})"
     if not hasattr(mod, "run_finetuning"):
-        return "fine-tuning is not available in this bert2 build (bert2.finetuning has no run_finetuning)"
+        return "fine-tuning is not available in this bert2 build (bert2.tasks.finetuning has no run_finetuning)"
     return ""
 
 
@@ -115,7 +115,7 @@ def run_job(spec: JobSpec, callbacks: list[Callable[[Event], None]], stop_event:
     import_heavy()
     cfg = spec.cfg.copy()
     if spec.kind == "pretrain":
-        from bert2.pretraining import run_pretraining
+        from bert2.tasks.pretraining import run_pretraining
 
         return run_pretraining(cfg, callbacks=callbacks, stop_event=stop_event, resume=spec.resume,
                                probes=tuple(spec.probes))
@@ -126,7 +126,7 @@ def run_job(spec: JobSpec, callbacks: list[Callable[[Event], None]], stop_event:
         from bert2.errors import TrainingError
 
         raise TrainingError(reason)
-    from bert2 import finetuning
+    from bert2.tasks import finetuning
 
     if spec.task:
         cfg.finetune.task = spec.task

@@ -64,7 +64,7 @@ def _mean_tokens(events: list[Any]) -> float:
 
 
 def headless_tokens_per_s(steps: int) -> float:
-    from bert2.pretraining import run_pretraining
+    from bert2.tasks.pretraining import run_pretraining
 
     events: list[Any] = []
     with tempfile.TemporaryDirectory() as tmp:

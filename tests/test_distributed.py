@@ -21,7 +21,7 @@ def _worker(rank: int, world: int, port: int, corpus: str, root: str, out: str) 
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     from bert2.config import Config
-    from bert2.pretraining import build_pretraining_trainer
+    from bert2.tasks.pretraining import build_pretraining_trainer
 
     cfg = Config()
     cfg.paths.root, cfg.data.corpus, cfg.data.cache_dir = root, corpus, str(Path(root) / "cache")

@@ -24,7 +24,7 @@ def make_cfg(root: Path, task: str, data: str, steps: int = 24, **extra) -> Conf
             "finetune.batch_size": 8, "finetune.max_steps": steps, "finetune.warmup_steps": 2,
             "finetune.learning_rate": 3e-3, "finetune.eval_every": steps // 2, "finetune.save_every": steps // 3,
             "finetune.max_seq_length": 64, "finetune.doc_stride": 16, "finetune.max_examples": 32,
-            "finetune.max_answer_length": 12, "pretrain.log_every": 2, "pretrain.device": "cpu",
+            "finetune.max_answer_length": 12, "finetune.log_every": 2, "pretrain.device": "cpu",
             "pretrain.num_threads": 1}
     sets.update(extra)
     return Config().with_overrides([f"{k}={v}" for k, v in sets.items()])
@@ -44,7 +44,7 @@ def sentiment_rows(n: int = 64) -> list[dict]:
 
 
 def train(task: str, data: str, root: Path, source: Path, **extra):
-    from bert2.finetuning import run_finetuning
+    from bert2.tasks.finetuning import run_finetuning
 
     threads = torch.get_num_threads()
     events = []
@@ -108,7 +108,7 @@ def test_each_task_trains_with_falling_loss_and_writes_three_dirs(runs, task):
 
 
 def test_resume_continues_the_same_task_only(tmp_path, tiny_pretrain_checkpoint, sentiment_file):
-    from bert2.finetuning import run_finetuning
+    from bert2.tasks.finetuning import run_finetuning
 
     threads = torch.get_num_threads()
     try:
@@ -236,7 +236,7 @@ def test_cli_finetune_command(tmp_path, tiny_pretrain_checkpoint, sentiment_file
 
 # ---------------------------------------------------------------------------------------------------- data
 def test_builtin_datasets():
-    from bert2.data.finetune import load_task_data
+    from bert2.data.finetuning import load_task_data
 
     imdb = load_task_data("classify", "imdb-offline", max_examples=200)
     assert imdb.labels == ["negative", "positive"] and len(imdb.train) == 200
@@ -252,7 +252,7 @@ def test_builtin_datasets():
 
 
 def test_data_name_resolution():
-    from bert2.data.finetune import resolve_data_name
+    from bert2.data.finetuning import resolve_data_name
 
     assert resolve_data_name("classify", "imdb-offline") == "imdb-offline"
     assert resolve_data_name("qa", "imdb-offline") == "wiki-qa"  # the config default belongs to classify
@@ -266,7 +266,7 @@ def test_data_name_resolution():
 @pytest.mark.parametrize("task, name, hint", [("classify", "imdb", "imdb-offline"), ("qa", "ms_marco", "wiki-qa"),
                                               ("qa-span", "squad", "SQuAD-format")])
 def test_hub_datasets_fail_fast_offline(monkeypatch, task, name, hint):
-    from bert2.data.finetune import load_task_data
+    from bert2.data.finetuning import load_task_data
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t0 = time.perf_counter()
@@ -276,7 +276,7 @@ def test_hub_datasets_fail_fast_offline(monkeypatch, task, name, hint):
 
 
 def test_local_file_errors(tmp_path):
-    from bert2.data.finetune import load_task_data
+    from bert2.data.finetuning import load_task_data
 
     with pytest.raises(DataError, match="not found"):
         load_task_data("classify", str(tmp_path / "missing.csv"))
@@ -297,7 +297,7 @@ def test_local_file_errors(tmp_path):
 
 
 def test_span_features_use_doc_stride_and_point_at_the_answer(tiny_pretrain_checkpoint):
-    from bert2.data.finetune import featurize_span, read_squad
+    from bert2.data.finetuning import featurize_span, read_squad
     from bert2.tokenizer import load_tokenizer
 
     tok = load_tokenizer(str(tiny_pretrain_checkpoint))
@@ -338,7 +338,7 @@ def test_cli_full_pretrains_then_finetunes(tmp_path, sentiment_file, capsys):
 
 # ---------------------------------------------------------------------------------------------------- recipe
 def test_head_tail_cut_is_exactly_full_tokenisation_cut(tiny_pretrain_checkpoint):
-    from bert2.data.finetune import featurize_classification, head_tail
+    from bert2.data.finetuning import featurize_classification, head_tail
     from bert2.tokenizer import load_tokenizer
 
     tok = load_tokenizer(str(tiny_pretrain_checkpoint))
@@ -361,7 +361,7 @@ def test_head_tail_cut_is_exactly_full_tokenisation_cut(tiny_pretrain_checkpoint
 
 
 def test_wiki_span_answers_are_spans_close_to_the_description():
-    from bert2.data.finetune import SPAN_MIN_F1, load_task_data
+    from bert2.data.finetuning import SPAN_MIN_F1, load_task_data
     from bert2.metrics import token_f1
 
     data = load_task_data("qa-span", "wiki-span")
@@ -376,7 +376,7 @@ def test_wiki_span_answers_are_spans_close_to_the_description():
 def test_from_scratch_loads_no_weights_and_refuses_resume(tmp_path, tiny_pretrain_checkpoint, sentiment_file,
                                                           capsys):
     from bert2.errors import TrainingError
-    from bert2.finetuning import run_finetuning
+    from bert2.tasks.finetuning import run_finetuning
 
     threads = torch.get_num_threads()
     try:
@@ -402,7 +402,7 @@ def test_export_refuses_a_mean_pooled_classifier(runs, tmp_path):
 
 
 def test_qa_files_without_answers_or_with_answers_outside_the_context(tmp_path):
-    from bert2.data.finetune import load_task_data
+    from bert2.data.finetuning import load_task_data
 
     empty = tmp_path / "noanswers.jsonl"
     empty.write_text("".join(json.dumps({"question": f"q{i}?", "context": "c", "answer": ""}) + "\n"

@@ -6,14 +6,14 @@ import torch
 
 from bert2.config import ModelConfig
 from bert2.errors import CheckpointError
-from bert2.heads import (
+from bert2.model import (
     BertForGenerativeQA,
+    BertForPreTraining,
     BertForQuestionAnswering,
     BertForSequenceClassification,
     build_head,
     load_pretrained,
 )
-from bert2.model import BertForPreTraining
 
 CFG = ModelConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                   max_position_embeddings=64, hidden_dropout_prob=0.0)
@@ -137,7 +137,7 @@ def test_beam_of_one_equals_greedy_and_max_length_is_capped():
 
 
 def test_best_span_on_hand_made_logits():
-    from bert2.data.finetune import best_span
+    from bert2.data.finetuning import best_span
 
     # tokens: [CLS] q q [SEP] c0 c1 c2 c3 c4 [SEP]; context tokens 4..8
     offsets = [None, None, None, None, (0, 5), (6, 9), (10, 15), (16, 20), (21, 25), None]
@@ -157,7 +157,7 @@ def test_best_span_on_hand_made_logits():
 
 
 def test_postprocess_picks_best_window_and_maps_characters():
-    from bert2.data.finetune import postprocess_span_predictions
+    from bert2.data.finetuning import postprocess_span_predictions
 
     context = "alpha beta gamma delta"
     examples = [{"id": "x", "context": context}]

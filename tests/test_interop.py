@@ -86,8 +86,8 @@ def _finetuned(task: str, tokenizer, source: Path, root: Path, labels=None) -> P
     from safetensors.torch import load_file, save_file
 
     from bert2.checkpoint.hf import model_config_from_hf
-    from bert2.finetuning import TASKS, task_metadata
-    from bert2.heads import build_head, load_pretrained
+    from bert2.model import build_head, load_pretrained
+    from bert2.tasks.finetuning import TASKS, task_metadata
 
     cfg = Config()
     cfg.finetune.decoder_layers = 1
@@ -175,7 +175,7 @@ def test_import_bert_model_only_warns_and_works(tokenizer, tmp_path, capsys):
     # ...and fine-tuning reads the imported encoder (what `bert2 finetune --from` does).
     from safetensors.torch import load_file
 
-    from bert2.heads import BertForSequenceClassification, load_pretrained
+    from bert2.model import BertForSequenceClassification, load_pretrained
 
     report = load_pretrained(BertForSequenceClassification(ours.model.config, 2),
                              load_file(str(tmp_path / "out" / ckpt.WEIGHTS_FILE)))

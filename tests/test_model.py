@@ -103,7 +103,7 @@ def test_attention_maps_and_sdpa_agree(cfg):
 
 
 def test_alibi_slopes_and_bias():
-    from bert2.transformer import alibi_bias, alibi_slopes
+    from bert2.model.bert import alibi_bias, alibi_slopes
 
     assert torch.allclose(alibi_slopes(8), torch.tensor([2.0 ** -k for k in range(1, 9)]))
     six = alibi_slopes(6)  # not a power of two: the paper's interleaving, still distinct and decreasing
@@ -157,7 +157,7 @@ def test_decoder_tied_to_word_embeddings():
 
 
 def test_fused_training_loss_matches_autograd_reference():
-    """The fused projection + cross-entropy (bert2.losses) gives the same loss and gradients as linear ->
+    """The fused projection + cross-entropy (bert2.model.fused_loss) gives the same loss and gradients as linear ->
     cross_entropy, including the tied word-embedding gradient and the NSP path."""
     torch.manual_seed(0)
     model = BertForPreTraining(CFG)

@@ -9,7 +9,7 @@ import torch
 
 from bert2 import checkpoint as ckpt
 from bert2.config import Config
-from bert2.pretraining import PretrainingTask, run_pretraining
+from bert2.tasks.pretraining import PretrainingTask, run_pretraining
 from bert2.training.events import EvalEvent, StepEvent
 
 
@@ -130,7 +130,7 @@ def test_grad_accumulation_4x8_equals_32(tmp_path, english_corpus):
 def test_init_from_starts_a_new_run_from_weights(tmp_path, english_corpus, tiny_pretrain_checkpoint):
     from safetensors.torch import load_file
 
-    from bert2.pretraining import build_pretraining_trainer
+    from bert2.tasks.pretraining import build_pretraining_trainer
 
     cfg = tiny_cfg(tmp_path, english_corpus, max_steps=3, eval_every=0, save_every=0)
     trainer = build_pretraining_trainer(cfg, [], init_from=tiny_pretrain_checkpoint)

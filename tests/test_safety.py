@@ -16,7 +16,7 @@ from bert2.checkpoint import train_state
 from bert2.cli import main
 from bert2.config import Config
 from bert2.errors import CheckpointError
-from bert2.pretraining import run_pretraining
+from bert2.tasks.pretraining import run_pretraining
 from bert2_tui.testing import make_app, widget_text
 
 

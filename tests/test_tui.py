@@ -616,12 +616,12 @@ async def test_trainer_errors_are_shown_and_the_app_stays_up(tmp_path, monkeypat
         assert app.run_state.status == "error"
         assert "no-such-corpus.txt" in app.run_state.status_text
         # an unexpected exception (not a Bert2Error) shows its traceback in the event log
-        import bert2.pretraining
+        import bert2.tasks.pretraining
 
         def boom(*args, **kwargs):
             raise RuntimeError("kaboom in the trainer")
 
-        monkeypatch.setattr(bert2.pretraining, "run_pretraining", boom)
+        monkeypatch.setattr(bert2.tasks.pretraining, "run_pretraining", boom)
         await pilot.press("s")
         assert await wait_for(pilot, lambda: not app.job_active, 30)
         await pilot.pause(0.3)
@@ -635,7 +635,7 @@ async def test_trainer_errors_are_shown_and_the_app_stays_up(tmp_path, monkeypat
 @pytest.fixture(scope="module")
 def trained_root(tmp_path_factory) -> Config:
     """A real tiny pretraining run (no UI): final/ and best/ checkpoints to browse and query."""
-    from bert2.pretraining import run_pretraining
+    from bert2.tasks.pretraining import run_pretraining
 
     root = tmp_path_factory.mktemp("trained")
     cfg = tiny_config(root, max_steps=12, eval_every=6, save_every=6, log_every=2)

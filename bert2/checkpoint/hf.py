@@ -58,7 +58,7 @@ _ONE_TO_ONE = [
     (r"mlm\.norm\.(weight|bias)", "cls.predictions.transform.LayerNorm.{0}"),
     (r"mlm\.bias", "cls.predictions.bias"),
     (r"nsp\.(weight|bias)", "cls.seq_relationship.{0}"),
-    # Fine-tuning heads (bert2.heads) already use transformers' names for their task layers.
+    # Fine-tuning heads (bert2.model.heads) already use transformers' names for their task layers.
     (r"classifier\.(weight|bias)", "classifier.{0}"),
     (r"qa_outputs\.(weight|bias)", "qa_outputs.{0}"),
 ]

@@ -21,8 +21,7 @@ from torch import nn
 
 from ..config import CHOICES, ModelConfig
 from ..errors import CheckpointError
-from ..heads import FINETUNE_TASKS, build_head
-from ..model import BertForPreTraining
+from ..model import FINETUNE_TASKS, BertForPreTraining, build_head
 from ..tokenizer import load_tokenizer
 from .layout import CONFIG_FILE, WEIGHTS_FILE, read_json, resolve, write_json
 

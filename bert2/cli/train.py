@@ -22,7 +22,7 @@ QUICK_OVERRIDES = ["pretrain.max_steps=1200", "pretrain.warmup_steps=100", "pret
 
 # ------------------------------------------------------------------------------------------------ pretraining
 def cmd_pretrain(args: argparse.Namespace, extra: list[str] | None = None) -> int:
-    from ..pretraining import run_pretraining  # torch: see the module docstring
+    from ..tasks.pretraining import run_pretraining  # torch: see the module docstring
 
     overrides = list(extra or [])
     if args.max_steps is not None:
@@ -69,7 +69,7 @@ def finetune_overrides(args: argparse.Namespace, max_steps: int | None) -> list[
 
 def _run_finetune(cfg: Config, args: argparse.Namespace, printer: Any, from_checkpoint: Any = None,
                   resume: Any = False) -> Any:
-    from ..finetuning import run_finetuning  # torch: see the module docstring
+    from ..tasks.finetuning import run_finetuning  # torch: see the module docstring
 
     return with_stop_signals(lambda stop: run_finetuning(cfg, [printer], stop, resume=resume,
                                                          from_checkpoint=from_checkpoint,
@@ -90,7 +90,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_full(args: argparse.Namespace) -> int:
     """The seed's `full` mode: pretrain, then fine-tune from the checkpoint that pretraining just wrote."""
     from ..checkpoint import default_checkpoint
-    from ..pretraining import run_pretraining  # torch: see the module docstring
+    from ..tasks.pretraining import run_pretraining  # torch: see the module docstring
 
     extra = []
     if args.pretrain_steps is not None:
@@ -130,7 +130,7 @@ def task_adaptive_corpus(cfg: Config) -> str:
     held-out accuracy, same fine-tuning): see the README's trial table.
     """
     from ..data.corpus import IMDB_OFFLINE, corpus_parts  # datasets and numpy: only `full` needs them
-    from ..data.finetune import resolve_data_name
+    from ..data.finetuning import resolve_data_name
 
     f = cfg.finetune
     if f.task != "classify" or resolve_data_name(f.task, f.data) != IMDB_OFFLINE:

@@ -39,6 +39,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from bert2.data.hub import hub_offline_mode, hub_reachable, offline_env
 from bert2.errors import DataError
 
 WIKI_OFFLINE = "wiki-offline"
@@ -382,8 +383,6 @@ def _wikitext_documents(lines: Sequence[str]) -> list[str]:
 
 
 def _hub_dataset(corpus: str) -> Any:
-    from bert2.data.hub import hub_offline_mode, hub_reachable, offline_env
-
     name, config = parse_hub_name(corpus)
     online = hub_reachable()
     why = "HF_HUB_OFFLINE is set" if offline_env() else "no network connection"

@@ -49,6 +49,7 @@ import numpy as np
 
 from bert2.data.corpus import corpus_fingerprint, load_documents, split_documents, stable_hash
 from bert2.errors import DataError
+from bert2.tokenizer import get_tokenizer, tokenizer_cache_dir, vocab_fingerprint
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import BertTokenizerFast
@@ -322,8 +323,6 @@ def _build_split(spans: Sequence[Spans], cfg: "Config", split: str) -> tuple[np.
 def data_cache_key(cfg: "Config", tokenizer: Any) -> str:
     """Hash of everything that changes the examples: corpus identity, max_documents, the tokenizer's vocabulary
     and normalisation, max_seq_length, nsp, short_seq_prob, seed, validation_fraction, and the format version."""
-    from bert2.tokenizer import vocab_fingerprint
-
     d = cfg.data
     return stable_hash({"format": DATA_FORMAT, "corpus": corpus_fingerprint(d.corpus), "max_documents": d.max_documents,
                         "vocab": vocab_fingerprint(tokenizer), "max_seq_length": d.max_seq_length, "nsp": d.nsp,
@@ -391,8 +390,6 @@ def prepare_pretraining_data(cfg: "Config", tokenizer: "BertTokenizerFast | None
     tokenises nothing: it reads the cached tokenizer and memory-maps the arrays. Raises DataError /
     TokenizerError for corpora or tokenizers the user must fix.
     """
-    from bert2.tokenizer import get_tokenizer, tokenizer_cache_dir
-
     d = cfg.data
     say = progress or (lambda _msg: None)
     if d.max_seq_length < 8:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..errors import TrainingError
+
 
 @dataclass
 class DistInfo:
@@ -81,11 +83,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda", local % torch.cuda.device_count())
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        from ..errors import TrainingError
-
         raise TrainingError("pretrain.device is cuda but no CUDA GPU is available; use auto or cpu")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        from ..errors import TrainingError
-
         raise TrainingError("pretrain.device is mps but MPS is not available; use auto or cpu")
     return dev

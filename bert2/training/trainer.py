@@ -308,7 +308,7 @@ class Trainer:
                     continue
                 reason = "diverged"
                 msg = (f"training stopped: the loss became non-finite at step {self.step + 1} (lower the learning "
-                       f"rate, or set pretrain.on_nan = \"rollback\"); best/ was not touched")
+                       f"rate, or set on_nan = \"rollback\" in [{self.task.kind}]); best/ was not touched")
                 self.log(msg, "error")
                 self.emit(DoneEvent(reason=reason, step=self.step, message=msg, final_metrics=self.metrics))
                 return DoneEvent(reason=reason, step=self.step, message=msg, final_metrics=self.metrics)

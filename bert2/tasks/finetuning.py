@@ -19,19 +19,19 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from . import checkpoint as ckpt
-from .checkpoint.model_files import read_config, read_tokenizer, read_weights, write_model_files
-from .checkpoint.train_state import check_resumable
-from .config import STAGES, Config
-from .data import finetune as fd
-from .data.finetune import load_task_data, pad_and_stack, postprocess_span_predictions, resolve_data_name
-from .errors import CheckpointError, DataError, TrainingError
-from .heads import build_head, load_pretrained
-from .memory import refuse_if_too_big
-from .metrics import classification_report, flat_classification_metrics, generation_metrics, squad_metrics
-from .training.distributed import init_distributed, resolve_device
-from .training.events import Callback, DoneEvent, LogEvent
-from .training.trainer import Trainer, TrainSettings, jsonl_writer
+from .. import checkpoint as ckpt
+from ..checkpoint.model_files import read_config, read_tokenizer, read_weights, write_model_files
+from ..checkpoint.train_state import check_resumable
+from ..config import STAGES, Config
+from ..data import finetuning as fd
+from ..data.finetuning import load_task_data, pad_and_stack, postprocess_span_predictions, resolve_data_name
+from ..errors import CheckpointError, DataError, TrainingError
+from ..memory import refuse_if_too_big
+from ..metrics import classification_report, flat_classification_metrics, generation_metrics, squad_metrics
+from ..model import build_head, load_pretrained
+from ..training.distributed import init_distributed, resolve_device
+from ..training.events import Callback, DoneEvent, LogEvent
+from ..training.trainer import Trainer, TrainSettings, jsonl_writer
 
 METRICS_FILE = "metrics.json"
 SCRATCH = "scratch"  # --from scratch: the pretraining checkpoint's shape and tokenizer, random weights
@@ -405,7 +405,7 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
         logs.append(f"inputs: {max_length} tokens in training, {eval_length} in evaluation and inference (ALiBi "
                     f"reads longer texts than it trained on; finetune.eval_max_seq_length)")
 
-    torch.manual_seed(p.seed)  # the head's initialisation is part of the run's reproducibility
+    torch.manual_seed(f.seed)  # the head's initialisation is part of the run's reproducibility
     model = build_head(task_name, model_cfg, meta)
     if task_name == "qa":
         model.set_vocabulary(tokenizer)
@@ -435,12 +435,7 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
     stage_dirs = {s: cfg.stage_dir("finetune", s, create=dist_info.is_main) for s in STAGES}
     if dist_info.is_main:
         callbacks.append(jsonl_writer(ckpt.kind_dir(cfg.paths.root, "finetune") / "metrics.jsonl"))
-    settings = TrainSettings(
-        batch_size=f.batch_size, grad_accum_steps=1, learning_rate=f.learning_rate, weight_decay=f.weight_decay,
-        adam_epsilon=p.adam_epsilon, warmup_steps=f.warmup_steps, scheduler=f.scheduler, max_steps=f.max_steps,
-        minutes=f.minutes, max_grad_norm=f.max_grad_norm, eval_every=f.eval_every, save_every=f.save_every, keep_last=f.keep_last,
-        log_every=p.log_every, seed=p.seed, precision=p.precision, on_nan=p.on_nan,
-        group_by_length=p.group_by_length)
+    settings = TrainSettings.from_section(f)  # [finetune] holds every training setting of its own
     run_config = cfg.to_dict()
     run_config["finetune"] = {**run_config["finetune"], "data": data_name, "from_checkpoint": str(source)}
     if len(train_features) < f.batch_size:

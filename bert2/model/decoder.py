@@ -1,36 +1,50 @@
-"""Fine-tuning heads on the from-scratch BertModel: sequence classification, extractive (span) QA and generative
-QA (encoder + a small Transformer decoder with cross-attention), plus greedy and beam-search generation.
+"""Generative QA: the BERT encoder reads "question [SEP] context", a small causal Transformer decoder with
+cross-attention writes the answer token by token, with greedy or beam-search generation and a copy mechanism.
 
-Every head keeps the encoder as `.bert` and its ModelConfig as `.config`, so a pretraining checkpoint (whose
-weights are named `bert.*`, `mlm.*`, `nsp.*`) initialises it by name: `load_pretrained` copies the tensors each head
-declares in `pretrained_prefixes` and reports what stayed new and what went unused.
+Shapes: B batch, T target (answer) tokens, S source (question + context) tokens, H hidden, nh heads, V vocabulary,
+N labelled target tokens, K beams.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import CHOICES, ModelConfig
-from .errors import CheckpointError
-from .model import BertModel, MLMHead, init_weights
-from .transformer import DecoderLayer, causal_mask, padding_mask
+from ..config import ModelConfig
+from .bert import BertModel, FeedForward, MLMHead, MultiHeadAttention, init_weights, padding_mask
 
 
-@dataclass
-class ClassifierOutput:
-    loss: torch.Tensor | None
-    logits: torch.Tensor  # (B, C)
+def causal_mask(t: int, device: torch.device) -> torch.Tensor:
+    """(1, 1, T, T) lower-triangular boolean mask: position i sees positions <= i (decoder self-attention)."""
+    return torch.ones(t, t, dtype=torch.bool, device=device).tril()[None, None]  # (1, 1, T, T)
 
 
-@dataclass
-class SpanOutput:
-    loss: torch.Tensor | None
-    start_logits: torch.Tensor  # (B, T)
-    end_logits: torch.Tensor  # (B, T)
+
+class DecoderLayer(nn.Module):
+    """Causal self-attention, cross-attention over the encoder output, feed-forward; post-LN like the encoder."""
+
+    def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, act: str, dropout: float,
+                 attn_dropout: float, eps: float, implementation: str = "sdpa"):
+        super().__init__()
+        self.self_attention = MultiHeadAttention(hidden_size, num_heads, attn_dropout, implementation)
+        self.self_attention_norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.cross_attention = MultiHeadAttention(hidden_size, num_heads, attn_dropout, implementation, cross=True)
+        self.cross_attention_norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.ffn = FeedForward(hidden_size, intermediate_size, act)
+        self.ffn_norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, self_mask: torch.Tensor, memory: torch.Tensor,
+                memory_mask: torch.Tensor | None) -> torch.Tensor:
+        a, _ = self.self_attention(x, self_mask)  # (B, T, H), T = target length
+        x = self.self_attention_norm(x + self.dropout(a))
+        c, _ = self.cross_attention(x, memory_mask, memory=memory)  # (B, T, H) reading (B, S, H)
+        x = self.cross_attention_norm(x + self.dropout(c))
+        return self.ffn_norm(x + self.dropout(self.ffn(x)))  # (B, T, H)
+
 
 
 @dataclass
@@ -60,164 +74,6 @@ class GenerationOutput:
                                dtype=self.scores.dtype, device=self.scores.device).clamp(min=1)
         return self.scores / lengths
 
-
-@dataclass
-class LoadReport:
-    """What `load_pretrained` did: tensors copied, head tensors left new, checkpoint tensors not used."""
-
-    loaded: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    unused: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        def short(names: list[str]) -> str:
-            def group(n: str) -> str:  # "mlm.*", but "bert.pooler.*" (the encoder's parts are worth naming)
-                parts = n.split(".")
-                depth = 2 if parts[0] == "bert" and len(parts) > 2 else 1
-                return ".".join(parts[:depth]) + (".*" if len(parts) > depth else "")
-
-            groups = sorted({group(n) for n in names})
-            return ", ".join(groups) if groups else "none"
-
-        return (f"initialised {len(self.loaded)} tensors from the checkpoint; new: {short(self.missing)}; "
-                f"not used: {short(self.unused)}")
-
-
-def load_pretrained(model: nn.Module, state: dict[str, torch.Tensor],
-                    prefixes: dict[str, str] | None = None) -> LoadReport:
-    """Copy the checkpoint tensors whose prefixes `model.pretrained_prefixes` maps (e.g. "bert." -> "bert.").
-
-    `prefixes` overrides the mapping: {"": ""} copies every tensor by its own name (continuing from a checkpoint
-    of the same task).
-
-    Partial by design (the head is new, the pretraining heads are dropped), but never silent: the report lists
-    both sides, and a missing encoder tensor or a shape mismatch is an error, because fine-tuning a half-loaded
-    encoder would quietly waste the run.
-    """
-    if prefixes is None:
-        prefixes = getattr(model, "pretrained_prefixes", {"bert.": "bert."})
-    own = model.state_dict()
-    mapped: dict[str, torch.Tensor] = {}
-    report = LoadReport()
-    for name, tensor in state.items():
-        target = next((new + name[len(old):] for old, new in prefixes.items() if name.startswith(old)), None)
-        if target is None or target not in own:
-            report.unused.append(name)
-            continue
-        if own[target].shape != tensor.shape:
-            raise CheckpointError(f"checkpoint tensor {name} has shape {tuple(tensor.shape)} but the model expects "
-                                  f"{tuple(own[target].shape)} for {target}; the configs do not match")
-        mapped[target] = tensor
-    model.load_state_dict(mapped, strict=False)
-    report.loaded = sorted(mapped)
-    report.missing = sorted(k for k in own if k not in mapped)
-    lost = [k for k in report.missing if k.startswith("bert.encoder.") or k.startswith("bert.embeddings.")]
-    if lost:
-        raise CheckpointError(f"the checkpoint lacks encoder weights ({', '.join(lost[:3])}"
-                              f"{' ...' if len(lost) > 3 else ''}); is it a bert2 checkpoint?")
-    return report
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Classification
-# --------------------------------------------------------------------------------------------------------------
-
-
-class BertForSequenceClassification(nn.Module):
-    """A sentence vector -> dropout -> linear.
-
-    Two ways to get the sentence vector (`pooling`):
-
-    * "mean" (the default): the average of the last hidden states over the real tokens. Measured on IMDB from a
-      `bert2 quick` checkpoint (128 tokens, 70 s of fine-tuning, lr 1e-3): 77.7% against 65.3% for [CLS]. A 2-layer
-      model whose attention is mostly local (ALiBi) cannot gather a whole review into one position, while the
-      average reads every position's evidence at once: it is a bag of *contextual* word vectors.
-    * "cls": the BERT paper's pooled [CLS] vector (tanh(W h_[CLS] + b), the pooler NSP trained); the layout
-      transformers' BertForSequenceClassification has, so only these classifiers export to it.
-    """
-
-    pretrained_prefixes = {"bert.": "bert."}
-
-    def __init__(self, cfg: ModelConfig, num_labels: int, classifier_dropout: float = 0.1, pooling: str = "mean"):
-        super().__init__()
-        if num_labels < 2:
-            raise ValueError(f"a classifier needs at least 2 labels, got {num_labels}")
-        if pooling not in CHOICES["finetune.pooling"]:
-            raise ValueError(f"pooling must be one of {', '.join(CHOICES['finetune.pooling'])}, got {pooling!r}")
-        self.config = cfg
-        self.num_labels = num_labels
-        self.pooling = pooling
-        # Mean pooling never reads the pooler; an unused parameter would also break DDP's gradient bucketing.
-        self.bert = BertModel(cfg, add_pooling_layer=pooling == "cls")
-        self.dropout = nn.Dropout(classifier_dropout)
-        self.classifier = nn.Linear(cfg.hidden_size, num_labels)
-        self.apply(lambda m: init_weights(m, cfg.initializer_range))
-
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> ClassifierOutput:
-        out = self.bert(input_ids, token_type_ids, attention_mask)
-        if self.pooling == "cls":
-            sentence = out.pooler_output  # (B, H)
-        else:
-            sentence = mean_pool(out.last_hidden_state, attention_mask)  # (B, H)
-        logits = self.classifier(self.dropout(sentence))  # (B, C)
-        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
-        return ClassifierOutput(loss, logits)
-
-
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-    """(B, T, H) -> (B, H): the average over real tokens ([CLS] and [SEP] included), padding left out."""
-    if attention_mask is None:
-        return hidden.mean(1)
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, H)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Extractive QA
-# --------------------------------------------------------------------------------------------------------------
-
-
-class BertForQuestionAnswering(nn.Module):
-    """Start and end logits for every token (HF's `qa_outputs` then `logits.split(1, dim=-1)`).
-
-    No pooler: span QA never reads [CLS]'s pooled vector, and an unused parameter would break DDP's gradient
-    bucketing. Padding positions get the most negative logit so the softmax (and the loss) ignore them.
-    """
-
-    pretrained_prefixes = {"bert.": "bert."}
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.config = cfg
-        self.bert = BertModel(cfg, add_pooling_layer=False)
-        self.qa_outputs = nn.Linear(cfg.hidden_size, 2)
-        self.apply(lambda m: init_weights(m, cfg.initializer_range))
-
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, start_positions: torch.Tensor | None = None,
-                end_positions: torch.Tensor | None = None) -> SpanOutput:
-        seq = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state  # (B, T, H)
-        logits = self.qa_outputs(seq)  # (B, T, 2)
-        start_logits, end_logits = logits.split(1, dim=-1)  # 2 x (B, T, 1)
-        start_logits = start_logits.squeeze(-1).float()  # (B, T)
-        end_logits = end_logits.squeeze(-1).float()  # (B, T)
-        if attention_mask is not None:
-            pad = attention_mask == 0  # (B, T)
-            start_logits = start_logits.masked_fill(pad, torch.finfo(start_logits.dtype).min)
-            end_logits = end_logits.masked_fill(pad, torch.finfo(end_logits.dtype).min)
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            T = start_logits.shape[1]
-            s = start_positions.clamp(0, T - 1)  # (B,) an answer outside the window points at [CLS] (index 0)
-            e = end_positions.clamp(0, T - 1)
-            loss = (F.cross_entropy(start_logits, s) + F.cross_entropy(end_logits, e)) / 2
-        return SpanOutput(loss, start_logits, end_logits)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Generative QA
-# --------------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -537,45 +393,3 @@ class BertForGenerativeQA(nn.Module):
                 row = row[: row.index(self.eos_token_id)]
             out.append([t for t in row if t != self.pad_token_id])
         return GenerationOutput(out, scores, finished.tolist())
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Construction from checkpoint metadata
-# --------------------------------------------------------------------------------------------------------------
-
-FINETUNE_TASKS = ("classify", "qa", "qa-span")
-
-
-def build_head(task: str, cfg: ModelConfig, meta: dict) -> nn.Module:
-    """An untrained head model for a fine-tuning `task`, shaped by the checkpoint's "bert2" metadata block.
-
-    Training writes exactly these keys into config.json, so a checkpoint rebuilds the same module tree and its
-    weights load strictly.
-    """
-    if task == "classify":
-        labels = meta.get("labels") or []
-        if len(labels) < 2:
-            raise CheckpointError(f"classify checkpoint metadata names {len(labels)} labels; at least 2 are needed")
-        # Checkpoints written before mean pooling existed have no "pooling" key and carry a pooler: "cls".
-        for key, default in (("pooling", "cls"), ("truncation", "head")):
-            if str(meta.get(key, default)) not in CHOICES[f"finetune.{key}"]:
-                raise CheckpointError(f"classify checkpoint metadata has {key} {meta.get(key)!r}; expected one of "
-                                      f"{', '.join(CHOICES['finetune.' + key])}")
-        return BertForSequenceClassification(cfg, len(labels), float(meta.get("classifier_dropout", 0.1)),
-                                             pooling=str(meta.get("pooling", "cls")))
-    if task == "qa-span":
-        return BertForQuestionAnswering(cfg)
-    if task == "qa":
-        try:
-            return BertForGenerativeQA(cfg, decoder_layers=int(meta["decoder_layers"]),
-                                       max_target_positions=int(meta["max_answer_length"]),
-                                       start_token_id=int(meta["start_token_id"]),
-                                       eos_token_id=int(meta["eos_token_id"]),
-                                       suppress_token_ids=tuple(int(t) for t in meta.get("suppress_token_ids", ())),
-                                       # Checkpoints from before the copy mechanism have neither key.
-                                       copy=bool(meta.get("copy", False)),
-                                       no_repeat_ngram_size=int(meta.get("no_repeat_ngram_size", 0)),
-                                       max_word_repeats=int(meta.get("max_word_repeats", 0)))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"qa checkpoint metadata lacks a valid {exc} entry") from None
-    raise CheckpointError(f"unknown fine-tuning task {task!r}; expected one of {', '.join(FINETUNE_TASKS)}")

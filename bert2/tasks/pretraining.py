@@ -11,19 +11,19 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from . import checkpoint as ckpt
-from .checkpoint.model_files import read_config, read_tokenizer, read_weights, write_model_files
-from .checkpoint.train_state import check_resumable
-from .config import STAGES, Config
-from .data.collator import MLMCollator
-from .data.pretraining import prepare_pretraining_data
-from .errors import CheckpointError, TrainingError
-from .inference import fill_mask
-from .memory import refuse_if_too_big
-from .model import BertForPreTraining
-from .training.distributed import barrier, init_distributed, resolve_device
-from .training.events import Callback, DoneEvent, LogEvent
-from .training.trainer import Trainer, TrainSettings, jsonl_writer
+from .. import checkpoint as ckpt
+from ..checkpoint.model_files import read_config, read_tokenizer, read_weights, write_model_files
+from ..checkpoint.train_state import check_resumable
+from ..config import STAGES, Config
+from ..data.collator import MLMCollator
+from ..data.pretraining import prepare_pretraining_data
+from ..errors import CheckpointError, TrainingError
+from ..inference import fill_mask
+from ..memory import refuse_if_too_big
+from ..model import BertForPreTraining
+from ..training.distributed import barrier, init_distributed, resolve_device
+from ..training.events import Callback, DoneEvent, LogEvent
+from ..training.trainer import Trainer, TrainSettings, jsonl_writer
 
 DEFAULT_PROBES = ("The capital of France is [MASK].",)
 

@@ -30,7 +30,9 @@ from typing import Any, Sequence
 
 from bert2.config import CHOICES
 from bert2.data.corpus import IMDB_OFFLINE, clean_review, imdb_reviews, load_wiki_articles
+from bert2.data.hub import hub_offline_mode, hub_reachable, offline_env
 from bert2.errors import DataError
+from bert2.metrics import normalize_answer
 
 WIKI_TOPIC = "wiki-topic"
 WIKI_QA = "wiki-qa"
@@ -142,8 +144,6 @@ def _looks_like_file(name: str) -> bool:
 
 def _load_hub(task: str, name: str, config: str | None = None) -> Any:
     """A `datasets.DatasetDict` from the hub, or a DataError at once when the hub cannot be reached."""
-    from bert2.data.hub import hub_offline_mode, hub_reachable, offline_env
-
     builtins = ", ".join(BUILTIN[task])
     alternative = (f"use a built-in offline dataset ({builtins}) or a local file ({LOCAL_FORMATS[task]})"
                    if builtins else f"use a local file ({LOCAL_FORMATS[task]})")
@@ -388,8 +388,6 @@ def _wiki_span_examples() -> tuple[tuple[dict[str, Any], ...], int]:
     how many articles were left out.
     """
     from collections import Counter
-
-    from bert2.metrics import normalize_answer
 
     examples: list[dict[str, Any]] = []
     dropped = 0

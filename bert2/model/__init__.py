@@ -1,0 +1,26 @@
+"""The model, read top to bottom in data-flow order:
+
+    bert.py        embeddings -> masks -> attention -> encoder layer -> encoder -> pooler -> BertModel,
+                   and BertForPreTraining (the MLM + NSP heads and the pretraining loss)
+    heads.py       fine-tuning heads: sequence classification, extractive (span) QA; build_head, load_pretrained
+    decoder.py     generative QA: a causal Transformer decoder with cross-attention, copy mechanism, beam search
+    fused_loss.py  the MLM vocabulary projection fused with cross-entropy (training steps in fp32)
+
+Shapes everywhere: B batch, T tokens, H hidden, nh heads, hs head size (H / nh), I intermediate, V vocabulary,
+N selected (masked or labelled) tokens.
+"""
+
+from .bert import BertForPreTraining, BertModel, MLMHead, count_parameters, init_weights
+from .decoder import BertForGenerativeQA
+from .heads import (
+                    FINETUNE_TASKS,
+                    BertForQuestionAnswering,
+                    BertForSequenceClassification,
+                    build_head,
+                    load_pretrained,
+                    mean_pool,
+)
+
+__all__ = ["FINETUNE_TASKS", "BertForGenerativeQA", "BertForPreTraining", "BertForQuestionAnswering",
+           "BertForSequenceClassification", "BertModel", "MLMHead", "build_head", "count_parameters", "init_weights",
+           "load_pretrained", "mean_pool"]
