@@ -1,4 +1,5 @@
-"""Keep freed memory in the process instead of handing it back to the OS every training step.
+"""Keep freed memory in the process instead of handing it back to the OS every training step, and keep
+oneDNN's cache of compiled kernels small.
 
 glibc serves allocations above its mmap threshold (at most 32 MB by default) with fresh mmap()ed pages and
 unmaps them on free. A BERT step allocates several such buffers (the (N, V) vocabulary logits and their
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 _M_TRIM_THRESHOLD = -1
@@ -22,6 +24,7 @@ _done = False
 def tune_allocator(mmap_threshold: int = 1 << 30, trim_threshold: int = 1 << 30) -> bool:
     """Apply once per process; returns whether glibc accepted the settings."""
     global _done
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")  # a user's own value wins
     if _done or not sys.platform.startswith("linux"):
         return _done
     try:

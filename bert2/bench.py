@@ -25,10 +25,11 @@ from .allocator import tune_allocator
 from .baselines import definition_rule, overlap_sentence, tfidf_logreg_accuracy
 from .checkpoint import default_checkpoint
 from .checkpoint.hf import hf_config_dict, to_hf_state_dict
-from .config import Config, ModelConfig
+from .config import Config, ModelConfig, preset
 from .data.collator import MLMCollator
 from .data.finetuning import load_task_data
 from .inference import Predictor
+from .memory import estimate
 from .metrics import generation_metrics, squad_metrics
 from .model import BertForPreTraining
 from .tasks.finetuning import SCRATCH, run_finetuning
@@ -313,15 +314,39 @@ def bench_quick_rss(extra: list[str] | None = None) -> dict[str, Any]:
     `train_throughput` (which leaves this process at ~3 GB) a 0.6 GB child reported 3 GB.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "hwm"
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", _PEAK_RSS_CHILD, str(out), "quick", "--quiet", "--set",
-                               f"paths.root={tmp}", *(extra or [])], capture_output=True, text=True,
-                              cwd=os.getcwd())
-        wall = time.perf_counter() - t0
-        peak_kb = int(out.read_text()) if out.exists() else 0
-    return {"peak_rss_mb": round(peak_kb / 1024, 1), "wall_s": round(wall, 1), "exit_code": proc.returncode,
-            "args": extra or []}
+        mb, code, wall = _child_peak_rss(["quick", "--quiet", "--set", f"paths.root={tmp}", *(extra or [])], tmp)
+    return {"peak_rss_mb": mb, "wall_s": wall, "exit_code": code, "args": extra or []}
+
+
+def _child_peak_rss(argv: list[str], tmp: str) -> tuple[float, int, float]:
+    """(peak RSS in MB, exit code, wall seconds) of `bert2 ARGV` run in a child process."""
+    out = Path(tmp) / "hwm"
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _PEAK_RSS_CHILD, str(out), *argv], capture_output=True, text=True,
+                          cwd=os.getcwd())
+    peak_kb = int(out.read_text()) if out.exists() else 0
+    return round(peak_kb / 1024, 1), proc.returncode, round(time.perf_counter() - t0, 1)
+
+
+def bench_memory(presets: tuple[str, ...] = ("tiny", "mini", "small"), steps: int = 30) -> dict[str, Any]:
+    """bert2.memory's estimate against the measured peak RSS of a short real pretraining run per preset.
+
+    The run is long enough for the optimizer state and the allocator's cached buffers to reach their steady size
+    (the peak of a longer run is the same within a few MB); evaluation is off, so the peak is training's.
+    """
+    rows = {}
+    for name in presets:
+        cfg = preset(name)
+        est = estimate(cfg, available=None)
+        with tempfile.TemporaryDirectory() as tmp:
+            mb, code, wall = _child_peak_rss(["pretrain", "--quiet", "--preset", name, "--max-steps", str(steps),
+                                              "--set", f"paths.root={json.dumps(tmp)}", "--set",
+                                              "pretrain.eval_every=0", "--set", "pretrain.save_every=0",
+                                              "--set", "pretrain.warmup_steps=3"], tmp)
+        rows[name] = {"parameters": est.parameters, "estimate_mb": round(est.total_bytes / 2**20, 1),
+                      "measured_peak_rss_mb": mb, "estimate_over_measured": round(est.total_bytes / 2**20 / mb, 2)
+                      if mb else None, "exit_code": code, "wall_s": wall}
+    return rows
 
 
 def bench_tui() -> dict[str, Any]:
@@ -392,9 +417,10 @@ BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "inference_latency": bench_inference_latency,
     "tui": bench_tui,
     "quick_rss": bench_quick_rss,
+    "memory": bench_memory,
     "finetune_quality": bench_finetune_quality,
 }
-SLOW = ("finetune_quality",)  # not part of a bare `bert2 bench`: 8 fine-tuning runs
+SLOW = ("finetune_quality", "memory")  # not part of a bare `bert2 bench`: 8 fine-tuning runs
 
 
 def run(names: list[str], **kwargs: Any) -> dict[str, Any]:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import inspect
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
+
+import tomli_w
 
 DEFAULT_CONFIG_FILE = "bert2.toml"
 
@@ -311,13 +314,24 @@ class Config:
     def copy(self) -> "Config":
         return Config.from_dict(self.to_dict(), strict=False)
 
-    def save(self, path: str | os.PathLike) -> Path:
-        import tomli_w
+    def to_toml(self) -> str:
+        """TOML with each field's one-line help as a comment above it (what `bert2 config show` prints)."""
+        lines = ["# bert2 configuration: `bert2 --config FILE ...`, or ./bert2.toml found automatically.", ""]
+        for section, cls in SECTIONS.items():
+            docs = field_docs(cls)
+            lines.append(f"[{section}]")
+            for key, value in getattr(self, section).__dict__.items():
+                if docs.get(key):
+                    lines.append(f"# {docs[key]}")
+                lines.append(tomli_w.dumps({key: value}).rstrip("\n"))
+            lines.append("")
+        return "\n".join(lines)
 
+    def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(tomli_w.dumps(self.to_dict()), encoding="utf-8")
+        tmp.write_text(self.to_toml(), encoding="utf-8")
         tmp.replace(path)
         return path
 
@@ -518,13 +532,25 @@ def coerce(value: Any, typ: type, key: str) -> tuple[Any, FieldError | None]:
     return None, FieldError(key, f"must be {names.get(typ, typ.__name__)}, got {shown}")
 
 
+def _suggest(section: str, key: str) -> str:
+    """'did you mean ...? ' for a misspelt key: the closest key of the same section, or the same key in another
+    section (fine-tuning settings live in [finetune], machine settings such as device in [pretrain])."""
+    close = difflib.get_close_matches(key, list(field_types(SECTIONS[section])), n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {section}.{close[0]}? "
+    elsewhere = [s for s, cls in SECTIONS.items() if s != section and key in field_types(cls)]
+    return f"did you mean {elsewhere[0]}.{key}? " if elsewhere else ""
+
+
 def _merge_into(cfg: Config, data: Any) -> list[FieldError]:
     errors: list[FieldError] = []
     if not isinstance(data, dict):
         return [FieldError("<config>", f"must be a table of sections, got {type(data).__name__}")]
     for section, values in data.items():
         if section not in SECTIONS:
-            errors.append(FieldError(str(section), f"unknown section; allowed: {', '.join(SECTIONS)}"))
+            close = difflib.get_close_matches(str(section), list(SECTIONS), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            errors.append(FieldError(str(section), f"unknown section; {hint}allowed: {', '.join(SECTIONS)}"))
             continue
         if not isinstance(values, dict):
             errors.append(FieldError(section, f"must be a table of key = value, got {type(values).__name__}"))
@@ -534,7 +560,8 @@ def _merge_into(cfg: Config, data: Any) -> list[FieldError]:
         for key, value in values.items():
             full = f"{section}.{key}"
             if key not in types:
-                errors.append(FieldError(full, f"unknown key; {section} has: {', '.join(types)}"))
+                errors.append(FieldError(full, f"unknown key; {_suggest(section, key)}{section} has: "
+                                               f"{', '.join(types)}"))
                 continue
             converted, err = coerce(value, types[key], full)
             if err:

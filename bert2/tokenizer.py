@@ -13,21 +13,25 @@ any vocabulary under 100 tokens.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+
+from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors, trainers
+from tokenizers.models import WordPiece
+from transformers import BertTokenizerFast
+from transformers.utils import logging as hf_logging
 
 from bert2.data.corpus import corpus_fingerprint, load_documents, split_documents, stable_hash
 from bert2.data.hub import hub_reachable, offline_env
 from bert2.errors import TokenizerError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from transformers import BertTokenizerFast
-
     from bert2.config import Config
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4, in this order
@@ -36,14 +40,19 @@ TOKENIZER_FORMAT = 1  # bump when training settings change, so cached tokenizers
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 
 
-def _quiet_transformers() -> None:
-    """Silence transformers' advisory warnings (e.g. about model_max_length) that would clutter the CLI/TUI."""
-    from transformers.utils import logging as hf_logging
-
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' advisory warnings while bert2 builds or loads a tokenizer (they would clutter the
+    CLI and the TUI), then restore the caller's log level: a library must not change it for the whole process."""
+    level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
-def train_wordpiece(texts: Iterable[str], vocab_size: int, lowercase: bool = True) -> "BertTokenizerFast":
+def train_wordpiece(texts: Iterable[str], vocab_size: int, lowercase: bool = True) -> BertTokenizerFast:
     """Train a BERT WordPiece vocabulary of at most `vocab_size` tokens on `texts` (strings of any length).
 
     The pipeline is BERT's: BertNormalizer (clean control characters, split CJK characters, lowercase and strip
@@ -52,9 +61,6 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, lowercase: bool = Tru
     token_type_ids 0 for A and 1 for B. A small corpus may yield fewer than `vocab_size` tokens; that is fine,
     since the model's embedding table only needs to be at least as large.
     """
-    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors, trainers
-    from tokenizers.models import WordPiece
-
     if vocab_size < MIN_VOCAB:
         raise TokenizerError(f"vocab_size {vocab_size} is too small for WordPiece; use at least {MIN_VOCAB}")
     tok = Tokenizer(WordPiece(unk_token="[UNK]", continuing_subword_prefix="##"))
@@ -87,14 +93,12 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, lowercase: bool = Tru
     return wrap_tokenizer(tok, lowercase)
 
 
-def wrap_tokenizer(tok: Any, lowercase: bool = True) -> "BertTokenizerFast":
+def wrap_tokenizer(tok: Any, lowercase: bool = True) -> BertTokenizerFast:
     """Wrap a `tokenizers.Tokenizer` as BertTokenizerFast (keeps token_type_ids; has save_pretrained)."""
-    from transformers import BertTokenizerFast
-
-    _quiet_transformers()
-    return BertTokenizerFast(tokenizer_object=tok, do_lower_case=lowercase, unk_token="[UNK]", sep_token="[SEP]",
-                             pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]", strip_accents=None,
-                             tokenize_chinese_chars=True)
+    with _quiet_transformers():
+        return BertTokenizerFast(tokenizer_object=tok, do_lower_case=lowercase, unk_token="[UNK]",
+                                 sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]",
+                                 strip_accents=None, tokenize_chinese_chars=True)
 
 
 def save_tokenizer(tokenizer: "BertTokenizerFast", directory: str | os.PathLike) -> Path:
@@ -110,7 +114,7 @@ def save_tokenizer(tokenizer: "BertTokenizerFast", directory: str | os.PathLike)
     return directory
 
 
-def _check(tok: Any, source: str) -> "BertTokenizerFast":
+def _check(tok: Any, source: str) -> BertTokenizerFast:
     """Reject tokenizers that cannot serve BERT pretraining: tiny vocabularies and missing special tokens."""
     size = len(tok)
     if size < MIN_VOCAB:
@@ -126,15 +130,17 @@ def _check(tok: Any, source: str) -> "BertTokenizerFast":
     return tok
 
 
-def load_tokenizer(name_or_path: str | os.PathLike) -> "BertTokenizerFast":
+def load_tokenizer(name_or_path: str | os.PathLike) -> BertTokenizerFast:
     """Load a BERT tokenizer from a directory (tokenizer.json or vocab.txt), a tokenizer.json / vocab.txt file,
     or a hub name such as bert-base-uncased (network needed unless it is in the Hugging Face cache).
 
     Raises TokenizerError with the reason and the alternatives; never returns a vocabulary under 100 tokens.
     """
-    from transformers import BertTokenizerFast
+    with _quiet_transformers():
+        return _load_tokenizer(name_or_path)
 
-    _quiet_transformers()
+
+def _load_tokenizer(name_or_path: str | os.PathLike) -> BertTokenizerFast:
     source = str(name_or_path).strip()
     if not source:
         raise TokenizerError("tokenizer name or path is empty; leave data.tokenizer empty to train one instead")
@@ -226,7 +232,7 @@ def _atomic_save(tokenizer: Any, target: Path, meta: dict[str, Any]) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def get_tokenizer(cfg: "Config", documents: Sequence[Sequence[str]] | None = None) -> "BertTokenizerFast":
+def get_tokenizer(cfg: "Config", documents: Sequence[Sequence[str]] | None = None) -> BertTokenizerFast:
     """The tokenizer `cfg` asks for: `cfg.data.tokenizer` loaded when set, else a WordPiece vocabulary of
     `cfg.model.vocab_size` trained on the training `documents` (lists of sentences) and cached on disk, so the
     second run loads it in milliseconds.

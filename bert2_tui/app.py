@@ -1,9 +1,11 @@
 """bert2-tui: the Textual workbench of bert2.
 
-Four screens as app modes, switched with 1-4: Config, Train, Checkpoints, Playground. The trainer runs in one
-thread worker at a time; its events arrive batched as `TrainerEvents` messages and are folded into a `RunState`
-that the Train screen draws from. Nothing heavy is imported here: torch loads inside the workers, so the first
-frame appears in well under a second.
+Five screens as app modes, switched with 1-5: Config, Train, Checkpoints, Playground, Inside (see `registry`). The app
+owns the shared state (config, job, run state): screens and workers post messages (see `messages`) that it
+handles, and it posts to a screen when that screen's data changed. The trainer runs in one thread worker at a
+time; its events arrive batched as `TrainerEvents` messages and are folded into a `RunState` that the Train
+screen draws from. Nothing heavy is imported here: torch loads inside the workers, so the first frame appears in
+well under a second.
 
     bert2-tui [--config FILE] [--measure-startup]
     python -m bert2_tui [--config FILE]
@@ -12,8 +14,7 @@ frame appears in well under a second.
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib
+import json
 import os
 import sys
 import threading
@@ -21,52 +22,46 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from rich.text import Text
 from textual import work
 from textual.app import App, ScreenStackError
 from textual.binding import Binding
-from textual.message import Message
+from textual.widgets import Input, TextArea
 from textual.worker import Worker, WorkerState
 
-from bert2.config import Config, ConfigError, load_config
+from bert2.config import Config, ConfigError, FieldError, load_config
 from bert2.errors import Bert2Error
 from bert2.training.events import CheckpointEvent, DoneEvent, StartEvent
 
+from . import STARTED as _IMPORTED_AT  # perf_counter when the package was first imported
 from .commands import Bert2Commands
-from .jobs import (
-    DEFAULT_PROBE,
-    EventBatcher,
-    JobSpec,
-    RunState,
+from .jobs import DEFAULT_PROBE, EventBatcher, JobSpec, RunState, load_last_run, run_job
+from .messages import (
+    CheckpointDeleted,
+    CheckpointsChanged,
+    ConfigChanged,
+    ConfigPathChanged,
+    FinetuneFrom,
+    HistoryLoaded,
+    JobChoiceChanged,
+    JobStarted,
+    PlaygroundCheckpointChanged,
+    ProbesChanged,
+    ReloadHistory,
+    ResumeFrom,
+    StartJob,
+    StopJob,
     TrainerEvents,
-    finetuning_available,
-    load_last_run,
-    run_job,
+    UseInPlayground,
 )
+from .registry import SCREENS
 from .screens.dialogs import BusyScreen, ConfirmScreen, HelpScreen
-from .widgets.nav import SCREEN_TITLES, NavBar
+from .widgets.nav import NavBar
 
-# mode -> (module under bert2_tui.screens, class). Screens are imported when first shown, not at start-up: only
-# the Train screen is needed for the first frame, and the others' imports cost ~70 ms of a 0.5 s budget.
-SCREEN_MODULES = {"config": ("config", "ConfigScreen"), "train": ("train", "TrainScreen"),
-                  "checkpoints": ("checkpoints", "CheckpointsScreen"), "playground": ("playground", "PlaygroundScreen")}
-
-
-def screen_class(mode: str) -> type:
-    module, name = SCREEN_MODULES[mode]
-    return getattr(importlib.import_module(f"{__package__}.screens.{module}"), name)
-
-
-def new_screen(mode: str) -> Any:
-    return screen_class(mode)()
-
-
-def screen_classes() -> dict[str, type]:
-    """Every mode's screen class (imports them all: for help and the command palette)."""
-    return {mode: screen_class(mode) for mode in SCREEN_MODULES}
-SCREENS_GROUP = Binding.Group("Screens", compact=True)
+if TYPE_CHECKING:
+    from bert2.checkpoint import CheckpointInfo
 
 
 def process_age_s() -> float | None:
@@ -80,9 +75,6 @@ def process_age_s() -> float | None:
         return max(0.0, uptime - start_ticks / ticks)
     except (OSError, ValueError, IndexError):
         return None
-
-
-from . import STARTED as _IMPORTED_AT  # noqa: E402  (perf_counter when the package was first imported)
 
 
 @dataclass
@@ -101,30 +93,17 @@ class Job:
         return self.state != "finished"
 
 
-class HistoryLoaded(Message):
-    def __init__(self, state: RunState, path: str) -> None:
-        super().__init__()
-        self.state, self.path = state, path
-
-
 class Bert2App(App[int]):
     """The workbench. `config` is the working config: the Config screen edits it, jobs copy it when they start."""
 
     CSS_PATH = "app.tcss"
     TITLE = "bert2"
-    MODES = {mode: functools.partial(new_screen, mode) for mode in SCREEN_MODULES}
+    MODES = {entry.mode: entry.new_screen for entry in SCREENS}
     DEFAULT_MODE = "train"
     COMMANDS = App.COMMANDS | {Bert2Commands}
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
-        Binding("1", "goto('config')", "Config", id="app.goto_config", group=SCREENS_GROUP,
-                tooltip="Config screen: every setting, presets, save/load TOML"),
-        Binding("2", "goto('train')", "Train", id="app.goto_train", group=SCREENS_GROUP,
-                tooltip="Train screen: start/stop jobs, live charts"),
-        Binding("3", "goto('checkpoints')", "Checkpoints", id="app.goto_checkpoints", group=SCREENS_GROUP,
-                tooltip="Checkpoints screen: browse, resume, fine-tune, delete"),
-        Binding("4", "goto('playground')", "Playground", id="app.goto_playground", group=SCREENS_GROUP,
-                tooltip="Playground: fill-mask, QA, classification, similarity, attention"),
+        *(entry.binding() for entry in SCREENS),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="Show every key"),
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit (asks first while a job runs)"),
         Binding("ctrl+c", "quit(True)", "Quit", id="app.quit_ctrl_c", show=False, priority=True,
@@ -139,6 +118,9 @@ class Bert2App(App[int]):
                  measure_startup: bool = False, load_history: bool = True):
         super().__init__()
         self.config: Config = config or Config()
+        """The last valid config of the Config screen's form (`ConfigChanged`)."""
+        self.config_errors: list[FieldError] = []
+        """What is wrong with the Config screen's form now (a job does not start while there is something)."""
         self.config_path = config_path or ""
         self.measure_startup = measure_startup
         self.startup: dict[str, Any] = {}
@@ -146,6 +128,8 @@ class Bert2App(App[int]):
         self.job: Job | None = None
         self._job_ids = 0
         self.probes: tuple[str, ...] = (DEFAULT_PROBE,)
+        self.job_choice = "pretrain"
+        """The Train screen's job picker: "pretrain" or a fine-tuning task."""
         self.playground_path = ""
         self._quit_pending = False
         self._busy: BusyScreen | None = None
@@ -197,30 +181,23 @@ class Bert2App(App[int]):
         await self.switch_screen_mode(mode)
         await self.screen.run_action(action)
 
-    async def open_playground_tool(self, tool: str) -> None:
-        await self.switch_screen_mode("playground")
-        self.view("playground").show_tool(tool)
-
     def action_leave_input(self) -> None:
         self.set_focus(None)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "leave_input":  # only shown (and active) while typing in a text field
-            from textual.widgets import Input, TextArea
-
             return isinstance(self.focused, (Input, TextArea))
         return True
 
     def help_sections(self) -> list[tuple[str, list[Binding]]]:
         sections: list[tuple[str, list[Binding]]] = [("Everywhere", [b for b in self.BINDINGS  # type: ignore
                                                                     if isinstance(b, Binding)])]
-        for mode, cls in screen_classes().items():
-            sections.append((f"{SCREEN_TITLES[mode]} screen ({list(SCREEN_MODULES).index(mode) + 1})",
-                             [b for b in cls.BINDINGS if isinstance(b, Binding)]))
-        from .screens.playground import AttentionMap
-
-        sections.append(("Attention map (playground, focused)", [b for b in AttentionMap.BINDINGS
-                                                                 if isinstance(b, Binding)]))
+        for entry in SCREENS:
+            sections.append((f"{entry.title} screen ({entry.key})",
+                             [b for b in entry.screen_class().BINDINGS if isinstance(b, Binding)]))
+        for entry in SCREENS:  # keys of focusable widgets inside a screen (the playground's attention map)
+            for title, bindings in getattr(entry.screen_class(), "WIDGET_BINDINGS", {}).items():
+                sections.append((title, [b for b in bindings if isinstance(b, Binding)]))
         sections.append(("Command palette", [Binding("ctrl+p", "command_palette", "Command palette",
                                                      tooltip="Search every action by name")]))
         return sections
@@ -269,6 +246,9 @@ class Bert2App(App[int]):
         state, path = load_last_run(root)
         self.post_message(HistoryLoaded(state, path))
 
+    def on_reload_history(self, message: ReloadHistory) -> None:
+        self.load_history()
+
     def on_history_loaded(self, message: HistoryLoaded) -> None:
         if self.job_active or not message.path:
             return
@@ -278,10 +258,27 @@ class Bert2App(App[int]):
         self.run_state.add_log(f"loaded the last run from {message.path}", "info", at=last)
         self.refresh_nav()
 
+    # -------------------------------------------------------------------------------------------- config
+    def on_config_changed(self, message: ConfigChanged) -> None:
+        self.config_errors = list(message.errors)
+        if message.config is not None:
+            self.config = message.config
+
+    def on_config_path_changed(self, message: ConfigPathChanged) -> None:
+        self.config_path = message.path
+
+    def on_probes_changed(self, message: ProbesChanged) -> None:
+        self.probes = message.probes
+
+    def on_job_choice_changed(self, message: JobChoiceChanged) -> None:
+        self.job_choice = message.choice
+
     # ---------------------------------------------------------------------------------------------- jobs
-    def config_errors(self) -> list:
-        screen = self.view("config")
-        return list(screen.errors) if screen is not None else []
+    def on_start_job(self, message: StartJob) -> None:
+        self.start_selected(message.choice, resume=message.resume)
+
+    def on_stop_job(self, message: StopJob) -> None:
+        self.stop_job()
 
     def start_selected(self, choice: str, resume: bool = False) -> bool:
         """Start (or resume) pretraining (`choice` = pretrain) or fine-tuning of task `choice`."""
@@ -290,7 +287,7 @@ class Bert2App(App[int]):
         else:
             spec = JobSpec("finetune", self.config, task=choice, resume=resume)
         if resume:
-            from bert2.checkpoint import kind_dir, latest_resumable
+            from bert2.checkpoint import kind_dir, latest_resumable  # ~25 ms: not before the first frame
 
             if latest_resumable(self.config.paths.root, spec.kind) is None:
                 self.notify(f"nothing to resume: no complete checkpoint under "
@@ -304,16 +301,11 @@ class Bert2App(App[int]):
             self.notify("a job is already running; stop it first (x on the Train screen)", severity="warning",
                         title="Train")
             return False
-        errors = self.config_errors()
+        errors = self.config_errors
         if errors:
             self.notify(f"the config has {len(errors)} error(s); fix them on the Config screen (1) first: "
                         + "; ".join(map(str, errors[:2])), severity="error", title="Train")
             return False
-        if spec.kind == "finetune":
-            reason = finetuning_available()
-            if reason:
-                self.notify(reason, severity="error", title="Fine-tune")
-                return False
         self._job_ids += 1
         job = Job(self._job_ids, spec)
         self.job = job
@@ -322,9 +314,10 @@ class Bert2App(App[int]):
         self.run_state.add_log(f"starting {spec.title}…", "info")
         job.worker = self._train_worker(job)
         self.refresh_nav()
+        self.job_choice = "pretrain" if spec.kind == "pretrain" else (spec.task or self.config.finetune.task)
         train = self.view("train")
         if train is not None:
-            train.set_job_choice("pretrain" if spec.kind == "pretrain" else (spec.task or self.config.finetune.task))
+            train.post_message(JobStarted(self.job_choice))
         return True
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="train", name="train",
@@ -358,14 +351,14 @@ class Bert2App(App[int]):
         self.refresh_nav()
 
     def checkpoints_changed(self) -> None:
+        """Tell the screens that list checkpoints (those created already) to read the directories again."""
         for mode in ("checkpoints", "playground"):
             screen = self.view(mode)
-            if screen is None:
-                continue
-            if mode == "checkpoints":
-                screen.reload()
-            else:
-                screen.refresh_checkpoints()
+            if screen is not None:
+                screen.post_message(CheckpointsChanged())
+
+    def on_checkpoint_deleted(self, message: CheckpointDeleted) -> None:
+        self.checkpoints_changed()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "train":
@@ -379,10 +372,9 @@ class Bert2App(App[int]):
         job.state = "finished"
         st = self.run_state
         if state == WorkerState.SUCCESS:
-            done = event.worker.result
-            reason = getattr(done, "reason", "completed")
-            st.status = {"completed": "done", "time_budget": "done", "stopped": "stopped"}.get(reason, "error")
-            st.status_text = f"{job.spec.title}: {reason} at step {getattr(done, 'step', st.step)}"
+            done: DoneEvent = event.worker.result
+            st.status = {"completed": "done", "time_budget": "done", "stopped": "stopped"}.get(done.reason, "error")
+            st.status_text = f"{job.spec.title}: {done.reason} at step {done.step}"
             self.notify(st.status_text, title="Train", severity="error" if st.status == "error" else "information")
         elif state == WorkerState.ERROR:
             exc = event.worker.error
@@ -390,8 +382,7 @@ class Bert2App(App[int]):
                 msg = str(exc)
             else:
                 msg = f"{type(exc).__name__}: {exc}"
-                tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)) if exc else ""
-                lines = tb.strip().splitlines()
+                lines = "".join(traceback.format_exception(exc)).strip().splitlines()
                 for line in (lines[:1] + ["  …"] + lines[-10:] if len(lines) > 12 else lines):
                     st.add_log(line, "error")
             st.status = "error"
@@ -434,12 +425,20 @@ class Bert2App(App[int]):
             return False
 
     # ----------------------------------------------------------------------------- from the checkpoints screen
-    async def use_in_playground(self, path: str) -> None:
-        self.playground_path = path
+    async def on_use_in_playground(self, message: UseInPlayground) -> None:
+        self.playground_path = message.path  # the playground selects it when it is shown (mount or resume)
         await self.switch_screen_mode("playground")
-        self.view("playground").select_checkpoint(path)
 
-    def resume_from(self, info: Any) -> None:
+    def on_playground_checkpoint_changed(self, message: PlaygroundCheckpointChanged) -> None:
+        self.playground_path = message.path
+
+    def on_resume_from(self, message: ResumeFrom) -> None:
+        self.resume_from(message.info)
+
+    def on_finetune_from(self, message: FinetuneFrom) -> None:
+        self.finetune_from(message.path)
+
+    def resume_from(self, info: CheckpointInfo) -> None:
         if info.kind == "pretrain":
             spec = JobSpec("pretrain", self.config, resume=info.path, probes=self.probes)
         else:
@@ -448,8 +447,8 @@ class Bert2App(App[int]):
             self.call_later(self.switch_screen_mode, "train")
 
     def finetune_from(self, path: str) -> None:
-        train = self.view("train")
-        choice = train.selected_job() if train is not None else "pretrain"
+        """Fine-tune from `path`: the task picked on the Train screen, else the config's."""
+        choice = self.job_choice
         task = choice if choice != "pretrain" else self.config.finetune.task
         if self.start_job(JobSpec("finetune", self.config, task=task, from_checkpoint=path)):
             self.call_later(self.switch_screen_mode, "train")
@@ -504,10 +503,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     app = Bert2App(cfg, config_path=config_path, measure_startup=measure)
     result = app.run()
     if measure:
-        import json
-
         sys.stdout.write(json.dumps(app.startup) + "\n")
-    return int(result or 0) if isinstance(result, int) else 0
+    return result or 0
 
 
 if __name__ == "__main__":

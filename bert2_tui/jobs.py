@@ -1,14 +1,14 @@
 """Training jobs for the TUI: what to run, how its events reach the UI, and the bounded run state charts draw from.
 
 Nothing here imports torch at module level. The worker thread calls `run_job`, which imports the trainer lazily;
-its events go through an `EventBatcher` that buffers them and posts one `TrainerEvents` message at most every
-~0.25 s (never a `call_from_thread` per step, which would make the trainer wait for the UI). `RunState` lives on
-the UI thread and holds bounded deques, so a long run cannot grow memory or redraw cost without limit.
+its events go through an `EventBatcher` that buffers them and hands the app one batch (posted as a `TrainerEvents`
+message) at most every ~0.25 s (never a `call_from_thread` per step, which would make the trainer wait for the UI).
+`RunState` lives on the UI thread and holds bounded deques, so a long run cannot grow memory or redraw cost without
+limit.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import threading
 import time
@@ -16,8 +16,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
-
-from textual.message import Message
 
 from bert2.config import CHOICES, KINDS, Config
 from bert2.training.events import (
@@ -88,6 +86,7 @@ def import_heavy() -> None:
     with _HEAVY_LOCK:
         if _heavy_done:
             return
+        # torch and transformers (seconds): in the first worker that needs them, never before the first frame
         import torch  # noqa: F401
         from transformers import BertTokenizerFast  # noqa: F401
 
@@ -97,62 +96,24 @@ def import_heavy() -> None:
         _heavy_done = True
 
 
-def finetuning_available() -> str:
-    """Empty when bert2.tasks.finetuning.run_finetuning exists, else the reason it cannot be used (shown to the user)."""
-    import importlib
-
-    try:
-        mod = importlib.import_module("bert2.tasks.finetuning")
-    except ImportError as exc:
-        return f"fine-tuning is not available in this bert2 build ({exc})"
-    if not hasattr(mod, "run_finetuning"):
-        return "fine-tuning is not available in this bert2 build (bert2.tasks.finetuning has no run_finetuning)"
-    return ""
-
-
 def run_job(spec: JobSpec, callbacks: list[Callable[[Event], None]], stop_event: threading.Event) -> DoneEvent:
     """Run `spec` in the calling thread (a worker); imports the trainer here, never at TUI start-up."""
     import_heavy()
     cfg = spec.cfg.copy()
     if spec.kind == "pretrain":
-        from bert2.tasks.pretraining import run_pretraining
+        from bert2.tasks.pretraining import run_pretraining  # torch: only when a job starts
 
         return run_pretraining(cfg, callbacks=callbacks, stop_event=stop_event, resume=spec.resume,
                                probes=tuple(spec.probes))
-    if spec.kind != "finetune":
-        raise ValueError(f"unknown job kind {spec.kind!r}")
-    reason = finetuning_available()
-    if reason:
-        from bert2.errors import TrainingError
-
-        raise TrainingError(reason)
-    from bert2.tasks import finetuning
+    from bert2.tasks.finetuning import run_finetuning  # torch: only when a job starts
 
     if spec.task:
         cfg.finetune.task = spec.task
-    fn = finetuning.run_finetuning
-    kwargs: dict[str, Any] = {"callbacks": callbacks, "stop_event": stop_event, "resume": spec.resume}
-    if spec.from_checkpoint:
-        kwargs["from_checkpoint"] = spec.from_checkpoint
-    try:
-        accepted = set(inspect.signature(fn).parameters)
-        if not any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()):
-            kwargs = {k: v for k, v in kwargs.items() if k in accepted}
-    except (TypeError, ValueError):
-        pass
-    return fn(cfg, **kwargs)
+    return run_finetuning(cfg, callbacks=callbacks, stop_event=stop_event, resume=spec.resume,
+                          from_checkpoint=spec.from_checkpoint or None)
 
 
 # ------------------------------------------------------------------------------------------ event transport
-class TrainerEvents(Message):
-    """A batch of trainer events, posted from the worker thread (post_message is thread-safe)."""
-
-    def __init__(self, job_id: int, events: list[Event]) -> None:
-        super().__init__()
-        self.job_id = job_id
-        self.events = events
-
-
 class EventBatcher:
     """Trainer callback that buffers events and hands them to `post` in time batches.
 

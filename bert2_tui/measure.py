@@ -22,6 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bert2.config import Config
+from bert2.tasks.pretraining import run_pretraining
+from bert2.training.events import event_from_dict
+
+from .app import Bert2App
+
 
 def first_frame(runs: int = 7) -> dict[str, Any]:
     """Median time from process start to the app's first frame (`bert2-tui --measure-startup`).
@@ -47,9 +53,7 @@ def first_frame(runs: int = 7) -> dict[str, Any]:
             "process_wall_s_median": round(statistics.median(walls), 3), "torch_imported_before_frame": any(torch_loaded)}
 
 
-def _config(root: str, steps: int):
-    from bert2.config import Config
-
+def _config(root: str, steps: int) -> Config:
     cfg = Config()
     cfg.paths.root = root
     cfg.pretrain.max_steps = steps
@@ -64,8 +68,6 @@ def _mean_tokens(events: list[Any]) -> float:
 
 
 def headless_tokens_per_s(steps: int) -> float:
-    from bert2.tasks.pretraining import run_pretraining
-
     events: list[Any] = []
     with tempfile.TemporaryDirectory() as tmp:
         run_pretraining(_config(tmp, steps), [events.append])
@@ -73,10 +75,6 @@ def headless_tokens_per_s(steps: int) -> float:
 
 
 async def _tui_run(steps: int) -> float:
-    from bert2.training.events import event_from_dict
-
-    from .app import Bert2App
-
     with tempfile.TemporaryDirectory() as tmp:
         app = Bert2App(_config(tmp, steps), load_history=False)
         async with app.run_test(size=(120, 36)) as pilot:

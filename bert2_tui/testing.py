@@ -15,6 +15,8 @@ from rich.console import Console
 
 from bert2.config import Config
 
+from .app import Bert2App
+
 WORDS = ("the cat sat on a mat while dog ran in park city of paris is capital france river flows through town "
          "people live near sea").split()
 
@@ -59,10 +61,8 @@ def tiny_config(root: str | Path, corpus: str | Path | None = None, *, max_steps
     return cfg
 
 
-def make_app(cfg: Config | None = None, **kwargs):
-    """The app with `cfg` (a tmp paths.root in tests); imported lazily so this module stays cheap."""
-    from .app import Bert2App
-
+def make_app(cfg: Config | None = None, **kwargs) -> Bert2App:
+    """The app with `cfg` (a tmp paths.root in tests)."""
     return Bert2App(cfg or Config(), **kwargs)
 
 

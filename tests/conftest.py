@@ -160,3 +160,45 @@ def data_cfg(tmp_path):
         return cfg
 
     return make
+
+
+# ---- a real tiny pretraining run, shared (safety, explain, the Inside screen) ------------------------------------
+def tiny_run_cfg(root, corpus, steps: int = 6):
+    """hidden 32, one layer, a 300-token vocabulary, 32-token sequences: a few seconds on a CPU."""
+    from bert2.config import Config
+
+    cfg = Config()
+    cfg.paths.root = str(root)
+    cfg.data.corpus = str(corpus)
+    cfg.data.cache_dir = str(_FtPath(root).parent / "cache")
+    cfg.data.max_seq_length = 32
+    cfg.model.vocab_size = 300
+    cfg.model.hidden_size, cfg.model.num_hidden_layers, cfg.model.num_attention_heads = 32, 1, 2
+    cfg.model.intermediate_size = 64
+    p = cfg.pretrain
+    p.batch_size, p.learning_rate, p.warmup_steps, p.max_steps = 8, 3e-3, 1, steps
+    p.eval_every, p.save_every, p.log_every, p.keep_last, p.eval_batches, p.num_threads = 3, 3, 1, 3, 1, 1
+    assert cfg.validate() == []
+    return cfg
+
+
+@_ft_pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A real tiny pretraining run: (its config, the checkpoint at step 3 of 6)."""
+    import torch
+
+    from bert2 import checkpoint as ckpt
+    from bert2.tasks.pretraining import run_pretraining
+
+    base = tmp_path_factory.mktemp("tiny_run")
+    corpus = base / "english.txt"
+    corpus.write_text("\n\n".join("\n".join(doc) for doc in english_documents()) + "\n", encoding="utf-8")
+    cfg = tiny_run_cfg(base / "saved_model", corpus)
+    threads = torch.get_num_threads()
+    try:
+        assert run_pretraining(cfg, [], probes=()).reason == "completed"
+    finally:
+        torch.set_num_threads(threads)
+    step3 = ckpt.step_dirs(_FtPath(cfg.paths.root) / "transformer/pretrain/checkpoint")[0]
+    assert ckpt.read_state(step3)["step"] == 3
+    return cfg, step3

@@ -87,9 +87,18 @@ def test_config_init_show_validate(capsys, tmp_path):
     code, out, _ = run(capsys, "config", "show", "--config", str(target), "--json")
     assert json.loads(out)["model"]["hidden_size"] == 256
     code, out, _ = run(capsys, "config", "show", "--config", str(target))
-    assert "hidden_size = 256  # Width H" in out
-    code, out, _ = run(capsys, "config", "validate", "--config", str(target))
+    assert "# Width H of every token vector" in out and "hidden_size = 256" in out
+    assert "# Width H of every token vector" in target.read_text()  # `config init` keeps the help comments
+    code, out, _ = run(capsys, "--config", str(target), "config", "validate")  # --config before the command too
     assert code == 0 and "valid" in out
+    code, out, _ = run(capsys, "--set", "model.hidden_size=512", "config", "show", "--json")
+    assert json.loads(out)["model"]["hidden_size"] == 512
+
+
+def test_misspelt_key_gets_a_suggestion(capsys):
+    code, _, err = run(capsys, "config", "validate", "--set", "pretrain.max_step=3", "--set", "finetune.device=cpu")
+    assert code == 2
+    assert "did you mean pretrain.max_steps?" in err and "did you mean pretrain.device?" in err
 
 
 def test_corpus_errors_exit_2(capsys, tmp_path):

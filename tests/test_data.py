@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections import Counter
 
 import numpy as np
@@ -106,34 +105,66 @@ def test_jsonl_and_parquet_errors(tmp_path):
     assert "not a Parquet file" in _error(fake)
 
 
+def _offline_spy(monkeypatch) -> list[bool]:
+    """Replace datasets.load_dataset with a spy recording whether the hub's offline flag was set at the call (set:
+    the library answers from its cache at once instead of retrying the network for ~23 s)."""
+    import datasets
+
+    seen: list[bool] = []
+
+    def spy(*args, **kwargs):
+        seen.append(bool(datasets.config.HF_HUB_OFFLINE))
+        raise ConnectionError("offline (test spy)")
+
+    monkeypatch.setattr(datasets, "load_dataset", spy)
+    return seen
+
+
 def test_hub_name_offline_fails_fast_with_env(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    t0 = time.perf_counter()
+    seen = _offline_spy(monkeypatch)
     msg = _error("wikitext-103-raw-v1")
-    assert time.perf_counter() - t0 < 10
     assert "wiki-offline" in msg and "HF_HUB_OFFLINE" in msg
+    assert seen and all(seen)  # asked in offline mode only: no network retries
 
 
 def test_hub_name_fails_fast_without_env(monkeypatch):
-    """No HF_HUB_OFFLINE: the connectivity probe decides. A name that exists nowhere keeps this fast online too."""
+    """No HF_HUB_OFFLINE: the connectivity probe decides; when it says offline, datasets runs in offline mode."""
+    from bert2.data import corpus
+
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
-    t0 = time.perf_counter()
+    monkeypatch.setattr(corpus, "hub_reachable", lambda *a, **k: False)
+    seen = _offline_spy(monkeypatch)
     msg = _error("bert2-tests/no-such-corpus-anywhere")
-    assert time.perf_counter() - t0 < 10
     assert "wiki-offline" in msg
+    assert seen and all(seen)
 
 
 def test_hub_probe_is_bounded(monkeypatch):
+    """A probe whose request never returns (a black-holed network) still answers False after its deadline."""
+    import threading
+    import urllib.request
+
     from bert2.data import hub
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert hub.hub_reachable() is False
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.setenv("HF_ENDPOINT", "https://10.255.255.1:9")  # unroutable (or intercepted): must not hang
-    t0 = time.perf_counter()
-    assert hub.hub_reachable(timeout=0.5) is False
-    assert time.perf_counter() - t0 < 2.0
+    release = threading.Event()
+    timeouts: list[float] = []
+
+    def hang(request, timeout=None):
+        timeouts.append(timeout)
+        release.wait()  # never answers until the test ends
+        raise OSError("released")
+
+    monkeypatch.setattr(urllib.request, "urlopen", hang)
+    try:
+        assert hub.hub_reachable(timeout=0.2) is False
+        assert timeouts == [0.2]  # the socket timeout is passed down too
+    finally:
+        release.set()
 
 
 def test_wikitext_rows_become_articles():
@@ -297,9 +328,7 @@ def test_cache_hit_skips_loading_and_tokenising(word_corpus, word_tokenizer, dat
 
     monkeypatch.setattr(pre, "tokenize_documents", boom)
     monkeypatch.setattr(pre, "load_documents", boom)
-    t0 = time.perf_counter()
-    second = pre.prepare_pretraining_data(cfg, word_tokenizer)
-    assert time.perf_counter() - t0 < 1.0
+    second = pre.prepare_pretraining_data(cfg, word_tokenizer)  # fast because it does no work (boom above)
     assert second.info["cache_hit"] and second.info["cache_path"] == first.info["cache_path"]
     assert len(second.train) == len(first.train)
     assert [second.train[i] for i in range(len(second.train))] == [first.train[i] for i in range(len(first.train))]
@@ -442,14 +471,3 @@ def test_collator_state_resumes_exactly(word_tokenizer, mlm_batch):
                                    random_replace_prob=0.1, seed=5))())(mlm_batch)["labels"].equal(first["labels"])
 
 
-def test_collator_is_fast(word_tokenizer):
-    rng = random.Random(0)
-    examples = [{"input_ids": [2] + [rng.randrange(6, len(word_tokenizer)) for _ in range(126)] + [3],
-                 "token_type_ids": [0] * 64 + [1] * 64, "next_sentence_label": 0} for _ in range(32)]
-    c = MLMCollator(word_tokenizer)
-    times = []
-    for _ in range(60):
-        t0 = time.perf_counter()
-        c(examples)
-        times.append(time.perf_counter() - t0)
-    assert sorted(times)[len(times) // 2] < 0.005  # median: robust to other processes sharing the CPU

@@ -41,14 +41,22 @@ def _worker(rank: int, world: int, port: int, corpus: str, root: str, out: str) 
 
 def test_two_cpu_processes_agree_and_rank0_writes(tmp_path, english_corpus):
     root = tmp_path / "saved_model"
-    mp.start_processes(_worker, args=(2, _free_port(), str(english_corpus), str(root), str(tmp_path)), nprocs=2,
-                       join=True, start_method="spawn")
+    for attempt in range(3):  # the free port can be taken by another process before rank 0 binds it: retry
+        try:
+            mp.start_processes(_worker, args=(2, _free_port(), str(english_corpus), str(root), str(tmp_path)),
+                               nprocs=2, join=True, start_method="spawn")
+            break
+        except mp.ProcessRaisedException as exc:
+            if "address already in use" not in str(exc).lower() or attempt == 2:
+                raise
     r0, r1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert r0["reason"] == r1["reason"] == "completed" and r0["steps_seen"] == r1["steps_seen"] == 6
     assert torch.equal(r0["weights"], r1["weights"])  # DDP kept the replicas identical
     assert r0["events"] > 0 and r1["events"] == 0  # only rank 0 reports
     infos = ckpt.list_checkpoints(root)
-    assert sorted((i.stage, i.step) for i in infos) == [("best", 6), ("checkpoint", 3), ("final", 6)]
+    stages = sorted((i.stage, i.step) for i in infos if i.stage != "best")
+    assert stages == [("checkpoint", 3), ("final", 6)]
+    assert [i.step for i in infos if i.stage == "best"] in ([3], [6])  # the better of the two evaluations
     state = ckpt.read_state(ckpt.latest_in(root / "transformer/pretrain/final"))
     assert state["world_size"] == 2
     lines = (root / "transformer/pretrain/metrics.jsonl").read_text().splitlines()

@@ -412,21 +412,92 @@ def test_pre_ln_checkpoint_loads_back_and_refuses_export(tokenizer, tmp_path):
     assert predictor.model.config.norm_placement == "pre"
 
 
-def test_alibi_checkpoint_loads_back_and_refuses_export(tokenizer, tmp_path):
-    """bert2's default (ALiBi biases) is written to config.json and rebuilt by inference; export explains why
-    transformers cannot hold it and how to train an exportable model instead of writing weights that predict
-    differently there. transformers' own files (no key, or "absolute" from transformers 4) read as absolute."""
+def _saved(model: torch.nn.Module, tokenizer, stage: Path, meta: dict) -> Path:
+    from bert2.checkpoint.model_files import write_model
+
+    def payload(directory: Path) -> None:
+        write_model(model, tokenizer, directory, meta)
+
+    return ckpt.save_checkpoint(stage, 1, payload, {"kind": "pretrain", "task": meta["task"],
+                                                    "metrics": {"loss": 3.25, "mlm_accuracy": 0.41}})
+
+
+def test_alibi_model_exports_with_remote_code_and_fill_mask_matches(tokenizer, tmp_path):
+    """bert2's default (ALiBi) leaves bert2: the export ships modelling code beside the weights, transformers'
+    fill-mask pipeline loads it with trust_remote_code=True and gives the same top-5 tokens and scores as
+    `bert2 inference mask`, with and without padding in the batch; the directory carries a model card and no
+    local absolute path."""
     from bert2.checkpoint.hf import model_config_from_hf
+    from bert2.model import BertForPreTraining
+
+    cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=64, max_position_embeddings=64)
+    assert cfg.position_embedding_type == "alibi"
+    torch.manual_seed(0)
+    model = BertForPreTraining(cfg).eval()
+    _peaked(model, "mlm.bias")
+    assert not [k for k in model.state_dict() if "alibi" in k]  # fixed slopes are not weights
+    source = _saved(model, tokenizer, tmp_path / "transformer/pretrain/final", {"task": "mlm+nsp", "nsp": True})
+    assert Predictor.load(source).model.config.position_embedding_type == "alibi"
+
+    out = tmp_path / "hf-alibi"
+    result = export_hf(source, out, arch="masked-lm")
+    assert result.architecture == "Bert2AlibiForMaskedLM"
+    assert {"modeling_bert2.py", "configuration_bert2.py", "README.md"} <= {f.name for f in out.iterdir()}
+    config = json.loads((out / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForMaskedLM"] == "modeling_bert2.Bert2AlibiForMaskedLM"
+    for f in out.iterdir():  # shareable: no path of this machine anywhere
+        assert str(tmp_path) not in f.read_text(errors="ignore"), f.name
+
+    ours = Predictor.load(source)
+    pipe = transformers.pipeline("fill-mask", model=str(out), trust_remote_code=True, top_k=5)
+    for text in (SENTENCE, "a small cat [MASK] on the mat while the big dog barked at the moon"):
+        theirs = pipe(text)
+        mine = ours.fill_mask(text, top_k=5)[0]
+        assert tokenizer.convert_ids_to_tokens([r["token"] for r in theirs]) == [p["token"] for p in mine]
+        assert max(abs(r["score"] - p["score"]) for r, p in zip(theirs, mine)) <= 1e-4
+    # padding: a batch of two lengths gives each sentence the same logits as alone
+    hf = transformers.AutoModelForMaskedLM.from_pretrained(str(out), trust_remote_code=True).eval()
+    ids, types, mask = _batch(tokenizer)
+    with torch.no_grad():
+        theirs = hf(input_ids=ids, token_type_ids=types, attention_mask=mask).logits
+        mine = model(ids, types, mask).prediction_logits
+    real = mask.bool()
+    assert torch.allclose(theirs[real], mine[real], atol=TOL)
+
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: \"transformers\"\npipeline_tag: \"fill-mask\"")
+    assert "trust_remote_code=True" in card and "mlm_accuracy" in card and "transformer/pretrain/final" in card
+
+    hf_cfg = {k: v for k, v in hf_config_dict(cfg).items() if k != "position_embedding_type"}
+    assert model_config_from_hf(hf_cfg).position_embedding_type == "absolute"  # transformers' own files
+    with pytest.raises(ValueError, match="relative_key"):
+        model_config_from_hf({**hf_cfg, "position_embedding_type": "relative_key"})
+
+
+def test_alibi_classifier_and_span_qa_export_with_remote_code(tokenizer, tmp_path):
+    """Fine-tuned ALiBi heads export the same way and compute the same logits in transformers."""
+    from bert2.model import build_head
 
     cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                       intermediate_size=64, max_position_embeddings=64)
-    assert cfg.position_embedding_type == "alibi"
-    model, predictor = _loads_back_but_is_not_exported(cfg, tokenizer, tmp_path, "position_embedding_type=absolute")
-    assert not [k for k in model.state_dict() if "alibi" in k]  # fixed slopes are not weights
-    assert predictor.model.config.position_embedding_type == "alibi"
-
-    hf = {k: v for k, v in hf_config_dict(cfg).items() if k != "position_embedding_type"}
-    assert model_config_from_hf(hf).position_embedding_type == "absolute"
-    assert model_config_from_hf({**hf, "position_embedding_type": "absolute"}).position_embedding_type == "absolute"
-    with pytest.raises(ValueError, match="relative_key"):
-        model_config_from_hf({**hf, "position_embedding_type": "relative_key"})
+    ids, types, mask = _batch(tokenizer)
+    for task, meta, auto in (("classify", {"labels": ["neg", "pos"], "pooling": "cls"},
+                              transformers.AutoModelForSequenceClassification),
+                             ("qa-span", {}, transformers.AutoModelForQuestionAnswering)):
+        torch.manual_seed(0)
+        head = build_head(task, cfg, meta).eval()
+        source = _saved(head, tokenizer, tmp_path / task / "final", {"task": task, **meta})
+        out = tmp_path / f"hf-{task}"
+        assert export_hf(source, out).architecture.startswith("Bert2Alibi")
+        hf = auto.from_pretrained(str(out), trust_remote_code=True).eval()
+        with torch.no_grad():
+            theirs = hf(input_ids=ids, token_type_ids=types, attention_mask=mask)
+            mine = head(ids, types, mask)
+        if task == "classify":
+            assert torch.allclose(theirs.logits, mine.logits, atol=TOL)
+            assert "pipeline_tag: \"text-classification\"" in (out / "README.md").read_text()
+        else:
+            real = mask.bool()
+            assert torch.allclose(theirs.start_logits[real], mine.start_logits[real], atol=TOL)
+            assert torch.allclose(theirs.end_logits[real], mine.end_logits[real], atol=TOL)

@@ -20,22 +20,6 @@ from bert2.tasks.pretraining import run_pretraining
 from bert2_tui.testing import make_app, widget_text
 
 
-def tiny_cfg(root: Path, corpus: Path, steps: int = 6) -> Config:
-    cfg = Config()
-    cfg.paths.root = str(root)
-    cfg.data.corpus = str(corpus)
-    cfg.data.cache_dir = str(root.parent / "cache")
-    cfg.data.max_seq_length = 32
-    cfg.model.vocab_size = 300
-    cfg.model.hidden_size, cfg.model.num_hidden_layers, cfg.model.num_attention_heads = 32, 1, 2
-    cfg.model.intermediate_size = 64
-    p = cfg.pretrain
-    p.batch_size, p.learning_rate, p.warmup_steps, p.max_steps = 8, 3e-3, 1, steps
-    p.eval_every, p.save_every, p.log_every, p.keep_last, p.eval_batches, p.num_threads = 3, 3, 1, 3, 1, 1
-    assert cfg.validate() == []
-    return cfg
-
-
 def cli_sets(cfg: Config) -> list[str]:
     """The tiny configuration as --set flags, for driving the CLI on the same data and shape."""
     out = []
@@ -55,27 +39,8 @@ class Payload:
         return (open, (self.marker, "w"))
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A real tiny pretraining run: (config, the checkpoint at step 3)."""
-    from conftest import english_documents
-
-    base = tmp_path_factory.mktemp("safety")
-    corpus = base / "english.txt"
-    corpus.write_text("\n\n".join("\n".join(doc) for doc in english_documents()) + "\n", encoding="utf-8")
-    cfg = tiny_cfg(base / "saved_model", corpus)
-    threads = torch.get_num_threads()
-    try:
-        assert run_pretraining(cfg, [], probes=()).reason == "completed"
-    finally:
-        torch.set_num_threads(threads)
-    step3 = ckpt.step_dirs(Path(cfg.paths.root) / "transformer/pretrain/checkpoint")[0]
-    assert ckpt.read_state(step3)["step"] == 3
-    return cfg, step3
-
-
-def test_checkpoint_files_are_safetensors_and_json_only(trained):
-    cfg, step3 = trained
+def test_checkpoint_files_are_safetensors_and_json_only(tiny_run):
+    cfg, step3 = tiny_run
     for d in (p for p in Path(cfg.paths.root).rglob("step-*") if p.is_dir()):
         for f in d.iterdir():
             head = f.read_bytes()[:2]
@@ -119,8 +84,8 @@ def plant(source: Path, root: Path, marker: Path) -> Path:
     return target
 
 
-def test_planted_pickle_payload_never_runs(trained, tmp_path, capsys):
-    cfg, step3 = trained
+def test_planted_pickle_payload_never_runs(tiny_run, tmp_path, capsys):
+    cfg, step3 = tiny_run
     marker = tmp_path / "PWNED"
     root = tmp_path / "planted_root"
     planted = plant(step3, root, marker)
@@ -157,8 +122,8 @@ def test_planted_pickle_payload_never_runs(trained, tmp_path, capsys):
     assert not marker.exists()
 
 
-async def test_checkpoint_browser_flags_pickled_resume_files(trained, tmp_path):
-    cfg, step3 = trained
+async def test_checkpoint_browser_flags_pickled_resume_files(tiny_run, tmp_path):
+    cfg, step3 = tiny_run
     marker = tmp_path / "PWNED"
     root = tmp_path / "planted_root"
     plant(step3, root, marker)
@@ -177,10 +142,10 @@ async def test_checkpoint_browser_flags_pickled_resume_files(trained, tmp_path):
     assert not marker.exists()
 
 
-def test_old_pickled_checkpoint_resumes_only_with_the_flag(trained, tmp_path):
+def test_old_pickled_checkpoint_resumes_only_with_the_flag(tiny_run, tmp_path):
     """A checkpoint an older bert2 wrote (plain data in .pt files) resumes with --trust-checkpoint, read with the
     restricted unpickler, and continues from its step."""
-    cfg, step3 = trained
+    cfg, step3 = tiny_run
     root = tmp_path / "old_root"
     old = root / "transformer/pretrain/checkpoint" / step3.name
     shutil.copytree(step3, old)

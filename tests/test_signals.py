@@ -34,11 +34,9 @@ def test_signal_saves_checkpoint_and_exits_cleanly(tmp_path, english_corpus, sig
             break
         time.sleep(0.1)
     assert proc.poll() is None, proc.communicate()
-    sent_at = time.time()
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    assert time.time() - sent_at < 30
+    out, err = proc.communicate(timeout=120)  # a hang guard, not a speed limit
+    assert proc.returncode == 128 + sig, err  # 130 for Ctrl-C, 143 for SIGTERM: told apart from a finished run
     assert "Traceback" not in err
     events = [json.loads(line) for line in log.read_text().splitlines()]
     last_step = max(e["step"] for e in events if e["type"] == "StepEvent")

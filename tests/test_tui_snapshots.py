@@ -150,3 +150,34 @@ def test_snapshot_help_screen(snap_compare, snap_cfg):
         await _settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_snapshot_inside_screen(snap_compare, snap_cfg):
+    """A real tiny run (seeded, one thread: the same numbers on every run) seen on the Inside screen."""
+    import torch
+    from conftest import english_documents, tiny_run_cfg
+
+    from bert2.tasks.pretraining import run_pretraining
+
+    docs = english_documents()
+    Path("english.txt").write_text("\n\n".join("\n".join(d) for d in docs) + "\n", encoding="utf-8")
+    # A fixed word-level vocabulary: a trained WordPiece vocabulary varies between runs (tokenizers breaks merge
+    # ties in hash-map order, huggingface/tokenizers#1794), and so would every number on the screen.
+    words = sorted({w for d in docs for s in d for w in s.lower().replace(".", " . ").replace(",", " , ").split()})
+    Path("vocab").mkdir()
+    Path("vocab/vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    cfg = tiny_run_cfg("saved_model", "english.txt")
+    cfg.data.tokenizer = "vocab"
+    cfg.model.vocab_size = len(words) + 5
+    threads = torch.get_num_threads()
+    try:
+        run_pretraining(cfg, [], probes=())
+    finally:
+        torch.set_num_threads(threads)
+    app = make_app(cfg, load_history=False)
+
+    async def run_before(pilot):
+        await pilot.press("5")
+        await _settle(pilot, lambda: getattr(app.screen, "result", None) is not None, timeout=60)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -30,6 +30,7 @@ from ..errors import CheckpointError, TokenizerError
 from ..model import BertForPreTraining
 from ..tokenizer import load_tokenizer, save_tokenizer
 from .layout import TMP_PREFIX, publish_dir, read_json, read_state, resolve, write_state
+from .model_card import model_card, portable_name
 from .model_files import (
     HF_ACTIVATIONS,
     hf_config_dict,
@@ -40,6 +41,8 @@ from .model_files import (
     write_model_files,
     write_weights,
 )
+from .remote import modeling_bert2 as remote_modeling
+from .remote.configuration_bert2 import Bert2AlibiConfig
 from .train_state import check_safe_torch
 
 # bert2 name (regex) -> transformers name (format string), for the tensors that map one to one.
@@ -149,6 +152,17 @@ FRESH_GROUPS = {
 # bert2 task -> the transformers class an export targets when --arch is not given.
 EXPORT_CLASSES = {"mlm+nsp": "BertForPreTraining", "mlm": "BertForMaskedLM",
                   "classify": "BertForSequenceClassification", "qa-span": "BertForQuestionAnswering"}
+# An ALiBi model exports as transformers' BERT with the attention mask swapped (checkpoint/remote/), loaded with
+# trust_remote_code=True: these are the classes and the auto_map that tells transformers where they are.
+REMOTE_CLASSES = {"BertForPreTraining": "Bert2AlibiForPreTraining", "BertForMaskedLM": "Bert2AlibiForMaskedLM",
+                  "BertForSequenceClassification": "Bert2AlibiForSequenceClassification",
+                  "BertForQuestionAnswering": "Bert2AlibiForQuestionAnswering"}
+REMOTE_FILES = ("configuration_bert2.py", "modeling_bert2.py")
+REMOTE_AUTO_MAP = {"AutoConfig": "configuration_bert2.Bert2AlibiConfig", "AutoModel": "modeling_bert2.Bert2AlibiModel",
+                   "AutoModelForPreTraining": "modeling_bert2.Bert2AlibiForPreTraining",
+                   "AutoModelForMaskedLM": "modeling_bert2.Bert2AlibiForMaskedLM",
+                   "AutoModelForSequenceClassification": "modeling_bert2.Bert2AlibiForSequenceClassification",
+                   "AutoModelForQuestionAnswering": "modeling_bert2.Bert2AlibiForQuestionAnswering"}
 # --arch choices for pretraining checkpoints (fine-tuned ones have exactly one transformers class).
 EXPORT_ARCHS = {"pretraining": "BertForPreTraining", "masked-lm": "BertForMaskedLM"}
 
@@ -547,11 +561,6 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
     if model_cfg.norm_placement != "post":
         raise CheckpointError(f"{p} uses pre-LN layers (model.norm_placement = \"pre\"); transformers' BERT is "
                               "post-LN, so these weights have no transformers equivalent and cannot be exported")
-    if model_cfg.position_embedding_type != "absolute":
-        raise CheckpointError(f"{p} uses ALiBi attention biases (model.position_embedding_type = \"alibi\", the "
-                              "default); transformers' BERT has only the learned position table, so these weights "
-                              "would predict differently there. Pretrain with --set "
-                              "model.position_embedding_type=absolute to get an exportable model")
     if task not in EXPORT_CLASSES:
         raise CheckpointError(f"{p} has task {task!r}; export-hf handles {', '.join(EXPORT_CLASSES)}")
     if arch is not None and arch not in EXPORT_ARCHS:
@@ -574,9 +583,11 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
         hf_state = {k: v for k, v in hf_state.items()
                     if not k.startswith(("bert.pooler.", "cls.seq_relationship."))}
 
+    alibi = model_cfg.position_embedding_type == "alibi"
     hf_dict = hf_config_dict(model_cfg)
+    hf_dict.pop("position_embedding_type", None)  # the learned table is used either way; ALiBi is `alibi` below
     hf_dict.update(architectures=[cls_name], pad_token_id=int(tokenizer.pad_token_id),
-                   bert2_export={"checkpoint": str(p.resolve()), "task": task,
+                   bert2_export={"checkpoint": portable_name(p), "task": task,
                                  "step": int(read_state(p).get("step", 0))})
     if task == "classify":
         labels = [str(x) for x in meta.get("labels") or []]
@@ -587,10 +598,16 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
                        label2id={name: i for i, name in enumerate(labels)},
                        classifier_dropout=meta.get("classifier_dropout"),
                        problem_type="single_label_classification")
-    hf_model = getattr(transformers, cls_name)(transformers.BertConfig(**hf_dict)).eval()
+    if alibi:  # transformers' BERT plus the modelling code shipped beside the weights (trust_remote_code)
+        cls_name = REMOTE_CLASSES[cls_name]
+        config = Bert2AlibiConfig(**hf_dict, auto_map=REMOTE_AUTO_MAP)
+        config.architectures = [cls_name]
+        hf_model = getattr(remote_modeling, cls_name)(config).eval()
+    else:
+        hf_model = getattr(transformers, cls_name)(transformers.BertConfig(**hf_dict)).eval()
     missing, unexpected = hf_model.load_state_dict(hf_state, strict=False)
     if missing or unexpected:  # a bug or a checkpoint with surprising contents: never write a half-model
-        raise CheckpointError(f"{p} does not map onto transformers.{cls_name}: missing {sorted(missing)[:4]}, "
+        raise CheckpointError(f"{p} does not map onto {cls_name}: missing {sorted(missing)[:4]}, "
                               f"unexpected {sorted(unexpected)[:4]}")
 
     # So the fill-mask pipeline and friends truncate to what the position table can read (a freshly loaded
@@ -606,6 +623,11 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
             if bars:
                 hf_logging.enable_progress_bar()
         save_tokenizer(tokenizer, directory)
+        if alibi:
+            for name in REMOTE_FILES:
+                shutil.copyfile(Path(remote_modeling.__file__).with_name(name), directory / name)
+        (directory / "README.md").write_text(model_card(p, task, cls_name, model_cfg, config_meta=meta,
+                                                        state=read_state(p), remote_code=alibi), encoding="utf-8")
 
     path = _write_directory(out_dir, payload, force, protect=(p,))
     warnings: list[str] = []

@@ -7,11 +7,12 @@ import json
 import sys
 from typing import Any
 
-from .common import UsageError, print_json
+from .common import UsageError, command, print_json
 
 # Names of bert2.bench.BENCHMARKS, listed here so that `bert2 --help` does not import torch (a test keeps the
 # two lists equal).
-BENCH_NAMES = ("train_throughput", "time_to_quality", "inference_latency", "tui", "quick_rss", "finetune_quality")
+BENCH_NAMES = ("train_throughput", "time_to_quality", "inference_latency", "tui", "quick_rss", "memory",
+               "finetune_quality")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -38,9 +39,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    p = sub.add_parser("bench", help="benchmarks against transformers (measured numbers, not tests)")
+    p = command(sub, "bench", "benchmarks against transformers (measured numbers, not tests)",
+                "Each benchmark prints what it measured on this machine; never run two at once.",
+                ("bert2 bench train_throughput", "bert2 bench memory --json",
+                 "bert2 bench finetune_quality --finetune-minutes 1.5"))
     p.add_argument("names", nargs="*", metavar="NAME",
-                   help=f"which to run (default: all but finetune_quality, which fine-tunes 8 models): "
+                   help=f"which to run (default: all but finetune_quality, which fine-tunes 8 models, and memory, "
+                        f"which pretrains three presets): "
                         f"{', '.join(BENCH_NAMES)}")
     p.add_argument("--json", action="store_true", help="print one JSON object keyed by benchmark name")
     p.add_argument("--minutes", type=float, default=5.0, help="time_to_quality: budget per model (default 5)")

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..checkpoint import list_checkpoints
-from .common import add_common, load, print_json
+from .common import HelpFormatter, add_common, command, load, print_json
 
 
 def cmd_checkpoints(args: argparse.Namespace) -> int:
@@ -72,13 +72,17 @@ def cmd_export_hf(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    p = sub.add_parser("checkpoints", help="list the checkpoints in the six saved_model directories")
-    add_common(p)
+    p = command(sub, "checkpoints", "list the checkpoints in the six saved_model directories",
+                "Reads trainer_state.json only (never the weights): kind, stage, step, task, metrics, size.",
+                ("bert2 checkpoints", "bert2 checkpoints --json"))
+    add_common(p, example="paths.root=other_saved_model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_checkpoints)
 
     p = sub.add_parser(
-        "import-hf", help="turn a Hugging Face BERT checkpoint (directory or hub id) into a bert2 checkpoint",
+        "import-hf", formatter_class=HelpFormatter, epilog="examples:\n  bert2 import-hf path/to/hf-bert my-bert\n"
+        "  bert2 import-hf google-bert/bert-base-uncased my-bert   # online, or in the Hugging Face cache",
+        help="turn a Hugging Face BERT checkpoint (directory or hub id) into a bert2 checkpoint",
         description="Convert a transformers BERT checkpoint (config.json + model.safetensors or pytorch_model.bin, "
                     "with vocab.txt or tokenizer.json) into a complete bert2 pretraining checkpoint usable with "
                     "`bert2 inference --checkpoint`, `bert2 finetune --from` and the workbench. Heads the source "
@@ -94,7 +98,10 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_import_hf)
 
     p = sub.add_parser(
-        "export-hf", help="write a bert2 checkpoint as a transformers model directory",
+        "export-hf", formatter_class=HelpFormatter,
+        epilog="examples:\n  bert2 export-hf saved_model/transformer/pretrain hf-out\n"
+               "  bert2 export-hf saved_model/bert/finetuning hf-classifier",
+        help="write a bert2 checkpoint as a transformers model directory",
         description="Write a bert2 checkpoint so transformers loads it with no missing or unexpected keys: "
                     "pretraining -> BertForPreTraining (or BertForMaskedLM with --arch masked-lm, the class the "
                     "fill-mask pipeline uses), classify -> BertForSequenceClassification, qa-span -> "

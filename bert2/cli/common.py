@@ -1,8 +1,8 @@
 """What every command shares: the configuration from --config/--preset/--set, JSON output, the progress printer
 for trainer events, Ctrl-C as a stop request, and exit codes.
 
-Exit codes: 0 done (or stopped by the user with a checkpoint saved), 1 a bug or a diverged run, 2 an error the
-user can fix (printed as one line by main.py), 130 aborted by a second Ctrl-C.
+Exit codes: 0 done, 1 a bug or a diverged run, 2 an error the user can fix (printed as one line by main.py),
+130 / 143 stopped by Ctrl-C / SIGTERM (a checkpoint was saved; `--resume` continues) or aborted by a second Ctrl-C.
 """
 
 from __future__ import annotations
@@ -27,21 +27,51 @@ class UsageError(Bert2Error):
     """A command-line mistake that is not a configuration field (an existing file, an unknown name)."""
 
 
-def add_common(p: argparse.ArgumentParser, preset_choice: bool = False) -> None:
-    """--config and --set (every command), and --preset where a model is built."""
-    p.add_argument("--config", metavar="FILE", help=f"TOML config (default: ./{DEFAULT_CONFIG_FILE} if present)")
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and examples keep their line breaks; an option with a real default says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def command(sub: Any, name: str, help: str, description: str = "", examples: tuple[str, ...] = ()
+            ) -> argparse.ArgumentParser:
+    """A sub-command whose --help has a description, the defaults and examples."""
+    epilog = ("examples:\n" + "\n".join(f"  {e}" for e in examples)) if examples else None
+    return sub.add_parser(name, help=help, description=description or help, epilog=epilog,
+                          formatter_class=HelpFormatter)
+
+
+def add_common(p: argparse.ArgumentParser, preset_choice: bool = False, example: str = "pretrain.max_steps=100"
+               ) -> None:
+    """--config and --set (every command; also accepted before the command), and --preset where a model is
+    built. `example` is a --set this command actually reads."""
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help=f"TOML config (default: ./{DEFAULT_CONFIG_FILE} if present)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", default=[],
-                   help="override one setting, e.g. --set pretrain.max_steps=100 (repeatable)")
+                   help=f"override one setting, e.g. --set {example} (repeatable; `bert2 config show` lists them)")
     if preset_choice:
         p.add_argument("--preset", choices=list(PRESETS), help="model size preset applied before --set")
 
 
+def add_global(parser: argparse.ArgumentParser) -> None:
+    """`bert2 --config F --set k=v COMMAND ...` works as well as after the command."""
+    parser.add_argument("--config", dest="global_config", metavar="FILE", help="TOML config for any command")
+    parser.add_argument("--set", dest="global_set", action="append", metavar="SECTION.KEY=VALUE", default=[],
+                        help="override one setting for any command (repeatable)")
+
+
 def load(args: argparse.Namespace, extra: list[str] | None = None) -> Config:
-    """The configuration of this invocation: file, then preset, then `extra` (from flags), then --set."""
-    base = load_config(getattr(args, "config", None))
+    """The configuration of this invocation: file, then preset, then `extra` (from flags), then --set (before
+    the command, then after it)."""
+    base = load_config(getattr(args, "config", None) or getattr(args, "global_config", None))
     if getattr(args, "preset", None):
         base = preset(args.preset, base)
-    return base.with_overrides((extra or []) + list(getattr(args, "set", None) or []))
+    sets = list(getattr(args, "global_set", None) or []) + list(getattr(args, "set", None) or [])
+    return base.with_overrides((extra or []) + sets)
 
 
 def quote(value: str) -> str:
@@ -59,11 +89,18 @@ def bar(p: float) -> str:
 
 
 class EventPrinter:
-    """Renders trainer events: a rich progress bar with loss, tokens/s and ETA, plus eval and checkpoint lines."""
+    """Renders trainer events: a rich progress bar with loss, tokens/s and ETA, plus eval and checkpoint lines.
 
-    def __init__(self, quiet: bool = False):
-        self.console = Console(stderr=True)
+    When stderr is not a terminal (`bert2 pretrain 2> run.log`, a CI job, nohup), a progress bar would be redrawn
+    into the file or not at all; instead every logged step becomes one plain line a script can read:
+    `step 120/1200 loss 3.4567 mlm 3.1012 nsp 0.3555 lr 1.000e-03 tok/s 41250 eta 2:31`.
+    """
+
+    def __init__(self, quiet: bool = False, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self.plain = not self.console.is_terminal
         self.quiet = quiet
+        self.total = 0
         self.progress: Progress | None = None
         self.task_id: Any = None
         self.last: dict[str, Any] = {}
@@ -76,12 +113,21 @@ class EventPrinter:
                                f"{'resuming at step ' + str(event.start_step) if event.start_step else 'starting at step 0'}"
                                f" -> {event.run_dir}")
             total = event.total_steps or None
+            self.total = event.total_steps
+            if self.plain:  # no bar: one line per logged step instead (see the class docstring)
+                return
             self.progress = Progress(TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
                                      TextColumn("ETA {task.fields[eta]}"), console=self.console,
                                      disable=self.quiet, transient=False)
             self.progress.start()
             self.task_id = self.progress.add_task("train", total=total, completed=event.start_step, stats="", eta="?")
+        elif kind == "StepEvent" and self.plain and not self.quiet:
+            parts = " ".join(f"{k} {v:.4f}" for k, v in event.parts.items())
+            total = f"/{self.total}" if self.total else ""
+            self.console.print(f"step {event.step}{total} loss {event.loss:.4f} {parts} lr {event.lr:.3e} "
+                               f"tok/s {event.tokens_per_s:.0f} eta {fmt_s(event.eta_s)}", markup=False,
+                               highlight=False, soft_wrap=True)
         elif kind == "StepEvent" and self.progress is not None:
             parts = " ".join(f"{k} {v:.3f}" for k, v in event.parts.items())
             stats = f"loss {event.loss:.3f} ({parts}) lr {event.lr:.2e} {event.tokens_per_s:,.0f} tok/s"
@@ -132,9 +178,13 @@ def fmt_s(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+_stopped_by: list[int] = []  # the signal that stopped the last run (for its exit code)
+
+
 def with_stop_signals(run: Callable[[threading.Event], Any]) -> Any:
     """Run with SIGINT/SIGTERM turned into a stop request: the trainer saves a checkpoint and returns."""
     stop = threading.Event()
+    _stopped_by.clear()
     if threading.current_thread() is not threading.main_thread():
         return run(stop)
     previous = {}
@@ -142,6 +192,7 @@ def with_stop_signals(run: Callable[[threading.Event], Any]) -> Any:
     def handler(signum, frame):
         if stop.is_set():  # second Ctrl-C: the user insists
             raise KeyboardInterrupt
+        _stopped_by.append(signum)
         stop.set()
         sys.stderr.write("\nstopping after the current step and saving a checkpoint (Ctrl-C again to abort)\n")
 
@@ -155,7 +206,12 @@ def with_stop_signals(run: Callable[[threading.Event], Any]) -> Any:
 
 
 def train_exit_code(done: Any) -> int:
-    return 0 if done.reason in ("completed", "stopped", "time_budget") else 1
+    """0 finished (steps or time budget); 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM: the shell's
+    convention, so a script can tell an interrupted run from a finished one; a checkpoint was saved either way);
+    1 diverged or failed."""
+    if done.reason == "stopped":
+        return 128 + (_stopped_by[-1] if _stopped_by else signal.SIGINT)
+    return 0 if done.reason in ("completed", "time_budget") else 1
 
 
 def resume_arg(args: argparse.Namespace) -> Any:

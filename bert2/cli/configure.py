@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from typing import Any
 
-from ..config import DEFAULT_CONFIG_FILE, SECTIONS, Config, field_docs, preset
-from .common import UsageError, add_common, load, print_json
+from ..config import DEFAULT_CONFIG_FILE, Config, preset
+from .common import UsageError, add_common, command, load, print_json
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -28,17 +27,15 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.json:
         print_json(cfg.to_dict())
         return 0
-    for section, cls in SECTIONS.items():
-        docs = field_docs(cls)
-        print(f"[{section}]")
-        for key, value in getattr(cfg, section).__dict__.items():
-            print(f"{key} = {json.dumps(value)}  # {docs.get(key, '')}")
-        print()
+    print(cfg.to_toml())  # the same text `config init` writes: each field's help above it
     return 0
 
 
 def add_parsers(sub: Any) -> None:
-    p = sub.add_parser("config", help="show, init or validate the configuration")
+    p = command(sub, "config", "show, init or validate the configuration",
+                "show: every setting with its help (TOML); init: write it to bert2.toml (or -o FILE) to edit;\n"
+                "validate: check a file and the --set overrides, naming each bad field.",
+                ("bert2 config show", "bert2 config init --preset mini", "bert2 --config my.toml config validate"))
     p.add_argument("action", choices=["show", "init", "validate"])
     add_common(p, preset_choice=True)
     p.add_argument("--json", action="store_true", help="show as JSON")

@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from ..errors import InputError
-from .common import add_common, bar, load, print_json
+from .common import add_common, bar, command, load, print_json
 
 MODES = ("mask", "classify", "qa", "similarity")
 DEFAULT_CHECKPOINTS = {"mask": "pretrain best, else final", "classify": "finetune best, else final, of a classify run",
@@ -72,23 +72,33 @@ def cmd_inference(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    p = sub.add_parser("inference", help="fill-mask, classify, qa or similarity with a checkpoint")
+    p = command(sub, "inference", "fill-mask, classify, qa or similarity with a checkpoint",
+                "One request to one checkpoint; the input is checked before the model loads.",
+                ('bert2 inference mask "The capital of France is [MASK]."',
+                 'bert2 inference classify "A wonderful, moving film." --json',
+                 'bert2 inference qa --question "What is Paris?" --context "Paris is the capital of France."',
+                 'bert2 inference similarity "a cat" "a kitten"'))
     isub = p.add_subparsers(dest="mode", required=True, metavar="MODE")
-    m = isub.add_parser("mask", help='top-k predictions for each [MASK], e.g. "The capital of France is [MASK]."')
+    m = command(isub, "mask", 'top-k predictions for each [MASK], e.g. "The capital of France is [MASK]."',
+                examples=('bert2 inference mask "The capital of France is [MASK]." --top-k 10',))
     m.add_argument("text")
-    m.add_argument("--top-k", type=int, default=5)
-    c = isub.add_parser("classify", help="label a text with a classify checkpoint")
+    m.add_argument("--top-k", type=int, default=5, help="predictions per [MASK]")
+    c = command(isub, "classify", "label a text with a classify checkpoint",
+                examples=('bert2 inference classify "A wonderful, moving film."',))
     c.add_argument("text")
-    q = isub.add_parser("qa", help="answer a question from a context with a qa or qa-span checkpoint")
+    q = command(isub, "qa", "answer a question from a context with a qa or qa-span checkpoint",
+                examples=('bert2 inference qa --question "What is Paris?" --context "Paris is the capital of '
+                          'France."',))
     q.add_argument("--question", required=True)
     q.add_argument("--context", required=True)
     q.add_argument("--num-beams", type=int, help="beam width for generative QA (default: the checkpoint's)")
     q.add_argument("--max-length", type=int, help="longest answer in tokens (default: the checkpoint's)")
-    s = isub.add_parser("similarity", help="cosine similarity of two texts (any checkpoint)")
+    s = command(isub, "similarity", "cosine similarity of two texts (any checkpoint)",
+                examples=('bert2 inference similarity "a cat sat" "a kitten sat"',))
     s.add_argument("text_a")
     s.add_argument("text_b")
     for name, mp in (("mask", m), ("classify", c), ("qa", q), ("similarity", s)):
-        add_common(mp)
+        add_common(mp, example="paths.root=other_saved_model")
         mp.add_argument("--checkpoint", metavar="DIR",
                         help=f"checkpoint directory (default: {DEFAULT_CHECKPOINTS[name]})")
         mp.add_argument("--json", action="store_true", help="print JSON")

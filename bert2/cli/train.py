@@ -11,13 +11,34 @@ import sys
 import time
 from typing import Any
 
-from ..config import CHOICES, Config
-from .common import EventPrinter, add_common, load, print_json, quote, resume_arg, train_exit_code, with_stop_signals
+from ..checkpoint import kind_dir
+from ..config import CHOICES, Config, FinetuneConfig, PretrainConfig
+from ..training.reporters import REPORTERS, make_reporters, parse_report_to
+from .common import (
+    EventPrinter,
+    add_common,
+    command,
+    load,
+    print_json,
+    quote,
+    resume_arg,
+    train_exit_code,
+    with_stop_signals,
+)
 
 # `bert2 quick`: a real pretraining run of the tiny preset on a slice of the offline corpus, sized to fill the
 # three pretrain directories in a few minutes on a 2-core laptop.
 QUICK_OVERRIDES = ["pretrain.max_steps=1200", "pretrain.warmup_steps=100", "pretrain.eval_every=300",
                    "pretrain.save_every=300", "pretrain.log_every=10", "pretrain.eval_batches=0"]
+
+
+def reporters_for(args: argparse.Namespace, cfg: Config, kind: str) -> list[Any]:
+    """--report-to as callbacks writing into saved_model/<kind>/runs/<start time>/ (said on stderr)."""
+    names = parse_report_to(getattr(args, "report_to", None))
+    reporters, run_dir = make_reporters(names, kind_dir(cfg.paths.root, kind))
+    if run_dir is not None and not args.quiet:
+        sys.stderr.write(f"reporting {' and '.join(names)} to {run_dir}\n")
+    return reporters
 
 
 # ------------------------------------------------------------------------------------------------ pretraining
@@ -30,12 +51,14 @@ def cmd_pretrain(args: argparse.Namespace, extra: list[str] | None = None) -> in
     if args.minutes is not None:
         overrides.append(f"pretrain.minutes={args.minutes}")
     cfg = load(args, overrides)
-    printer = EventPrinter(quiet=args.quiet)
+    callbacks = [EventPrinter(quiet=args.quiet), *reporters_for(args, cfg, "pretrain")]
     done = with_stop_signals(lambda stop: run_pretraining(
-        cfg, [printer], stop, resume=resume_arg(args), init_from=getattr(args, "init_from", None),
+        cfg, callbacks, stop, resume=resume_arg(args), init_from=getattr(args, "init_from", None),
         trust_checkpoint=args.trust_checkpoint))
     if done.final_metrics and args.quiet:
         print_json({"reason": done.reason, "step": done.step, "metrics": done.final_metrics})
+    elif done.reason == "stopped" and done.step:
+        sys.stderr.write(f"stopped at step {done.step}; continue with: bert2 {args.command} --resume\n")
     return train_exit_code(done)
 
 
@@ -71,7 +94,8 @@ def _run_finetune(cfg: Config, args: argparse.Namespace, printer: Any, from_chec
                   resume: Any = False) -> Any:
     from ..tasks.finetuning import run_finetuning  # torch: see the module docstring
 
-    return with_stop_signals(lambda stop: run_finetuning(cfg, [printer], stop, resume=resume,
+    callbacks = [printer, *reporters_for(args, cfg, "finetune")]
+    return with_stop_signals(lambda stop: run_finetuning(cfg, callbacks, stop, resume=resume,
                                                          from_checkpoint=from_checkpoint,
                                                          trust_checkpoint=getattr(args, "trust_checkpoint", False)))
 
@@ -82,7 +106,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     done = _run_finetune(cfg, args, printer, from_checkpoint=args.from_dir, resume=resume_arg(args))
     if args.quiet:
         print_json({"reason": done.reason, "step": done.step, "metrics": done.final_metrics})
-    elif done.reason in ("completed", "stopped", "time_budget"):
+    elif done.reason == "stopped" and done.step:
+        sys.stderr.write(f"stopped at step {done.step}; continue with: bert2 finetune --resume\n")
+    elif done.reason in ("completed", "time_budget"):
         sys.stderr.write(next_steps(cfg.finetune.task, cfg.finetune.data))
     return train_exit_code(done)
 
@@ -107,7 +133,8 @@ def cmd_full(args: argparse.Namespace) -> int:
                 sys.stderr.write(f"pretraining corpus: {corpus} (the task's unlabelled training text joins the "
                                  f"corpus; --no-task-text to leave it out)\n")
             cfg.data.corpus = corpus
-    done = with_stop_signals(lambda stop: run_pretraining(cfg, [printer], stop))
+    callbacks = [printer, *reporters_for(args, cfg, "pretrain")]
+    done = with_stop_signals(lambda stop: run_pretraining(cfg, callbacks, stop))
     if done.reason not in ("completed", "time_budget"):
         sys.stderr.write(f"pretraining ended ({done.reason}); fine-tuning skipped\n")
         return train_exit_code(done)
@@ -151,6 +178,8 @@ def next_steps(task: str, data: str = "") -> str:
 
 
 # ------------------------------------------------------------------------------------------------ parsers
+REPORT_HELP = (f"also write the run's numbers to {' and/or '.join(REPORTERS)} (comma-separated) in "
+               "saved_model/<kind>/runs/<start time>/")
 TRUST_HELP = ("resume from a checkpoint of an older bert2 whose resume state is pickled (.pt files); only for "
               "checkpoints you made yourself: unpickling can run code")
 
@@ -163,15 +192,26 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("--trust-checkpoint", action="store_true", help=TRUST_HELP)
         p.add_argument("--init-from", metavar="DIR",
                        help="start a new run from a checkpoint's weights and tokenizer (e.g. from import-hf)")
-        p.add_argument("--max-steps", type=int, help="optimizer steps (pretrain.max_steps)")
-        p.add_argument("--minutes", type=float, help="wall-clock budget; the LR schedule spans it")
+        p.add_argument("--max-steps", type=int, help=f"optimizer steps (default: pretrain.max_steps, "
+                                                     f"{PretrainConfig().max_steps}; quick: 1200)")
+        p.add_argument("--minutes", type=float, help="wall-clock budget; the LR schedule spans it (default: "
+                                                     "pretrain.minutes, 0 = off)")
         p.add_argument("--quiet", action="store_true", help="no progress bar; print final metrics as JSON")
+        p.add_argument("--report-to", action="append", metavar="NAMES", help=REPORT_HELP)
 
-    p = sub.add_parser("quick", help="tiny pretraining run on a slice of the offline corpus (a few minutes)")
+    p = command(sub, "quick", "tiny pretraining run on the offline corpus (a few minutes)",
+                "BERT-Tiny (2 layers x 128) on the 10,033 offline Wikipedia summaries for 1,200 steps: fills\n"
+                "saved_model/transformer/pretrain/{checkpoint,best,final}. Ctrl-C saves a resumable checkpoint.",
+                ("bert2 quick", "bert2 quick --report-to csv", "bert2 quick --resume"))
     pretrain_args(p)
     p.set_defaults(func=cmd_quick)
 
-    p = sub.add_parser("pretrain", help="pretrain with MLM + NSP into saved_model/transformer/pretrain")
+    p = command(sub, "pretrain", "pretrain with MLM + NSP into saved_model/transformer/pretrain",
+                "Masked-language-model + next-sentence-prediction pretraining with the [pretrain] settings.\n"
+                "Ctrl-C (or SIGTERM) saves a checkpoint and exits 130 (143); --resume continues it exactly.",
+                ("bert2 pretrain --minutes 10", "bert2 pretrain --preset mini --set pretrain.batch_size=64",
+                 "bert2 pretrain --resume", "bert2 pretrain --init-from my-imported-bert",
+                 "torchrun --standalone --nproc_per_node=2 -m bert2 pretrain"))
     pretrain_args(p)
     p.set_defaults(func=cmd_pretrain)
 
@@ -183,21 +223,32 @@ def add_parsers(sub: Any) -> None:
                             "(imdb, ms_marco, squad) or a local file; default: finetune.data, or the task's built-in")
         p.add_argument("--max-examples", type=int, metavar="N", help="use at most N training examples")
         p.add_argument("--quiet", action="store_true", help="no progress bar; print final metrics as JSON")
+        p.add_argument("--report-to", action="append", metavar="NAMES", help=REPORT_HELP)
 
-    p = sub.add_parser("finetune", help="fine-tune a pretraining checkpoint into saved_model/bert/finetuning")
-    add_common(p)
+    p = command(sub, "finetune", "fine-tune a pretraining checkpoint into saved_model/bert/finetuning",
+                "Fine-tune with the [finetune] settings, from pretrain best (else final) unless --from says\n"
+                "otherwise. Built-in offline data: imdb-offline and wiki-topic (classify), wiki-qa (qa),\n"
+                "wiki-span (qa-span).",
+                ("bert2 finetune", "bert2 finetune --task qa-span", "bert2 finetune --from scratch",
+                 "bert2 finetune --task classify --data reviews.csv --set finetune.max_steps=300",
+                 "bert2 finetune --resume"))
+    add_common(p, example="finetune.learning_rate=1e-3")
     task_args(p)
     p.add_argument("--from", dest="from_dir", metavar="DIR",
                    help="checkpoint to start from (default: pretrain best, else final); 'scratch': the same "
                         "architecture with random weights, to see what pretraining buys")
-    p.add_argument("--max-steps", type=int, help="optimizer steps (finetune.max_steps)")
+    p.add_argument("--max-steps", type=int, help=f"optimizer steps (default: finetune.max_steps, "
+                                                 f"{FinetuneConfig().max_steps})")
     p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="DIR",
                    help="continue the latest fine-tuning checkpoint (or DIR)")
     p.add_argument("--trust-checkpoint", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=cmd_finetune)
 
-    p = sub.add_parser("full", help="pretrain, then fine-tune from the new pretraining checkpoint")
-    add_common(p, preset_choice=True)
+    p = command(sub, "full", "pretrain, then fine-tune from the new pretraining checkpoint",
+                "The seed's `main.py full`: pretraining, then fine-tuning from the checkpoint it wrote. For the\n"
+                "IMDB task the training reviews' text joins the pretraining corpus (--no-task-text: not).",
+                ("bert2 full", "bert2 full --task qa --pretrain-steps 3000"))
+    add_common(p, preset_choice=True, example="finetune.max_steps=300")
     task_args(p)
     p.add_argument("--pretrain-steps", type=int, help="pretraining steps (pretrain.max_steps)")
     p.add_argument("--finetune-steps", type=int, help="fine-tuning steps (finetune.max_steps)")

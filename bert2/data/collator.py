@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 IGNORE_INDEX = -100
+FATE_MASK, FATE_RANDOM, FATE_KEEP = 1, 2, 3  # what happened to a selected token (0: not selected)
+FATE_NAMES = {FATE_MASK: "mask", FATE_RANDOM: "random", FATE_KEEP: "keep"}
 _UNUSED = re.compile(r"^\[unused\d+\]$")  # bert-base's placeholder tokens: never a useful random replacement
 
 
@@ -113,7 +115,15 @@ class MLMCollator:
         return batch
 
     def mask_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """BERT corruption of a padded batch: returns (corrupted input_ids (B, T), labels (B, T)).
+        """BERT corruption of a padded batch: returns (corrupted input_ids (B, T), labels (B, T))."""
+        corrupted, labels, _ = self.corrupt(input_ids, attention_mask)
+        return corrupted, labels
+
+    def corrupt(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_fates: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(corrupted input_ids, labels, fates), each (B, T). fates: 0 not selected, FATE_MASK, FATE_RANDOM or
+        FATE_KEEP, straight from the draws below (a random replacement that happens to draw the original token is
+        still FATE_RANDOM), so the Inside view shows what the collator did, not a reconstruction of it.
 
         At least one token per batch is selected when any is eligible, so the MLM loss is never an empty mean
         (NaN) on a batch of very short sequences.
@@ -140,11 +150,21 @@ class MLMCollator:
         draws = torch.randint(self._random_pool.numel(), (B * T,), generator=g)  # (B*T,)
         random_ids = self._random_pool.index_select(0, draws).view(B, T)  # (B, T)
         corrupted = torch.where(to_random, random_ids, corrupted)  # (B, T)
-        return corrupted, labels
+        if not with_fates:  # the training path: nothing more to compute
+            return corrupted, labels, None
+        zero = torch.zeros((), dtype=torch.int8)
+        fates = torch.where(selected, torch.tensor(FATE_KEEP, dtype=torch.int8), zero)  # (B, T)
+        fates = torch.where(to_random, torch.tensor(FATE_RANDOM, dtype=torch.int8), fates)
+        fates = torch.where(to_mask, torch.tensor(FATE_MASK, dtype=torch.int8), fates)
+        return corrupted, labels, fates
 
-    def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def __call__(self, examples: Sequence[dict[str, Any]], with_fates: bool = False) -> dict[str, torch.Tensor]:
         """Pad `examples` to the longest and mask them: input_ids, token_type_ids, attention_mask, labels (B, T)
-        and next_sentence_label (B,) when the examples carry one."""
+        and next_sentence_label (B,) when the examples carry one; with_fates adds "fates" (B, T) and
+        "original_ids" (B, T) (the Inside view). The random draws are the same either way."""
         batch = self.pad(examples)
-        batch["input_ids"], batch["labels"] = self.mask_tokens(batch["input_ids"], batch["attention_mask"])
+        original = batch["input_ids"]
+        batch["input_ids"], batch["labels"], fates = self.corrupt(original, batch["attention_mask"], with_fates)
+        if with_fates:
+            batch["fates"], batch["original_ids"] = fates, original
         return batch

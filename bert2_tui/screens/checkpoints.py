@@ -24,6 +24,7 @@ from bert2.checkpoint import CheckpointInfo, list_checkpoints, read_state
 from bert2.config import KINDS, STAGES
 from bert2.errors import CheckpointError
 
+from ..messages import CheckpointDeleted, CheckpointsChanged, FinetuneFrom, ResumeFrom, UseInPlayground
 from ..widgets.charts import SeriesChart
 from ..widgets.nav import NavBar
 from .dialogs import ConfirmScreen
@@ -103,6 +104,9 @@ class CheckpointsScreen(Screen):
     def on_screen_resume(self) -> None:
         self.reload()
 
+    def on_checkpoints_changed(self, message: CheckpointsChanged) -> None:
+        self.reload()
+
     # ------------------------------------------------------------------------------------------- listing
     def reload(self) -> None:
         """List the six directories again, keeping the selection by path where it still exists."""
@@ -160,9 +164,9 @@ class CheckpointsScreen(Screen):
         self.show(event.node.data)
 
     @on(Tree.NodeSelected, "#ckpt-tree")
-    async def _selected(self, event: Tree.NodeSelected) -> None:
+    def _selected(self, event: Tree.NodeSelected) -> None:
         if event.node.data is not None:
-            await self.action_use()
+            self.action_use()
 
     def show(self, info: CheckpointInfo | None) -> None:
         self.selected = info
@@ -216,15 +220,15 @@ class CheckpointsScreen(Screen):
         self.reload()
         self.notify(f"{len(self.infos)} checkpoint(s)", title="Checkpoints")
 
-    async def action_use(self) -> None:
+    def action_use(self) -> None:
         info = self._need()
         if info is not None:
-            await self.bert2.use_in_playground(info.path)
+            self.post_message(UseInPlayground(info.path))
 
     def action_resume(self) -> None:
         info = self._need()
         if info is not None:
-            self.bert2.resume_from(info)
+            self.post_message(ResumeFrom(info))
 
     def action_finetune(self) -> None:
         info = self._need()
@@ -234,7 +238,7 @@ class CheckpointsScreen(Screen):
             self.notify("fine-tuning starts from a pretraining checkpoint; pick one under transformer/pretrain",
                         severity="warning")
             return
-        self.bert2.finetune_from(info.path)
+        self.post_message(FinetuneFrom(info.path))
 
     def action_delete(self) -> None:
         info = self.selected
@@ -260,7 +264,7 @@ class CheckpointsScreen(Screen):
             self.notify(f"deleted {Path(info.path).parent.name}/{Path(info.path).name}", title="Checkpoints")
             self.selected = None
             self.reload()
-            self.bert2.checkpoints_changed()
+            self.post_message(CheckpointDeleted(info.path))
 
         self.app.push_screen(ConfirmScreen(f"Delete {info.kind}/{info.stage}/{Path(info.path).name}?\n{info.path}\n\n"
                                            f"This removes the directory and cannot be undone.", yes="Delete",

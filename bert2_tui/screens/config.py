@@ -1,8 +1,9 @@
 """Config screen: every field of bert2.config, grouped by section, with its docstring as help text.
 
 Validation is the CLI's own: the form's raw values go through `Config.from_dict(strict=True)` (type coercion +
-`Config.validate()`), and each FieldError appears under its field's help as you type. A valid form becomes the
-app's config at once, so changes apply to the next job; an invalid one keeps the last valid config and says so.
+`Config.validate()`), and each FieldError appears under its field's help as you type. Every validation posts a
+`ConfigChanged`: a valid form becomes the app's config, so changes apply to the next job; an invalid one keeps the
+last valid config and says so.
 
 ~90 fields are ~270 widgets. Mounting them all at once takes seconds on a small CPU, so the first section is
 composed with the screen and the others are mounted one per refresh afterwards; until a field is mounted its
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on
@@ -38,8 +39,12 @@ from bert2.config import (
     load_config,
 )
 
+from ..messages import ConfigChanged, ConfigPathChanged
 from ..widgets.nav import NavBar
 from .dialogs import PromptScreen
+
+if TYPE_CHECKING:
+    from ..app import Bert2App
 
 SECTION_TITLES = {"model": "Model", "data": "Data", "pretrain": "Pretraining", "finetune": "Fine-tuning",
                   "paths": "Paths"}
@@ -98,10 +103,13 @@ class ConfigScreen(Screen):
         self._filter = ""
         self._validation_pending = False
 
+    @property
+    def bert2(self) -> "Bert2App":
+        return self.app  # type: ignore[return-value]
+
     # ------------------------------------------------------------------------------------------- compose
     def compose(self) -> ComposeResult:
-        cfg: Config = self.app.config  # type: ignore[attr-defined]
-        data = cfg.to_dict()
+        data = self.bert2.config.to_dict()
         self._values = {key: data[key.split(".")[0]][key.split(".")[1]] for key in all_keys()}
         yield NavBar("config")
         with Horizontal(id="config-toolbar"):
@@ -176,14 +184,10 @@ class ConfigScreen(Screen):
 
     # ----------------------------------------------------------------------------------------- form <-> cfg
     def _read_editor(self, key: str) -> Any:
-        w = self._editors[key]
-        if isinstance(w, Switch):
-            return w.value
+        w = self._editors[key]  # a Switch, a Select or an Input (see _editor)
         if isinstance(w, Select):
             return w.value if w.value is not Select.NULL else ""
-        if isinstance(w, Input):
-            return w.value
-        return self._values[key]
+        return w.value  # type: ignore[attr-defined]
 
     def form_data(self) -> dict[str, dict[str, Any]]:
         data: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
@@ -213,7 +217,7 @@ class ConfigScreen(Screen):
         self.validate_form()
 
     def validate_form(self, data: dict[str, dict[str, Any]] | None = None) -> list[FieldError]:
-        """Run the CLI's validation on the form; show each error under its field; apply the config if valid."""
+        """Run the CLI's validation on the form; show each error under its field; post the config if valid."""
         data = self.form_data() if data is None else data
         try:
             cfg = Config.from_dict(data, strict=True)
@@ -231,9 +235,9 @@ class ConfigScreen(Screen):
         for e in errors:
             self._by_key.setdefault(e.key, []).append(e.message)
         self._refresh_rows(list(self._cells))
+        self.post_message(ConfigChanged(cfg, errors))
         status = self.query_one("#config-status", Static)
         if cfg is not None:
-            self.app.config = cfg  # type: ignore[attr-defined]
             status.update(Text("✓ valid — applies to the next job", style="green")
                           + Text(f" · {estimate.summary()}" if estimate is not None else "", style="dim"))
         else:
@@ -363,23 +367,23 @@ class ConfigScreen(Screen):
             self.notify(f"fix {len(errors)} error(s) before saving: " + "; ".join(map(str, errors[:3])),
                         severity="error", title="Save")
             return
-        default = str(getattr(self.app, "config_path", "") or "bert2.toml")
+        default = self.bert2.config_path or "bert2.toml"
 
         def done(path: str | None) -> None:
             if not path:
                 return
             try:
-                saved = self.app.config.save(path)  # type: ignore[attr-defined]
+                saved = self.bert2.config.save(path)
             except OSError as exc:
                 self.notify(f"could not save {path}: {exc.strerror or exc}", severity="error", title="Save")
                 return
-            self.app.config_path = str(saved)  # type: ignore[attr-defined]
+            self.post_message(ConfigPathChanged(str(saved)))
             self.notify(f"saved {saved}", title="Config")
 
         self.app.push_screen(PromptScreen("Save config as TOML", default), done)
 
     def action_load(self) -> None:
-        default = str(getattr(self.app, "config_path", "") or "bert2.toml")
+        default = self.bert2.config_path or "bert2.toml"
 
         def done(path: str | None) -> None:
             if path:
@@ -394,6 +398,6 @@ class ConfigScreen(Screen):
             self.notify("\n".join(str(e) for e in exc.errors[:6]), severity="error", title=f"Load {Path(path).name}")
             return False
         self.set_values(cfg)
-        self.app.config_path = path  # type: ignore[attr-defined]
+        self.post_message(ConfigPathChanged(path))
         self.notify(f"loaded {path}", title="Config")
         return True

@@ -16,15 +16,15 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, Select, Static, TabbedContent, TabPane
 
 from bert2.checkpoint import list_checkpoints
-from bert2.errors import Bert2Error
+from bert2.errors import Bert2Error, InputError
 
-from ..jobs import DEFAULT_PROBE
+from ..jobs import DEFAULT_PROBE, import_heavy
+from ..messages import CheckpointsChanged, PlaygroundCheckpointChanged, PredictionDone, PredictorLoaded
 from ..widgets.bars import bar, fill_mask_text, filled_sentence, heatmap_text, prob_rows
 from ..widgets.nav import NavBar
 
@@ -37,79 +37,23 @@ TOOL_TITLES = {"mask": "Fill mask", "qa": "Question answering", "classify": "Cla
 DEBOUNCE_S = 0.3
 
 
-# ------------------------------------------------------------------------------------ result normalisers
-def normalize_classes(result: Any) -> list[tuple[str, float]]:
-    """Accept {label: p}, [{"label","score"}], [(label, p)] or {"label", "scores"|"probabilities": {...}}."""
-    if isinstance(result, dict):
-        for key in ("scores", "probabilities", "probs"):
-            if isinstance(result.get(key), dict):
-                return normalize_classes(result[key])
-            if isinstance(result.get(key), (list, tuple)) and isinstance(result.get("labels"), (list, tuple)):
-                return normalize_classes(list(zip(result["labels"], result[key])))
-        if "label" in result and ("score" in result or "probability" in result):
-            return [(str(result["label"]), float(result.get("score", result.get("probability", 0.0))))]
-        items = [(str(k), float(v)) for k, v in result.items() if isinstance(v, (int, float))]
-    elif isinstance(result, (list, tuple)):
-        items = []
-        for r in result:
-            if isinstance(r, dict):
-                items.append((str(r.get("label", r.get("name", "?"))),
-                              float(r.get("score", r.get("probability", r.get("prob", 0.0))))))
-            elif isinstance(r, (list, tuple)) and len(r) == 2:
-                items.append((str(r[0]), float(r[1])))
+# ----------------------------------------------------------------------------------------- result shapes
+def normalize_classes(result: dict[str, Any]) -> list[tuple[str, float]]:
+    """(label, probability) pairs, most probable first, from `Predictor.classify`'s {"label", "score", "scores"}."""
+    return sorted(result["scores"].items(), key=lambda x: -x[1])
+
+
+def normalize_answer(result: dict[str, Any], context: str) -> tuple[str, float, tuple[int, int] | None]:
+    """(answer, score, character span in `context` or None) from `Predictor.answer`'s {"answer", "score"}, plus
+    "start" and "end" for span QA (-1 when there is no answer). A generative answer has no offsets: it is
+    highlighted where it occurs in the context, if it does."""
+    answer = result["answer"]
+    if "start" in result:
+        span = (result["start"], result["end"]) if 0 <= result["start"] < result["end"] else None
     else:
-        raise TypeError(f"unexpected classify result {type(result).__name__}")
-    return sorted(items, key=lambda x: -x[1])
-
-
-def normalize_answer(result: Any, context: str) -> tuple[str, float | None, tuple[int, int] | None]:
-    """(answer text, score or None, character span in context or None) from the predictor's answer()."""
-    score = None
-    span = None
-    if isinstance(result, str):
-        answer = result
-    elif isinstance(result, dict):
-        answer = str(result.get("answer", result.get("text", "")))
-        raw = result.get("score", result.get("probability"))
-        score = float(raw) if isinstance(raw, (int, float)) else None
-        start = result.get("start", result.get("start_char"))
-        end = result.get("end", result.get("end_char"))
-        if isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(context):
-            span = (start, end)
-    elif isinstance(result, (list, tuple)) and result:
-        return normalize_answer(result[0], context)
-    else:
-        answer = str(result)
-    if span is None and answer:
-        at = context.lower().find(answer.lower().strip())
-        if at >= 0 and answer.strip():
-            span = (at, at + len(answer.strip()))
-    return answer, score, span
-
-
-def normalize_similarity(result: Any) -> float:
-    if isinstance(result, (int, float)):
-        return float(result)
-    if isinstance(result, dict):
-        for key in ("similarity", "score", "cosine"):
-            if isinstance(result.get(key), (int, float)):
-                return float(result[key])
-    if isinstance(result, (list, tuple)) and result and isinstance(result[0], (int, float)):
-        return float(result[0])
-    raise TypeError(f"unexpected similarity result {type(result).__name__}")
-
-
-# ------------------------------------------------------------------------------------------------ messages
-class PredictorLoaded(Message):
-    def __init__(self, path: str, predictor: Any = None, error: str = "") -> None:
-        super().__init__()
-        self.path, self.predictor, self.error = path, predictor, error
-
-
-class PredictionDone(Message):
-    def __init__(self, request: int, tool: str, result: Any = None, error: str = "", hint: bool = True) -> None:
-        super().__init__()
-        self.request, self.tool, self.result, self.error, self.hint = request, tool, result, error, hint
+        at = context.lower().find(answer.lower().strip()) if answer.strip() else -1
+        span = (at, at + len(answer.strip())) if at >= 0 else None
+    return answer, result["score"], span
 
 
 class AttentionMap(Static, can_focus=True):
@@ -133,6 +77,8 @@ class PlaygroundScreen(Screen):
     """Pick a checkpoint; type and watch predictions update."""
 
     TITLE = "Playground"
+    WIDGET_BINDINGS = {"Attention map (playground, focused)": AttentionMap.BINDINGS}
+    """Keys of the focusable widgets inside the screen, for the help screen."""
     BINDINGS = [
         Binding("ctrl+l", "pick_checkpoint", "Checkpoint", id="playground.checkpoint",
                 tooltip="Choose the checkpoint to query"),
@@ -211,6 +157,9 @@ class PlaygroundScreen(Screen):
     def on_screen_resume(self) -> None:
         self.refresh_checkpoints()
 
+    def on_checkpoints_changed(self, message: CheckpointsChanged) -> None:
+        self.refresh_checkpoints()
+
     # -------------------------------------------------------------------------------------- checkpoints
     def refresh_checkpoints(self) -> None:
         """Fill the picker with valid checkpoints (best first); keep or pick the requested one."""
@@ -250,14 +199,8 @@ class PlaygroundScreen(Screen):
     def _checkpoint_changed(self, event: Select.Changed) -> None:
         event.stop()
         if event.value is not Select.NULL:
-            self.bert2.playground_path = str(event.value)
+            self.post_message(PlaygroundCheckpointChanged(str(event.value)))
             self.load_checkpoint(str(event.value))
-
-    def select_checkpoint(self, path: str) -> None:
-        """Called by the app ("use in playground"): select `path`, loading it."""
-        self.bert2.playground_path = path
-        self._paths = []  # force the option list to be rebuilt (a new checkpoint may have appeared)
-        self.refresh_checkpoints()
 
     def load_checkpoint(self, path: str) -> None:
         if (path == self.predictor_path and self.predictor is not None) or path == self.loading_path:
@@ -269,10 +212,8 @@ class PlaygroundScreen(Screen):
     @work(thread=True, exclusive=True, group="pg-load", exit_on_error=False)
     def _load_worker(self, path: str) -> None:
         try:
-            from ..jobs import import_heavy
-
             import_heavy()
-            from bert2.inference import Predictor
+            from bert2.inference import Predictor  # torch: only when a checkpoint is loaded
 
             predictor = Predictor.load(path)
             self.post_message(PredictorLoaded(path, predictor))
@@ -291,8 +232,8 @@ class PlaygroundScreen(Screen):
             return
         self.predictor, self.predictor_path = message.predictor, message.path
         self._attention = None
-        task = getattr(self.predictor, "task", "?")
-        self._status(Text.assemble(("● ", "green"), (self._short(message.path), "bold"), (f"  task {task}", "dim")))
+        self._status(Text.assemble(("● ", "green"), (self._short(message.path), "bold"),
+                                   (f"  task {self.predictor.task}", "dim")))
         self.run_tool(self.current_tool())
 
     def _status(self, text: Text) -> None:
@@ -390,10 +331,7 @@ class PlaygroundScreen(Screen):
             style = "yellow" if message.hint else "bold red"
             out.update(Text(("hint: " if message.hint else "error: ") + message.error, style=style))
             return
-        try:
-            out.update(render_result(message.tool, message.result, self))
-        except (TypeError, ValueError, KeyError) as exc:
-            out.update(Text(f"could not show the result: {exc}", style="bold red"))
+        out.update(render_result(message.tool, message.result, self))
 
     # ---------------------------------------------------------------------------------------- attention
     def set_attention(self, tokens: list[str], maps: list) -> Text:
@@ -448,6 +386,9 @@ class PlaygroundScreen(Screen):
         i = TOOLS.index(self.current_tool())
         self.show_tool(TOOLS[(i + 1) % len(TOOLS)])
 
+    def action_show_tool(self, tool: str) -> None:
+        self.show_tool(tool)
+
     def show_tool(self, tool: str) -> None:
         """Activate `tool`'s tab and put the cursor in its first field (focus first, so the two agree)."""
         self.query_one(f"#tab-{tool} .pg-input", Input).focus()
@@ -465,9 +406,7 @@ class PlaygroundScreen(Screen):
 
 
 def run_prediction(predictor: Any, tool: str, args: tuple) -> Any:
-    """Call the predictor for `tool` (in a worker thread); missing capabilities become InputError hints."""
-    from bert2.errors import InputError
-
+    """Call the predictor for `tool` (in a worker thread); input with nothing to ask about is an InputError hint."""
     if tool == "mask":
         text, top_k = args
         if not text.strip():
@@ -478,33 +417,27 @@ def run_prediction(predictor: Any, tool: str, args: tuple) -> Any:
         if not text.strip():
             raise InputError("the input is empty; type a sentence to see its attention")
         tokens, maps = predictor.attentions(text)
-        return tokens, maps.tolist() if hasattr(maps, "tolist") else maps
+        return tokens, maps.tolist()
     if tool == "qa":
         question, context = args
         if not question.strip() or not context.strip():
             raise InputError("type both a question and a context")
-        if not hasattr(predictor, "answer"):
-            raise InputError("question answering is not available in this bert2 build (no Predictor.answer)")
         return predictor.answer(question, context)
     if tool == "classify":
         (text,) = args
         if not text.strip():
             raise InputError("the text is empty; type something to classify")
-        if not hasattr(predictor, "classify"):
-            raise InputError("classification is not available in this bert2 build (no Predictor.classify)")
         return predictor.classify(text)
     if tool == "similarity":
         a, b = args
         if not a.strip() or not b.strip():
             raise InputError("type two sentences to compare")
-        if not hasattr(predictor, "similarity"):
-            raise InputError("similarity is not available in this bert2 build (no Predictor.similarity)")
         return predictor.similarity(a, b)
     raise InputError(f"unknown tool {tool}")
 
 
 def render_result(tool: str, result: Any, screen: PlaygroundScreen) -> Text:
-    if tool == "mask":
+    if tool == "mask":  # Predictor.fill_mask: per [MASK], the top-k [{"token", "score"}]
         text = filled_sentence(screen._value("mask-input"), result)
         text.append("\n\n")
         text.append_text(fill_mask_text(result, width=30, label_width=18))
@@ -514,12 +447,11 @@ def render_result(tool: str, result: Any, screen: PlaygroundScreen) -> Text:
         return screen.set_attention(tokens, maps)
     if tool == "classify":
         return prob_rows(normalize_classes(result), width=30, label_width=18)
-    if tool == "similarity":
-        value = normalize_similarity(result)
-        text = Text(f"cosine similarity {value:+.3f}", style="bold")
+    if tool == "similarity":  # Predictor.similarity: a float in [-1, 1]
+        text = Text(f"cosine similarity {result:+.3f}", style="bold")
         text.append("   (mean-pooled encodings; -1 opposite, 0 unrelated, +1 same direction)\n\n", style="dim")
         text.append("-1 ", style="dim")
-        text.append(bar((value + 1) / 2, 50), style="bold cyan")
+        text.append(bar((result + 1) / 2, 50), style="bold cyan")
         text.append(" +1", style="dim")
         return text
     if tool == "qa":
@@ -527,8 +459,7 @@ def render_result(tool: str, result: Any, screen: PlaygroundScreen) -> Text:
         answer, score, span = normalize_answer(result, context)
         text = Text("answer: ", style="bold")
         text.append(answer or "(no answer)", style="bold green")
-        if score is not None:
-            text.append(f"   score {score:.3f}", style="dim")
+        text.append(f"   score {score:.3f}", style="dim")
         text.append("\n\n")
         if span is not None:
             text.append(context[: span[0]])

@@ -15,18 +15,18 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, ProgressBar, RichLog, Select, Static, TextArea
 
 from ..jobs import FINETUNE_TASKS, RunState, iter_metric_names
+from ..messages import JobChoiceChanged, JobStarted, ProbesChanged, ReloadHistory, RunsListed, StartJob, StopJob
 from ..widgets.bars import fill_mask_text
 from ..widgets.nav import NavBar
 from .dialogs import ChoiceScreen
 
 if TYPE_CHECKING:
     from ..app import Bert2App
-    from ..history import HistoryRun, Overlay, RunList
+    from ..history import HistoryRun, Overlay
 
 JOB_CHOICES = [("Pretrain (MLM+NSP)", "pretrain")] + [(f"Fine-tune: {t}", t) for t in FINETUNE_TASKS]
 SHORT_METRIC = {"mlm_accuracy": "mlm acc", "nsp_accuracy": "nsp acc", "perplexity": "ppl", "accuracy": "acc",
@@ -115,7 +115,7 @@ class ChartsRow(AfterFirstFrame):
     """Loss, loss parts and learning rate (plotext builds its documentation tables at import: ~50 ms)."""
 
     def build(self) -> list:
-        from ..widgets.charts import SeriesChart
+        from ..widgets.charts import SeriesChart  # plotext (~50 ms): after the first frame
 
         return [SeriesChart("loss", id="chart-loss"), SeriesChart("loss parts", id="chart-parts"),
                 SeriesChart("learning rate", smooth=False, id="chart-lr")]
@@ -145,14 +145,6 @@ class BottomRow(AfterFirstFrame):
     def on_built(self) -> None:
         if self.screen.focused is None:
             self.query_one("#event-log", RichLog).focus()
-
-
-class RunsListed(Message):
-    """The runs of the history files, read in a worker for the overlay picker (or why reading failed)."""
-
-    def __init__(self, runs: RunList | None, error: str = "") -> None:
-        super().__init__()
-        self.runs, self.error = runs, error
 
 
 NO_OVERLAY = "-"
@@ -224,14 +216,22 @@ class TrainScreen(Screen):
         value = self.query_one("#job-kind", Select).value
         return "pretrain" if value is Select.NULL else str(value)
 
+    @on(Select.Changed, "#job-kind")
+    def _job_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        self.post_message(JobChoiceChanged(self.selected_job()))
+
+    def on_job_started(self, message: JobStarted) -> None:
+        self.query_one("#job-kind", Select).value = message.choice
+
     def action_start(self) -> None:
-        self.bert2.start_selected(self.selected_job())
+        self.post_message(StartJob(self.selected_job()))
 
     def action_stop(self) -> None:
-        self.bert2.stop_job()
+        self.post_message(StopJob())
 
     def action_resume(self) -> None:
-        self.bert2.start_selected(self.selected_job(), resume=True)
+        self.post_message(StartJob(self.selected_job(), resume=True))
 
     def action_pick_job(self) -> None:
         select = self.query_one("#job-kind", Select)
@@ -243,7 +243,7 @@ class TrainScreen(Screen):
             self.query_one("#probe-input", TextArea).focus()
 
     def action_reload_history(self) -> None:
-        self.bert2.load_history()
+        self.post_message(ReloadHistory())
 
     def action_pick_overlay(self) -> None:
         """List the runs of both metrics.jsonl files (in a worker: a long history is megabytes of JSON), then pick."""
@@ -255,9 +255,7 @@ class TrainScreen(Screen):
     @work(thread=True, exclusive=True, group="overlay", exit_on_error=False)
     def _list_runs(self, root: str) -> None:
         try:
-            # Imported here, not at the top: it imports the chart helpers and with them plotext (~50 ms), which
-            # the first frame does without (see ChartsRow).
-            from ..history import list_runs
+            from ..history import list_runs  # plotext (~50 ms), via the chart helpers: after the first frame
 
             self.post_message(RunsListed(list_runs(root)))
         except Exception as exc:  # a bug must not leave the key dead: say what happened instead
@@ -299,7 +297,7 @@ class TrainScreen(Screen):
     @on(TextArea.Changed, "#probe-input")
     def _probes_changed(self, event: TextArea.Changed) -> None:
         lines = tuple(line.strip() for line in event.text_area.text.splitlines() if line.strip())
-        self.bert2.probes = lines
+        self.post_message(ProbesChanged(lines))
         missing = [i + 1 for i, line in enumerate(lines) if "[MASK]" not in line]
         hint = self.query_one("#probe-pane .pane-title", Label)
         if missing:
@@ -308,9 +306,6 @@ class TrainScreen(Screen):
             hint.update(Text("Probes (apply at the next start)", style="italic"))
         else:
             hint.update(Text("Probes ([MASK] sentences)"))
-
-    def set_job_choice(self, value: str) -> None:
-        self.query_one("#job-kind", Select).value = value
 
     # ------------------------------------------------------------------------------------------- drawing
     def tick(self, force: bool = False) -> None:

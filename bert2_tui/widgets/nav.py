@@ -9,15 +9,14 @@ from textual.css.query import NoMatches
 from textual.events import Click
 from textual.widgets import Static
 
-SCREEN_TITLES = {"config": "Config", "train": "Train", "checkpoints": "Checkpoints", "playground": "Playground"}
-"""Mode name -> title; the order gives the number keys 1-4."""
+from ..registry import SCREENS
 
 
 class NavTab(Static):
-    def __init__(self, mode: str, number: int, title: str, active: bool):
-        super().__init__(Text.assemble((f"{number} ", "bold"), title), classes="nav-tab" + (" -active" if active else ""))
+    def __init__(self, mode: str, key: str, title: str, active: bool):
+        super().__init__(Text.assemble((f"{key} ", "bold"), title), classes="nav-tab" + (" -active" if active else ""))
         self.mode = mode
-        self.tooltip = f"Go to {title} (key {number})"
+        self.tooltip = f"Go to {title} (key {key})"
 
     def on_click(self, event: Click) -> None:
         event.stop()
@@ -34,14 +33,12 @@ class NavBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Static(Text("bert2", style="bold"), classes="nav-brand")
-        for i, (mode, title) in enumerate(SCREEN_TITLES.items(), 1):
-            yield NavTab(mode, i, title, mode == self.current)
+        for entry in SCREENS:
+            yield NavTab(entry.mode, entry.key, entry.title, entry.mode == self.current)
         yield Static(self._job_text, id="nav-job")
 
     def on_mount(self) -> None:
-        refresh = getattr(self.app, "refresh_nav", None)
-        if refresh is not None:
-            self.call_after_refresh(refresh)
+        self.call_after_refresh(self.app.refresh_nav)  # type: ignore[attr-defined]
 
     def set_job(self, text: Text) -> None:
         # Fixed size in app.tcss, so no layout pass: a layout of the whole screen on every step count change
