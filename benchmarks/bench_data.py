@@ -28,7 +28,7 @@ def main() -> None:
     from bert2.data.collator import MLMCollator
     from bert2.data.corpus import load_documents, split_documents
     from bert2.data.pretraining import prepare_pretraining_data
-    from bert2.tokenizer import train_wordpiece
+    from bert2.data.tokenizer import train_wordpiece
 
     with tempfile.TemporaryDirectory() as cache:
         cfg = Config()

@@ -2,11 +2,11 @@
 
 The Python API, the same functions the CLI and the workbench call:
 
-    import bert2
-    cfg = bert2.Config().with_overrides(["pretrain.max_steps=200"])   # or bert2.load_config("bert2.toml")
-    done = bert2.run_pretraining(cfg, callbacks=[print])              # events: StepEvent, EvalEvent, ...
-    done = bert2.run_finetuning(cfg)                                  # from pretrain best, else final
-    p = bert2.Predictor.load("saved_model/transformer/pretrain")
+    from bert2 import Config, Predictor, finetune, pretrain
+    cfg = Config().with_overrides(["pretrain.max_steps=200"])   # or bert2.load_config("bert2.toml")
+    done = pretrain(cfg, callbacks=[print])                      # events: StepEvent, EvalEvent, ... ; stop_event=
+    done = finetune(cfg)                                         # from pretrain best, else final
+    p = Predictor.load("saved_model/transformer/pretrain")
     p.fill_mask("The capital of France is [MASK].")
 
 Importing the package is cheap and changes nothing in the process: the names above load their modules (and
@@ -20,19 +20,26 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# name -> module that defines it; resolved on first attribute access (PEP 562)
+# public name -> (module that defines it, its name there); resolved on first attribute access (PEP 562)
 _API = {
-    "Config": "bert2.config", "load_config": "bert2.config", "preset": "bert2.config",
-    "run_pretraining": "bert2.tasks.pretraining", "run_finetuning": "bert2.tasks.finetuning",
-    "Predictor": "bert2.inference", "load_checkpoint": "bert2.checkpoint.model_files",
-    "list_checkpoints": "bert2.checkpoint", "import_hf": "bert2.checkpoint.hf", "export_hf": "bert2.checkpoint.hf",
+    "Config": ("bert2.config", "Config"), "load_config": ("bert2.config", "load_config"),
+    "preset": ("bert2.config", "preset"),
+    "pretrain": ("bert2.tasks.pretraining", "run_pretraining"),
+    "run_pretraining": ("bert2.tasks.pretraining", "run_pretraining"),
+    "finetune": ("bert2.tasks.finetuning", "run_finetuning"),
+    "run_finetuning": ("bert2.tasks.finetuning", "run_finetuning"),
+    "Predictor": ("bert2.inference", "Predictor"), "Explainer": ("bert2.explain", "Explainer"),
+    "load_checkpoint": ("bert2.checkpoint.model_files", "load_checkpoint"),
+    "list_checkpoints": ("bert2.checkpoint", "list_checkpoints"),
+    "import_hf": ("bert2.checkpoint.hf", "import_hf"), "export_hf": ("bert2.checkpoint.hf", "export_hf"),
 }
 __all__ = ["__version__", *_API]
 
 
 def __getattr__(name: str) -> Any:
     if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
+        module, attr = _API[name]
+        value = getattr(importlib.import_module(module), attr)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'bert2' has no attribute {name!r}")

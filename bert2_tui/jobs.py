@@ -90,9 +90,9 @@ def import_heavy() -> None:
         import torch  # noqa: F401
         from transformers import BertTokenizerFast  # noqa: F401
 
+        import bert2.data.tokenizer  # noqa: F401
         import bert2.inference  # noqa: F401
         import bert2.model  # noqa: F401
-        import bert2.tokenizer  # noqa: F401
         _heavy_done = True
 
 

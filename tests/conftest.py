@@ -35,8 +35,8 @@ def tiny_pretrain_root(tmp_path_factory) -> _FtPath:
     from bert2 import checkpoint as ckpt
     from bert2.checkpoint.model_files import write_model
     from bert2.config import Config, ModelConfig, PathsConfig
+    from bert2.data.tokenizer import train_wordpiece
     from bert2.model import BertForPreTraining
-    from bert2.tokenizer import train_wordpiece
 
     tokenizer = train_wordpiece(_ft_tokenizer_texts(), vocab_size=1200)
     cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -118,7 +118,7 @@ def word_corpus(tmp_path) -> WordCorpus:
 
 @_ft_pytest.fixture
 def word_tokenizer(word_corpus):
-    from bert2.tokenizer import load_tokenizer
+    from bert2.data.tokenizer import load_tokenizer
 
     return load_tokenizer(str(word_corpus.vocab_path))
 

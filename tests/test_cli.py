@@ -136,3 +136,21 @@ def test_bench_names_match_and_unknown_name_exits_2(capsys):
     assert tuple(BENCHMARKS) == BENCH_NAMES
     code, _, err = run(capsys, "bench", "nosuch")
     assert code == 2 and "unknown benchmark nosuch" in err and "train_throughput" in err
+
+
+def test_inference_checks_the_text_before_loading_a_checkpoint(capsys, tmp_path):
+    """A typo costs nothing: the text is refused before the (here missing) checkpoint is even looked at."""
+    code, _, err = run(capsys, "inference", "mask", "no mask here", "--checkpoint", str(tmp_path / "nowhere"))
+    assert code == 2 and "has no [MASK]" in err
+    code, _, err = run(capsys, "inference", "classify", "  ", "--checkpoint", str(tmp_path / "nowhere"))
+    assert code == 2 and "empty" in err
+
+
+def test_every_command_has_a_description_and_examples(capsys):
+    from bert2.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        assert p.description, name
+        assert p.epilog and "examples:" in p.epilog and f"bert2 {name}" in p.epilog, name

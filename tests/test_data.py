@@ -348,7 +348,7 @@ def test_builds_are_deterministic_and_seeded(tmp_path, word_tokenizer, word_corp
 
 
 def test_prepare_trains_and_caches_the_tokenizer(english_corpus, data_cfg, monkeypatch):
-    import bert2.tokenizer as tkn
+    import bert2.data.tokenizer as tkn
 
     cfg = data_cfg(english_corpus, vocab_size=250)
     data = pre.prepare_pretraining_data(cfg)

@@ -306,7 +306,7 @@ def test_local_file_errors(tmp_path):
 
 def test_span_features_use_doc_stride_and_point_at_the_answer(tiny_pretrain_checkpoint):
     from bert2.data.finetuning import featurize_span, read_squad
-    from bert2.tokenizer import load_tokenizer
+    from bert2.data.tokenizer import load_tokenizer
 
     tok = load_tokenizer(str(tiny_pretrain_checkpoint))
     examples = [ex for ex in read_squad(SQUAD) if ex["context"].startswith("Photosynthesis")]
@@ -347,7 +347,7 @@ def test_cli_full_pretrains_then_finetunes(tmp_path, sentiment_file, capsys):
 # ---------------------------------------------------------------------------------------------------- recipe
 def test_head_tail_cut_is_exactly_full_tokenisation_cut(tiny_pretrain_checkpoint):
     from bert2.data.finetuning import featurize_classification, head_tail
-    from bert2.tokenizer import load_tokenizer
+    from bert2.data.tokenizer import load_tokenizer
 
     tok = load_tokenizer(str(tiny_pretrain_checkpoint))
     rng = random.Random(0)

@@ -45,7 +45,7 @@ def _batch(tokenizer):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from bert2.tokenizer import train_wordpiece
+    from bert2.data.tokenizer import train_wordpiece
 
     tok = train_wordpiece(TEXTS, vocab_size=200)
     assert len(tok) >= 100

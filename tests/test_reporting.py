@@ -30,11 +30,13 @@ def test_redirected_run_prints_plain_step_lines_and_reports_csv_and_tensorboard(
                                                                                                   english_corpus)])
     finally:
         torch.set_num_threads(threads)
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    out, err = captured.out, captured.err
     assert code == 0, err
-    lines = [line for line in err.splitlines() if line.startswith("step ")]
-    assert [int(re.match(r"step (\d+)/8 loss \d+\.\d{4} mlm \d+\.\d{4} nsp \d+\.\d{4} lr \S+ tok/s \d+ eta "
-                         r"\d+:\d\d$", line).group(1)) for line in lines] == [2, 4, 6, 8], lines
+    lines = [line for line in out.splitlines() if line.startswith("step ")]  # stdout is redirected: it gets them
+    assert [int(re.match(r"step (\d+)/8 loss \d+\.\d{4} mlm \d+\.\d{4} nsp \d+\.\d{4} lr \S+ tok/s \d+ elapsed "
+                         r"\d+:\d\d eta \d+:\d\d$", line).group(1)) for line in lines] == [2, 4, 6, 8], lines
+    assert any(line.startswith("eval step 4:") for line in out.splitlines())  # one line per evaluation too
 
     runs = list((tmp_path / "saved/transformer/pretrain/runs").iterdir())
     assert len(runs) == 1 and f"reporting csv and tensorboard to {runs[0]}" in err

@@ -23,12 +23,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import transformers
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 from safetensors.torch import load_file
+from transformers.utils import logging as hf_logging
 
 from ..config import ModelConfig
+from ..data.hub import hub_offline_mode, hub_reachable, offline_env
+from ..data.tokenizer import load_tokenizer, save_tokenizer
 from ..errors import CheckpointError, TokenizerError
 from ..model import BertForPreTraining
-from ..tokenizer import load_tokenizer, save_tokenizer
 from .layout import TMP_PREFIX, publish_dir, read_json, read_state, resolve, write_state
 from .model_card import model_card, portable_name
 from .model_files import (
@@ -234,11 +239,6 @@ def resolve_hf_source(source: str | os.PathLike) -> Path:
 
 def _fetch_from_hub(repo_id: str) -> Path:
     """Download (or find cached) the files an import reads; returns the snapshot directory holding them."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
-
-    from ..data.hub import hub_offline_mode, hub_reachable, offline_env
-
     online = hub_reachable()
     why = "HF_HUB_OFFLINE is set" if offline_env() else "no network connection"
 
@@ -542,9 +542,6 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
     BertForMaskedLM. Classification maps to BertForSequenceClassification (labels into id2label/label2id), span
     QA to BertForQuestionAnswering. Generative QA has a Transformer decoder no transformers BERT class holds.
     """
-    import transformers  # ~1 s to import: only an export needs it
-    from transformers.utils import logging as hf_logging
-
     p = resolve(checkpoint)
     model_cfg, config = read_config(p)
     meta = config.get("bert2") or {}

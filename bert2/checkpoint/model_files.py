@@ -20,9 +20,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..config import CHOICES, ModelConfig
+from ..data.tokenizer import load_tokenizer
 from ..errors import CheckpointError
 from ..model import FINETUNE_TASKS, BertForPreTraining, build_head
-from ..tokenizer import load_tokenizer
 from .layout import CONFIG_FILE, WEIGHTS_FILE, read_json, resolve, write_json
 
 PRETRAIN_TASKS = ("mlm+nsp", "mlm")

@@ -91,15 +91,19 @@ def bar(p: float) -> str:
 class EventPrinter:
     """Renders trainer events: a rich progress bar with loss, tokens/s and ETA, plus eval and checkpoint lines.
 
-    When stderr is not a terminal (`bert2 pretrain 2> run.log`, a CI job, nohup), a progress bar would be redrawn
-    into the file or not at all; instead every logged step becomes one plain line a script can read:
-    `step 120/1200 loss 3.4567 mlm 3.1012 nsp 0.3555 lr 1.000e-03 tok/s 41250 eta 2:31`.
+    When the output goes to a file (`bert2 pretrain > run.log`, `2> run.log`, a CI job, nohup), a progress bar
+    would be redrawn into the file or not at all; instead every logged step becomes one plain line a script can
+    read, `step 120/1200 loss 3.4567 mlm 3.1012 nsp 0.3555 lr 1.000e-03 tok/s 41250 elapsed 0:52 eta 2:31`, and
+    every other event one line too. They go to stdout when stdout is redirected (and --quiet is off: then stdout
+    holds the final JSON alone), else to stderr.
     """
 
     def __init__(self, quiet: bool = False, console: Console | None = None):
         self.console = console or Console(stderr=True)
-        self.plain = not self.console.is_terminal
         self.quiet = quiet
+        self.plain = not self.console.is_terminal
+        if console is None and not quiet and not sys.stdout.isatty():
+            self.console, self.plain = Console(file=sys.stdout), True
         self.total = 0
         self.progress: Progress | None = None
         self.task_id: Any = None
@@ -108,10 +112,12 @@ class EventPrinter:
     def __call__(self, event: Any) -> None:
         kind = type(event).__name__
         if kind == "StartEvent":
+            init = event.info.get("init") or ""
+            where = f"step {event.start_step} of {event.total_steps}" if event.total_steps else \
+                f"step {event.start_step} (time budget)"
             self.console.print(f"[bold]{event.kind}[/] {event.task} on {event.device}: "
-                               f"{event.num_parameters / 1e6:.2f}M parameters, "
-                               f"{'resuming at step ' + str(event.start_step) if event.start_step else 'starting at step 0'}"
-                               f" -> {event.run_dir}")
+                               f"{event.num_parameters / 1e6:.2f}M parameters, {init}, {where} -> {event.run_dir}",
+                               highlight=False)
             total = event.total_steps or None
             self.total = event.total_steps
             if self.plain:  # no bar: one line per logged step instead (see the class docstring)
@@ -126,8 +132,8 @@ class EventPrinter:
             parts = " ".join(f"{k} {v:.4f}" for k, v in event.parts.items())
             total = f"/{self.total}" if self.total else ""
             self.console.print(f"step {event.step}{total} loss {event.loss:.4f} {parts} lr {event.lr:.3e} "
-                               f"tok/s {event.tokens_per_s:.0f} eta {fmt_s(event.eta_s)}", markup=False,
-                               highlight=False, soft_wrap=True)
+                               f"tok/s {event.tokens_per_s:.0f} elapsed {fmt_s(event.elapsed_s)} "
+                               f"eta {fmt_s(event.eta_s)}", markup=False, highlight=False, soft_wrap=True)
         elif kind == "StepEvent" and self.progress is not None:
             parts = " ".join(f"{k} {v:.3f}" for k, v in event.parts.items())
             stats = f"loss {event.loss:.3f} ({parts}) lr {event.lr:.2e} {event.tokens_per_s:,.0f} tok/s"

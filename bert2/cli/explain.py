@@ -10,13 +10,13 @@ from typing import Any
 
 from rich.console import Console
 
+from ..checkpoint import default_checkpoint
 from ..errors import InputError
 from ..explain_view import render
 from .common import add_common, command, load, print_json
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from ..checkpoint import default_checkpoint
     from ..explain import Explainer  # torch: see the module docstring
 
     cfg = load(args)

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from ..checkpoint import kind_dir
+from ..checkpoint import default_checkpoint, kind_dir
 from ..config import CHOICES, Config, FinetuneConfig, PretrainConfig
 from ..training.reporters import REPORTERS, make_reporters, parse_report_to
 from .common import (
@@ -115,7 +115,6 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def cmd_full(args: argparse.Namespace) -> int:
     """The seed's `full` mode: pretrain, then fine-tune from the checkpoint that pretraining just wrote."""
-    from ..checkpoint import default_checkpoint
     from ..tasks.pretraining import run_pretraining  # torch: see the module docstring
 
     extra = []

@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import numpy as np
 
 from bert2.data.corpus import corpus_fingerprint, load_documents, split_documents, stable_hash
+from bert2.data.tokenizer import get_tokenizer, tokenizer_cache_dir, vocab_fingerprint
 from bert2.errors import DataError
-from bert2.tokenizer import get_tokenizer, tokenizer_cache_dir, vocab_fingerprint
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import BertTokenizerFast

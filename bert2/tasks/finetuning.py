@@ -443,6 +443,9 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
                         f"{f.batch_size}; lower finetune.batch_size or use more data")
     trainer = Trainer(model, train_features, task, settings, stage_dirs, run_config, device, dist_info, callbacks,
                       stop_event, resume_path, trust_checkpoint)
+    if resume_path is None:
+        trainer.init = (f"from scratch: random weights in the shape of {source}" if scratch else
+                        f"initialised from {source}")
     logs.append(f"data {data_name}: {len(data.train)} training examples ({len(train_features)} features) / "
                 f"{len(data.validation)} validation" + (f", {len(data.labels)} labels" if data.labels else ""))
     logs += data.notes

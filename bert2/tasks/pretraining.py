@@ -243,4 +243,5 @@ def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = No
                       stop_event, resume_path, trust_checkpoint)
     if init_from:
         say(f"weights from {source}")
+        trainer.init = f"initialised from {source} (--init-from)"
     return trainer

@@ -158,6 +158,8 @@ class Trainer:
         self.callbacks = list(callbacks or [])
         self.stop_event = stop_event or threading.Event()
         self.trust_checkpoint = trust_checkpoint  # resume from an older checkpoint's pickled .pt files
+        self.init = f"resumed from {resume_from}" if resume_from is not None else "random initialisation"
+        """Where the weights came from, for the start banner (the task's run_* refines it)."""
         self.model = model.to(device)
         self.raw_model = self.model  # unwrapped, for saving and evaluation
 
@@ -256,7 +258,8 @@ class Trainer:
                              run_dir=str(self.stage_dirs["checkpoint"].parent),
                              info={"world_size": self.dist.world_size, "batch_size": s.batch_size,
                                    "grad_accum_steps": s.grad_accum_steps, "precision": s.precision,
-                                   "minutes": s.minutes, "train_examples": len(self.train_data)}))
+                                   "minutes": s.minutes, "train_examples": len(self.train_data),
+                                   "init": self.init}))
         batches = self._batches()
         self.model.train()
         window_start = time.perf_counter()

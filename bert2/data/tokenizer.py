@@ -114,14 +114,19 @@ def save_tokenizer(tokenizer: "BertTokenizerFast", directory: str | os.PathLike)
     return directory
 
 
+def _ordinary_tokens(tok: Any) -> int:
+    """Tokens that are not special: transformers' offline fallback tokenizer (what `from_pretrained` returns in
+    transformers 5 when the files cannot be found) has none, a real vocabulary of any size has some."""
+    special = set(tok.all_special_tokens)
+    return sum(1 for t in tok.get_vocab() if t not in special)
+
+
 def _check(tok: Any, source: str) -> BertTokenizerFast:
-    """Reject tokenizers that cannot serve BERT pretraining: tiny vocabularies and missing special tokens."""
-    size = len(tok)
-    if size < MIN_VOCAB:
-        raise TokenizerError(f"tokenizer {source!r} has only {size} tokens (fewer than {MIN_VOCAB}); this is what "
-                             "transformers returns when the files could not be found or downloaded. Give a "
-                             "directory with tokenizer.json or vocab.txt, or leave data.tokenizer empty to train "
-                             "one on the corpus")
+    """Reject what cannot serve BERT: a vocabulary of special tokens only, and missing special tokens."""
+    if _ordinary_tokens(tok) == 0:
+        raise TokenizerError(f"tokenizer {source!r} has only special tokens ({len(tok)}); this is what transformers "
+                             "returns when the files could not be found or downloaded. Give a directory with "
+                             "tokenizer.json or vocab.txt, or leave data.tokenizer empty to train one on the corpus")
     missing = [name for name in ("pad_token", "cls_token", "sep_token", "mask_token", "unk_token")
                if getattr(tok, name, None) is None]
     if missing:
@@ -134,7 +139,8 @@ def load_tokenizer(name_or_path: str | os.PathLike) -> BertTokenizerFast:
     """Load a BERT tokenizer from a directory (tokenizer.json or vocab.txt), a tokenizer.json / vocab.txt file,
     or a hub name such as bert-base-uncased (network needed unless it is in the Hugging Face cache).
 
-    Raises TokenizerError with the reason and the alternatives; never returns a vocabulary under 100 tokens.
+    Raises TokenizerError with the reason and the alternatives; never returns a vocabulary of special tokens only
+    (transformers' offline fallback), whatever its size.
     """
     with _quiet_transformers():
         return _load_tokenizer(name_or_path)
@@ -185,7 +191,7 @@ def _load_tokenizer(name_or_path: str | os.PathLike) -> BertTokenizerFast:
                                  ) from None
         raise TokenizerError(f"tokenizer {source!r} could not be loaded from the hub: "
                              f"{type(exc).__name__}: {exc}") from None
-    if len(tok) < MIN_VOCAB and not online:
+    if _ordinary_tokens(tok) == 0 and not online:
         raise TokenizerError(f"tokenizer {source!r} is not in the local Hugging Face cache and the hub cannot be "
                              "reached (offline). Leave data.tokenizer empty to train a WordPiece vocabulary on the "
                              "corpus, or give a tokenizer directory")
