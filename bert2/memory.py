@@ -7,7 +7,7 @@ as you type.
 
 Training in fp32 with AdamW keeps four numbers per parameter (the weight, its gradient, Adam's two moments):
 16 bytes. Activations are what the forward pass keeps for the backward pass, per layer and per token of the
-micro-batch (shape letters as in model.py: B batch, T tokens, H hidden, I intermediate, nh heads, V vocabulary):
+micro-batch (shape letters as in model/bert.py: B batch, T tokens, H hidden, I intermediate, nh heads, V vocabulary):
 
     x, qkv (3H), attention output, projection, LayerNorm      ~ 8H per token
     feed-forward up and its GELU                              ~ 2I per token

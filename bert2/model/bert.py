@@ -391,7 +391,7 @@ class BertForPreTraining(nn.Module):
         self.apply(lambda m: init_weights(m, cfg.initializer_range))
         if cfg.position_init == "sinusoidal":
             sinusoidal_(self.bert.embeddings.position_embeddings.weight, cfg.initializer_range)
-        # With labels and gradients on (a training step in fp32), the MLM loss comes from bert2.losses and
+        # With labels and gradients on (a training step in fp32), the MLM loss comes from fused_loss.py and
         # prediction_logits is None; off: always materialise the masked rows' logits.
         self.fused_mlm_loss = True
 
@@ -412,7 +412,7 @@ class BertForPreTraining(nn.Module):
             selected = labels != -100  # (B, T)
             targets = labels[selected]  # (N,)
             rows = seq[selected]  # (N, H)
-            if self._fuse_loss(rows):  # training step: the loss without materialised logits (bert2.losses)
+            if self._fuse_loss(rows):  # training step: the loss without materialised logits (fused_loss.py)
                 logits = None
                 mlm_loss_sum = linear_cross_entropy_sum(self.mlm.hidden(rows), tied, self.mlm.bias, targets)
             else:
