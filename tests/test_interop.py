@@ -468,6 +468,7 @@ def test_alibi_model_exports_with_remote_code_and_fill_mask_matches(tokenizer, t
     card = (out / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: \"transformers\"\npipeline_tag: \"fill-mask\"")
     assert "trust_remote_code=True" in card and "mlm_accuracy" in card and "transformer/pretrain/final" in card
+    assert "imdb" not in card  # a pretraining model's card names its corpus, not the fine-tuning default
 
     hf_cfg = {k: v for k, v in hf_config_dict(cfg).items() if k != "position_embedding_type"}
     assert model_config_from_hf(hf_cfg).position_embedding_type == "absolute"  # transformers' own files

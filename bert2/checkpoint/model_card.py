@@ -67,7 +67,7 @@ def model_card(checkpoint: Path, task: str, architecture: str, model_cfg: ModelC
     pretrain, finetune, data = run.get("pretrain") or {}, run.get("finetune") or {}, run.get("data") or {}
     finetuned = task not in ("mlm+nsp", "mlm")
     corpus = [c for c in str(data.get("corpus", "")).split("+") if c]
-    task_data = str(config_meta.get("data") or finetune.get("data") or "")
+    task_data = str(config_meta.get("data") or finetune.get("data") or "") if finetuned else ""
     pipeline_tag = PIPELINE_TAGS.get(task, "fill-mask")
     metrics = {k: v for k, v in (state.get("metrics") or {}).items() if isinstance(v, (int, float)) and "/" not in k}
     name = portable_name(checkpoint).replace("/", "-")
