@@ -31,7 +31,6 @@ from .config import Config
 from .data.collator import FATE_NAMES, IGNORE_INDEX, MLMCollator
 from .data.pretraining import prepare_pretraining_data
 from .errors import InputError
-from .model.bert import alibi_bias, padding_mask
 
 TOP_K = 5
 
@@ -198,16 +197,6 @@ class Explainer:
                     row["nsp_probability_isnext"] = round(float(nsp_probs[b, 0]), 6)
             rows.append(row)
         return rows
-
-    def attention_mask_view(self, explanation: Explanation, example: int) -> torch.Tensor:
-        """What attention adds for one example and head 0: (T, T) with -inf at padded keys, and ALiBi's
-        distance penalty when enabled (the model's own functions, model/bert.py)."""
-        mask = torch.tensor([explanation.examples[example]["attention_mask"]])  # (1, T)
-        key_padding = padding_mask(mask)  # (1, 1, 1, T)
-        T = mask.shape[1]
-        if self.model.bert.alibi_slopes is not None:
-            return alibi_bias(self.model.bert.alibi_slopes.cpu(), T, key_padding)[0, 0]  # (T, T)
-        return torch.zeros(T, T).masked_fill(~key_padding[0, 0].expand(T, T), float("-inf"))
 
 
 def _record(shapes: list[tuple[str, list[int]]], name: str):

@@ -129,6 +129,14 @@ def loss_text(loss: dict[str, Any], pairs: int) -> Text:
     return Text.assemble(mlm, (f"loss = {loss['total']:.4f}", "bold"), " (what the trainer logs for this batch)")
 
 
+def alibi_text(alibi: dict[str, Any]) -> Text:
+    """The ALiBi rule and the slope of each head (empty for a model without ALiBi)."""
+    if not alibi:
+        return Text("")
+    slopes = ", ".join(f"{s:g}" for s in alibi["slopes"])
+    return Text(f"ALiBi: {alibi['rule']}; slopes per head: {slopes}", style="dim")
+
+
 def _shade(w: float, vmax: float) -> str:
     return SHADES[min(len(SHADES) - 1, int(round(w / vmax * (len(SHADES) - 1))))] if vmax > 0 else " "
 
@@ -198,5 +206,4 @@ def render(result: Any, console: Console) -> None:
     console.print(shapes_table(result.shapes))
     console.print(loss_text(result.loss, len(result.examples)))
     if result.alibi:
-        slopes = ", ".join(f"{s:g}" for s in result.alibi["slopes"])
-        console.print(f"[dim]ALiBi: {result.alibi['rule']}; slopes per head: {slopes}[/]")
+        console.print(alibi_text(result.alibi))

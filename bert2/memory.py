@@ -118,7 +118,11 @@ def estimate(cfg: Config, kind: str = "pretrain", model_cfg: ModelConfig | None 
 def memory_errors(cfg: Config, kind: str = "pretrain", model_cfg: ModelConfig | None = None,
                   available: int | None | str = "detect") -> list[FieldError]:
     """A field error when the run cannot fit, naming the field whose change helps most."""
-    est = estimate(cfg, kind, model_cfg, available)
+    return refusal(estimate(cfg, kind, model_cfg, available), kind)
+
+
+def refusal(est: MemoryEstimate, kind: str = "pretrain") -> list[FieldError]:
+    """The field error for an estimate that does not fit (none when it fits)."""
     if est.fits:
         return []
     batch_field = f"{'pretrain' if kind == 'pretrain' else 'finetune'}.batch_size"

@@ -136,6 +136,7 @@ def load_resume_state(directory: Path, trust_legacy: bool = False) -> dict[str, 
     `trust_legacy`; then its files are read with torch's restricted unpickler on a torch without its known holes.
     """
     d = Path(directory)
+    check_resumable(d, trust_legacy)  # the same refusals, before anything is read
     if has_resume_state(d):
         try:
             tensors = load_file(str(d / TENSORS_FILE))
@@ -151,11 +152,7 @@ def load_resume_state(directory: Path, trust_legacy: bool = False) -> dict[str, 
         if not isinstance(state, dict):
             raise CheckpointError(f"{d / JSON_FILE} does not hold a resume state")
         return state
-    if has_legacy_state(d):
-        if not trust_legacy:
-            raise CheckpointError(_legacy_refusal(d))
-        return _load_legacy(d)
-    raise CheckpointError(f"cannot resume from {d}: missing {' and '.join(FILES)}")
+    return _load_legacy(d)  # check_resumable let only a trusted legacy checkpoint through
 
 
 def check_safe_torch(what: str) -> None:
@@ -172,7 +169,6 @@ def _load_legacy(d: Path) -> dict[str, Any]:
     missing = [f for f in LEGACY_FILES if not (d / f).is_file()]
     if missing:
         raise CheckpointError(f"cannot resume from {d}: missing {', '.join(missing)}")
-    check_safe_torch(f"the pickled resume files of {d}")
     parts = {}
     for f in LEGACY_FILES:
         try:

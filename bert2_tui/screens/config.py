@@ -227,7 +227,7 @@ class ConfigScreen(Screen):
         estimate = None
         if cfg is not None:  # a valid config that cannot fit in memory is an error of the field to change
             estimate = memory.estimate(cfg)
-            errors = memory.memory_errors(cfg)
+            errors = memory.refusal(estimate)
             if errors:
                 cfg = None
         self.errors = errors

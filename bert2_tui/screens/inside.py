@@ -27,6 +27,7 @@ from textual.widgets import Footer, Input, Select, Static
 from bert2.checkpoint import list_checkpoints
 from bert2.errors import Bert2Error
 from bert2.explain_view import (
+    alibi_text,
     counts_text,
     head_view,
     legend,
@@ -240,12 +241,8 @@ class InsideScreen(Screen):
         self.query_one("#inside-predictions", Static).update(
             predictions_table(row, self.token) if preds else Text("no masked token in this example", style="dim"))
         self.query_one("#inside-detail", Static).update(self._detail())
-        slopes = ""
-        if r.alibi:
-            slopes = "\nALiBi: " + r.alibi["rule"] + "; slopes " + ", ".join(f"{s:g}" for s in r.alibi["slopes"])
         self.query_one("#inside-batch", Static).update(Group(
-            counts_text(r.counts), shapes_table(r.shapes), loss_text(r.loss, len(r.examples)),
-            Text(slopes, style="dim")))
+            counts_text(r.counts), shapes_table(r.shapes), loss_text(r.loss, len(r.examples)), alibi_text(r.alibi)))
         self.query_one("#inside-attention", Static).update(self._attention())
 
     def _detail(self) -> Text:
