@@ -38,6 +38,16 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 """Fields with a closed set of values: validate() checks them, the CLI and the TUI's Config screen offer them."""
 
+REPORTERS: tuple[str, ...] = ("csv", "tensorboard")
+"""What `report_to` may name besides `none` (comma-separated): training/reporters.py writes them."""
+
+
+def report_names(value: str) -> tuple[list[str], list[str]]:
+    """`report_to` ("none", "csv", "csv,tensorboard") -> (known names in order, unknown names)."""
+    names = [n.strip() for n in str(value).split(",") if n.strip() and n.strip() != "none"]
+    names = list(dict.fromkeys(names))
+    return [n for n in names if n in REPORTERS], [n for n in names if n not in REPORTERS]
+
 
 class ConfigError(ValueError):
     """Raised for an invalid configuration; carries every field error found, not just the first."""
@@ -179,6 +189,8 @@ class PretrainConfig:
     """What a non-finite loss does: stop, or rollback to the last checkpoint and skip the batch."""
     group_by_length: bool = True
     """Batch examples of similar length together (less padding, ~1.25x tokens/s on wiki-offline)."""
+    report_to: str = "none"
+    """Where the numbers go besides metrics.jsonl: none, csv (metrics.csv beside it, one row per number), tensorboard (runs/<start time>/; pip install tensorboard) or csv,tensorboard."""
 
 
 @dataclass
@@ -241,6 +253,8 @@ class FinetuneConfig:
     """What a non-finite loss does: stop, or rollback to the last checkpoint and skip the batch."""
     group_by_length: bool = True
     """Batch examples of similar length together (less padding)."""
+    report_to: str = "none"
+    """Where the numbers go besides metrics.jsonl: none, csv (metrics.csv beside it, one row per number), tensorboard (runs/<start time>/; pip install tensorboard) or csv,tensorboard."""
     hidden_dropout_prob: float = 0.0
     """Dropout inside the encoder while fine-tuning; 0: within one epoch it cost more (21% of a step) than it saved."""
     classifier_dropout: float = 0.1
@@ -428,6 +442,10 @@ class Config:
             for n in ("adam_beta1", "adam_beta2"):
                 if not 0.0 <= getattr(t, n) < 1.0:
                     e.append(FieldError(f"{sec}.{n}", f"must be in [0, 1), got {getattr(t, n)}"))
+            unknown = report_names(t.report_to)[1]
+            if unknown:
+                e.append(FieldError(f"{sec}.report_to", f"unknown reporter {', '.join(map(repr, unknown))}; choose "
+                                    f"none, {', '.join(REPORTERS)} or a comma-separated list (csv,tensorboard)"))
         non_negative("pretrain", p, "minutes", "num_threads")
         dev = p.device
         if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):

@@ -221,7 +221,7 @@ def test_cli_finetune_command(tmp_path, tiny_pretrain_checkpoint, sentiment_file
     threads = torch.get_num_threads()
     try:
         code, out, _ = run_cli(capsys, "finetune", "--task", "classify", "--data", str(sentiment_file), "--from",
-                               str(tiny_pretrain_checkpoint), "--max-steps", "4", "--quiet",
+                               str(tiny_pretrain_checkpoint), "--max-steps", "4", "--quiet", "--report-to", "csv",
                                "--set", f'paths.root="{tmp_path}"', "--set", "finetune.batch_size=8",
                                "--set", "pretrain.num_threads=1", "--set", "finetune.max_seq_length=32",
                                "--set", "finetune.doc_stride=8")
@@ -229,6 +229,8 @@ def test_cli_finetune_command(tmp_path, tiny_pretrain_checkpoint, sentiment_file
         torch.set_num_threads(threads)
     result = json.loads(out)
     assert code == 0 and result["reason"] == "completed" and result["step"] == 4 and "accuracy" in result["metrics"]
+    rows = (tmp_path / "bert" / "finetuning" / "metrics.csv").read_text().splitlines()  # beside metrics.jsonl
+    assert rows[0] == "run,time,step,event,name,value" and any(",eval,accuracy," in r for r in rows)
     code, _, err = run_cli(capsys, "finetune", "--task", "qa", "--data", "wiki-topic", "--from",
                            str(tiny_pretrain_checkpoint), "--set", f'paths.root="{tmp_path}"')
     assert code == 2 and "classify dataset" in err  # another task's built-in is an error, before any training

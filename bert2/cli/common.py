@@ -104,6 +104,8 @@ class EventPrinter:
         self.plain = not self.console.is_terminal
         if console is None and not quiet and not sys.stdout.isatty():
             self.console, self.plain = Console(file=sys.stdout), True
+        if self.plain and console is None:
+            self.console.soft_wrap = True  # a log line is one line, however long its paths: no wrap at 80 columns
         self.total = 0
         self.progress: Progress | None = None
         self.task_id: Any = None

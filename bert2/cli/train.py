@@ -11,9 +11,9 @@ import sys
 import time
 from typing import Any
 
-from ..checkpoint import default_checkpoint, kind_dir
+from ..checkpoint import default_checkpoint
 from ..config import CHOICES, Config, FinetuneConfig, PretrainConfig
-from ..training.reporters import REPORTERS, make_reporters, parse_report_to
+from ..training.reporters import REPORTERS, parse_report_to
 from .common import (
     EventPrinter,
     add_common,
@@ -32,13 +32,12 @@ QUICK_OVERRIDES = ["pretrain.max_steps=1200", "pretrain.warmup_steps=100", "pret
                    "pretrain.save_every=300", "pretrain.log_every=10", "pretrain.eval_batches=0"]
 
 
-def reporters_for(args: argparse.Namespace, cfg: Config, kind: str) -> list[Any]:
-    """--report-to as callbacks writing into saved_model/<kind>/runs/<start time>/ (said on stderr)."""
-    names = parse_report_to(getattr(args, "report_to", None))
-    reporters, run_dir = make_reporters(names, kind_dir(cfg.paths.root, kind))
-    if run_dir is not None and not args.quiet:
-        sys.stderr.write(f"reporting {' and '.join(names)} to {run_dir}\n")
-    return reporters
+def report_overrides(args: argparse.Namespace, *sections: str) -> list[str]:
+    """--report-to as `<section>.report_to` overrides: the flag is the config key for this one run."""
+    if not getattr(args, "report_to", None):
+        return []
+    value = ",".join(parse_report_to(args.report_to)) or "none"
+    return [f'{section}.report_to="{value}"' for section in sections]
 
 
 # ------------------------------------------------------------------------------------------------ pretraining
@@ -50,8 +49,8 @@ def cmd_pretrain(args: argparse.Namespace, extra: list[str] | None = None) -> in
         overrides.append(f"pretrain.max_steps={args.max_steps}")
     if args.minutes is not None:
         overrides.append(f"pretrain.minutes={args.minutes}")
-    cfg = load(args, overrides)
-    callbacks = [EventPrinter(quiet=args.quiet), *reporters_for(args, cfg, "pretrain")]
+    cfg = load(args, overrides + report_overrides(args, "pretrain"))
+    callbacks = [EventPrinter(quiet=args.quiet)]
     done = with_stop_signals(lambda stop: run_pretraining(
         cfg, callbacks, stop, resume=resume_arg(args), init_from=getattr(args, "init_from", None),
         trust_checkpoint=args.trust_checkpoint))
@@ -94,14 +93,13 @@ def _run_finetune(cfg: Config, args: argparse.Namespace, printer: Any, from_chec
                   resume: Any = False) -> Any:
     from ..tasks.finetuning import run_finetuning  # torch: see the module docstring
 
-    callbacks = [printer, *reporters_for(args, cfg, "finetune")]
-    return with_stop_signals(lambda stop: run_finetuning(cfg, callbacks, stop, resume=resume,
+    return with_stop_signals(lambda stop: run_finetuning(cfg, [printer], stop, resume=resume,
                                                          from_checkpoint=from_checkpoint,
                                                          trust_checkpoint=getattr(args, "trust_checkpoint", False)))
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    cfg = load(args, finetune_overrides(args, args.max_steps))
+    cfg = load(args, finetune_overrides(args, args.max_steps) + report_overrides(args, "finetune"))
     printer = EventPrinter(quiet=args.quiet)
     done = _run_finetune(cfg, args, printer, from_checkpoint=args.from_dir, resume=resume_arg(args))
     if args.quiet:
@@ -122,7 +120,8 @@ def cmd_full(args: argparse.Namespace) -> int:
         extra.append(f"pretrain.max_steps={args.pretrain_steps}")
         if not any(s.startswith("pretrain.warmup_steps=") for s in (args.set or [])):
             extra.append(f"pretrain.warmup_steps={args.pretrain_steps // 10}")
-    cfg = load(args, extra + finetune_overrides(args, args.finetune_steps))
+    cfg = load(args, extra + finetune_overrides(args, args.finetune_steps)
+               + report_overrides(args, "pretrain", "finetune"))
     t0 = time.perf_counter()
     printer = EventPrinter(quiet=args.quiet)
     if not args.no_task_text:
@@ -132,8 +131,7 @@ def cmd_full(args: argparse.Namespace) -> int:
                 sys.stderr.write(f"pretraining corpus: {corpus} (the task's unlabelled training text joins the "
                                  f"corpus; --no-task-text to leave it out)\n")
             cfg.data.corpus = corpus
-    callbacks = [printer, *reporters_for(args, cfg, "pretrain")]
-    done = with_stop_signals(lambda stop: run_pretraining(cfg, callbacks, stop))
+    done = with_stop_signals(lambda stop: run_pretraining(cfg, [printer], stop))
     if done.reason not in ("completed", "time_budget"):
         sys.stderr.write(f"pretraining ended ({done.reason}); fine-tuning skipped\n")
         return train_exit_code(done)
@@ -177,8 +175,9 @@ def next_steps(task: str, data: str = "") -> str:
 
 
 # ------------------------------------------------------------------------------------------------ parsers
-REPORT_HELP = (f"also write the run's numbers to {' and/or '.join(REPORTERS)} (comma-separated) in "
-               "saved_model/<kind>/runs/<start time>/")
+REPORT_HELP = (f"also write the run's numbers to {' and/or '.join(REPORTERS)} (comma-separated; none): "
+               "metrics.csv beside metrics.jsonl, TensorBoard files in runs/<start time>/ "
+               "(default: the report_to config key)")
 TRUST_HELP = ("resume from a checkpoint of an older bert2 whose resume state is pickled (.pt files); only for "
               "checkpoints you made yourself: unpickling can run code")
 

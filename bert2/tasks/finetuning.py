@@ -31,6 +31,7 @@ from ..metrics import classification_report, flat_classification_metrics, genera
 from ..model import build_head, load_pretrained
 from ..training.distributed import init_distributed, resolve_device
 from ..training.events import Callback, DoneEvent, LogEvent
+from ..training.reporters import reporters_for
 from ..training.trainer import Trainer, TrainSettings, jsonl_writer
 
 METRICS_FILE = "metrics.json"
@@ -353,6 +354,10 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
     device = resolve_device(p.device)
     dist_info = init_distributed(device)
     logs: list[str] = []
+    reporters, where = reporters_for(f.report_to, ckpt.kind_dir(cfg.paths.root, "finetune")) \
+        if dist_info.is_main else ([], None)
+    if where:
+        logs.append(where)
 
     explicit = str(from_checkpoint or "").strip() == SCRATCH
     scratch = explicit or (not resume and str(f.from_checkpoint).strip() == SCRATCH)
@@ -435,6 +440,7 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
     stage_dirs = {s: cfg.stage_dir("finetune", s, create=dist_info.is_main) for s in STAGES}
     if dist_info.is_main:
         callbacks.append(jsonl_writer(ckpt.kind_dir(cfg.paths.root, "finetune") / "metrics.jsonl"))
+        callbacks.extend(reporters)
     settings = TrainSettings.from_section(f)  # [finetune] holds every training setting of its own
     run_config = cfg.to_dict()
     run_config["finetune"] = {**run_config["finetune"], "data": data_name, "from_checkpoint": str(source)}

@@ -23,6 +23,7 @@ from ..memory import refuse_if_too_big
 from ..model import BertForPreTraining
 from ..training.distributed import barrier, init_distributed, resolve_device
 from ..training.events import Callback, DoneEvent, LogEvent
+from ..training.reporters import reporters_for
 from ..training.trainer import Trainer, TrainSettings, jsonl_writer
 
 DEFAULT_PROBES = ("The capital of France is [MASK].",)
@@ -201,7 +202,11 @@ def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = No
     tokenizer = read_tokenizer(source) if source else None
     if not dist_info.is_main:
         barrier(dist_info)  # rank 0 builds (and caches) the data first; the others then read the cache
+    reporters, where = reporters_for(cfg.pretrain.report_to, ckpt.kind_dir(cfg.paths.root, "pretrain")) \
+        if dist_info.is_main else ([], None)
     say = setup_reporter(callbacks, stop_event, dist_info.is_main)
+    if where:
+        say(where)
     say("preparing data (a first run trains a tokenizer and tokenises the corpus; later runs use the cache)")
     data = prepare_pretraining_data(cfg, tokenizer, progress=say)
     say(f"data ready: {len(data.train)} training / {len(data.validation)} validation examples, "
@@ -238,6 +243,7 @@ def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = No
     stage_dirs = {s: cfg.stage_dir("pretrain", s, create=False) for s in STAGES}
     if dist_info.is_main:
         callbacks.append(jsonl_writer(ckpt.kind_dir(cfg.paths.root, "pretrain") / "metrics.jsonl"))
+        callbacks.extend(reporters)
     settings = TrainSettings.from_section(p)
     trainer = Trainer(model, data.train, task, settings, stage_dirs, cfg.to_dict(), device, dist_info, callbacks,
                       stop_event, resume_path, trust_checkpoint)

@@ -1,13 +1,15 @@
-"""Where a run's numbers go besides the screen: a CSV file or TensorBoard (`--report-to csv,tensorboard`).
+"""Where a run's numbers go besides metrics.jsonl: a CSV file or TensorBoard (`report_to = "csv,tensorboard"`).
 
 Like transformers' `report_to`: the trainer only emits events (events.py); a reporter is one more callback that
-subscribes. Each run writes into its own directory, `saved_model/<kind>/runs/<start time>/`, created on the first
-event (so under torchrun the ranks that receive no events create nothing):
+subscribes. `[pretrain].report_to` and `[finetune].report_to` choose them (the CLI's `--report-to` sets both for
+one run); only the main process reports, so torchrun's ranks never write the same file twice.
 
-    metrics.csv      one row per number: time, step, event (train | eval), name, value — tidy, for pandas or a
-                     spreadsheet (`pd.read_csv(...).pivot_table(index="step", columns="name", values="value")`)
-    events.out...    TensorBoard scalars train/loss, train/lr, train/tokens_per_s, train/<part>, eval/<metric>;
-                     view with `tensorboard --logdir saved_model/transformer/pretrain/runs`
+    <kind dir>/metrics.csv     beside metrics.jsonl, appended by every run: one row per number — run (its start
+                               time), time, step, event (train | eval), name, value. Tidy, for pandas or a
+                               spreadsheet: `df[df.run == df.run.iloc[-1]].pivot_table(index="step",
+                               columns="name", values="value")` is the last run as a table.
+    <kind dir>/runs/<start>/   TensorBoard scalars train/loss, train/lr, train/tokens_per_s, train/<part>,
+                               eval/<metric>; view with `tensorboard --logdir saved_model/transformer/pretrain/runs`
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..config import REPORTERS, report_names
 from ..errors import TrainingError
 from .events import Callback, DoneEvent, EvalEvent, Event, StepEvent
 
-REPORTERS = ("csv", "tensorboard")
+CSV_HEADER = ["run", "time", "step", "event", "name", "value"]
 
 
 def parse_report_to(values: list[str] | str | None) -> list[str]:
@@ -29,12 +32,11 @@ def parse_report_to(values: list[str] | str | None) -> list[str]:
     if not values:
         return []
     items = [values] if isinstance(values, str) else list(values)
-    names = [n.strip() for item in items for n in item.split(",") if n.strip() and n.strip() != "none"]
-    unknown = [n for n in names if n not in REPORTERS]
+    names, unknown = report_names(",".join(items))
     if unknown:
         raise TrainingError(f"--report-to {', '.join(unknown)}: unknown; choose {', '.join(REPORTERS)} "
-                            "(comma-separated)")
-    return list(dict.fromkeys(names))
+                            "(comma-separated) or none")
+    return names
 
 
 def run_directory(kind_dir: Path) -> Path:
@@ -59,22 +61,23 @@ def _scalars(event: Event) -> tuple[str, dict[str, float]] | None:
     return None
 
 
-def csv_reporter(run_dir: Path) -> Callback:
-    path = Path(run_dir) / "metrics.csv"
+def csv_reporter(path: Path, run: str) -> Callback:
+    """Rows appended to `path` (the header written when the file is new), each tagged with `run`."""
+    path = Path(path)
 
     def report(event: Event) -> None:
         scalars = _scalars(event)
         if scalars is None:
             return
-        new = not path.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
+        new = not path.exists() or path.stat().st_size == 0
         with open(path, "a", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             if new:
-                writer.writerow(["time", "step", "event", "name", "value"])
+                writer.writerow(CSV_HEADER)
             stamp = round(getattr(event, "time", time.time()), 3)
-            for name, value in scalars[1].items():
-                writer.writerow([stamp, event.step, scalars[0], name, float(value)])
+            writer.writerows([run, stamp, event.step, scalars[0], name, float(value)]
+                             for name, value in scalars[1].items())
 
     return report
 
@@ -83,7 +86,7 @@ def tensorboard_reporter(run_dir: Path) -> Callback:
     try:
         from torch.utils.tensorboard import SummaryWriter  # needs the optional tensorboard package
     except ImportError:
-        raise TrainingError("--report-to tensorboard needs the tensorboard package: pip install tensorboard "
+        raise TrainingError("report_to tensorboard needs the tensorboard package: pip install tensorboard "
                             "(or pip install 'bert2[tensorboard]')") from None
     writer: list[Any] = []
 
@@ -100,10 +103,24 @@ def tensorboard_reporter(run_dir: Path) -> Callback:
     return report
 
 
-def make_reporters(names: list[str], kind_dir: Path) -> tuple[list[Callback], Path | None]:
-    """Callbacks for `names` writing into one new run directory (None when there are none)."""
+def make_reporters(names: list[str], kind_dir: Path) -> tuple[list[Callback], list[Path]]:
+    """Callbacks for `names` and the paths they write (metrics.csv beside metrics.jsonl; TensorBoard's run
+    directory). Nothing is created until the first event arrives."""
     if not names:
-        return [], None
+        return [], []
     run_dir = run_directory(kind_dir)
-    factories = {"csv": csv_reporter, "tensorboard": tensorboard_reporter}
-    return [factories[n](run_dir) for n in names], run_dir
+    callbacks, paths = [], []
+    if "csv" in names:
+        callbacks.append(csv_reporter(Path(kind_dir) / "metrics.csv", run_dir.name))
+        paths.append(Path(kind_dir) / "metrics.csv")
+    if "tensorboard" in names:
+        callbacks.append(tensorboard_reporter(run_dir))
+        paths.append(run_dir)
+    return callbacks, paths
+
+
+def reporters_for(report_to: str, kind_dir: Path) -> tuple[list[Callback], str | None]:
+    """The reporters a section's `report_to` names, and a line saying where they write (None: no reporters).
+    Made before data preparation, so that a missing tensorboard package is said at once."""
+    callbacks, paths = make_reporters(parse_report_to(report_to), kind_dir)
+    return callbacks, (f"reporting to {' and '.join(str(p) for p in paths)}" if paths else None)
