@@ -349,6 +349,109 @@ def bench_memory(presets: tuple[str, ...] = ("tiny", "mini", "small"), steps: in
     return rows
 
 
+_DATA_PREP_CHILD = """
+import json, sys, time
+from bert2.config import load_config
+from bert2.data.encode import peak_rss_mb
+from bert2.data.pretraining import prepare_pretraining_data
+t0 = time.perf_counter()
+data = prepare_pretraining_data(load_config(sys.argv[2]))
+wall = time.perf_counter() - t0
+t0 = time.perf_counter()
+again = prepare_pretraining_data(load_config(sys.argv[2]))
+hit = time.perf_counter() - t0
+json.dump({"info": data.info, "wall_s": wall, "cache_hit_s": hit, "hit": again.info["cache_hit"],
+           "main_peak_rss_mb": peak_rss_mb()}, open(sys.argv[1], "w"))
+"""
+
+
+def write_generated_corpus(path: Path, mb: float, seed: int = 0) -> int:
+    """A JSON-lines corpus of about `mb` MB made of the offline texts (wiki summaries and IMDB reviews), each
+    document's sentences shuffled so that the text does not simply repeat; returns its size in bytes."""
+    import random as _random
+
+    from .data.corpus import imdb_reviews, load_wiki_articles, split_sentences
+
+    texts = [a["extract"] for a in load_wiki_articles()] + [r["text"] for r in imdb_reviews()]
+    sentences = [split_sentences(t) for t in texts]
+    rng = _random.Random(seed)
+    target = int(mb * 1e6)
+    size = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        while size < target:
+            lines = []
+            for _ in range(1000):
+                doc = list(rng.choice(sentences))
+                rng.shuffle(doc)
+                lines.append(json.dumps({"text": " ".join(doc)}, ensure_ascii=False) + "\n")
+            block = "".join(lines)
+            fh.write(block)
+            size += len(block.encode("utf-8"))
+    return size
+
+
+def bench_data_prep(mb: float = 25.0, corpus: str | None = None) -> dict[str, Any]:
+    """Pretraining data preparation of a generated `mb` MB corpus (or `corpus`), in a child process: MB/s end to
+    end and per stage, peak resident memory of the main process and of each worker, and a second run's cache hit.
+
+    The tokenizer is trained beforehand on wiki-offline (preparation trains on at most a 64 MB sample anyway), so
+    the figures are those of reading, sentence splitting, encoding, writing and pair building.
+    """
+    from .data.tokenizer import save_tokenizer, train_wordpiece
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        if corpus is None:
+            path = root / "corpus.jsonl"
+            t0 = time.perf_counter()
+            write_generated_corpus(path, mb)
+            generate_s = time.perf_counter() - t0
+            corpus = str(path)
+        else:
+            generate_s = 0.0
+        from .data.corpus import load_wiki_articles
+
+        cfg = Config()
+        tok = train_wordpiece((a["extract"] for a in load_wiki_articles()), cfg.model.vocab_size)
+        save_tokenizer(tok, root / "tokenizer")
+        cfg.data.corpus, cfg.data.tokenizer, cfg.data.cache_dir = corpus, str(root / "tokenizer"), str(root / "cache")
+        cfg.save(root / "bert2.toml")
+        out = root / "result.json"
+        proc = subprocess.run([sys.executable, "-c", _DATA_PREP_CHILD, str(out), str(root / "bert2.toml")],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            return {"error": proc.stderr.strip().splitlines()[-1:] or ["failed"], "exit_code": proc.returncode}
+        r = json.loads(out.read_text())
+        cache_mb = sum(f.stat().st_size for f in (root / "cache").rglob("*") if f.is_file()) / 1e6
+    info = r["info"]
+    text_mb = info["corpus_bytes"] / 1e6
+    stages = info["stage_seconds"]
+    workers = max(1, info["workers"])
+
+    def rate(seconds: float, parallel: int = 1) -> float | None:
+        return round(text_mb / (seconds / parallel), 1) if seconds else None
+
+    return {
+        "text_mb": round(text_mb, 1), "documents": info["documents"], "tokens": info["corpus_tokens"],
+        "train_examples": info["train_examples"], "workers": info["workers"],
+        "wall_s": round(r["wall_s"], 1), "mb_per_s": round(text_mb / r["wall_s"], 1),
+        "stages_mb_per_s": {
+            "read (main process)": rate(stages.get("read", 0)),
+            "split sentences (per worker)": rate(stages.get("split", 0)),
+            "encode (per worker)": rate(stages.get("encode", 0)),
+            f"split + encode ({workers} workers together)": rate(stages.get("split", 0) + stages.get("encode", 0),
+                                                                 workers),
+            "write (main process)": rate(stages.get("write", 0)),
+            "pairs + shuffle (main process)": rate(info["build_seconds"].get("build", 0)),
+        },
+        "peak_rss_mb": {"main": round(r["main_peak_rss_mb"]), "each_worker": info.get("worker_peak_rss_mb"),
+                        "all_processes_at_most": round(r["main_peak_rss_mb"] + (info.get("worker_peak_rss_mb") or 0)
+                                                       * info["workers"])},
+        "cache_mb": round(cache_mb, 1), "cache_hit_s": round(r["cache_hit_s"], 3), "second_run_hit": r["hit"],
+        "generate_corpus_s": round(generate_s, 1),
+    }
+
+
 def bench_tui() -> dict[str, Any]:
     """Time to first frame of bert2-tui, and training tokens/s inside the TUI vs headless (same run).
 
@@ -419,8 +522,9 @@ BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "quick_rss": bench_quick_rss,
     "memory": bench_memory,
     "finetune_quality": bench_finetune_quality,
+    "data_prep": bench_data_prep,
 }
-SLOW = ("finetune_quality", "memory")  # not part of a bare `bert2 bench`: 8 fine-tuning runs
+SLOW = ("finetune_quality", "memory", "data_prep")  # not part of a bare `bert2 bench`: 8 fine-tuning runs
 
 
 def run(names: list[str], **kwargs: Any) -> dict[str, Any]:

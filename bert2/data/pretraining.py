@@ -4,26 +4,10 @@ Flow: corpus -> documents of sentences -> split by document -> tokenizer (traine
 tokenised once, in batches, without special tokens -> pairs (or single segments when NSP is off) -> cached on
 disk -> `PretrainingData(tokenizer, train, validation, info)`.
 
-Pair building follows the reference algorithm (create_instances_from_document):
-
-* target length = max_seq_length - 3 (room for [CLS] A [SEP] B [SEP]); with probability short_seq_prob a
-  document gets a random shorter target in [2, max] so the model also sees short inputs, as in fine-tuning;
-* sentences of one document accumulate into a chunk until it reaches the target (or the document ends);
-* A = the chunk's first a_end sentences, a_end drawn uniformly among the chunk boundaries;
-* B = the rest of the chunk (IsNext, label 0), or with probability 0.5 (always, when the chunk is one sentence)
-  a run of sentences from a random *different* document (NotNext, label 1) — the chunk's unused sentences are
-  put back so they start the next example. One deliberate change: the coin for multi-sentence chunks is biased
-  by the running label imbalance, because on short documents the forced one-sentence NotNext pairs would
-  otherwise make ~65% of the pairs NotNext (measured on wiki-offline); on long documents it stays a fair coin;
-* truncate_seq_pair trims the longer segment one token at a time, from the front or the back at random, until
-  the pair fits.
+Pair building (bert2/data/pairs.py) follows google-research/bert's create_instances_from_document.
 
 Masking is *not* done here: MLMCollator masks each batch afresh (dynamic masking, as RoBERTa), which replaces the
 reference's dupe_factor copies with static masks.
-
-With NSP off, a document is packed into single segments of up to max_seq_length - 2 tokens at sentence
-boundaries (a sentence longer than the target is cut), ``[CLS] tokens [SEP]``, token_type_ids all 0, and the
-examples carry **no** ``next_sentence_label`` key (stored internally as -1), so the collator emits none.
 
 Storage: all tokens of the corpus in one flat uint16 (int32 for vocabularies over 65,535) array, and per example
 four int64 offsets (A start/end, B start/end, both segments are contiguous runs of the flat array) plus the label.
@@ -36,18 +20,39 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from bert2.data.corpus import corpus_fingerprint, load_documents, split_documents, stable_hash
+from bert2.data.corpus import (
+    TOKENIZER_SAMPLE_BYTES,
+    corpus_fingerprint,
+    corpus_size,
+    sample_training_documents,
+    select_texts,
+    stable_hash,
+    validation_mask,
+)
+from bert2.data.encode import init_worker, split_and_encode, token_dtype
+from bert2.data.pairs import (
+    INDEX_COLUMNS,
+    NO_LABEL,
+    RANGE_DOCUMENTS,
+    Spans,
+    build_nsp_examples,
+    build_range,
+    build_single_examples,
+    iter_nsp_examples,
+    iter_single_examples,
+    open_tables,
+    truncate_seq_pair,
+)
 from bert2.data.tokenizer import get_tokenizer, tokenizer_cache_dir, vocab_fingerprint
 from bert2.errors import DataError
 
@@ -56,12 +61,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from bert2.config import Config
 
-DATA_FORMAT = 1  # bump when the example-building algorithm or the file layout changes: old caches are ignored
-NO_LABEL = -1
-_INDEX_COLUMNS = 5  # a_start, a_end, b_start, b_end, label
-TOKENIZE_BATCH = 8192
-
-Spans = list[tuple[int, int]]  # one document: (start, end) of each sentence in the flat token array
+DATA_FORMAT = 2  # bump when the example-building algorithm or the file layout changes: old caches are ignored
+__all__ = ["PretrainingData", "PretrainingExamples", "prepare_pretraining_data", "data_cache_dir", "NO_LABEL",
+           "Spans", "build_nsp_examples", "build_single_examples", "iter_nsp_examples", "iter_single_examples",
+           "truncate_seq_pair"]
 
 
 class PretrainingExamples:
@@ -75,8 +78,8 @@ class PretrainingExamples:
     def __init__(self, tokens: np.ndarray, index: np.ndarray, cls_id: int, sep_id: int, nsp: bool):
         # Plain ndarray views of memory maps: slicing a np.memmap subclass costs ~10x more per access.
         self.tokens = tokens.view(np.ndarray)  # (num_corpus_tokens,) uint16|int32, shared by train and validation
-        # (N, 5) a_start, a_end, b_start, b_end, label; read into memory (40 bytes per example) as a plain array.
-        self.index = np.array(index, dtype=np.int64, copy=True).view(np.ndarray)
+        # (N, 5) a_start, a_end, b_start, b_end, label; memory-mapped too, so torchrun's ranks share one copy.
+        self.index = np.asarray(index, dtype=np.int64).view(np.ndarray)
         self.cls_id = int(cls_id)
         self.sep_id = int(sep_id)
         self.nsp = bool(nsp)
@@ -136,183 +139,173 @@ class PretrainingData:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Tokenisation
+# Preparation: stream -> tokens on disk -> examples on disk
 # --------------------------------------------------------------------------------------------------------------
 
+CHUNK_BYTES = 2 << 20
+"""Text per work item (~2 MB): small enough that a few in flight stay far below the memory budget."""
+PARALLEL_FROM_BYTES = 24 << 20
+"""Corpora at least this large (or of unknown size: hub streams) are split and encoded by worker processes;
+smaller ones in this process (starting workers costs ~1 s)."""
+INDEX_CHUNK = 1 << 20
 
-def tokenize_documents(tokenizer: Any, documents: Sequence[Sequence[str]]) -> tuple[np.ndarray, list[Spans]]:
-    """Tokenise every sentence once, in batches, without special tokens.
 
-    Returns the flat token array (corpus order, (num_tokens,) uint16/int32) and, per input document, the
-    (start, end) span of each sentence in it; sentences that tokenise to nothing are dropped, so a document may
-    come back as an empty list (kept, so the output stays aligned with `documents`).
-    Uses a private copy of the backend tokenizer so truncation/padding settings of the caller's tokenizer cannot
-    cut sentences, and `encode_batch_fast` (no offsets) which runs across all cores.
+def _chunks(texts: Iterator[str], budget: int = CHUNK_BYTES) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    size = 0
+    for text in texts:
+        chunk.append(text)
+        size += len(text)
+        if size >= budget:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def worker_count(corpus: str) -> int:
+    """0 (this process) for small corpora, else one worker per core (at most 8): see PARALLEL_FROM_BYTES."""
+    size = corpus_size(corpus)
+    if size is not None and size < PARALLEL_FROM_BYTES:
+        return 0
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _numbered_chunks(texts: Iterator[str]) -> Iterator[tuple[int, list[str]]]:
+    start = 0
+    for chunk in _chunks(texts):
+        yield start, chunk
+        start += len(chunk)
+
+
+class _Stages:
+    """Seconds and bytes per stage of one preparation: what `bert2 bench data_prep` prints as MB/s."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.bytes = 0
+        self.worker_peak_mb = 0.0
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+
+def _encode_corpus(cfg: "Config", tokenizer: Any, out: Path, say: Callable[[str], None],
+                   stages: _Stages, pool: Any, workers: int) -> dict[str, Any]:
+    """Pass 1: stream the corpus through sentence splitting and encoding into three append-only files.
+
+        tokens.bin            every sentence's ids, corpus order (uint16, int32 for vocabularies over 65,536)
+        sentence_ends.bin     (S,) int64 end offset of each sentence in tokens.bin
+        document_ends.bin     (D,) int64 sentences up to and including each document
+        document_split.bin    (D,) uint8 1 = validation document
+
+    Memory stays flat: a few chunks of ~2 MB are in flight; everything else goes straight to disk.
     """
-    from tokenizers import Tokenizer
+    from collections import deque
 
-    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-    backend.no_truncation()
-    backend.no_padding()
-    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
-    sentences = [s for doc in documents for s in doc]
-    lengths: list[int] = []
-    pieces: list[np.ndarray] = []
-    vocab = backend.get_vocab_size(with_added_tokens=True)
-    dtype = np.uint16 if vocab <= np.iinfo(np.uint16).max + 1 else np.int32
-    for i in range(0, len(sentences), TOKENIZE_BATCH):
-        encodings = encode(sentences[i:i + TOKENIZE_BATCH], add_special_tokens=False)
-        ids = [e.ids for e in encodings]
-        lengths.extend(len(x) for x in ids)
-        pieces.append(np.fromiter(chain.from_iterable(ids), dtype=dtype))
-    tokens = np.concatenate(pieces) if pieces else np.zeros(0, dtype=dtype)
-    ends = np.cumsum(np.asarray(lengths, dtype=np.int64))
-    starts = ends - np.asarray(lengths, dtype=np.int64)
-    spans_out: list[Spans] = []
-    k = 0
-    for doc in documents:
-        spans = [(int(starts[j]), int(ends[j])) for j in range(k, k + len(doc)) if ends[j] > starts[j]]
-        k += len(doc)
-        spans_out.append(spans)
-    return tokens, spans_out
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Example building
-# --------------------------------------------------------------------------------------------------------------
-
-
-def truncate_seq_pair(a_s: int, a_e: int, b_s: int, b_e: int, max_num_tokens: int,
-                      rng: random.Random) -> tuple[int, int, int, int]:
-    """Trim the longer of A and B one token at a time, from the front or back at random, until they fit.
-
-    Random ends (not always the tail) so the model does not learn that a segment always ends a sentence.
-    Works on (start, end) spans of the flat token array; both keep at least one token when max_num_tokens >= 2.
-    """
-    while (a_e - a_s) + (b_e - b_s) > max_num_tokens:
-        trim_a = (a_e - a_s) > (b_e - b_s)
-        front = rng.random() < 0.5
-        if trim_a:
-            if front:
-                a_s += 1
-            else:
-                a_e -= 1
-        else:
-            if front:
-                b_s += 1
-            else:
-                b_e -= 1
-    return a_s, a_e, b_s, b_e
-
-
-def build_nsp_examples(documents: Sequence[Spans], max_seq_length: int, short_seq_prob: float,
-                       rng: random.Random) -> tuple[list[tuple[int, int, int, int, int]], int]:
-    """Sentence-pair examples (a_s, a_e, b_s, b_e, label) from tokenised documents; also how many were skipped.
-
-    The create_instances_from_document algorithm (see the module docstring), with the label balance kept near
-    50/50 by steering the coin of multi-sentence chunks. A NotNext partner is drawn from a
-    different document by sampling among the other n-1 documents (the reference retries 10 times and may, rarely,
-    pick the same one). With a single document no NotNext is possible: chunks of one sentence are skipped and
-    longer chunks become IsNext pairs.
-    """
-    max_num_tokens = max_seq_length - 3
-    out: list[tuple[int, int, int, int, int]] = []
-    skipped = 0
-    n_is_next = n_not_next = 0
-    n_docs = len(documents)
-    for doc_index, doc in enumerate(documents):
-        target = max_num_tokens
-        if rng.random() < short_seq_prob:
-            target = rng.randint(2, max_num_tokens)
-        chunk: list[int] = []  # sentence indices within doc
-        length = 0
-        i = 0
-        while i < len(doc):
-            chunk.append(i)
-            length += doc[i][1] - doc[i][0]
-            if i == len(doc) - 1 or length >= target:
-                a_end = 1 if len(chunk) < 2 else rng.randint(1, len(chunk) - 1)
-                a_s, a_e = doc[chunk[0]][0], doc[chunk[a_end - 1]][1]
-                # The reference flips a fair coin; on short documents (wiki summaries average 3.6 sentences) its
-                # forced NotNext for one-sentence chunks, many of them sentences put back after a NotNext, makes
-                # ~65% of pairs NotNext. We bias the coin by the running imbalance instead, which keeps the labels
-                # ~50/50 on any corpus and is a fair coin whenever the counts are level (long documents).
-                p_not_next = min(1.0, max(0.0, 0.5 - (n_not_next - n_is_next) / 20.0))
-                is_random = len(chunk) == 1 or rng.random() < p_not_next
-                if is_random and n_docs < 2:
-                    is_random = False
-                if is_random:
-                    target_b = target - (a_e - a_s)
-                    other = rng.randrange(n_docs - 1)
-                    other += other >= doc_index  # skip our own document
-                    rdoc = documents[other]
-                    start = rng.randrange(len(rdoc))
-                    b_s = b_e = rdoc[start][0]
-                    for j in range(start, len(rdoc)):
-                        b_e = rdoc[j][1]
-                        if b_e - b_s >= target_b:
-                            break
-                    i -= len(chunk) - a_end  # the unused sentences start the next example
-                    label = 1
-                elif len(chunk) >= 2:
-                    b_s, b_e = doc[chunk[a_end]][0], doc[chunk[-1]][1]
-                    label = 0
-                else:  # one sentence, one document: no partner at all
-                    skipped += 1
-                    chunk, length = [], 0
-                    i += 1
-                    continue
-                a_s, a_e, b_s, b_e = truncate_seq_pair(a_s, a_e, b_s, b_e, max_num_tokens, rng)
-                out.append((a_s, a_e, b_s, b_e, label))
-                n_not_next += label
-                n_is_next += 1 - label
-                chunk, length = [], 0
-            i += 1
-    return out, skipped
-
-
-def build_single_examples(documents: Sequence[Spans], max_seq_length: int, short_seq_prob: float,
-                          rng: random.Random) -> list[tuple[int, int, int, int, int]]:
-    """Single-segment examples (a_s, a_e, 0, 0, -1) for MLM-only pretraining.
-
-    Sentences of one document are packed while they fit the target (max_seq_length - 2, or a random shorter one
-    with short_seq_prob); a sentence longer than the target is cut into target-sized pieces. Documents are never
-    mixed, so one example never spans two unrelated texts without a separator.
-    """
-    max_num_tokens = max_seq_length - 2
-    out: list[tuple[int, int, int, int, int]] = []
-    for doc in documents:
-        target = max_num_tokens
-        if rng.random() < short_seq_prob:
-            target = rng.randint(2, max_num_tokens)
-        cur_s: int | None = None
-        cur_e = 0
-        for s, e in doc:
-            if cur_s is not None and e - cur_s > target:
-                out.append((cur_s, cur_e, 0, 0, NO_LABEL))
-                cur_s = None
-            if cur_s is None:
-                cur_s = s
-            cur_e = e
-            while cur_e - cur_s > target:
-                out.append((cur_s, cur_s + target, 0, 0, NO_LABEL))
-                cur_s += target
-        if cur_s is not None and cur_e > cur_s:
-            out.append((cur_s, cur_e, 0, 0, NO_LABEL))
-    return out
-
-
-def _build_split(spans: Sequence[Spans], cfg: "Config", split: str) -> tuple[np.ndarray, int]:
-    """Examples of one split as an (N, 5) int64 index array, shuffled with a seed derived from cfg.data.seed."""
     d = cfg.data
-    rng = random.Random(f"bert2-pretraining-{split}-{d.seed}")  # str seeds hash with SHA-512: stable everywhere
-    if d.nsp:
-        examples, skipped = build_nsp_examples(spans, d.max_seq_length, d.short_seq_prob, rng)
-    else:
-        examples, skipped = build_single_examples(spans, d.max_seq_length, d.short_seq_prob, rng), 0
-    rng.shuffle(examples)  # as the reference: neighbouring examples should not come from one document
-    index = np.asarray(examples, dtype=np.int64).reshape(-1, _INDEX_COLUMNS)  # (N, 5)
-    return index, skipped
+    if pool is None:
+        init_worker(tokenizer.backend_tokenizer.to_str())
+    counts = {"documents": 0, "sentences": 0, "tokens": 0, "texts": 0}
+    validation_docs = 0
+    next_report = time.perf_counter() + 10
+    files = {name: open(out / name, "wb") for name in
+             ("tokens.bin", "sentence_ends.bin", "document_ends.bin", "document_split.bin")}
+
+    def write(first: int, result: dict[str, Any]) -> None:
+        nonlocal validation_docs, next_report
+        t0 = time.perf_counter()
+        per_doc = result["sentences_per_doc"]
+        kept = per_doc > 0  # a text whose every sentence encodes to nothing is no document
+        held_out = validation_mask(first, len(per_doc), d.validation_fraction, d.seed)[kept]
+        files["tokens.bin"].write(result["ids"].tobytes())
+        ends = counts["tokens"] + np.cumsum(result["lengths"])
+        files["sentence_ends.bin"].write(ends.astype(np.int64).tobytes())
+        doc_ends = counts["sentences"] + np.cumsum(per_doc[kept])
+        files["document_ends.bin"].write(doc_ends.astype(np.int64).tobytes())
+        files["document_split.bin"].write(held_out.astype(np.uint8).tobytes())
+        validation_docs += int(held_out.sum())
+        counts["tokens"] += int(result["ids"].shape[0])
+        counts["sentences"] += int(result["lengths"].shape[0])
+        counts["documents"] += int(kept.sum())
+        counts["texts"] += len(per_doc)
+        stages.bytes += result["bytes"]
+        stages.add("split", result["split_s"])
+        stages.add("encode", result["encode_s"])
+        stages.add("write", time.perf_counter() - t0)
+        stages.worker_peak_mb = max(stages.worker_peak_mb, result["peak_rss_mb"])
+        if time.perf_counter() > next_report:
+            say(f"tokenised {stages.bytes / 1e6:,.0f} MB: {counts['documents']:,} documents, "
+                f"{counts['tokens']:,} tokens")
+            next_report = time.perf_counter() + 10
+
+    try:
+        pending: deque[tuple[int, Any]] = deque()
+        texts = select_texts(d.corpus, d.max_documents, d.streaming)
+        numbered = _numbered_chunks(texts)
+        while True:
+            t0 = time.perf_counter()
+            item = next(numbered, None)
+            stages.add("read", time.perf_counter() - t0)
+            if item is None:
+                break
+            first, chunk = item
+            if pool is None:
+                write(first, split_and_encode(chunk))
+                continue
+            pending.append((first, pool.apply_async(split_and_encode, (chunk,))))
+            while len(pending) > 2 * workers:  # bounded: the reader never runs far ahead of the workers
+                f, res = pending.popleft()
+                write(f, res.get())
+        while pending:
+            f, res = pending.popleft()
+            write(f, res.get())
+    finally:
+        for fh in files.values():
+            fh.close()
+    if counts["documents"] >= 2 and validation_docs == 0 and d.validation_fraction > 0:
+        # Few documents and none drawn: the last one is held out, so validation is never empty.
+        with open(out / "document_split.bin", "r+b") as fh:
+            fh.seek(counts["documents"] - 1)
+            fh.write(b"\x01")
+        validation_docs = 1
+    if counts["tokens"] == 0:
+        raise DataError(f"corpus {d.corpus!r} yields no tokens to train on")
+    return {**counts, "validation_documents": validation_docs, "workers": workers,
+            "token_dtype": str(token_dtype(len(tokenizer)))}
+
+
+def _write_examples(cfg: "Config", out: Path, split: int, name: str, pool: Any) -> dict[str, int]:
+    """Pass 2 for one split: examples of each range of RANGE_DOCUMENTS documents built (by the workers when there
+    are any: ranges are independent), then gathered in a shuffled order into `<name>_index.npy` ((N, 5) int64)."""
+    d = cfg.data
+    n_docs = len(open_tables(out, split))
+    parts = range((n_docs + RANGE_DOCUMENTS - 1) // RANGE_DOCUMENTS)
+    args = [(str(out), split, name, k, d.seed, d.nsp, d.max_seq_length, d.short_seq_prob) for k in parts]
+    results = pool.starmap(build_range, args) if pool is not None and len(args) > 1 else \
+        [build_range(*a) for a in args]
+    n = sum(r["examples"] for r in results)
+    # As the reference: neighbouring examples should not come from one document. A permutation (8 bytes per
+    # example) and a chunked gather from the memory-mapped parts keep the memory far below the index itself.
+    raw = out / f"{name}_index.unshuffled"
+    with open(raw, "wb") as fh:
+        for k in parts:
+            part = out / f"{name}_index.part-{k}"
+            with open(part, "rb") as src:
+                shutil.copyfileobj(src, fh, 16 << 20)
+            part.unlink()
+    unshuffled = np.memmap(raw, dtype=np.int64, mode="r", shape=(n, INDEX_COLUMNS)) if n else \
+        np.zeros((0, INDEX_COLUMNS), np.int64)
+    order = np.random.default_rng(int(stable_hash([name, d.seed]), 16)).permutation(n)
+    index = np.lib.format.open_memmap(out / f"{name}_index.npy", mode="w+", dtype=np.int64,
+                                      shape=(n, INDEX_COLUMNS))
+    for i in range(0, n, INDEX_CHUNK):
+        index[i:i + INDEX_CHUNK] = unshuffled[order[i:i + INDEX_CHUNK]]
+    index.flush()
+    del index, unshuffled
+    raw.unlink()
+    return {"examples": n, "not_next": sum(r["not_next"] for r in results),
+            "skipped": sum(r["skipped"] for r in results), "documents": n_docs}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -336,16 +329,24 @@ def data_cache_dir(cfg: "Config", tokenizer: Any) -> Path:
 
 
 def _load_cached(path: Path, tokenizer: Any) -> tuple[PretrainingExamples, PretrainingExamples, dict[str, Any]] | None:
-    """The cached splits, memory-mapped, or None when the entry is missing or unreadable (then it is rebuilt)."""
+    """The cached splits, memory-mapped, or None when the entry is missing, unfinished or unreadable (then it is
+    rebuilt). `info.json` is written last and the directory renamed into place after it, so an entry a killed
+    build left behind is never taken for a complete one."""
     info_file = path / "info.json"
     if not info_file.is_file():
         return None
     try:
         info = json.loads(info_file.read_text(encoding="utf-8"))
-        tokens = np.load(path / "tokens.npy", mmap_mode="r")
+        if info.get("format") != DATA_FORMAT:
+            return None
+        dtype = np.dtype(info["token_dtype"])
+        size = (path / "tokens.bin").stat().st_size
+        if size != info["corpus_tokens"] * dtype.itemsize:
+            return None
+        tokens = np.memmap(path / "tokens.bin", dtype=dtype, mode="r") if size else np.zeros(0, dtype)
         train_idx = np.load(path / "train_index.npy", mmap_mode="r")
         val_idx = np.load(path / "validation_index.npy", mmap_mode="r")
-    except (OSError, ValueError, json.JSONDecodeError):
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
         return None
     nsp = bool(info.get("nsp", True))
     cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
@@ -353,26 +354,32 @@ def _load_cached(path: Path, tokenizer: Any) -> tuple[PretrainingExamples, Pretr
             PretrainingExamples(tokens, val_idx, cls_id, sep_id, nsp), info)
 
 
-def _save_cache(path: Path, tokens: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
-                info: dict[str, Any]) -> None:
-    """Write into a temporary sibling directory, then rename: a crash or a parallel run never sees half a cache."""
+@contextmanager
+def _build_lock(path: Path) -> Iterator[None]:
+    """One builder per cache entry across processes (two runs started together, or torchrun ranks that do not
+    share a barrier): the second waits, then finds the entry complete. An OS lock, released by the kernel when
+    its holder dies, so a killed build never blocks the next one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        np.save(tmp / "tokens.npy", tokens)
-        np.save(tmp / "train_index.npy", train_idx)
-        np.save(tmp / "validation_index.npy", val_idx)
-        (tmp / "info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")  # written last: the marker
-        if path.exists():
-            shutil.rmtree(path, ignore_errors=True)  # an unreadable leftover; _load_cached already rejected it
+    with open(path.parent / f"{path.name}.lock", "a+b") as fh:
         try:
-            os.replace(tmp, path)
-        except OSError:
-            if not (path / "info.json").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no cross-process lock; the atomic rename still holds
+            yield
+            return
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _remove_stale_builds(path: Path) -> int:
+    """Directories of builds that died (SIGKILL, power loss) before their rename; called under the lock, so no
+    live build owns them."""
+    stale = [p for p in path.parent.glob(f".{path.name}.*") if p.is_dir()]
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return len(stale)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -385,10 +392,10 @@ def prepare_pretraining_data(cfg: "Config", tokenizer: "BertTokenizerFast | None
                              progress: Callable[[str], None] | None = None) -> PretrainingData:
     """Tokenizer + train/validation examples for `cfg`, from the on-disk cache when nothing that matters changed.
 
-    `tokenizer` None means `get_tokenizer(cfg, ...)` (train-and-cache or load). `progress` receives short stage
-    messages ("loading corpus", ...) that a UI can show while a first run builds. A cache hit loads no corpus and
-    tokenises nothing: it reads the cached tokenizer and memory-maps the arrays. Raises DataError /
-    TokenizerError for corpora or tokenizers the user must fix.
+    `tokenizer` None means `get_tokenizer(cfg, ...)` (train-and-cache on a bounded sample, or load). `progress`
+    receives short stage messages a UI can show while a first run builds. A cache hit reads no corpus and
+    tokenises nothing: it memory-maps the arrays (milliseconds). `use_cache=False` rebuilds even when an entry
+    exists (and replaces it). Raises DataError / TokenizerError for corpora or tokenizers the user must fix.
     """
     d = cfg.data
     say = progress or (lambda _msg: None)
@@ -396,75 +403,95 @@ def prepare_pretraining_data(cfg: "Config", tokenizer: "BertTokenizerFast | None
         raise DataError(f"data.max_seq_length must be at least 8 to hold [CLS] A [SEP] B [SEP], got {d.max_seq_length}")
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
-    documents = train_docs = val_docs = None
-
-    def load_and_split() -> None:
-        nonlocal documents, train_docs, val_docs
-        say(f"loading corpus {d.corpus}")
-        t0 = time.perf_counter()
-        documents = load_documents(d.corpus, d.max_documents, cache_dir=Path(d.cache_dir) / "datasets")
-        train_docs, val_docs = split_documents(documents, d.validation_fraction, d.seed)
-        timings["load_corpus"] = round(time.perf_counter() - t0, 3)
-
     if tokenizer is None:
-        needs_training = not d.tokenizer.strip() and not (tokenizer_cache_dir(cfg) / "tokenizer.json").is_file()
-        if needs_training:
-            load_and_split()
-            say(f"training a WordPiece tokenizer ({cfg.model.vocab_size} tokens)")
+        sample = None
+        if not d.tokenizer.strip() and not (tokenizer_cache_dir(cfg) / "tokenizer.json").is_file():
+            say(f"reading up to {TOKENIZER_SAMPLE_BYTES >> 20} MB of {d.corpus} to train a WordPiece tokenizer "
+                f"({cfg.model.vocab_size} tokens)")
+            sample = sample_training_documents(d.corpus, d.max_documents, d.validation_fraction, d.seed,
+                                               d.streaming)
         t0 = time.perf_counter()
-        tokenizer = get_tokenizer(cfg, train_docs)
+        tokenizer = get_tokenizer(cfg, sample)
         timings["tokenizer"] = round(time.perf_counter() - t0, 3)
 
     path = data_cache_dir(cfg, tokenizer)
     if use_cache:
         cached = _load_cached(path, tokenizer)
         if cached is not None:
-            train, validation, info = cached
-            info = {**info, "cache_hit": True, "cache_path": str(path),
-                    "load_seconds": round(time.perf_counter() - t_start, 4)}
-            say(f"loaded {len(train)} train / {len(validation)} validation examples from the cache")
-            return PretrainingData(tokenizer, train, validation, info)
+            return _hit(cached, tokenizer, path, t_start, say)
+    with _build_lock(path):
+        if use_cache:
+            cached = _load_cached(path, tokenizer)  # another process built it while this one waited
+            if cached is not None:
+                return _hit(cached, tokenizer, path, t_start, say)
+        stale = _remove_stale_builds(path)
+        if stale:
+            say(f"removed {stale} unfinished cache build{'s' if stale > 1 else ''} (a run was killed mid-build)")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            info = _build(cfg, tokenizer, tmp, say, timings, t_start)
+            if path.exists():
+                shutil.rmtree(path, ignore_errors=True)  # unreadable, or use_cache=False
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    cached = _load_cached(path, tokenizer)
+    if cached is None:  # pragma: no cover - the entry was just written
+        raise DataError(f"the data cache {path} could not be read back after writing it")
+    train, validation, _ = cached
+    return PretrainingData(tokenizer, train, validation, {**info, "cache_hit": False, "cache_path": str(path)})
 
-    if documents is None:
-        load_and_split()
-    assert train_docs is not None and val_docs is not None
-    say(f"tokenising {sum(len(x) for x in train_docs) + sum(len(x) for x in val_docs)} sentences")
-    t0 = time.perf_counter()
-    # One batched pass over both splits; validation documents follow the training ones in the flat array.
-    tokens, spans = tokenize_documents(tokenizer, [*train_docs, *val_docs])
-    train_spans = [x for x in spans[:len(train_docs)] if x]
-    val_spans = [x for x in spans[len(train_docs):] if x]
-    timings["tokenize"] = round(time.perf_counter() - t0, 3)
-    if not train_spans:
-        raise DataError(f"corpus {d.corpus!r} yields no tokens to train on")
 
-    say("building sentence pairs" if d.nsp else "packing segments")
-    t0 = time.perf_counter()
-    train_idx, train_skipped = _build_split(train_spans, cfg, "train")
-    val_idx, val_skipped = _build_split(val_spans, cfg, "validation")
-    timings["build"] = round(time.perf_counter() - t0, 3)
-    if len(train_idx) == 0:
+def _hit(cached: Any, tokenizer: Any, path: Path, t_start: float, say: Callable[[str], None]) -> PretrainingData:
+    train, validation, info = cached
+    info = {**info, "cache_hit": True, "cache_path": str(path), "load_seconds": round(time.perf_counter() - t_start, 4)}
+    say(f"loaded {len(train)} train / {len(validation)} validation examples from the cache")
+    return PretrainingData(tokenizer, train, validation, info)
+
+
+def _build(cfg: "Config", tokenizer: Any, out: Path, say: Callable[[str], None], timings: dict[str, float],
+           t_start: float) -> dict[str, Any]:
+    """Both passes into `out` (a temporary directory), info.json last."""
+    import multiprocessing as mp
+
+    d = cfg.data
+    stages = _Stages()
+    workers = worker_count(d.corpus)
+    pool = None
+    if workers:
+        # spawn, not fork: the parent may hold torch and tokenizers threads, which a fork copies in a broken state
+        pool = mp.get_context("spawn").Pool(workers, initializer=init_worker,
+                                            initargs=(tokenizer.backend_tokenizer.to_str(),))
+    try:
+        say(f"tokenising {d.corpus} ({f'{workers} worker processes' if workers else 'in this process'}; streamed: "
+            "memory stays flat however large the corpus)")
+        t0 = time.perf_counter()
+        corpus = _encode_corpus(cfg, tokenizer, out, say, stages, pool, workers)
+        timings["tokenize"] = round(time.perf_counter() - t0, 3)
+        say("building sentence pairs" if d.nsp else "packing segments")
+        t0 = time.perf_counter()
+        train = _write_examples(cfg, out, 0, "train", pool)
+        validation = _write_examples(cfg, out, 1, "validation", pool)
+        timings["build"] = round(time.perf_counter() - t0, 3)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    if train["examples"] == 0:
         raise DataError(f"corpus {d.corpus!r} yields no training examples")
-
+    timings["total"] = round(time.perf_counter() - t_start, 3)
     info: dict[str, Any] = {
         "format": DATA_FORMAT, "corpus": d.corpus, "nsp": d.nsp, "max_seq_length": d.max_seq_length,
-        "documents": len(train_spans) + len(val_spans), "train_documents": len(train_spans),
-        "validation_documents": len(val_spans),
-        "sentences": sum(len(s) for s in train_spans) + sum(len(s) for s in val_spans),
-        "corpus_tokens": int(tokens.shape[0]), "vocab_size": len(tokenizer),
-        "train_examples": int(len(train_idx)), "validation_examples": int(len(val_idx)),
-        "train_not_next": int((train_idx[:, 4] == 1).sum()) if d.nsp else 0,
-        "validation_not_next": int((val_idx[:, 4] == 1).sum()) if d.nsp else 0,
-        "skipped_chunks": train_skipped + val_skipped,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "build_seconds": timings,  # the same dict: "total" is filled in below, before the cache is written
+        "documents": corpus["documents"], "train_documents": train["documents"],
+        "validation_documents": validation["documents"], "sentences": corpus["sentences"],
+        "corpus_tokens": corpus["tokens"], "corpus_bytes": stages.bytes, "token_dtype": corpus["token_dtype"],
+        "vocab_size": len(tokenizer), "train_examples": train["examples"],
+        "validation_examples": validation["examples"], "train_not_next": train["not_next"],
+        "validation_not_next": validation["not_next"], "skipped_chunks": train["skipped"] + validation["skipped"],
+        "workers": corpus["workers"], "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "build_seconds": timings,
+        "stage_seconds": {k: round(v, 3) for k, v in stages.seconds.items()},
+        "worker_peak_rss_mb": round(stages.worker_peak_mb, 1) if corpus["workers"] else None,
     }
-    timings["total"] = round(time.perf_counter() - t_start, 3)
-    if use_cache:
-        say("writing the cache")
-        _save_cache(path, tokens, train_idx, val_idx, info)
-    cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
-    train = PretrainingExamples(tokens, train_idx, cls_id, sep_id, d.nsp)
-    validation = PretrainingExamples(tokens, val_idx, cls_id, sep_id, d.nsp)
-    info = {**info, "cache_hit": False, "cache_path": str(path)}
-    return PretrainingData(tokenizer, train, validation, info)
+    (out / "info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")  # written last: the marker
+    return info

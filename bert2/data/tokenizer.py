@@ -27,7 +27,7 @@ from tokenizers.models import WordPiece
 from transformers import BertTokenizerFast
 from transformers.utils import logging as hf_logging
 
-from bert2.data.corpus import corpus_fingerprint, load_documents, split_documents, stable_hash
+from bert2.data.corpus import corpus_fingerprint, sample_training_documents, stable_hash
 from bert2.data.hub import hub_reachable, offline_env
 from bert2.errors import TokenizerError
 
@@ -243,8 +243,8 @@ def get_tokenizer(cfg: "Config", documents: Sequence[Sequence[str]] | None = Non
     `cfg.model.vocab_size` trained on the training `documents` (lists of sentences) and cached on disk, so the
     second run loads it in milliseconds.
 
-    `documents` may be None when the cached tokenizer exists or a tokenizer is named; otherwise the corpus is
-    loaded and split here. A loaded tokenizer may differ in size from `model.vocab_size`: the caller sizes the
+    `documents` may be None when the cached tokenizer exists or a tokenizer is named; otherwise a bounded sample
+    of the corpus's training documents is read here (sample_training_documents). A loaded tokenizer may differ in size from `model.vocab_size`: the caller sizes the
     embedding table with `len(tokenizer)` (run_pretraining does).
     """
     d = cfg.data
@@ -256,8 +256,8 @@ def get_tokenizer(cfg: "Config", documents: Sequence[Sequence[str]] | None = Non
             tok = load_tokenizer(target)
         else:
             if documents is None:
-                docs = load_documents(d.corpus, d.max_documents, cache_dir=Path(d.cache_dir) / "datasets")
-                documents, _ = split_documents(docs, d.validation_fraction, d.seed)
+                documents = sample_training_documents(d.corpus, d.max_documents, d.validation_fraction, d.seed,
+                                                      d.streaming)
             t0 = time.perf_counter()
             tok = train_wordpiece((" ".join(doc) for doc in documents), cfg.model.vocab_size, d.lowercase)
             _atomic_save(tok, target, {"corpus": d.corpus, "vocab_size": cfg.model.vocab_size,
