@@ -40,8 +40,10 @@ def parse_report_to(values: list[str] | str | None) -> list[str]:
 
 
 def run_directory(kind_dir: Path) -> Path:
-    """A fresh `runs/<start time>` directory name under a kind directory (not created yet)."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    """A fresh `runs/<start time>` directory name under a kind directory (not created yet); milliseconds in the
+    name, so two runs started within one second (a script, a test) still get two names."""
+    now = datetime.now()
+    stamp = now.strftime("%Y%m%d-%H%M%S-") + f"{now.microsecond // 1000:03d}"
     path = Path(kind_dir) / "runs" / stamp
     n = 1
     while path.exists():
