@@ -222,3 +222,28 @@ def test_nsp_partners_come_from_any_other_document(tmp_path, word_free_cfg):
             assert da.isdisjoint(db)
             partners.append(next(iter(db)))
     assert len(partners) > 50 and len(set(partners)) > 40
+
+
+def test_external_shuffle_is_a_permutation_in_bounded_buckets(tmp_path, monkeypatch):
+    """Many buckets (INDEX_CHUNK made tiny): every row comes out exactly once, in an order that depends on the
+    seed only, and no longer in the order the parts held them."""
+    import numpy as np
+
+    monkeypatch.setattr(pre, "INDEX_CHUNK", 64)
+    rows = np.arange(1000 * 5, dtype=np.int64).reshape(1000, 5)
+
+    def run(seed: int) -> np.ndarray:
+        parts = []
+        for k, lo in enumerate(range(0, 1000, 300)):
+            path = tmp_path / f"x_index.part-{k}"
+            rows[lo:lo + 300].tofile(path)
+            parts.append(path)
+        pre._shuffle_into(tmp_path, "x", parts, 1000, np.random.default_rng(seed))
+        out = np.load(tmp_path / "x_index.npy")
+        assert not list(tmp_path.glob("x_index.part-*")) and not list(tmp_path.glob("x_index.bucket-*"))
+        return out
+
+    a, b, c = run(1), run(1), run(2)
+    assert a.shape == (1000, 5) and sorted(a[:, 0].tolist()) == rows[:, 0].tolist()
+    assert (a == b).all() and not (a == c).all() and not (a == rows).all()
+    assert abs(np.corrcoef(a[:, 0], np.arange(1000))[0, 1]) < 0.1  # no trace of the input order

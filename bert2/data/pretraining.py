@@ -285,27 +285,48 @@ def _write_examples(cfg: "Config", out: Path, split: int, name: str, pool: Any) 
     results = pool.starmap(build_range, args) if pool is not None and len(args) > 1 else \
         [build_range(*a) for a in args]
     n = sum(r["examples"] for r in results)
-    # As the reference: neighbouring examples should not come from one document. A permutation (8 bytes per
-    # example) and a chunked gather from the memory-mapped parts keep the memory far below the index itself.
-    raw = out / f"{name}_index.unshuffled"
-    with open(raw, "wb") as fh:
-        for k in parts:
-            part = out / f"{name}_index.part-{k}"
-            with open(part, "rb") as src:
-                shutil.copyfileobj(src, fh, 16 << 20)
-            part.unlink()
-    unshuffled = np.memmap(raw, dtype=np.int64, mode="r", shape=(n, INDEX_COLUMNS)) if n else \
-        np.zeros((0, INDEX_COLUMNS), np.int64)
-    order = np.random.default_rng(int(stable_hash([name, d.seed]), 16)).permutation(n)
-    index = np.lib.format.open_memmap(out / f"{name}_index.npy", mode="w+", dtype=np.int64,
-                                      shape=(n, INDEX_COLUMNS))
-    for i in range(0, n, INDEX_CHUNK):
-        index[i:i + INDEX_CHUNK] = unshuffled[order[i:i + INDEX_CHUNK]]
-    index.flush()
-    del index, unshuffled
-    raw.unlink()
+    _shuffle_into(out, name, [out / f"{name}_index.part-{k}" for k in parts], n,
+                  np.random.default_rng(int(stable_hash([name, d.seed]), 16)))
     return {"examples": n, "not_next": sum(r["not_next"] for r in results),
             "skipped": sum(r["skipped"] for r in results), "documents": n_docs}
+
+
+def _shuffle_into(out: Path, name: str, parts: list[Path], n: int, rng: np.random.Generator) -> None:
+    """The rows of `parts` in a uniformly random order, into `<name>_index.npy`, in bounded memory.
+
+    As the reference: neighbouring examples should not come from one document. An external shuffle (Rao 1961): each
+    row goes to one of K bucket files at random, then each bucket (~INDEX_CHUNK rows) is permuted in memory and
+    appended. The result is a uniform random permutation, and no step holds more than one bucket, however many
+    examples there are (a memory-mapped gather would leave the whole index resident).
+    """
+    buckets = max(1, -(-n // INDEX_CHUNK))
+    bucket_paths = [out / f"{name}_index.bucket-{b}" for b in range(buckets)]
+    row = np.dtype((np.int64, INDEX_COLUMNS))
+    files = [open(p, "wb") for p in bucket_paths]
+    try:
+        for part in parts:
+            with open(part, "rb") as fh:
+                while True:
+                    block = np.fromfile(fh, dtype=row, count=INDEX_CHUNK)
+                    if not len(block):
+                        break
+                    where = rng.integers(buckets, size=len(block))
+                    order = np.argsort(where, kind="stable")
+                    bounds = np.searchsorted(where[order], np.arange(buckets + 1))
+                    for b in range(buckets):
+                        if bounds[b + 1] > bounds[b]:
+                            files[b].write(block[order[bounds[b]:bounds[b + 1]]].tobytes())
+            part.unlink()
+    finally:
+        for fh in files:
+            fh.close()
+    with open(out / f"{name}_index.npy", "wb") as fh:
+        np.lib.format.write_array_header_2_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.int64)),
+                                                  "fortran_order": False, "shape": (n, INDEX_COLUMNS)})
+        for path in bucket_paths:
+            block = np.fromfile(path, dtype=np.int64).reshape(-1, INDEX_COLUMNS)
+            fh.write(block[rng.permutation(len(block))].tobytes())
+            path.unlink()
 
 
 # --------------------------------------------------------------------------------------------------------------
