@@ -108,7 +108,7 @@ class ModelConfig:
     norm_placement: str = "post"
     """post (LayerNorm after each residual, as BERT and transformers) or pre (before each sublayer, plus a final one)."""
     position_embedding_type: str = "alibi"
-    """alibi (position table + ALiBi distance bias in attention; learns far faster on a CPU; not exportable) or absolute (BERT)."""
+    """alibi (position table + ALiBi distance bias in attention; learns far faster on a CPU; exports load with trust_remote_code) or absolute (BERT)."""
 
 
 @dataclass
