@@ -1,19 +1,26 @@
-"""Pretraining examples: sentence pairs for MLM + NSP, built as google-research/bert's create_pretraining_data.
+"""Pretraining examples: sentence pairs for MLM + NSP, built as google-research/bert's create_pretraining_data,
+from a corpus of any size.
 
-Flow: corpus -> documents of sentences -> split by document -> tokenizer (trained or loaded) -> every sentence
-tokenised once, in batches, without special tokens -> pairs (or single segments when NSP is off) -> cached on
-disk -> `PretrainingData(tokenizer, train, validation, info)`.
-
-Pair building (bert2/data/pairs.py) follows google-research/bert's create_instances_from_document.
+Flow: a stream of document texts (sources.py, corpus.py) -> tokenizer (trained on a bounded sample, or loaded)
+-> pass 1: chunks of documents split into sentences and encoded by worker processes (encode.py), appended to
+flat files -> pass 2: pairs (or single segments when NSP is off; pairs.py) per range of documents, then an
+external shuffle -> a cache entry on disk -> `PretrainingData(tokenizer, train, validation, info)`.
 
 Masking is *not* done here: MLMCollator masks each batch afresh (dynamic masking, as RoBERTa), which replaces the
 reference's dupe_factor copies with static masks.
 
-Storage: all tokens of the corpus in one flat uint16 (int32 for vocabularies over 65,535) array, and per example
-four int64 offsets (A start/end, B start/end, both segments are contiguous runs of the flat array) plus the label.
-An example is assembled on access in O(1) (~5 us). The token array is memory-mapped and only the small index
-(40 bytes per example) is read into memory, so a cache hit costs milliseconds and a large corpus is never loaded
-at once.
+Storage (one cache entry, `cache_dir/pretraining/<key>/`):
+
+    tokens.bin             every sentence's ids, corpus order (uint16; int32 for vocabularies over 65,536)
+    sentence_ends.bin      (S,) int64 end of each sentence in tokens.bin
+    document_ends.bin      (D,) int64 sentences up to and including each document
+    document_split.bin     (D,) uint8 1 = validation document
+    train_index.npy        (N, 5) int64 per example: A start/end, B start/end (contiguous runs of tokens.bin), label
+    validation_index.npy
+    info.json              counts, timings, format; written last: its presence marks a complete entry
+
+Everything is memory-mapped: an example is assembled on access in O(1) (~5 us), a cache hit costs
+milliseconds, torchrun's ranks share one copy in the page cache, and nothing grows with the corpus in memory.
 """
 
 from __future__ import annotations

@@ -244,8 +244,9 @@ def get_tokenizer(cfg: "Config", documents: Sequence[Sequence[str]] | None = Non
     second run loads it in milliseconds.
 
     `documents` may be None when the cached tokenizer exists or a tokenizer is named; otherwise a bounded sample
-    of the corpus's training documents is read here (sample_training_documents). A loaded tokenizer may differ in size from `model.vocab_size`: the caller sizes the
-    embedding table with `len(tokenizer)` (run_pretraining does).
+    of the corpus's training documents is read here (sample_training_documents). A loaded tokenizer may differ in
+    size from `model.vocab_size`: the caller sizes the embedding table with `len(tokenizer)` (run_pretraining
+    does).
     """
     d = cfg.data
     if d.tokenizer.strip():
