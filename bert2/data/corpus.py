@@ -343,7 +343,7 @@ def _open_hub_dataset(corpus: str, streaming: bool) -> tuple[Any, str]:
 
 
 def _hub_texts(corpus: str, streaming: bool) -> Iterator[str]:
-    texts = hub_texts(*parse_hub_name(corpus), streaming, lambda stream: _open_hub_dataset(corpus, stream))
+    texts = hub_texts(_open_hub_dataset(corpus, streaming), streaming)
     if parse_hub_name(corpus)[0].split("/")[-1].lower() == "wikitext":
         return _wikitext_documents(texts)
     return texts

@@ -236,10 +236,10 @@ def file_texts(path: Path) -> Iterator[str]:
     return _parquet_texts(path)
 
 
-def hub_texts(name: str, config: str | None, streaming: bool, open_dataset: Any) -> Iterator[str]:
-    """Texts of a hub dataset, `batch` rows at a time (a downloaded one is memory-mapped Arrow; a streamed one is
-    never stored); `open_dataset(streaming)` returns (dataset, text column) with bert2's offline handling."""
-    ds, column = open_dataset(streaming)
+def hub_texts(opened: tuple[Any, str], streaming: bool) -> Iterator[str]:
+    """Texts of an opened hub dataset ((dataset, text column)): a downloaded one read 1,000 rows at a time from
+    its memory-mapped Arrow files, a streamed one row by row as it arrives (never stored)."""
+    ds, column = opened
     if streaming:
         for row in ds:
             yield row.get(column) or ""
