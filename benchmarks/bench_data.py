@@ -26,7 +26,7 @@ def main() -> None:
 
     from bert2.config import Config
     from bert2.data.collator import MLMCollator
-    from bert2.data.corpus import load_documents, split_documents
+    from bert2.data.corpus import load_documents, sample_training_documents
     from bert2.data.pretraining import prepare_pretraining_data
     from bert2.data.tokenizer import train_wordpiece
 
@@ -40,13 +40,13 @@ def main() -> None:
         t0 = time.perf_counter()
         docs = load_documents("wiki-offline")
         t_load = time.perf_counter() - t0
-        print(f"load wiki-offline (cold, imports datasets): {t_load:.2f} s, {len(docs)} documents, "
+        print(f"load wiki-offline (cold): {t_load:.2f} s, {len(docs)} documents, "
               f"{sum(map(len, docs))} sentences")
         t0 = time.perf_counter()
         load_documents("wiki-offline")
         print(f"load wiki-offline (warm): {time.perf_counter() - t0:.2f} s")
 
-        train_docs, _ = split_documents(docs, cfg.data.validation_fraction, cfg.data.seed)
+        train_docs = sample_training_documents("wiki-offline", 0, cfg.data.validation_fraction, cfg.data.seed)
         t0 = time.perf_counter()
         tok = train_wordpiece((" ".join(d) for d in train_docs), args.vocab)
         print(f"train WordPiece {args.vocab}: {time.perf_counter() - t0:.2f} s, {len(tok)} tokens")
