@@ -87,6 +87,8 @@ class Job:
     worker: Worker | None = None
     state: str = "preparing"  # preparing | running | stopping | finished
     batcher: EventBatcher | None = None
+    started: bool = False
+    """The trainer said StartEvent: a failure before it happened while preparing, not at the last run's step."""
 
     @property
     def active(self) -> bool:
@@ -228,7 +230,8 @@ class Bert2App(App[int]):
         elif st.status in ("done", "stopped", "error"):
             text.append({"done": "✓ ", "stopped": "■ ", "error": "✗ "}[st.status],
                         style="bold red" if st.status == "error" else "green")
-            text.append(f"{st.status} at step {st.step}")
+            text.append(f"{st.status} while preparing" if st.status == "error" and job is not None and not job.started
+                        else f"{st.status} at step {st.step}")
         else:
             text.append("○ idle", style="dim")
         for nav in screen.query(NavBar):
@@ -341,6 +344,7 @@ class Bert2App(App[int]):
         for ev in message.events:
             if isinstance(ev, StartEvent) and job.state == "preparing":
                 job.state = "running"
+                job.started = True
             self.run_state.apply(ev)
             if isinstance(ev, CheckpointEvent):
                 saved = True

@@ -623,6 +623,11 @@ async def test_trainer_errors_are_shown_and_the_app_stays_up(tmp_path, monkeypat
         assert await wait_for(pilot, lambda: app.job is not None and not app.job_active, 60)
         assert app.run_state.status == "error"
         assert "no-such-corpus.txt" in app.run_state.status_text
+        from bert2_tui.widgets.nav import NavBar
+
+        app.refresh_nav()
+        nav = app.screen.query_one(NavBar)._job_text.plain  # it failed before any step: not "at step N"
+        assert nav.endswith("error while preparing"), nav
         # an unexpected exception (not a Bert2Error) shows its traceback in the event log
         import bert2.tasks.pretraining
 
