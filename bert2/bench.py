@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -27,7 +28,9 @@ from .checkpoint import default_checkpoint
 from .checkpoint.hf import hf_config_dict, to_hf_state_dict
 from .config import Config, ModelConfig, preset
 from .data.collator import MLMCollator
+from .data.corpus import imdb_reviews, load_wiki_articles, split_sentences
 from .data.finetuning import load_task_data
+from .data.tokenizer import save_tokenizer, train_wordpiece
 from .inference import Predictor
 from .memory import estimate
 from .metrics import generation_metrics, squad_metrics
@@ -296,12 +299,9 @@ def _eval(model: torch.nn.Module, task: Any, hf: bool = False) -> dict[str, floa
 _PEAK_RSS_CHILD = """
 import atexit, sys
 from pathlib import Path
+from bert2.memory import peak_rss_mb  # read at exit by the child itself (see bench_quick_rss)
 
-def _hwm():  # this process's own high-water mark (VmHWM belongs to the address space made at exec)
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            Path(sys.argv[1]).write_text(line.split()[1])
-atexit.register(_hwm)
+atexit.register(lambda: Path(sys.argv[1]).write_text(str(peak_rss_mb())))
 from bert2.cli import main
 sys.exit(main(sys.argv[2:]))
 """
@@ -324,8 +324,8 @@ def _child_peak_rss(argv: list[str], tmp: str) -> tuple[float, int, float]:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", _PEAK_RSS_CHILD, str(out), *argv], capture_output=True, text=True,
                           cwd=os.getcwd())
-    peak_kb = int(out.read_text()) if out.exists() else 0
-    return round(peak_kb / 1024, 1), proc.returncode, round(time.perf_counter() - t0, 1)
+    peak_mb = float(out.read_text()) if out.exists() else 0.0
+    return round(peak_mb, 1), proc.returncode, round(time.perf_counter() - t0, 1)
 
 
 def bench_memory(presets: tuple[str, ...] = ("tiny", "mini", "small"), steps: int = 30) -> dict[str, Any]:
@@ -352,7 +352,7 @@ def bench_memory(presets: tuple[str, ...] = ("tiny", "mini", "small"), steps: in
 _DATA_PREP_CHILD = """
 import json, sys, time
 from bert2.config import load_config
-from bert2.data.encode import peak_rss_mb
+from bert2.memory import peak_rss_mb
 from bert2.data.pretraining import prepare_pretraining_data
 t0 = time.perf_counter()
 data = prepare_pretraining_data(load_config(sys.argv[2]))
@@ -368,13 +368,9 @@ json.dump({"info": data.info, "wall_s": wall, "cache_hit_s": hit, "hit": again.i
 def write_generated_corpus(path: Path, mb: float, seed: int = 0) -> int:
     """A JSON-lines corpus of about `mb` MB made of the offline texts (wiki summaries and IMDB reviews), each
     document's sentences shuffled so that the text does not simply repeat; returns its size in bytes."""
-    import random as _random
-
-    from .data.corpus import imdb_reviews, load_wiki_articles, split_sentences
-
     texts = [a["extract"] for a in load_wiki_articles()] + [r["text"] for r in imdb_reviews()]
     sentences = [split_sentences(t) for t in texts]
-    rng = _random.Random(seed)
+    rng = random.Random(seed)
     target = int(mb * 1e6)
     size = 0
     with open(path, "w", encoding="utf-8") as fh:
@@ -397,8 +393,6 @@ def bench_data_prep(mb: float = 25.0, corpus: str | None = None) -> dict[str, An
     The tokenizer is trained beforehand on wiki-offline (preparation trains on at most a 64 MB sample anyway), so
     the figures are those of reading, sentence splitting, encoding, writing and pair building.
     """
-    from .data.tokenizer import save_tokenizer, train_wordpiece
-
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if corpus is None:
@@ -409,8 +403,6 @@ def bench_data_prep(mb: float = 25.0, corpus: str | None = None) -> dict[str, An
             corpus = str(path)
         else:
             generate_s = 0.0
-        from .data.corpus import load_wiki_articles
-
         cfg = Config()
         tok = train_wordpiece((a["extract"] for a in load_wiki_articles()), cfg.model.vocab_size)
         save_tokenizer(tok, root / "tokenizer")

