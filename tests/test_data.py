@@ -12,6 +12,7 @@ import torch
 from conftest import WordCorpus
 
 from bert2.data import corpus as corpus_mod
+from bert2.data import pairs
 from bert2.data import pretraining as pre
 from bert2.data.collator import IGNORE_INDEX, MLMCollator
 from bert2.data.corpus import load_documents, split_sentences, validation_mask
@@ -232,7 +233,7 @@ def _synthetic_spans(n_docs=300, seed=0):
 def test_nsp_pairs_follow_the_reference_rules():
     docs, owner = _synthetic_spans()
     max_len = 64
-    examples, skipped = pre.build_nsp_examples(docs, max_len, 0.1, random.Random(1))
+    examples, skipped = pairs.build_nsp_examples(docs, max_len, 0.1, random.Random(1))
     assert skipped == 0 and len(examples) > 300
     starts = {s for doc in docs for s, _ in doc}
     labels = Counter()
@@ -248,20 +249,20 @@ def test_nsp_pairs_follow_the_reference_rules():
                 assert a_e == b_s and b_s in starts
     share = labels[1] / sum(labels.values())
     assert 0.45 < share < 0.55, labels
-    again, _ = pre.build_nsp_examples(docs, max_len, 0.1, random.Random(1))
+    again, _ = pairs.build_nsp_examples(docs, max_len, 0.1, random.Random(1))
     assert again == examples
 
 
 def test_truncate_seq_pair_trims_the_longer_side():
     rng = random.Random(0)
-    a_s, a_e, b_s, b_e = pre.truncate_seq_pair(0, 100, 100, 110, 50, rng)
+    a_s, a_e, b_s, b_e = pairs.truncate_seq_pair(0, 100, 100, 110, 50, rng)
     assert (a_e - a_s) + (b_e - b_s) == 50 and b_e - b_s == 10 and 0 < a_s and a_e < 100  # both ends trimmed
-    assert pre.truncate_seq_pair(0, 5, 5, 9, 50, rng) == (0, 5, 5, 9)
+    assert pairs.truncate_seq_pair(0, 5, 5, 9, 50, rng) == (0, 5, 5, 9)
 
 
 def test_single_segments_cover_every_token_once():
     docs, owner = _synthetic_spans(100)
-    examples = pre.build_single_examples(docs, 32, 0.0, random.Random(0))
+    examples = pairs.build_single_examples(docs, 32, 0.0, random.Random(0))
     covered = np.zeros(len(owner), dtype=int)
     for a_s, a_e, b_s, b_e, label in examples:
         assert 1 <= a_e - a_s <= 30 and (b_s, b_e, label) == (0, 0, -1)
@@ -272,7 +273,7 @@ def test_single_segments_cover_every_token_once():
 
 def test_single_document_never_pairs_with_itself():
     docs = [[(0, 5), (5, 9), (9, 20)]]
-    examples, _ = pre.build_nsp_examples(docs, 16, 0.0, random.Random(0))
+    examples, _ = pairs.build_nsp_examples(docs, 16, 0.0, random.Random(0))
     assert examples and all(label == 0 for *_, label in examples)
 
 
@@ -490,7 +491,7 @@ def test_truncate_seq_pair_closed_form_matches_the_token_by_token_rule():
     fronts = backs = 0
     for _ in range(5000):
         la, lb, m = rng.randint(1, 300), rng.randint(1, 300), rng.randint(2, 300)
-        a_s, a_e, b_s, b_e = pre.truncate_seq_pair(0, la, 1000, 1000 + lb, m, random.Random(rng.random()))
+        a_s, a_e, b_s, b_e = pairs.truncate_seq_pair(0, la, 1000, 1000 + lb, m, random.Random(rng.random()))
         assert (a_e - a_s, b_e - b_s) == loop(la, lb, m)
         assert 0 <= a_s <= a_e <= la and 1000 <= b_s <= b_e <= 1000 + lb
         fronts += a_s + (b_s - 1000)

@@ -48,19 +48,7 @@ from bert2.data.corpus import (
     validation_mask,
 )
 from bert2.data.encode import init_worker, split_and_encode, token_dtype
-from bert2.data.pairs import (
-    INDEX_COLUMNS,
-    NO_LABEL,
-    RANGE_DOCUMENTS,
-    Spans,
-    build_nsp_examples,
-    build_range,
-    build_single_examples,
-    iter_nsp_examples,
-    iter_single_examples,
-    open_tables,
-    truncate_seq_pair,
-)
+from bert2.data.pairs import INDEX_COLUMNS, RANGE_DOCUMENTS, build_range, open_tables
 from bert2.data.tokenizer import get_tokenizer, tokenizer_cache_dir, vocab_fingerprint
 from bert2.errors import DataError
 
@@ -70,9 +58,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from bert2.config import Config
 
 DATA_FORMAT = 2  # bump when the example-building algorithm or the file layout changes: old caches are ignored
-__all__ = ["PretrainingData", "PretrainingExamples", "prepare_pretraining_data", "data_cache_dir", "NO_LABEL",
-           "Spans", "build_nsp_examples", "build_single_examples", "iter_nsp_examples", "iter_single_examples",
-           "truncate_seq_pair"]
 
 
 class PretrainingExamples:

@@ -105,11 +105,13 @@ def tensorboard_reporter(run_dir: Path) -> Callback:
     return report
 
 
-def make_reporters(names: list[str], kind_dir: Path) -> tuple[list[Callback], list[Path]]:
-    """Callbacks for `names` and the paths they write (metrics.csv beside metrics.jsonl; TensorBoard's run
-    directory). Nothing is created until the first event arrives."""
+def reporters_for(report_to: str, kind_dir: Path) -> tuple[list[Callback], str | None]:
+    """The reporters a section's `report_to` names, and a line saying where they write (None: no reporters):
+    metrics.csv beside metrics.jsonl, TensorBoard's run directory. Made before data preparation, so that a missing
+    tensorboard package is said at once; nothing is created until the first event arrives."""
+    names = parse_report_to(report_to)
     if not names:
-        return [], []
+        return [], None
     run_dir = run_directory(kind_dir)
     callbacks, paths = [], []
     if "csv" in names:
@@ -118,11 +120,4 @@ def make_reporters(names: list[str], kind_dir: Path) -> tuple[list[Callback], li
     if "tensorboard" in names:
         callbacks.append(tensorboard_reporter(run_dir))
         paths.append(run_dir)
-    return callbacks, paths
-
-
-def reporters_for(report_to: str, kind_dir: Path) -> tuple[list[Callback], str | None]:
-    """The reporters a section's `report_to` names, and a line saying where they write (None: no reporters).
-    Made before data preparation, so that a missing tensorboard package is said at once."""
-    callbacks, paths = make_reporters(parse_report_to(report_to), kind_dir)
-    return callbacks, (f"reporting to {' and '.join(str(p) for p in paths)}" if paths else None)
+    return callbacks, f"reporting to {' and '.join(str(p) for p in paths)}"
