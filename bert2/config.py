@@ -32,9 +32,12 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "pretrain.on_nan": ("stop", "rollback"),
     "finetune.precision": ("fp32", "bf16", "fp16"),
     "finetune.on_nan": ("stop", "rollback"),
-    "finetune.task": ("classify", "qa", "qa-span"),
+    "finetune.task": ("classify", "ner", "qa", "qa-span"),
     "finetune.pooling": ("mean", "cls"),
     "finetune.truncation": ("head+tail", "head"),
+    "distill.student_init": ("teacher", "random"),
+    "distill.scheduler": ("linear", "cosine", "constant"),
+    "distill.precision": ("fp32", "bf16", "fp16"),
 }
 """Fields with a closed set of values: validate() checks them, the CLI and the TUI's Config screen offer them."""
 
@@ -109,6 +112,48 @@ class ModelConfig:
     """post (LayerNorm after each residual, as BERT and transformers) or pre (before each sublayer, plus a final one)."""
     position_embedding_type: str = "alibi"
     """alibi (position table + ALiBi distance bias in attention; learns far faster on a CPU; exports load with trust_remote_code) or absolute (BERT)."""
+    pruned_heads: dict[str, list[int]] = field(default_factory=dict)
+    """Attention heads removed by `bert2 prune`, per layer by original index ({"0": [1, 5]}: layer 0 lost heads 1 and 5); each layer keeps at least one. Empty: none."""
+
+
+def normalize_pruned_heads(value: Any) -> dict[str, list[int]]:
+    """`pruned_heads` in its one canonical form: layer keys as decimal strings (JSON and TOML keys are strings;
+    transformers' historical config.json wrote {"0": [1, 5]} too), heads sorted without repeats, layers without
+    heads dropped. Accepts int or string keys and any sequence of ints; ValueError naming what is wrong."""
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a table of layer -> list of head indices, e.g. {{\"0\": [1, 5]}}; got "
+                         f"{type(value).__name__}")
+    out: dict[int, list[int]] = {}
+    for key, heads in value.items():
+        text = str(key).strip()
+        if isinstance(key, bool) or not (isinstance(key, int) or text.isdigit()):
+            raise ValueError(f"layer {key!r} is not a layer index (0, 1, ...)")
+        if isinstance(heads, (str, bytes, dict)) or not hasattr(heads, "__iter__"):
+            raise ValueError(f"layer {key}: must be a list of head indices, got {heads!r}")
+        heads = list(heads)
+        if any(isinstance(h, bool) or not isinstance(h, int) or h < 0 for h in heads):
+            raise ValueError(f"layer {key}: head indices must be integers >= 0, got {heads!r}")
+        if heads:
+            out[int(text)] = sorted(set(out.get(int(text), [])) | set(heads))
+    return {str(layer): out[layer] for layer in sorted(out)}
+
+
+def pruned_heads_problems(pruned: dict[str, list[int]], num_layers: int, num_heads: int) -> list[str]:
+    """What makes a (normalised) `pruned_heads` impossible for a model of this shape: a layer or head that does
+    not exist, or a layer left without heads (a layer with no attention heads has no attention at all; bert2
+    keeps at least one, as the pruning procedure does)."""
+    problems = []
+    for key, heads in pruned.items():
+        layer = int(key)
+        if layer >= num_layers:
+            problems.append(f"layer {layer} does not exist (the model has layers 0-{num_layers - 1})")
+            continue
+        bad = [h for h in heads if h >= num_heads]
+        if bad:
+            problems.append(f"layer {layer}: head {bad[0]} does not exist (heads are 0-{num_heads - 1})")
+        elif len(heads) >= num_heads:
+            problems.append(f"layer {layer} would lose all {num_heads} of its heads; keep at least one per layer")
+    return problems
 
 
 @dataclass
@@ -198,9 +243,9 @@ class PretrainConfig:
 @dataclass
 class FinetuneConfig:
     task: str = "classify"
-    """classify, qa (generative: encoder + Transformer decoder) or qa-span (extractive)."""
+    """classify, ner (named entities, one BIO tag per word), qa (generative: encoder + Transformer decoder) or qa-span (extractive)."""
     data: str = "imdb-offline"
-    """Task data: a built-in name (imdb-offline, wiki-topic, wiki-qa), a hub name or a local file."""
+    """Task data: a built-in name (imdb-offline, wiki-topic for classify; wnut16-offline for ner; wiki-qa; wiki-span), a hub name or a local file."""
     from_checkpoint: str = ""
     """Pretraining checkpoint to start from (empty: pretrain best, else final)."""
     max_seq_length: int = 256
@@ -280,6 +325,66 @@ class FinetuneConfig:
 
 
 @dataclass
+class DistillConfig:
+    teacher: str = ""
+    """Checkpoint the student learns from: a pretraining one (masked-word distributions) or a classify one (label distributions)."""
+    data: str = ""
+    """Training data; empty: the teacher's own (the corpus it was pretrained on, or the task data its config.json names)."""
+    student_layers: int = 0
+    """Encoder layers of the student (0: half the teacher's, at least 1)."""
+    student_hidden_size: int = 0
+    """Width H of the student (0: the teacher's; another width starts the embeddings and layers at random)."""
+    student_heads: int = 0
+    """Attention heads of the student (0: the teacher's)."""
+    student_intermediate_size: int = 0
+    """Feed-forward width of the student (0: the teacher's, scaled with the width)."""
+    student_init: str = "teacher"
+    """teacher (copy the embeddings, heads and every other layer where shapes agree, as DistilBERT) or random."""
+    temperature: float = 2.0
+    """T: both output distributions are softened by T before they are compared, and the soft loss is scaled by T^2 (Hinton et al.)."""
+    alpha: float = 0.5
+    """Weight of the soft-target loss; the hard-label loss gets 1 - alpha (0: the outputs learn from the labels alone)."""
+    hidden_weight: float = 1.0
+    """Weight of hidden-state matching: MSE between mapped layers, through a learned projection when widths differ (pretraining teachers)."""
+    attention_weight: float = 0.0
+    """Weight of attention matching: KL between mapped layers' attention maps; needs equal head counts (pretraining teachers; slower eager attention)."""
+    learning_rate: float = 2e-3
+    """Peak learning rate after warm-up (pretraining's tuned value for BERT-Tiny; the student is no less tiny)."""
+    batch_size: int = 32
+    """Examples per optimizer step."""
+    max_steps: int = 1000
+    """Optimizer steps to train the student for (the schedule decays to 0 at this step)."""
+    minutes: float = 0.0
+    """Wall-clock budget in minutes (0: off); when set, the schedule is defined over the budget."""
+    warmup_steps: int = 10
+    """Linear warm-up steps (few: a student copied from its teacher starts far from random, and a minutes budget on a CPU is only ~100 steps)."""
+    scheduler: str = "linear"
+    """Decay after warm-up: linear, cosine or constant."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (not on biases and LayerNorm weights)."""
+    max_grad_norm: float = 1.0
+    """Clip the student's global gradient norm to this value (0: no clipping)."""
+    eval_every: int = 250
+    """Evaluate the student every N steps (0: only at the end)."""
+    eval_batches: int = 0
+    """Validation batches per evaluation (0: the whole split, as the teacher is measured at the end)."""
+    save_every: int = 500
+    """Write a checkpoint every N steps (0: only at the end)."""
+    keep_last: int = 3
+    """Checkpoints kept in the checkpoint/ directory."""
+    log_every: int = 10
+    """Emit a step event every N steps."""
+    max_examples: int = 0
+    """Use at most this many training examples of a classify teacher's task data (0: all)."""
+    seed: int = 42
+    """Seed for the student's new weights, data order and masking."""
+    precision: str = "fp32"
+    """fp32, bf16 (autocast) or fp16 (GPU only, with a gradient scaler)."""
+    report_to: str = "none"
+    """Where the numbers go besides metrics.jsonl: none, csv, tensorboard or csv,tensorboard."""
+
+
+@dataclass
 class PathsConfig:
     root: str = "saved_model"
     """Root of the six checkpoint directories (transformer/pretrain/... and bert/finetuning/...)."""
@@ -295,6 +400,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
     # ---- the six directories -------------------------------------------------------------------------------
@@ -339,6 +445,10 @@ class Config:
             for key, value in getattr(self, section).__dict__.items():
                 if docs.get(key):
                     lines.append(f"# {docs[key]}")
+                if isinstance(value, dict):  # pruned_heads: inline, since a [table] header would end [model]
+                    items = ", ".join(f'"{k}" = [{", ".join(map(str, v))}]' for k, v in value.items())
+                    lines.append(f"{key} = {{{(' ' + items + ' ') if items else ''}}}")
+                    continue
                 lines.append(tomli_w.dumps({key: value}).rstrip("\n"))
             lines.append("")
         return "\n".join(lines)
@@ -406,6 +516,8 @@ class Config:
         if m.num_attention_heads > 0 and m.hidden_size % m.num_attention_heads:
             e.append(FieldError("model.hidden_size", f"must be divisible by model.num_attention_heads "
                                 f"({m.hidden_size} % {m.num_attention_heads} = {m.hidden_size % m.num_attention_heads})"))
+        for problem in pruned_heads_problems(m.pruned_heads, m.num_hidden_layers, m.num_attention_heads):
+            e.append(FieldError("model.pruned_heads", problem))
         if 0 < m.vocab_size < 100:
             e.append(FieldError("model.vocab_size", f"{m.vocab_size} is implausibly small; use at least 100"))
         probability("model", m, "hidden_dropout_prob", "attention_probs_dropout_prob")
@@ -461,13 +573,40 @@ class Config:
                                 f"({m.max_position_embeddings})"))
         if not 0 <= f.doc_stride < f.max_seq_length:
             e.append(FieldError("finetune.doc_stride", f"must be in [0, finetune.max_seq_length), got {f.doc_stride}"))
+        e += self._validate_distill()
         if not self.paths.root.strip():
             e.append(FieldError("paths.root", "must not be empty"))
         return e
 
+    def _validate_distill(self) -> list[FieldError]:
+        """[distill]: what can be checked without the teacher (its shape is checked when the run starts)."""
+        t, e = self.distill, []
+        for n in ("batch_size", "learning_rate", "max_steps", "log_every", "temperature"):
+            if getattr(t, n) <= 0:
+                e.append(FieldError(f"distill.{n}", f"must be > 0, got {getattr(t, n)}"))
+        for n in ("student_layers", "student_hidden_size", "student_heads", "student_intermediate_size",
+                  "hidden_weight", "attention_weight", "minutes", "warmup_steps", "weight_decay", "max_grad_norm",
+                  "eval_every", "eval_batches", "save_every", "max_examples"):
+            if getattr(t, n) < 0:
+                e.append(FieldError(f"distill.{n}", f"must be >= 0, got {getattr(t, n)}"))
+        if not 0.0 <= t.alpha <= 1.0:
+            e.append(FieldError("distill.alpha", f"must be in [0, 1] (the soft loss's share; the hard loss gets "
+                                f"1 - alpha), got {t.alpha}"))
+        if t.keep_last < 1:
+            e.append(FieldError("distill.keep_last", f"must be >= 1, got {t.keep_last}"))
+        if t.student_hidden_size > 0 and t.student_heads > 0 and t.student_hidden_size % t.student_heads:
+            e.append(FieldError("distill.student_hidden_size", f"must be divisible by distill.student_heads "
+                                f"({t.student_hidden_size} % {t.student_heads} = "
+                                f"{t.student_hidden_size % t.student_heads})"))
+        unknown = report_names(t.report_to)[1]
+        if unknown:
+            e.append(FieldError("distill.report_to", f"unknown reporter {', '.join(map(repr, unknown))}; choose "
+                                f"none, {', '.join(REPORTERS)} or a comma-separated list (csv,tensorboard)"))
+        return e
+
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "pretrain": PretrainConfig, "finetune": FinetuneConfig,
-            "paths": PathsConfig}
+            "distill": DistillConfig, "paths": PathsConfig}
 
 
 def field_docs(section_cls: type) -> dict[str, str]:
@@ -546,6 +685,13 @@ def coerce(value: Any, typ: type, key: str) -> tuple[Any, FieldError | None]:
             return value, None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value), None
+    elif getattr(typ, "__origin__", None) is dict:  # model.pruned_heads, the one table-valued field
+        if isinstance(value, str):  # --set, or the TUI form's text box
+            value = parse_value(value) if value.strip() else {}
+        try:
+            return normalize_pruned_heads(value), None
+        except ValueError as exc:
+            return None, FieldError(key, str(exc))
     shown = repr(value)
     if len(shown) > 60:
         shown = shown[:57] + "..."

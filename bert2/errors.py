@@ -25,3 +25,7 @@ class InputError(Bert2Error):
 
 class TrainingError(Bert2Error):
     """Training cannot go on: non-finite loss, unwritable checkpoint directory, full disk."""
+
+
+class PruningError(Bert2Error):
+    """Head pruning cannot be done as asked: too many heads, a layer left empty, a task it does not support."""

@@ -140,6 +140,35 @@ def from_hf_state_dict(hf: dict[str, torch.Tensor], unused: list[str] | None = N
     return out
 
 
+def expand_pruned_heads(sd: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """A pruned model's state dict (bert2 names) at full size again: every removed head gets zero query, key and
+    value rows and zero out-projection columns, back at its original place.
+
+    Why zeros are exact: a head whose value rows are zero outputs exactly 0 whatever its attention pattern (its
+    query and key rows are zeroed too, for tidiness), and zero out-projection columns would silence it anyway. So
+    the full-size model computes what the pruned one does, in a layout every BERT loader accepts; transformers 5
+    removed `prune_heads`, so export needs no pruning support on the other side. The cost: the exported files and
+    compute are those of the unpruned model.
+    """
+    nh, H = cfg.num_attention_heads, cfg.hidden_size
+    hs = H // nh
+    out = dict(sd)
+    for key, gone in cfg.pruned_heads.items():
+        kept = [h for h in range(nh) if h not in set(gone)]
+        slots = torch.cat([torch.arange(h * hs, (h + 1) * hs) for h in kept])  # (inner,) kept rows in the full layout
+        prefix = f"bert.encoder.layers.{int(key)}.attention."
+        for kind in ("weight", "bias"):
+            small = sd[prefix + f"qkv.{kind}"]  # (3 * inner, H) or (3 * inner,)
+            full = small.new_zeros((3, H) + tuple(small.shape[1:]))  # (3, H, H) or (3, H): q | k | v
+            full[:, slots] = small.view((3, len(slots)) + tuple(small.shape[1:]))
+            out[prefix + f"qkv.{kind}"] = full.view((3 * H,) + tuple(small.shape[1:]))  # (3H, H) or (3H,)
+        small = sd[prefix + "out.weight"]  # (H, inner)
+        full = small.new_zeros(H, H)
+        full[:, slots] = small
+        out[prefix + "out.weight"] = full  # (H, H)
+    return out
+
+
 # ==============================================================================================================
 # Whole checkpoint directories: `bert2 import-hf` and `bert2 export-hf`
 # ==============================================================================================================
@@ -156,18 +185,21 @@ FRESH_GROUPS = {
 
 # bert2 task -> the transformers class an export targets when --arch is not given.
 EXPORT_CLASSES = {"mlm+nsp": "BertForPreTraining", "mlm": "BertForMaskedLM",
-                  "classify": "BertForSequenceClassification", "qa-span": "BertForQuestionAnswering"}
+                  "classify": "BertForSequenceClassification", "qa-span": "BertForQuestionAnswering",
+                  "ner": "BertForTokenClassification"}
 # An ALiBi model exports as transformers' BERT with the attention mask swapped (checkpoint/remote/), loaded with
 # trust_remote_code=True: these are the classes and the auto_map that tells transformers where they are.
 REMOTE_CLASSES = {"BertForPreTraining": "Bert2AlibiForPreTraining", "BertForMaskedLM": "Bert2AlibiForMaskedLM",
                   "BertForSequenceClassification": "Bert2AlibiForSequenceClassification",
-                  "BertForQuestionAnswering": "Bert2AlibiForQuestionAnswering"}
+                  "BertForQuestionAnswering": "Bert2AlibiForQuestionAnswering",
+                  "BertForTokenClassification": "Bert2AlibiForTokenClassification"}
 REMOTE_FILES = ("configuration_bert2.py", "modeling_bert2.py")
 REMOTE_AUTO_MAP = {"AutoConfig": "configuration_bert2.Bert2AlibiConfig", "AutoModel": "modeling_bert2.Bert2AlibiModel",
                    "AutoModelForPreTraining": "modeling_bert2.Bert2AlibiForPreTraining",
                    "AutoModelForMaskedLM": "modeling_bert2.Bert2AlibiForMaskedLM",
                    "AutoModelForSequenceClassification": "modeling_bert2.Bert2AlibiForSequenceClassification",
-                   "AutoModelForQuestionAnswering": "modeling_bert2.Bert2AlibiForQuestionAnswering"}
+                   "AutoModelForQuestionAnswering": "modeling_bert2.Bert2AlibiForQuestionAnswering",
+                   "AutoModelForTokenClassification": "modeling_bert2.Bert2AlibiForTokenClassification"}
 # --arch choices for pretraining checkpoints (fine-tuned ones have exactly one transformers class).
 EXPORT_ARCHS = {"pretraining": "BertForPreTraining", "masked-lm": "BertForMaskedLM"}
 
@@ -539,8 +571,11 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
     Pretraining checkpoints export as BertForPreTraining (MLM + NSP) by default, or with `arch="masked-lm"` as
     BertForMaskedLM, which has neither pooler nor NSP head: that is the class `pipeline("fill-mask")` builds, and
     it would report those tensors as unexpected. An MLM-only checkpoint ("mlm") has no NSP head and exports as
-    BertForMaskedLM. Classification maps to BertForSequenceClassification (labels into id2label/label2id), span
-    QA to BertForQuestionAnswering. Generative QA has a Transformer decoder no transformers BERT class holds.
+    BertForMaskedLM. Classification maps to BertForSequenceClassification (labels into id2label/label2id), NER
+    to BertForTokenClassification (its BIO tags likewise), span QA to BertForQuestionAnswering. Generative QA has a Transformer decoder no transformers BERT class holds.
+
+    A pruned checkpoint (`bert2 prune`, config.json pruned_heads) exports at full size with its removed heads
+    zeroed (`expand_pruned_heads`): an exact equivalent, since transformers 5 has no prune_heads; a warning says so.
     """
     p = resolve(checkpoint)
     model_cfg, config = read_config(p)
@@ -549,7 +584,7 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
     if task == "qa":
         raise CheckpointError(f"{p} is a generative QA checkpoint (task qa): its answer decoder has no transformers "
                               "BERT equivalent, so it cannot be exported; export a pretraining, classify or "
-                              "qa-span checkpoint")
+                              "qa-span or ner checkpoint")
     if task == "classify" and meta.get("pooling", "cls") != "cls":
         raise CheckpointError(f"{p} is a classifier that averages the last hidden states (finetune.pooling = "
                               f"\"{meta.get('pooling')}\", the default); transformers' BertForSequenceClassification "
@@ -567,6 +602,8 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
                               f"as {EXPORT_CLASSES[task]}")
     tokenizer = read_tokenizer(p, model_cfg.vocab_size)
     state = read_weights(p)
+    if model_cfg.pruned_heads:  # bert2 prune removed heads: back to full size, the removed ones zero (exact)
+        state = expand_pruned_heads(state, model_cfg)
 
     cls_name = EXPORT_ARCHS[arch] if arch else EXPORT_CLASSES[task]
     if cls_name == "BertForPreTraining" and "nsp.weight" not in state:
@@ -583,18 +620,22 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
     alibi = model_cfg.position_embedding_type == "alibi"
     hf_dict = hf_config_dict(model_cfg)
     hf_dict.pop("position_embedding_type", None)  # the learned table is used either way; ALiBi is `alibi` below
+    hf_dict.pop("pruned_heads", None)  # the export is full size (zero heads), so nothing is pruned for transformers
     hf_dict.update(architectures=[cls_name], pad_token_id=int(tokenizer.pad_token_id),
                    bert2_export={"checkpoint": portable_name(p), "task": task,
                                  "step": int(read_state(p).get("step", 0))})
-    if task == "classify":
+    if model_cfg.pruned_heads:
+        hf_dict["bert2_export"]["zeroed_heads"] = model_cfg.pruned_heads
+    if task in ("classify", "ner"):
         labels = [str(x) for x in meta.get("labels") or []]
         n = int(state["classifier.weight"].shape[0])
         if len(labels) != n:
             labels = [f"LABEL_{i}" for i in range(n)]
         hf_dict.update(id2label={str(i): name for i, name in enumerate(labels)},
                        label2id={name: i for i, name in enumerate(labels)},
-                       classifier_dropout=meta.get("classifier_dropout"),
-                       problem_type="single_label_classification")
+                       classifier_dropout=meta.get("classifier_dropout"))
+        if task == "classify":
+            hf_dict.update(problem_type="single_label_classification")
     if alibi:  # transformers' BERT plus the modelling code shipped beside the weights (trust_remote_code)
         cls_name = REMOTE_CLASSES[cls_name]
         config = Bert2AlibiConfig(**hf_dict, auto_map=REMOTE_AUTO_MAP)
@@ -628,6 +669,12 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
 
     path = _write_directory(out_dir, payload, force, protect=(p,))
     warnings: list[str] = []
+    if model_cfg.pruned_heads:
+        removed = sum(len(v) for v in model_cfg.pruned_heads.values())
+        warnings.append(f"{p} has {removed} pruned attention head(s) ({model_cfg.pruned_heads}); transformers 5 "
+                        "cannot prune, so they were re-expanded as zero query/key/value rows and zero "
+                        "out-projection columns: the same outputs exactly, at the unpruned size and speed "
+                        "(config.json bert2_export.zeroed_heads lists them)")
     if cls_name == "BertForMaskedLM" and "nsp.weight" in state:
         warnings.append("exported as BertForMaskedLM: the pooler and the NSP head were left out")
     return ExportResult(path, p, task, cls_name, warnings)

@@ -220,6 +220,9 @@ def checkpoint_info(path: Path, kind: str, stage: str) -> CheckpointInfo:
     info.metrics = {k: v for k, v in (state.get("metrics") or {}).items() if isinstance(v, (int, float))}
     info.created = str(state.get("created", ""))
     info.task = str(state.get("task", ""))
+    teacher = (state.get("run_config") or {}).get("distilled_from")  # a bert2 distill student names its teacher
+    if teacher:
+        info.note = f"distilled from {teacher}"
     if not all((path / f).is_file() for f in RESUME_FILES) and any((path / f).is_file() for f in LEGACY_RESUME_FILES):
         info.note = LEGACY_NOTE
     return info

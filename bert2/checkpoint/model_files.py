@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..config import CHOICES, ModelConfig
+from ..config import CHOICES, ModelConfig, normalize_pruned_heads, pruned_heads_problems
 from ..data.tokenizer import load_tokenizer
 from ..errors import CheckpointError
 from ..model import FINETUNE_TASKS, BertForPreTraining, build_head
@@ -40,6 +40,8 @@ def hf_config_dict(cfg: ModelConfig) -> dict:
     extra: dict = {"norm_placement": cfg.norm_placement} if cfg.norm_placement != "post" else {}
     if cfg.position_embedding_type != "absolute":
         extra["position_embedding_type"] = cfg.position_embedding_type
+    if cfg.pruned_heads:  # transformers' historical key, {"0": [1, 5]}: heads bert2 prune removed
+        extra["pruned_heads"] = normalize_pruned_heads(cfg.pruned_heads)
     return {
         "model_type": "bert",
         "architectures": ["BertForPreTraining"],
@@ -79,7 +81,21 @@ def model_config_from_hf(d: dict) -> ModelConfig:
         type_vocab_size=int(d.get("type_vocab_size", 2)), layer_norm_eps=float(d.get("layer_norm_eps", 1e-12)),
         initializer_range=float(d.get("initializer_range", 0.02)), pad_token_id=int(d.get("pad_token_id") or 0),
         norm_placement=str(d.get("norm_placement", "post")), position_embedding_type=positions,
+        pruned_heads=_pruned_heads(d),
     )
+
+
+def _pruned_heads(d: dict) -> dict[str, list[int]]:
+    """config.json's pruned_heads, normalised and checked against the model's shape (ValueError otherwise), so a
+    hand-edited file fails here with its reason instead of as a shape mismatch deep in load_state_dict."""
+    try:
+        pruned = normalize_pruned_heads(d.get("pruned_heads") or {})
+    except ValueError as exc:
+        raise ValueError(f"pruned_heads: {exc}") from None
+    problems = pruned_heads_problems(pruned, int(d["num_hidden_layers"]), int(d["num_attention_heads"]))
+    if problems:
+        raise ValueError(f"pruned_heads: {'; '.join(problems)}")
+    return pruned
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ import sys
 from .. import __version__
 from ..config import ConfigError
 from ..errors import Bert2Error
-from . import bench, checkpoints, configure, explain, infer, train
+from . import bench, checkpoints, compress, configure, explain, infer, train
 from .common import EXIT_USAGE, add_global
 
-COMMAND_GROUPS = (train, infer, explain, checkpoints, configure, bench)  # in the order `bert2 --help` lists them
+COMMAND_GROUPS = (train, infer, explain, compress, checkpoints, configure, bench)  # in the order `bert2 --help` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:

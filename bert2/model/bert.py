@@ -23,13 +23,14 @@ weights into both and compares logits. Fine-tuning heads live in heads.py, the g
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import ModelConfig, normalize_pruned_heads, pruned_heads_problems
 from .fused_loss import linear_cross_entropy_sum
 
 ACTIVATIONS = {
@@ -45,6 +46,7 @@ class BertOutput:
     last_hidden_state: torch.Tensor  # (B, T, H)
     pooler_output: torch.Tensor | None  # (B, H)
     attentions: tuple[torch.Tensor, ...] | None = None  # L x (B, nh, T, T)
+    hidden_states: tuple[torch.Tensor, ...] | None = None  # L+1 x (B, T, H): the embeddings, then each layer's output
 
 
 @dataclass
@@ -183,41 +185,95 @@ class MultiHeadAttention(nn.Module):
     Self-attention uses one fused (H -> 3H) projection for query, key and value: one matmul instead of three, which
     matters on a CPU where small matmuls are dominated by overhead. Cross-attention (decoder reading the encoder)
     projects the query from `x` and key/value from `memory`.
+
+    Pruned heads (`kept_heads`, original indices of the heads that remain; bert2 prune) make the layer really
+    smaller: the fused projection is (H -> 3 * nh_kept * hs) and `out` reads nh_kept * hs inputs, with hs unchanged.
+    Row layout of `qkv`: [q of head 0 .. q of head n-1 | k ... | v ...], hs rows per head, survivors in their
+    original order. With ALiBi, BertModel hands a pruned layer a bias built from its survivors' original slopes
+    (handed one for every original head, the layer picks its survivors' rows itself).
     """
 
     def __init__(self, hidden_size: int, num_heads: int, attn_dropout: float, implementation: str = "sdpa",
-                 cross: bool = False):
+                 cross: bool = False, kept_heads: Sequence[int] | None = None):
         super().__init__()
         if hidden_size % num_heads:
             raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
-        self.num_heads = num_heads
+        if cross and kept_heads is not None:
+            raise ValueError("cross-attention cannot be pruned")
+        self.total_heads = num_heads  # before pruning: what head_mask and the ALiBi bias are indexed by
         self.head_size = hidden_size // num_heads
         self.attn_dropout = attn_dropout
         self.implementation = implementation
         self.cross = cross
+        self.register_buffer("kept_index", None, persistent=False)  # (nh_kept,) long, only when pruned
+        self._set_heads(range(num_heads) if kept_heads is None else kept_heads)
+        inner = self.inner_size  # nh_kept * hs: H unless pruned
         if cross:
             self.q = nn.Linear(hidden_size, hidden_size)
             self.kv = nn.Linear(hidden_size, 2 * hidden_size)
         else:
-            self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
-        self.out = nn.Linear(hidden_size, hidden_size)
+            self.qkv = nn.Linear(hidden_size, 3 * inner)
+        self.out = nn.Linear(inner, hidden_size)
+
+    def _set_heads(self, kept: Iterable[int], device: torch.device | None = None) -> None:
+        kept = sorted(set(kept))
+        if not kept or kept[0] < 0 or kept[-1] >= self.total_heads:
+            raise ValueError(f"kept heads {kept} must be a non-empty subset of 0-{self.total_heads - 1}")
+        self.kept_heads = tuple(kept)
+        self.num_heads = len(kept)
+        self.inner_size = self.num_heads * self.head_size
+        pruned = self.num_heads < self.total_heads
+        self.kept_index = torch.tensor(kept, device=device) if pruned else None
+
+    @torch.no_grad()
+    def prune_heads(self, heads: Iterable[int]) -> None:
+        """Remove `heads` (original indices) for real: keep only the survivors' rows of the fused q/k/v projection
+        and their input columns of the out projection. The out bias stays whole: it is added after the heads are
+        summed, so no single head owns it. Exactly what a head mask of 0 computes, with smaller matmuls."""
+        if self.cross:
+            raise ValueError("cross-attention cannot be pruned")
+        gone = set(heads)
+        survivors = [h for h in self.kept_heads if h not in gone]
+        if len(survivors) == self.num_heads:
+            return
+        if not survivors:
+            raise ValueError(f"pruning heads {sorted(gone)} would leave no head; keep at least one per layer")
+        hs, inner = self.head_size, self.inner_size
+        slots = [self.kept_heads.index(h) for h in survivors]  # where each survivor sits in today's layout
+        cols = torch.cat([torch.arange(i * hs, (i + 1) * hs) for i in slots])  # (nh_new * hs,)
+        rows = torch.cat([cols + part * inner for part in range(3)])  # (3 * nh_new * hs,) its q, k and v rows
+        weight, bias = self.qkv.weight, self.qkv.bias
+        self.qkv = nn.Linear(weight.shape[1], len(rows), device=weight.device, dtype=weight.dtype)
+        self.qkv.weight.copy_(weight[rows.to(weight.device)])  # (3 * nh_new * hs, H)
+        self.qkv.bias.copy_(bias[rows.to(weight.device)])
+        weight, bias = self.out.weight, self.out.bias
+        self.out = nn.Linear(len(cols), weight.shape[0], device=weight.device, dtype=weight.dtype)
+        self.out.weight.copy_(weight[:, cols.to(weight.device)])  # (H, nh_new * hs)
+        self.out.bias.copy_(bias)
+        self._set_heads(survivors, weight.device)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
         return x.view(B, T, self.num_heads, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, memory: torch.Tensor | None = None,
-                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+                output_attentions: bool = False, head_mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`head_mask` (total heads,) floats: head h's output is multiplied by head_mask[h] before the out
+        projection (0 silences it; bert2.compress.prune differentiates the loss with respect to it)."""
         B, T, H = x.shape
         if self.cross:
             q = self.q(x)  # (B, T, H)
             k, v = self.kv(memory).split(H, dim=-1)  # 2 x (B, S, H)
         else:
-            q, k, v = self.qkv(x).split(H, dim=-1)  # 3 x (B, T, H)
+            q, k, v = self.qkv(x).split(self.inner_size, dim=-1)  # 3 x (B, T, nh * hs), H unless pruned
         q, k, v = self._heads(q), self._heads(k), self._heads(v)  # (B, nh, T|S, hs)
         dropout = self.attn_dropout if self.training else 0.0
         if mask is not None and mask.is_floating_point() and mask.dtype != q.dtype:
             mask = mask.to(q.dtype)  # an ALiBi bias under autocast: sdpa wants the query's dtype
+        if self.kept_index is not None and mask is not None and mask.shape[1] == self.total_heads:
+            # A bias for every original head (BertModel builds a pruned layer its own; this is for other callers):
+            mask = mask.index_select(1, self.kept_index)  # (1|B, nh_kept, T, T): the survivors' own ALiBi slopes
 
         if self.implementation == "sdpa" and not output_attentions:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, nh, T, hs)
@@ -230,7 +286,13 @@ class MultiHeadAttention(nn.Module):
                 scores = scores + mask  # additive bias, -inf at padding
             probs = scores.softmax(dim=-1)  # (B, nh, T, S)
             y = F.dropout(probs, dropout, self.training) @ v  # (B, nh, T, hs)
-        y = y.transpose(1, 2).reshape(B, T, H)  # (B, T, H): heads side by side again
+            if self.kept_index is not None:  # maps keep one row per original head (zeros where pruned)
+                probs = probs.new_zeros(B, self.total_heads, *probs.shape[2:]).index_copy_(1, self.kept_index, probs)
+        if head_mask is not None:
+            if self.kept_index is not None:
+                head_mask = head_mask.index_select(0, self.kept_index)  # (nh_kept,)
+            y = y * head_mask.to(y.dtype).view(1, -1, 1, 1)  # (B, nh, T, hs): head h scaled by m_h
+        y = y.transpose(1, 2).reshape(B, T, self.inner_size)  # (B, T, nh * hs): heads side by side again
         return self.out(y), probs
 
 
@@ -258,23 +320,26 @@ class EncoderLayer(nn.Module):
     """
 
     def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, act: str, dropout: float,
-                 attn_dropout: float, eps: float, implementation: str = "sdpa", pre_norm: bool = False):
+                 attn_dropout: float, eps: float, implementation: str = "sdpa", pre_norm: bool = False,
+                 kept_heads: Sequence[int] | None = None):
         super().__init__()
         self.pre_norm = pre_norm
-        self.attention = MultiHeadAttention(hidden_size, num_heads, attn_dropout, implementation)
+        self.attention = MultiHeadAttention(hidden_size, num_heads, attn_dropout, implementation,
+                                            kept_heads=kept_heads)
         self.attention_norm = nn.LayerNorm(hidden_size, eps=eps)
         self.ffn = FeedForward(hidden_size, intermediate_size, act)
         self.ffn_norm = nn.LayerNorm(hidden_size, eps=eps)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None,
-                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False,
+                head_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.pre_norm:
-            a, probs = self.attention(self.attention_norm(x), mask, output_attentions=output_attentions)  # (B, T, H)
+            a, probs = self.attention(self.attention_norm(x), mask, output_attentions=output_attentions,
+                                      head_mask=head_mask)  # (B, T, H)
             x = x + self.dropout(a)  # (B, T, H)
             x = x + self.dropout(self.ffn(self.ffn_norm(x)))  # (B, T, H)
             return x, probs
-        a, probs = self.attention(x, mask, output_attentions=output_attentions)  # (B, T, H)
+        a, probs = self.attention(x, mask, output_attentions=output_attentions, head_mask=head_mask)  # (B, T, H)
         x = self.attention_norm(x + self.dropout(a))  # (B, T, H)
         x = self.ffn_norm(x + self.dropout(self.ffn(x)))  # (B, T, H)
         return x, probs
@@ -286,28 +351,57 @@ class EncoderLayer(nn.Module):
 # --------------------------------------------------------------------------------------------------------------
 
 
+def kept_heads(cfg: ModelConfig) -> list[list[int] | None]:
+    """Per layer, the original indices of the attention heads `cfg.pruned_heads` leaves (None: all of them);
+    ValueError for a layer or head that does not exist, or a layer left without heads."""
+    pruned = normalize_pruned_heads(cfg.pruned_heads)
+    problems = pruned_heads_problems(pruned, cfg.num_hidden_layers, cfg.num_attention_heads)
+    if problems:
+        raise ValueError(f"pruned_heads: {'; '.join(problems)}")
+    return [[h for h in range(cfg.num_attention_heads) if h not in pruned[str(i)]] if str(i) in pruned else None
+            for i in range(cfg.num_hidden_layers)]
+
+
 class BertEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        self.num_heads = cfg.num_attention_heads  # per layer before pruning: the width of a head_mask
         self.layers = nn.ModuleList(
             EncoderLayer(cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size, cfg.hidden_act,
                          cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob, cfg.layer_norm_eps,
-                         cfg.attn_implementation, pre_norm=cfg.norm_placement == "pre")
-            for _ in range(cfg.num_hidden_layers))
+                         cfg.attn_implementation, pre_norm=cfg.norm_placement == "pre", kept_heads=kept)
+            for kept in kept_heads(cfg))
         # pre-LN leaves the residual stream un-normalised; the heads expect normalised states.
         self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps) \
             if cfg.norm_placement == "pre" else None
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False
-                ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | list[torch.Tensor] | None, output_attentions: bool = False,
+                output_hidden_states: bool = False, head_mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+        """-> (last hidden state, attention maps or None, hidden states or None). The hidden states are the
+        encoder's input and every layer's output (L+1, as transformers; distillation matches them); with pre-LN the
+        last one is taken after the final LayerNorm, so it always equals the last hidden state.
+
+        `head_mask` (L, nh) floats, nh the heads per layer before any pruning: each head's output is scaled by its
+        entry before the out projection (0 switches the head off, as if it were pruned)."""
+        if head_mask is not None and tuple(head_mask.shape) != (len(self.layers), self.num_heads):
+            raise ValueError(f"head_mask must be (layers, heads) = ({len(self.layers)}, {self.num_heads}), "
+                             f"got {tuple(head_mask.shape)}")
         maps = []
-        for layer in self.layers:
-            x, probs = layer(x, mask, output_attentions)  # (B, T, H)
+        states = [x] if output_hidden_states else None
+        for i, layer in enumerate(self.layers):
+            layer_mask = mask[i] if isinstance(mask, list) else mask  # a pruned model's layers: a bias each
+            heads = None if head_mask is None else head_mask[i]  # (nh,)
+            x, probs = layer(x, layer_mask, output_attentions, heads)  # (B, T, H)
             if output_attentions:
                 maps.append(probs)
+            if states is not None:
+                states.append(x)
         if self.final_norm is not None:
             x = self.final_norm(x)  # (B, T, H)
-        return x, (tuple(maps) if output_attentions else None)
+            if states is not None:
+                states[-1] = x
+        return x, (tuple(maps) if output_attentions else None), (tuple(states) if states is not None else None)
 
 
 
@@ -335,18 +429,37 @@ class BertModel(nn.Module):
                              if cfg.position_embedding_type == "alibi" else None, persistent=False)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, output_attentions: bool = False) -> BertOutput:
+                attention_mask: torch.Tensor | None = None, output_attentions: bool = False,
+                output_hidden_states: bool = False, head_mask: torch.Tensor | None = None) -> BertOutput:
+        """`head_mask` (L, nh): see BertEncoder.forward; bert2.compress.prune.head_masked passes one to a model whose
+        task code calls it without."""
         # A batch without padding needs no mask at all, which lets sdpa pick its fastest kernel.
         key_padding = None
         if attention_mask is not None and not bool(attention_mask.all()):
             key_padding = padding_mask(attention_mask)  # (B, 1, 1, T) bool
         attn_mask = key_padding
-        if self.alibi_slopes is not None:  # built once per batch, shared by every layer
+        if self.alibi_slopes is not None and not self.config.pruned_heads:  # built once per batch, for every layer
             attn_mask = alibi_bias(self.alibi_slopes, input_ids.shape[1], key_padding)  # (1|B, nh, T, T) float
+        elif self.alibi_slopes is not None:
+            attn_mask = self._pruned_alibi(input_ids.shape[1], key_padding)  # L x (1|B, nh_kept, T, T)
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
-        x, maps = self.encoder(x, attn_mask, output_attentions)  # (B, T, H)
+        x, maps, states = self.encoder(x, attn_mask, output_attentions, output_hidden_states, head_mask)  # (B, T, H)
         pooled = self.pooler(x) if self.pooler is not None else None  # (B, H)
-        return BertOutput(x, pooled, maps)
+        return BertOutput(x, pooled, maps, states)
+
+    def _pruned_alibi(self, t: int, key_padding: torch.Tensor | None) -> list[torch.Tensor]:
+        """One ALiBi bias per layer of a pruned model, from its surviving heads' original slopes, built once per
+        distinct set of heads (unpruned layers share the full one). Why not pick the heads out of one full bias:
+        with padding that bias is (B, nh, T, T), and gathering from it copies it per layer; measured on IMDB
+        batches, the copy cost as much as the pruned heads saved."""
+        built: dict[tuple[int, ...], torch.Tensor] = {}
+        for layer in self.encoder.layers:
+            attention = layer.attention
+            if attention.kept_heads not in built:
+                slopes = self.alibi_slopes if attention.kept_index is None else \
+                    self.alibi_slopes.index_select(0, attention.kept_index)  # (nh_kept,)
+                built[attention.kept_heads] = alibi_bias(slopes, t, key_padding)  # (1|B, nh_kept, T, T)
+        return [built[layer.attention.kept_heads] for layer in self.encoder.layers]
 
 
 
@@ -401,9 +514,9 @@ class BertForPreTraining(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                next_sentence_label: torch.Tensor | None = None, output_attentions: bool = False
-                ) -> PreTrainingOutput:
-        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
+                next_sentence_label: torch.Tensor | None = None, output_attentions: bool = False,
+                head_mask: torch.Tensor | None = None) -> PreTrainingOutput:
+        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions, head_mask=head_mask)
         seq = out.last_hidden_state  # (B, T, H)
         tied = self.bert.embeddings.word_embeddings.weight  # (V, H)
 

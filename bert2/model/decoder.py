@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
+from ..errors import CheckpointError
 from .bert import BertModel, FeedForward, MLMHead, MultiHeadAttention, init_weights, padding_mask
 
 
@@ -159,6 +160,9 @@ class BertForGenerativeQA(nn.Module):
         cross-attention, which the encoder has no counterpart of, stays random). Rothe et al. (2020) found such
         "BERT2BERT" warm starts beat random decoders, most of all with little training data. Returns how many
         layers were initialised (min of the two depths)."""
+        if self.config.pruned_heads:  # a decoder layer has every head; a pruned encoder layer's weights do not fit
+            raise CheckpointError("the encoder has pruned attention heads (bert2 prune), so its layers cannot seed "
+                                  "the decoder's; set finetune.decoder_from_encoder = false")
         done = 0
         for enc, dec in zip(self.bert.encoder.layers, self.decoder):
             dec.self_attention.load_state_dict(enc.attention.state_dict())

@@ -38,7 +38,7 @@ class Task(Protocol):
 
     name: str  # shown in events: mlm+nsp, classify, qa, qa-span
     kind: str  # pretrain | finetune (which three directories)
-    best_metric: str  # key of evaluate()'s dict; lower is better
+    best_metric: str  # key of evaluate()'s dict; lower is better unless the task sets greater_is_better = True
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]: ...
 
@@ -168,7 +168,13 @@ class Trainer:
             raise TrainingError(f"the training split has {len(train_data)} examples, fewer than one batch of "
                                 f"{global_batch}; lower batch_size or use more data")
 
-        self.optimizer = make_adamw(param_groups(model, settings.weight_decay), settings, device)
+        groups = param_groups(model, settings.weight_decay)
+        # A task may train parameters of its loss that are not the model's (distillation's projection between
+        # widths): optimised with the model, kept in the task's resume state, never saved as model weights.
+        extra = [q for q in getattr(task, "loss_parameters", list)() if q.requires_grad]
+        if extra:
+            groups.append({"params": extra, "weight_decay": settings.weight_decay})
+        self.optimizer = make_adamw(groups, settings, device)
         self.schedule = Schedule(settings.learning_rate, settings.warmup_steps, settings.max_steps,
                                  settings.scheduler, settings.minutes * 60.0)
         self.scaler = torch.amp.GradScaler(device.type) if settings.precision == "fp16" and device.type == "cuda" \
@@ -392,7 +398,9 @@ class Trainer:
             self.raw_model.train()
             self.metrics = metrics
             value = metrics.get(self.task.best_metric)
-            improved = value is not None and math.isfinite(value) and (self.best is None or value < self.best)
+            higher = getattr(self.task, "greater_is_better", False)  # NER's entity F1; losses are lower-better
+            improved = value is not None and math.isfinite(value) and (
+                self.best is None or (value > self.best if higher else value < self.best))
             self.history.append({"step": self.step, "eval": metrics})
             self.emit(EvalEvent(step=self.step, metrics=metrics, is_best=improved, probes=probes))
             if improved:

@@ -14,6 +14,7 @@ from transformers import (
     BertForPreTraining,
     BertForQuestionAnswering,
     BertForSequenceClassification,
+    BertForTokenClassification,
     BertModel,
 )
 
@@ -83,6 +84,15 @@ class Bert2AlibiForSequenceClassification(BertForSequenceClassification):
 
 
 class Bert2AlibiForQuestionAnswering(BertForQuestionAnswering):
+    config_class = Bert2AlibiConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.bert = Bert2AlibiModel(config, add_pooling_layer=False)
+        self.post_init()
+
+
+class Bert2AlibiForTokenClassification(BertForTokenClassification):
     config_class = Bert2AlibiConfig
 
     def __init__(self, config):
