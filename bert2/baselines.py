@@ -3,8 +3,9 @@
 A fine-tuned model is only worth its minutes if it beats these: bag-of-words logistic regression for
 classification (TF-IDF of words and word pairs; Wang & Manning 2012 show how strong it is on sentiment), and for
 the wiki questions ("What is {title}?") two one-line rules: the phrase after the context's first "is a"/"was a",
-and the context sentence that shares most words with the question. `bert2 bench finetune_quality` prints them beside
-the pretrained and the from-scratch model.
+and the context sentence that shares most words with the question; for named entities, a lookup table of each
+training word's most frequent tag (CoNLL-2003's own baseline: it finds every entity seen in training and nothing
+else). `bert2 bench finetune_quality` prints them beside the pretrained and the from-scratch model.
 """
 
 from __future__ import annotations
@@ -48,3 +49,24 @@ def overlap_sentence(question: str, context: str) -> str:
     asked = {w.lower() for w in _WORD.findall(question)}
     sentences = split_sentences(context) or [context]
     return max(sentences, key=lambda s: len(asked & {w.lower() for w in _WORD.findall(s)}))
+
+
+def ner_lookup_tags(train: Sequence[dict[str, Any]], words: Sequence[str]) -> list[str]:
+    """Each word's most frequent training tag (case-sensitive, as the entity lists of CoNLL-2003's baseline
+    are), O for a word never seen; an I- tag that cannot continue is read as the start of an entity."""
+    import collections
+
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for ex in train:
+        for word, tag in zip(ex["tokens"], ex["tags"]):
+            counts[word][tag] += 1
+    return [counts[w].most_common(1)[0][0] if w in counts else "O" for w in words]
+
+
+def ner_lookup_f1(train: Sequence[dict[str, Any]], validation: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Entity-level precision / recall / F1 (seqeval) of the lookup table on the held-out sentences."""
+    from .metrics import entity_report
+
+    predicted = [ner_lookup_tags(train, ex["tokens"]) for ex in validation]
+    report = entity_report([ex["tags"] for ex in validation], predicted)
+    return {k: report[k] for k in ("precision", "recall", "f1")}

@@ -23,7 +23,7 @@ import transformers
 
 from . import checkpoint as ckpt
 from .allocator import tune_allocator
-from .baselines import definition_rule, overlap_sentence, tfidf_logreg_accuracy
+from .baselines import definition_rule, ner_lookup_f1, overlap_sentence, tfidf_logreg_accuracy
 from .checkpoint import default_checkpoint
 from .checkpoint.hf import hf_config_dict, to_hf_state_dict
 from .config import Config, ModelConfig, preset
@@ -456,8 +456,9 @@ def bench_tui() -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-QUALITY_TASKS = (("classify", "imdb-offline"), ("classify", "wiki-topic"), ("qa", "wiki-qa"), ("qa-span", "wiki-span"))
-HEADLINE = {"classify": "accuracy", "qa": "rouge1", "qa-span": "f1"}
+QUALITY_TASKS = (("classify", "imdb-offline"), ("classify", "wiki-topic"), ("ner", "wnut16-offline"),
+                 ("qa", "wiki-qa"), ("qa-span", "wiki-span"))
+HEADLINE = {"classify": "accuracy", "ner": "f1", "qa": "rouge1", "qa-span": "f1"}
 
 
 def _baselines(task: str, data_name: str) -> dict[str, dict[str, float]]:
@@ -465,6 +466,8 @@ def _baselines(task: str, data_name: str) -> dict[str, dict[str, float]]:
     data = load_task_data(task, data_name)
     if task == "classify":
         return {"tfidf_logreg": {"accuracy": tfidf_logreg_accuracy(data.train, data.validation)}}
+    if task == "ner":
+        return {"lookup_table": ner_lookup_f1(data.train, data.validation)}
     if task == "qa":
         refs = [ex["answer"] for ex in data.validation]
         return {"definition_rule": generation_metrics([definition_rule(ex["context"]) for ex in data.validation],
@@ -516,7 +519,7 @@ BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "finetune_quality": bench_finetune_quality,
     "data_prep": bench_data_prep,
 }
-SLOW = ("finetune_quality", "memory", "data_prep")  # not part of a bare `bert2 bench`: 8 fine-tuning runs
+SLOW = ("finetune_quality", "memory", "data_prep")  # not part of a bare `bert2 bench`: 10 fine-tuning runs
 
 
 def run(names: list[str], **kwargs: Any) -> dict[str, Any]:

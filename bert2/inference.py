@@ -21,6 +21,7 @@ from .data.finetuning import (
     postprocess_span_predictions,
     truncate_question,
 )
+from .data.ner import entity_spans
 from .errors import CheckpointError, InputError
 from .model import mean_pool
 
@@ -170,6 +171,53 @@ class Predictor:
                 "scores": {name: round(p, 6) for name, p in zip(labels, probs)}}
 
     @torch.no_grad()
+    def entities(self, text: str) -> dict[str, Any]:
+        """{"entities": [{"text", "label", "start", "end", "score"}]} for `text`, with character offsets into it
+        (end exclusive, so text[start:end] == entity text) and score the mean probability of its words' tags.
+
+        Words are what the tokenizer's pre-tokenizer splits (whitespace and punctuation), each read from its first
+        piece as in training; a text longer than the model reads is tagged in consecutive windows cut between
+        words. Tags become entities as conlleval reads them (data/ner.py: entity_spans).
+        """
+        self._require(("ner",), "entity recognition")
+        check_text(text, "text")
+        labels = list(self.meta.get("labels") or [])
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets, word_ids = enc["input_ids"], enc["offset_mapping"], enc.word_ids()
+        room = max(self.max_length - 2, 1)  # [CLS] and [SEP]
+        probs: list[torch.Tensor] = []
+        start = 0
+        while start < len(ids):
+            end = min(start + room, len(ids))
+            cut = end
+            while end < len(ids) and cut > start and word_ids[cut] == word_ids[cut - 1]:
+                cut -= 1  # back to the start of the word the window would split
+            end = cut if cut > start else end
+            window = torch.tensor([[self.tokenizer.cls_token_id, *ids[start:end], self.tokenizer.sep_token_id]],
+                                  device=self.device)  # (1, n + 2)
+            logits = self.model(window, torch.zeros_like(window), torch.ones_like(window)).logits[0, 1:-1]  # (n, C)
+            probs.append(logits.float().softmax(-1).cpu())
+            start = end
+        piece_probs = torch.cat(probs) if probs else torch.zeros(0, len(labels))  # (P, C)
+        first: dict[int, int] = {}
+        spans: dict[int, list[int]] = {}
+        for i, w in enumerate(word_ids):
+            if w is None:
+                continue
+            first.setdefault(w, i)
+            spans.setdefault(w, [offsets[i][0], offsets[i][1]])[1] = offsets[i][1]
+        order = sorted(first)
+        best = [piece_probs[first[w]].max(0) for w in order]  # per word: (probability, tag id)
+        tags = [labels[int(b.indices)] for b in best]
+        scores = [float(b.values) for b in best]
+        found = []
+        for label, a, b in entity_spans(tags):
+            char_start, char_end = spans[order[a]][0], spans[order[b - 1]][1]
+            found.append({"text": text[char_start:char_end], "label": label, "start": char_start, "end": char_end,
+                          "score": round(sum(scores[a:b]) / (b - a), 6)})
+        return {"entities": found}
+
+    @torch.no_grad()
     def answer(self, question: str, context: str, num_beams: int | None = None,
                max_length: int | None = None) -> dict[str, Any]:
         """Answer `question` from `context`.
@@ -262,7 +310,7 @@ def find_task_checkpoint(root: str | Path, tasks: tuple[str, ...]) -> Path:
 def default_checkpoint_for(root: str | Path, mode: str) -> Path:
     """The checkpoint an inference mode uses when none is given.
 
-    classify and qa: the newest fine-tuned checkpoint of that task (qa accepts generative or span QA).
+    classify, ner and qa: the newest fine-tuned checkpoint of that task (qa accepts generative or span QA).
     similarity and mask: pretraining best/final (its representations are the general-purpose ones), else any
     fine-tuned checkpoint.
     """
@@ -270,6 +318,8 @@ def default_checkpoint_for(root: str | Path, mode: str) -> Path:
         return find_task_checkpoint(root, ("classify",))
     if mode == "qa":
         return find_task_checkpoint(root, ("qa", "qa-span"))
+    if mode == "ner":
+        return find_task_checkpoint(root, ("ner",))
     try:
         return ckpt.default_checkpoint(root, "pretrain")
     except CheckpointError:

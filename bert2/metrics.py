@@ -3,7 +3,8 @@ the SQuAD exact-match / F1 (the official v1.1 evaluation logic, which is short e
 
 Why wrappers at all: every task reports a flat dict of floats (what EvalEvent and trainer_state.json carry), and
 the libraries' own result objects do not serialise. Scales follow the library or benchmark convention, so numbers
-can be compared with published ones: accuracy / F1 / precision / recall in [0, 1] (scikit-learn), BLEU in
+can be compared with published ones: accuracy / F1 / precision / recall in [0, 1] (scikit-learn; seqeval for
+entities), BLEU in
 [0, 100] (sacrebleu), ROUGE F-measures in [0, 1] (rouge-score), exact match and SQuAD F1 in [0, 100] (SQuAD).
 Heavy libraries are imported inside the functions so importing this module costs nothing.
 """
@@ -54,6 +55,43 @@ def flat_classification_metrics(report: dict[str, Any]) -> dict[str, float]:
     for name, row in report.get("per_class", {}).items():
         out[f"precision/{name}"] = row["precision"]
         out[f"recall/{name}"] = row["recall"]
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Named entities
+# --------------------------------------------------------------------------------------------------------------
+
+
+def entity_report(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """Entity-level micro precision / recall / F1 (seqeval, CoNLL's conlleval definition: an entity counts only
+    when its type and both boundaries are right), per-type figures, and the token accuracy beside them.
+
+    Why entity level: with most words tagged O, a model that says O everywhere has ~90% token accuracy and finds
+    no entity at all; its entity F1 is 0.
+    """
+    from seqeval.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
+
+    gold, predicted = [list(s) for s in gold], [list(s) for s in predicted]
+    if not any(gold):
+        return {"precision": 0.0, "recall": 0.0, "f1": 0.0, "token_accuracy": 0.0, "per_type": {}}
+    per_type = classification_report(gold, predicted, output_dict=True, zero_division=0)
+    return {
+        "precision": float(precision_score(gold, predicted, zero_division=0)),
+        "recall": float(recall_score(gold, predicted, zero_division=0)),
+        "f1": float(f1_score(gold, predicted, zero_division=0)),
+        "token_accuracy": float(accuracy_score(gold, predicted)),
+        "per_type": {name: {"precision": float(row["precision"]), "recall": float(row["recall"]),
+                            "f1": float(row["f1-score"]), "support": int(row["support"])}
+                     for name, row in per_type.items() if "avg" not in name},
+    }
+
+
+def flat_entity_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """Flat float keys for EvalEvent: the micro figures and each type's F1 (`f1/person`)."""
+    out = {k: float(report[k]) for k in ("precision", "recall", "f1", "token_accuracy")}
+    for name, row in report.get("per_type", {}).items():
+        out[f"f1/{name}"] = row["f1"]
     return out
 
 

@@ -476,7 +476,7 @@ def test_alibi_model_exports_with_remote_code_and_fill_mask_matches(tokenizer, t
         model_config_from_hf({**hf_cfg, "position_embedding_type": "relative_key"})
 
 
-def test_alibi_classifier_and_span_qa_export_with_remote_code(tokenizer, tmp_path):
+def test_alibi_classifier_span_qa_and_ner_export_with_remote_code(tokenizer, tmp_path):
     """Fine-tuned ALiBi heads export the same way and compute the same logits in transformers."""
     from bert2.model import build_head
 
@@ -485,7 +485,8 @@ def test_alibi_classifier_and_span_qa_export_with_remote_code(tokenizer, tmp_pat
     ids, types, mask = _batch(tokenizer)
     for task, meta, auto in (("classify", {"labels": ["neg", "pos"], "pooling": "cls"},
                               transformers.AutoModelForSequenceClassification),
-                             ("qa-span", {}, transformers.AutoModelForQuestionAnswering)):
+                             ("qa-span", {}, transformers.AutoModelForQuestionAnswering),
+                             ("ner", {"labels": ["O", "B-PER", "I-PER"]}, transformers.AutoModelForTokenClassification)):
         torch.manual_seed(0)
         head = build_head(task, cfg, meta).eval()
         source = _saved(head, tokenizer, tmp_path / task / "final", {"task": task, **meta})
@@ -498,6 +499,10 @@ def test_alibi_classifier_and_span_qa_export_with_remote_code(tokenizer, tmp_pat
         if task == "classify":
             assert torch.allclose(theirs.logits, mine.logits, atol=TOL)
             assert "pipeline_tag: \"text-classification\"" in (out / "README.md").read_text()
+        elif task == "ner":  # one row per token; the BIO tags travel as id2label
+            assert hf.config.id2label == {0: "O", 1: "B-PER", 2: "I-PER"}
+            assert torch.allclose(theirs.logits[mask.bool()], mine.logits[mask.bool()], atol=TOL)
+            assert "pipeline_tag: \"token-classification\"" in (out / "README.md").read_text()
         else:
             real = mask.bool()
             assert torch.allclose(theirs.start_logits[real], mine.start_logits[real], atol=TOL)

@@ -13,14 +13,15 @@ from typing import Any
 from ..config import KINDS, ModelConfig
 
 PIPELINE_TAGS = {"mlm+nsp": "fill-mask", "mlm": "fill-mask", "classify": "text-classification",
-                 "qa-span": "question-answering"}
+                 "qa-span": "question-answering", "ner": "token-classification"}
 TASK_NAMES = {"fill-mask": "Fill-Mask", "text-classification": "Text Classification",
-              "question-answering": "Question Answering"}
+              "question-answering": "Question Answering", "token-classification": "Token Classification"}
 # bert2's offline data -> the Hub dataset the text comes from
 HUB_DATASETS = {"wiki-offline": "wikipedia", "wiki-topic": "wikipedia", "wiki-qa": "wikipedia",
                 "wiki-span": "wikipedia", "imdb-offline": "stanfordnlp/imdb", "imdb": "stanfordnlp/imdb",
                 "wikitext-103-raw-v1": "Salesforce/wikitext", "squad": "rajpurkar/squad",
-                "ms_marco": "microsoft/ms_marco"}
+                "ms_marco": "microsoft/ms_marco", "wnut16-offline": "wnut_16", "conll2003": "eriktks/conll2003",
+                "wnut_17": "leondz/wnut_17"}
 
 
 def portable_name(path: Path) -> str:
@@ -89,7 +90,10 @@ def model_card(checkpoint: Path, task: str, architecture: str, model_cfg: ModelC
                                    f'pipe("A wonderful, moving film.")',
             "question-answering": f'pipe = pipeline("question-answering", model="PATH_OR_HUB_ID"{trust})\n'
                                   f'pipe(question="What is the capital of France?", '
-                                  f'context="Paris is the capital of France.")'}[pipeline_tag]
+                                  f'context="Paris is the capital of France.")',
+            "token-classification": f'pipe = pipeline("token-classification", model="PATH_OR_HUB_ID"{trust}, '
+                                    f'aggregation_strategy="first")\n'
+                                    f'pipe("Barack Obama visited the Empire State Building in New York.")'}[pipeline_tag]
     m = model_cfg
     rows = [("architecture", f"{architecture}: {m.num_hidden_layers} layers, hidden {m.hidden_size}, "
                              f"{m.num_attention_heads} heads, feed-forward {m.intermediate_size}, "

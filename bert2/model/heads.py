@@ -1,5 +1,6 @@
-"""Fine-tuning heads on the from-scratch BertModel: sequence classification and extractive (span) QA; the
-generative QA model (encoder + decoder) is in decoder.py. `build_head` makes the right one for a task.
+"""Fine-tuning heads on the from-scratch BertModel: sequence classification, token classification (NER) and
+extractive (span) QA; the generative QA model (encoder + decoder) is in decoder.py. `build_head` makes the right
+one for a task.
 
 Shapes: B batch, T tokens, H hidden, C classes.
 
@@ -33,6 +34,12 @@ class SpanOutput:
     loss: torch.Tensor | None
     start_logits: torch.Tensor  # (B, T)
     end_logits: torch.Tensor  # (B, T)
+
+
+@dataclass
+class TokenClassifierOutput:
+    loss: torch.Tensor | None
+    logits: torch.Tensor  # (B, T, C)
 
 
 @dataclass
@@ -190,10 +197,48 @@ class BertForQuestionAnswering(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Token classification (named entities)
+# --------------------------------------------------------------------------------------------------------------
+
+
+class BertForTokenClassification(nn.Module):
+    """One label per token: every last hidden state -> dropout -> linear (transformers' layout and names).
+
+    Where classification pools a sentence into one vector, NER keeps a vector per position: the encoder already
+    mixed each word with its neighbours (a capitalised word after "in" is a place), and the linear layer reads
+    that contextual vector. Labels are -100 on every piece but a word's first (data/ner.py), so the loss counts
+    each word once. No pooler: nothing reads [CLS]'s pooled vector (and an unused parameter would break DDP).
+    """
+
+    pretrained_prefixes = {"bert.": "bert."}
+
+    def __init__(self, cfg: ModelConfig, num_labels: int, classifier_dropout: float = 0.1):
+        super().__init__()
+        if num_labels < 2:
+            raise ValueError(f"a token classifier needs at least 2 labels, got {num_labels}")
+        self.config = cfg
+        self.num_labels = num_labels
+        self.bert = BertModel(cfg, add_pooling_layer=False)
+        self.dropout = nn.Dropout(classifier_dropout)
+        self.classifier = nn.Linear(cfg.hidden_size, num_labels)
+        self.apply(lambda m: init_weights(m, cfg.initializer_range))
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None
+                ) -> TokenClassifierOutput:
+        seq = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state  # (B, T, H)
+        logits = self.classifier(self.dropout(seq))  # (B, T, C)
+        loss = None
+        if labels is not None:  # mean over the labelled pieces (first piece of each word)
+            loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+        return TokenClassifierOutput(loss, logits)
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Construction from checkpoint metadata
 # --------------------------------------------------------------------------------------------------------------
 
-FINETUNE_TASKS = ("classify", "qa", "qa-span")
+FINETUNE_TASKS = ("classify", "qa", "qa-span", "ner")
 
 
 def build_head(task: str, cfg: ModelConfig, meta: dict) -> nn.Module:
@@ -215,6 +260,11 @@ def build_head(task: str, cfg: ModelConfig, meta: dict) -> nn.Module:
                                              pooling=str(meta.get("pooling", "cls")))
     if task == "qa-span":
         return BertForQuestionAnswering(cfg)
+    if task == "ner":
+        labels = meta.get("labels") or []
+        if len(labels) < 2:
+            raise CheckpointError(f"ner checkpoint metadata names {len(labels)} labels; at least 2 are needed")
+        return BertForTokenClassification(cfg, len(labels), float(meta.get("classifier_dropout", 0.1)))
     if task == "qa":
         try:
             return BertForGenerativeQA(cfg, decoder_layers=int(meta["decoder_layers"]),

@@ -1,4 +1,4 @@
-"""Fine-tuning: the three Tasks the generic trainer drives (classify, qa, qa-span) and `run_finetuning`, the entry
+"""Fine-tuning: the four Tasks the generic trainer drives (classify, ner, qa, qa-span) and `run_finetuning`, the entry
 point of `bert2 finetune`, `bert2 full` and the TUI.
 
 Each task starts from a pretraining checkpoint (its encoder weights, and for generative QA its MLM head too),
@@ -25,9 +25,17 @@ from ..checkpoint.train_state import check_resumable
 from ..config import STAGES, Config
 from ..data import finetuning as fd
 from ..data.finetuning import load_task_data, pad_and_stack, postprocess_span_predictions, resolve_data_name
+from ..data.ner import featurize_ner, word_predictions
 from ..errors import CheckpointError, DataError, TrainingError
 from ..memory import refuse_if_too_big
-from ..metrics import classification_report, flat_classification_metrics, generation_metrics, squad_metrics
+from ..metrics import (
+    classification_report,
+    entity_report,
+    flat_classification_metrics,
+    flat_entity_metrics,
+    generation_metrics,
+    squad_metrics,
+)
 from ..model import build_head, load_pretrained
 from ..training.distributed import init_distributed, resolve_device
 from ..training.events import Callback, DoneEvent, LogEvent
@@ -148,6 +156,69 @@ class ClassificationTask(FinetuneTask):
             i = int(p.argmax())
             out.append({"text": ex["text"][:120], "label": self.meta["labels"][i], "score": round(float(p[i]), 4),
                         "gold": self.meta["labels"][ex["label"]]})
+        return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Named entities
+# --------------------------------------------------------------------------------------------------------------
+
+
+class NERTask(FinetuneTask):
+    """Token cross-entropy on each word's first piece, normalised over the labelled pieces of the accumulated
+    batch; evaluation reads one tag per word back and scores whole entities with seqeval. The best checkpoint is
+    the one with the highest entity F1 (not the lowest loss: a model can grow more confident on the many O words
+    while finding fewer entities)."""
+
+    name = "ner"
+    best_metric = "f1"
+    greater_is_better = True
+
+    def count(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {**super().count(batch), "labelled": (batch["labels"] != -100).sum()}
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        self._moved()
+        out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], labels=batch["labels"])
+        share = (batch["labels"] != -100).sum() / totals["labelled"].clamp(min=1)
+        loss = out.loss * share
+        return loss, {"ce": loss}
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module) -> tuple[list[list[str]], float]:
+        """One predicted tag per word of every validation sentence, and the mean loss per labelled piece."""
+        device = next(model.parameters()).device
+        labels = self.meta["labels"]
+        predicted: list[list[str]] = []
+        loss_sum, count = 0.0, 0
+        for start, chunk, batch in self._batches(self.validation_features, device):
+            out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], labels=batch["labels"])
+            n = int((batch["labels"] != -100).sum())
+            loss_sum += float(out.loss) * n
+            count += n
+            for i, (feature, ids) in enumerate(zip(chunk, out.logits.argmax(-1).tolist())):
+                words = self.validation[start + i]["tokens"]
+                predicted.append(word_predictions(feature["word_ids"], [labels[j] for j in ids], len(words)))
+        return predicted, loss_sum / max(count, 1)
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        predicted, loss = self.predict(model)
+        gold = [ex["tags"] for ex in self.validation]
+        report = entity_report(gold, predicted)
+        samples = [{"text": " ".join(ex["tokens"]), "gold": ex["tags"], "predicted": p}
+                   for ex, p in zip(self.validation, predicted) if any(t != "O" for t in ex["tags"])][:SAMPLE_ANSWERS]
+        self._evaluated({"task": self.name, "loss": loss, **report, "examples": len(gold), "samples": samples})
+        return {"loss": loss, **flat_entity_metrics(report)}
+
+    def probes(self, model: nn.Module) -> list[dict[str, Any]]:
+        """Two validation sentences with entities, as "word/TAG" for the tagged words (gold beside)."""
+        out = []
+        for s in (self.report or {}).get("samples", [])[:PROBE_COUNT]:
+            words = s["text"].split(" ")
+            out.append({"text": s["text"][:120],
+                        "answer": " ".join(f"{w}/{t}" for w, t in zip(words, s["predicted"]) if t != "O") or "(none)",
+                        "reference": " ".join(f"{w}/{t}" for w, t in zip(words, s["gold"]) if t != "O")})
         return out
 
 
@@ -275,7 +346,7 @@ def _sample_probes(report: dict[str, Any] | None) -> list[dict[str, Any]]:
     return out
 
 
-TASKS = {"classify": ClassificationTask, "qa": GenerativeQATask, "qa-span": SpanQATask}
+TASKS = {"classify": ClassificationTask, "ner": NERTask, "qa": GenerativeQATask, "qa-span": SpanQATask}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -292,6 +363,8 @@ def task_metadata(task: str, cfg: Config, tokenizer: Any, data_name: str, labels
     if task == "classify":
         meta.update(labels=list(labels or []), classifier_dropout=f.classifier_dropout, pooling=f.pooling,
                     truncation=f.truncation)
+    elif task == "ner":
+        meta.update(labels=list(labels or []), classifier_dropout=f.classifier_dropout)
     elif task == "qa":
         special = [tokenizer.mask_token_id, tokenizer.unk_token_id]
         meta.update(decoder_layers=f.decoder_layers, num_beams=f.num_beams, copy=f.copy_mechanism,
@@ -325,12 +398,15 @@ def resolve_source(cfg: Config, from_checkpoint: str | Path | None) -> Path:
 
 
 def featurize(task: str, examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, cfg: Config,
-              for_eval: bool = False, truncation: str | None = None) -> list[dict[str, Any]]:
+              for_eval: bool = False, truncation: str | None = None, labels: Sequence[str] | None = None
+              ) -> list[dict[str, Any]]:
     f = cfg.finetune
     if task == "classify":
         return fd.featurize_classification(examples, tokenizer, max_length, truncation or f.truncation)
     if task == "qa":
         return fd.featurize_generative(examples, tokenizer, max_length, f.max_answer_length)
+    if task == "ner":
+        return featurize_ner(examples, tokenizer, max_length, labels or [])
     return fd.featurize_span(examples, tokenizer, max_length, f.doc_stride, keep_offsets=for_eval)
 
 
@@ -348,7 +424,7 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
     f, p = cfg.finetune, cfg.pretrain
     task_name = f.task
     if task_name not in TASKS:
-        raise TrainingError(f"unknown fine-tuning task {task_name!r}; choose classify, qa or qa-span")
+        raise TrainingError(f"unknown fine-tuning task {task_name!r}; choose {', '.join(TASKS)}")
     if p.num_threads > 0:
         torch.set_num_threads(p.num_threads)
     device = resolve_device(p.device)
@@ -393,7 +469,7 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
     data = load_task_data(task_name, data_name, f.max_examples, seed=cfg.data.seed)
     if resume_path is not None:
         meta = dict(source_meta)
-        if task_name == "classify" and meta.get("labels") != data.labels:
+        if task_name in ("classify", "ner") and meta.get("labels") != data.labels:
             raise CheckpointError(f"{resume_path} was trained on labels {meta.get('labels')} but {data_name} now has "
                                   f"{data.labels}; start a new run")
     else:
@@ -418,16 +494,18 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
         logs.append(f"from scratch: random weights in the shape of {source} (its tokenizer too); nothing loaded")
     elif resume_path is None:
         state = read_weights(source)
-        same = source_task == task_name and (task_name != "classify" or source_meta.get("labels") == meta["labels"])
+        same = source_task == task_name and (task_name not in ("classify", "ner")
+                                             or source_meta.get("labels") == meta["labels"])
         report = load_pretrained(model, state, prefixes={"": ""} if same else None)
         logs.append(f"from {source} ({source_task}): {report.summary()}")
         if task_name == "qa" and not same and f.decoder_from_encoder:
             layers = model.init_decoder_from_encoder()
             logs.append(f"decoder: {layers} layer(s) start from the encoder's (self-attention, feed-forward)")
 
-    train_features = featurize(task_name, data.train, tokenizer, max_length, cfg, truncation=truncation)
+    train_features = featurize(task_name, data.train, tokenizer, max_length, cfg, truncation=truncation,
+                               labels=meta.get("labels"))
     val_features = featurize(task_name, data.validation, tokenizer, eval_length, cfg, for_eval=True,
-                             truncation=truncation)
+                             truncation=truncation, labels=meta.get("labels"))
     if f.eval_batches > 0:  # a fixed prefix of the validation set, so successive evaluations stay comparable
         limit = f.eval_batches * f.batch_size
         if task_name == "qa-span":
