@@ -43,12 +43,14 @@ from .messages import (
     CheckpointsChanged,
     ConfigChanged,
     ConfigPathChanged,
+    DistillFrom,
     FinetuneFrom,
     HistoryLoaded,
     JobChoiceChanged,
     JobStarted,
     PlaygroundCheckpointChanged,
     ProbesChanged,
+    PruneFrom,
     ReloadHistory,
     ResumeFrom,
     StartJob,
@@ -284,12 +286,19 @@ class Bert2App(App[int]):
         self.stop_job()
 
     def start_selected(self, choice: str, resume: bool = False) -> bool:
-        """Start (or resume) pretraining (`choice` = pretrain) or fine-tuning of task `choice`."""
-        if choice == "pretrain":
-            spec = JobSpec("pretrain", self.config, resume=resume, probes=self.probes)
+        """Start (or resume) pretraining (`choice` = pretrain), distillation (distill), head pruning (prune) or
+        fine-tuning of task `choice`."""
+        if choice in ("pretrain", "distill"):
+            spec = JobSpec(choice, self.config, resume=resume, probes=self.probes)
+        elif choice == "prune":
+            if resume:
+                self.notify("a pruning job has nothing to resume; press s to prune again", severity="warning",
+                            title="Resume")
+                return False
+            spec = JobSpec("prune", self.config)
         else:
             spec = JobSpec("finetune", self.config, task=choice, resume=resume)
-        if resume:
+        if resume and spec.kind != "distill":  # a distillation finds its own student (either kind directory)
             from bert2.checkpoint import kind_dir, latest_resumable  # ~25 ms: not before the first frame
 
             if latest_resumable(self.config.paths.root, spec.kind) is None:
@@ -317,7 +326,7 @@ class Bert2App(App[int]):
         self.run_state.add_log(f"starting {spec.title}…", "info")
         job.worker = self._train_worker(job)
         self.refresh_nav()
-        self.job_choice = "pretrain" if spec.kind == "pretrain" else (spec.task or self.config.finetune.task)
+        self.job_choice = spec.kind if spec.kind != "finetune" else (spec.task or self.config.finetune.task)
         train = self.view("train")
         if train is not None:
             train.post_message(JobStarted(self.job_choice))
@@ -448,6 +457,16 @@ class Bert2App(App[int]):
         else:
             spec = JobSpec("finetune", self.config, task=info.task or self.config.finetune.task, resume=info.path)
         if self.start_job(spec):
+            self.call_later(self.switch_screen_mode, "train")
+
+    def on_distill_from(self, message: DistillFrom) -> None:
+        """Distil a smaller student from the selected checkpoint (the teacher); [distill] says how."""
+        if self.start_job(JobSpec("distill", self.config, from_checkpoint=message.path, probes=self.probes)):
+            self.call_later(self.switch_screen_mode, "train")
+
+    def on_prune_from(self, message: PruneFrom) -> None:
+        """Remove the least important quarter of the selected checkpoint's attention heads."""
+        if self.start_job(JobSpec("prune", self.config, from_checkpoint=message.path)):
             self.call_later(self.switch_screen_mode, "train")
 
     def finetune_from(self, path: str) -> None:

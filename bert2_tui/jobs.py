@@ -38,27 +38,30 @@ MAX_POINTS = 5000
 # --------------------------------------------------------------------------------------------------- job spec
 @dataclass
 class JobSpec:
-    """One training job: pretraining, or fine-tuning of `task`; fresh, resumed, or from a chosen checkpoint."""
+    """One job: pretraining, fine-tuning of `task`, distillation (a student from the [distill] teacher) or head
+    pruning of a checkpoint; fresh, resumed, or from a chosen checkpoint."""
 
-    kind: str  # pretrain | finetune
+    kind: str  # pretrain | finetune | distill | prune
     cfg: Config
     task: str = ""
-    """Fine-tuning task (classify, qa, qa-span); ignored for pretraining."""
+    """Fine-tuning task (classify, ner, qa, qa-span); ignored for pretraining."""
     resume: bool | str = False
     """True: the latest resumable checkpoint of `kind`; a path: that checkpoint."""
     from_checkpoint: str = ""
-    """Fine-tuning only: the pretrained checkpoint to start from (empty: the config's default)."""
+    """Fine-tuning: the pretrained checkpoint to start from (empty: the config's default); distillation: the
+    teacher (empty: distill.teacher); pruning: the checkpoint to prune (empty: prune.checkpoint)."""
     probes: tuple[str, ...] = (DEFAULT_PROBE,)
 
     @property
     def short(self) -> str:
         """A few words for the top bar: pretrain, classify, qa-span (resume)."""
-        what = "pretrain" if self.kind == "pretrain" else (self.task or self.cfg.finetune.task)
+        what = self.kind if self.kind in ("pretrain", "distill", "prune") else (self.task or self.cfg.finetune.task)
         return what + (" (resume)" if self.resume else "")
 
     @property
     def title(self) -> str:
-        what = "pretraining" if self.kind == "pretrain" else f"fine-tuning ({self.task or self.cfg.finetune.task})"
+        what = {"pretrain": "pretraining", "distill": "distillation", "prune": "head pruning"}.get(
+            self.kind, f"fine-tuning ({self.task or self.cfg.finetune.task})")
         if self.resume:
             what += " (resume" + ("" if self.resume is True else f" from {Path(str(self.resume)).name}") + ")"
         elif self.from_checkpoint:
@@ -66,7 +69,10 @@ class JobSpec:
         return what
 
     def run_dir(self) -> Path:
-        """The kind directory this job writes checkpoints (and metrics.jsonl) into."""
+        """The kind directory this job writes checkpoints (and metrics.jsonl) into; distillation and pruning
+        write into the directory of their checkpoint's kind, so the whole saved_model root counts as theirs."""
+        if self.kind not in KINDS:
+            return Path(self.cfg.paths.root)
         return Path(self.cfg.paths.root).joinpath(*KINDS[self.kind])
 
 
@@ -105,12 +111,80 @@ def run_job(spec: JobSpec, callbacks: list[Callable[[Event], None]], stop_event:
 
         return run_pretraining(cfg, callbacks=callbacks, stop_event=stop_event, resume=spec.resume,
                                probes=tuple(spec.probes))
+    if spec.kind == "distill":
+        from bert2.compress.distill import run_distillation  # torch: only when a job starts
+
+        if spec.from_checkpoint:
+            cfg.distill.teacher = spec.from_checkpoint
+        return run_distillation(cfg, callbacks=callbacks, stop_event=stop_event, resume=spec.resume,
+                                probes=tuple(spec.probes))
+    if spec.kind == "prune":
+        return run_prune_job(spec, cfg, callbacks, stop_event)
     from bert2.tasks.finetuning import run_finetuning  # torch: only when a job starts
 
     if spec.task:
         cfg.finetune.task = spec.task
     return run_finetuning(cfg, callbacks=callbacks, stop_event=stop_event, resume=spec.resume,
                           from_checkpoint=spec.from_checkpoint or None)
+
+
+PRUNE_FRACTION = 0.25
+"""Share of the heads a prune job started from the TUI removes (the CLI's --heads/--fraction choose freely)."""
+
+
+class _PruneStopped(Exception):
+    """Raised from the event callback when the user stops a prune job (run_pruning saves nothing until the end)."""
+
+
+def run_prune_job(spec: JobSpec, cfg: Config, callbacks: list[Callable[[Event], None]],
+                  stop_event: threading.Event) -> DoneEvent:
+    """Head pruning as a TUI job: importance, the curve (each point an evaluation, and a step whose x is the
+    number of heads masked and whose loss is the held-out loss, so the loss chart draws the curve live), the
+    removal and the save; `x` stops it between evaluations, before anything is written."""
+    from bert2 import checkpoint as ckpt  # torch: only when a job starts
+    from bert2.checkpoint.model_files import load_checkpoint
+    from bert2.compress.prune import run_pruning
+
+    source = spec.from_checkpoint or str(ckpt.default_checkpoint(cfg.paths.root, "pretrain"))
+    info = load_checkpoint(source, weights=False)
+    kind = "pretrain" if info.task in ("mlm+nsp", "mlm") else "finetune"
+    layers, per_layer = info.model_cfg.num_hidden_layers, info.model_cfg.num_attention_heads
+    present = layers * per_layer - sum(len(v) for v in info.model_cfg.pruned_heads.values())
+    # A quarter of the heads present, at least one, at most all but one per layer (tiny models have few heads).
+    heads = min(max(1, round(PRUNE_FRACTION * present)), present - layers)
+    started = time.time()
+
+    def relay(ev: Event) -> None:
+        if stop_event.is_set() and not isinstance(ev, DoneEvent):
+            raise _PruneStopped()
+        if isinstance(ev, EvalEvent):
+            loss = float(ev.metrics.get("loss", float("nan")))
+            step = StepEvent(step=ev.step, epoch=0, loss=loss, parts={}, lr=0.0, tokens_per_s=0.0,
+                             elapsed_s=time.time() - started, eta_s=0.0)
+            for cb in callbacks:
+                cb(step)
+        for cb in callbacks:
+            cb(ev)
+
+    for cb in callbacks:
+        cb(StartEvent(kind=kind, task=f"prune {info.task}", total_steps=0, start_step=0, device=cfg.pretrain.device,
+                      num_parameters=0, run_dir=str(Path(source).parent),
+                      info={"checkpoint": source, "heads": heads}))
+        cb(LogEvent(level="info", message=f"pruning {heads} of the {present} heads of {source}; the loss chart's x "
+                                          "axis is the number of heads masked (the curve), not training steps"))
+    try:
+        result = run_pruning(cfg, source, heads=heads if heads >= 1 else None,
+                             fraction=None if heads >= 1 else PRUNE_FRACTION, callbacks=[relay])
+    except _PruneStopped:
+        done = DoneEvent(reason="stopped", step=0, message="stopped before the pruned model was saved; nothing "
+                                                           "was written")
+        for cb in callbacks:
+            cb(done)
+        return done
+    if result.path is not None:  # so the Checkpoints screen reads the directories again
+        for cb in callbacks:
+            cb(CheckpointEvent(step=heads, path=str(result.path), stage=Path(result.path).parent.name))
+    return DoneEvent(reason="completed", step=heads, message=str(result.path or ""))
 
 
 # ------------------------------------------------------------------------------------------ event transport

@@ -138,6 +138,22 @@ class FinetuneFrom(Message):
         self.path = path
 
 
+class DistillFrom(Message):
+    """Distil a smaller student from the checkpoint at `path`, the teacher (Checkpoints screen: t)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+
+class PruneFrom(Message):
+    """Remove the least important attention heads of the checkpoint at `path` (Checkpoints screen: k)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+
 class UseInPlayground(Message):
     """Show the playground with the checkpoint at `path` (Checkpoints screen: p, enter)."""
 

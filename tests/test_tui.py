@@ -169,6 +169,21 @@ def test_playground_reads_the_predictor_result_shapes():
     assert normalize_answer({"answer": "capital of France", "score": 0.1}, context)[2] is None
 
 
+def test_playground_colours_entities_at_their_offsets():
+    from bert2_tui.screens.playground import entity_text
+
+    text = "Marie Curie moved to Paris."
+    entities = [{"text": "Marie Curie", "label": "PER", "start": 0, "end": 11, "score": 0.9},
+                {"text": "Paris", "label": "LOC", "start": 21, "end": 26, "score": 0.6}]
+    out = entity_text(text, entities, ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"])
+    plain = out.plain
+    assert plain.startswith("Marie Curie PER moved to Paris LOC.")  # each entity followed by its type
+    styles = {plain[span.start:span.end]: str(span.style) for span in out.spans}
+    assert styles["Marie Curie"] != styles["Paris"]  # one colour per type
+    assert "0.900" in plain and "types:" in plain
+    assert "no entities found" in entity_text("nothing here", [], ["O", "B-PER", "I-PER"]).plain
+
+
 # ---------------------------------------------------------------------------------------------- screens
 async def test_number_keys_help_palette_and_escape(tmp_path):
     app = make_app(tiny_config(tmp_path), load_history=False)
@@ -655,6 +670,51 @@ def trained_root(tmp_path_factory) -> Config:
     done = run_pretraining(cfg, stop_event=threading.Event())
     assert done.reason == "completed"
     return cfg
+
+
+@pytest.mark.slow
+async def test_prune_and_distill_run_as_jobs_from_the_checkpoints_screen(trained_root, tmp_path):
+    """k prunes the selected checkpoint (the curve arrives as evaluations and as loss points whose x is heads
+    masked), t distils a student from it; both run in the worker like training, and the teacher survives."""
+    import shutil
+
+    from bert2 import checkpoint as ckpt
+
+    cfg = trained_root.copy()
+    shutil.copytree(trained_root.paths.root, tmp_path / "saved_model")
+    cfg.paths.root = str(tmp_path / "saved_model")
+    cfg.distill.max_steps, cfg.distill.eval_every, cfg.distill.save_every = 3, 3, 3
+    cfg.distill.batch_size, cfg.distill.log_every = 8, 1
+    app = make_app(cfg, load_history=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        assert await wait_for(pilot, lambda: app.current_mode == "checkpoints" and screen.selected is not None, 10)
+        await pilot.press("k")
+        assert await wait_for(pilot, lambda: app.job is not None and app.job.spec.kind == "prune", 5)
+        assert await wait_for(pilot, lambda: not app.job_active, 120), app.run_state.status_text
+        st = app.run_state
+        assert st.status == "done", [line.text for line in st.log][-5:]
+        assert [e[0] for e in st.evals][:2] == [0, 1] and "heads_removed" in st.evals[-1][1]
+        assert [x for x, _ in st.series["loss"]][:2] == [0, 1]  # the curve, drawn on the loss chart
+        pruned = ckpt.step_dirs(ckpt.kind_dir(cfg.paths.root, "pretrain") / "final")[-1]  # where prune saves
+        removed = ckpt.read_json(pruned / ckpt.CONFIG_FILE)["bert2"]["pruning"][-1]["removed"]  # one per prune
+        assert removed in ({"0": [0]}, {"0": [1]})  # one of the layer's two heads
+        assert any("checkpoint saved (final)" in line.text for line in st.log)
+        await pilot.press("3")
+        assert await wait_for(pilot, lambda: app.current_mode == "checkpoints" and screen.selected is not None, 10)
+        chosen = screen.selected.path
+        await pilot.press("t")
+        assert await wait_for(pilot, lambda: app.job is not None and app.job.spec.kind == "distill", 5)
+        assert await wait_for(pilot, lambda: not app.job_active, 180), app.run_state.status_text
+        assert app.run_state.status == "done", [line.text for line in app.run_state.log][-5:]
+        assert len(app.run_state.series["loss"]) >= 3
+        students = [p for stage in ("checkpoint", "best", "final")
+                    for p in ckpt.step_dirs(ckpt.kind_dir(cfg.paths.root, "pretrain") / stage)
+                    if "distilled_from" in ckpt.read_json(p / ckpt.CONFIG_FILE)["bert2"]]
+        assert students, "the student saved its checkpoints beside the teacher's"
+        kept = Path(ckpt.read_json(students[0] / ckpt.CONFIG_FILE)["bert2"]["distilled_from"])
+        assert kept.is_dir() and Path(chosen).name in kept.name  # the teacher, read from its kept copy
 
 
 @pytest.mark.slow

@@ -24,7 +24,15 @@ from bert2.checkpoint import CheckpointInfo, list_checkpoints, read_state
 from bert2.config import KINDS, STAGES
 from bert2.errors import CheckpointError
 
-from ..messages import CheckpointDeleted, CheckpointsChanged, FinetuneFrom, ResumeFrom, UseInPlayground
+from ..messages import (
+    CheckpointDeleted,
+    CheckpointsChanged,
+    DistillFrom,
+    FinetuneFrom,
+    PruneFrom,
+    ResumeFrom,
+    UseInPlayground,
+)
 from ..widgets.charts import SeriesChart
 from ..widgets.nav import NavBar
 from .dialogs import ConfirmScreen
@@ -72,6 +80,10 @@ class CheckpointsScreen(Screen):
         Binding("r", "resume", "Resume", id="checkpoints.resume", tooltip="Resume training from this checkpoint"),
         Binding("f", "finetune", "Fine-tune", id="checkpoints.finetune",
                 tooltip="Fine-tune (task from the config) starting from this pretraining checkpoint"),
+        Binding("t", "distill", "Distill", id="checkpoints.distill",
+                tooltip="Train a smaller student with this checkpoint as its teacher ([distill] settings)"),
+        Binding("k", "prune", "Prune", id="checkpoints.prune",
+                tooltip="Remove the least important quarter of its attention heads (importance, curve, speed-up)"),
         Binding("d,delete", "delete", "Delete", id="checkpoints.delete", tooltip="Delete the checkpoint (asks first)"),
         Binding("ctrl+r", "refresh", "Refresh", id="checkpoints.refresh", tooltip="Read the directories again"),
     ]
@@ -239,6 +251,26 @@ class CheckpointsScreen(Screen):
                         severity="warning")
             return
         self.post_message(FinetuneFrom(info.path))
+
+    def action_distill(self) -> None:
+        info = self._need()
+        if info is None:
+            return
+        if info.task not in ("mlm+nsp", "mlm", "classify"):
+            self.notify(f"distillation learns from a pretraining or classify teacher; this is a {info.task} "
+                        "checkpoint", severity="warning")
+            return
+        self.post_message(DistillFrom(info.path))
+
+    def action_prune(self) -> None:
+        info = self._need()
+        if info is None:
+            return
+        if info.task == "qa":
+            self.notify("pruning handles pretraining, classify, ner and qa-span checkpoints, not generative qa",
+                        severity="warning")
+            return
+        self.post_message(PruneFrom(info.path))
 
     def action_delete(self) -> None:
         info = self.selected

@@ -1,5 +1,5 @@
-"""Playground: ask a checkpoint things as you type (debounced) — fill-mask, QA, classification, similarity,
-attention maps.
+"""Playground: ask a checkpoint things as you type (debounced) — fill-mask, QA, classification, named entities,
+similarity, attention maps.
 
 The predictor loads in a thread worker (the first load imports torch) and predictions run in a thread worker too;
 results come back as messages tagged with a request number, so a slow answer to an old input never overwrites a
@@ -31,9 +31,13 @@ from ..widgets.nav import NavBar
 if TYPE_CHECKING:
     from ..app import Bert2App
 
-TOOLS = ("mask", "qa", "classify", "similarity", "attention")
-TOOL_TITLES = {"mask": "Fill mask", "qa": "Question answering", "classify": "Classify", "similarity": "Similarity",
-               "attention": "Attention"}
+TOOLS = ("mask", "qa", "classify", "ner", "similarity", "attention")
+TOOL_TITLES = {"mask": "Fill mask", "qa": "Question answering", "classify": "Classify", "ner": "Entities",
+               "similarity": "Similarity", "attention": "Attention"}
+# One colour per entity type, in the order a type is first met in the checkpoint's labels (cycled).
+ENTITY_STYLES = ("bold black on cyan", "bold black on yellow", "bold black on green", "bold white on magenta",
+                 "bold white on blue", "bold black on bright_red", "bold black on bright_cyan",
+                 "bold black on bright_yellow", "bold black on bright_green", "bold white on dark_orange")
 DEBOUNCE_S = 0.3
 
 
@@ -54,6 +58,36 @@ def normalize_answer(result: dict[str, Any], context: str) -> tuple[str, float, 
         at = context.lower().find(answer.lower().strip()) if answer.strip() else -1
         span = (at, at + len(answer.strip())) if at >= 0 else None
     return answer, result["score"], span
+
+
+def entity_text(text: str, entities: list[dict[str, Any]], labels: list[str]) -> Text:
+    """The sentence with each entity on its type's colour (character offsets from `Predictor.entities`), then
+    one line per entity with its score, and a legend of the types the checkpoint knows."""
+    types = list(dict.fromkeys(label[2:] for label in labels if label != "O"))
+    for e in entities:  # a type missing from the labels (cannot happen with a consistent checkpoint) still shows
+        if e["label"] not in types:
+            types.append(e["label"])
+    style = {t: ENTITY_STYLES[i % len(ENTITY_STYLES)] for i, t in enumerate(types)}
+    out = Text()
+    at = 0
+    for e in sorted(entities, key=lambda e: e["start"]):
+        out.append(text[at:e["start"]])
+        out.append(text[e["start"]:e["end"]], style=style[e["label"]])
+        out.append(f" {e['label']}", style="dim")
+        at = e["end"]
+    out.append(text[at:])
+    out.append("\n\n")
+    if not entities:
+        out.append("no entities found\n", style="dim")
+    for e in entities:
+        out.append(f"{e['text'][:30]:<30} ", style=style[e["label"]])
+        out.append(f" {e['label']:<14} {e['score']:.3f} {bar(e['score'], 20)}\n")
+    if types:
+        out.append("\ntypes: ", style="dim")
+        for t in types:
+            out.append(f" {t} ", style=style[t])
+            out.append(" ")
+    return out
 
 
 class AttentionMap(Static, can_focus=True):
@@ -83,7 +117,7 @@ class PlaygroundScreen(Screen):
         Binding("ctrl+l", "pick_checkpoint", "Checkpoint", id="playground.checkpoint",
                 tooltip="Choose the checkpoint to query"),
         Binding("ctrl+t", "next_tool", "Next tool", id="playground.next_tool",
-                tooltip="Fill mask → QA → classify → similarity → attention"),
+                tooltip="Fill mask → QA → classify → entities → similarity → attention"),
         Binding("ctrl+n", "top_k", "Top-k", id="playground.top_k", tooltip="Show 5 or 10 predictions per [MASK]"),
         Binding("ctrl+r", "reload", "Reload", id="playground.reload", show=False,
                 tooltip="Reload the checkpoint list and the selected checkpoint"),
@@ -128,6 +162,11 @@ class PlaygroundScreen(Screen):
                 yield Input("", placeholder="text to classify", id="classify-input", classes="pg-input")
                 with VerticalScroll(classes="pg-output-scroll"):
                     yield Static("", id="classify-output", classes="pg-output")
+            with TabPane(TOOL_TITLES["ner"], id="tab-ner"):
+                yield Input("", placeholder="a sentence with names, places, companies…", id="ner-input",
+                            classes="pg-input")
+                with VerticalScroll(classes="pg-output-scroll"):
+                    yield Static("", id="ner-output", classes="pg-output")
             with TabPane(TOOL_TITLES["similarity"], id="tab-similarity"):
                 yield Input("", placeholder="first sentence", id="sim-a", classes="pg-input")
                 yield Input("", placeholder="second sentence", id="sim-b", classes="pg-input")
@@ -257,6 +296,7 @@ class PlaygroundScreen(Screen):
         return {"mask": "Type a sentence with [MASK]; predictions appear as you type.",
                 "qa": "Type a question and a context; the answer appears as you type.",
                 "classify": "Type a text; class probabilities appear as you type (needs a classify checkpoint).",
+                "ner": "Type a sentence; its named entities are coloured as you type (needs a ner checkpoint).",
                 "similarity": "Type two sentences; their similarity appears as you type.",
                 "attention": "Type a sentence; pick a layer and head to see who attends to whom."}[tool]
 
@@ -306,6 +346,8 @@ class PlaygroundScreen(Screen):
             args = (self._value("qa-question"), self._value("qa-context"))
         elif tool == "classify":
             args = (self._value("classify-input"),)
+        elif tool == "ner":
+            args = (self._value("ner-input"),)
         elif tool == "similarity":
             args = (self._value("sim-a"), self._value("sim-b"))
         else:
@@ -428,6 +470,11 @@ def run_prediction(predictor: Any, tool: str, args: tuple) -> Any:
         if not text.strip():
             raise InputError("the text is empty; type something to classify")
         return predictor.classify(text)
+    if tool == "ner":
+        (text,) = args
+        if not text.strip():
+            raise InputError("the text is empty; type a sentence with names in it")
+        return predictor.entities(text)
     if tool == "similarity":
         a, b = args
         if not a.strip() or not b.strip():
@@ -447,6 +494,9 @@ def render_result(tool: str, result: Any, screen: PlaygroundScreen) -> Text:
         return screen.set_attention(tokens, maps)
     if tool == "classify":
         return prob_rows(normalize_classes(result), width=30, label_width=18)
+    if tool == "ner":
+        labels = list((screen.predictor.meta.get("labels") or []) if screen.predictor is not None else [])
+        return entity_text(screen._value("ner-input"), result["entities"], labels)
     if tool == "similarity":  # Predictor.similarity: a float in [-1, 1]
         text = Text(f"cosine similarity {result:+.3f}", style="bold")
         text.append("   (mean-pooled encodings; -1 opposite, 0 unrelated, +1 same direction)\n\n", style="dim")

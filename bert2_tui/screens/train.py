@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from ..app import Bert2App
     from ..history import HistoryRun, Overlay
 
-JOB_CHOICES = [("Pretrain (MLM+NSP)", "pretrain")] + [(f"Fine-tune: {t}", t) for t in FINETUNE_TASKS]
+JOB_CHOICES = [("Pretrain (MLM+NSP)", "pretrain")] + [(f"Fine-tune: {t}", t) for t in FINETUNE_TASKS] + [
+    ("Distill: student of distill.teacher", "distill"), ("Prune 25% of the heads (pretrain best)", "prune")]
 SHORT_METRIC = {"mlm_accuracy": "mlm acc", "nsp_accuracy": "nsp acc", "perplexity": "ppl", "accuracy": "acc",
                 "f1_macro": "f1 macro", "f1_weighted": "f1 w", "exact_match": "EM", "mlm_loss": "mlm loss",
                 "nsp_loss": "nsp loss"}
