@@ -167,7 +167,9 @@ def run_prune_job(spec: JobSpec, cfg: Config, callbacks: list[Callable[[Event], 
             cb(ev)
 
     for cb in callbacks:
-        cb(StartEvent(kind=kind, task=f"prune {info.task}", total_steps=0, start_step=0, device=cfg.pretrain.device,
+        # total_steps: the curve's last point (all heads but one per layer masked), so the bar follows the curve
+        cb(StartEvent(kind=kind, task=f"prune {info.task}", total_steps=present - layers, start_step=0,
+                      device=cfg.pretrain.device,
                       num_parameters=0, run_dir=str(Path(source).parent),
                       info={"checkpoint": source, "heads": heads}))
         cb(LogEvent(level="info", message=f"pruning {heads} of the {present} heads of {source}; the loss chart's x "

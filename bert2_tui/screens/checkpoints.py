@@ -187,7 +187,8 @@ class CheckpointsScreen(Screen):
         if info is None:
             n = len(self.infos)
             panel.update(Text(f"{n} checkpoint{'s' * (n != 1)} under {self.bert2.config.paths.root}.\n"
-                              "Select one: p playground · r resume · f fine-tune · d delete", style="dim")
+                              "Select one: p playground · r resume · f fine-tune · t distill · k prune · d delete",
+                              style="dim")
                          if n else Text("No checkpoints yet. Start a job on the Train screen (2, then s).",
                                         style="dim"))
             chart.set_series({})

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from ..history import HistoryRun, Overlay
 
 JOB_CHOICES = [("Pretrain (MLM+NSP)", "pretrain")] + [(f"Fine-tune: {t}", t) for t in FINETUNE_TASKS] + [
-    ("Distill: student of distill.teacher", "distill"), ("Prune 25% of the heads (pretrain best)", "prune")]
+    ("Distill a student", "distill"), ("Prune 25% of heads", "prune")]
+"""Distill learns from distill.teacher (Checkpoints screen: t picks one); prune takes pretrain best/final (k there
+prunes the selected checkpoint)."""
 SHORT_METRIC = {"mlm_accuracy": "mlm acc", "nsp_accuracy": "nsp acc", "perplexity": "ppl", "accuracy": "acc",
                 "f1_macro": "f1 macro", "f1_weighted": "f1 w", "exact_match": "EM", "mlm_loss": "mlm loss",
                 "nsp_loss": "nsp loss"}
