@@ -53,6 +53,31 @@ def tiny_pretrain_root(tmp_path_factory) -> _FtPath:
     return root
 
 
+def sentiment_rows(n: int = 64) -> list[dict]:
+    """Seven-word "reviews", half with two positive words and half with two negative ones: a classifier that can
+    learn anything learns these within a few steps."""
+    import random
+
+    rng = random.Random(0)
+    filler = "the a film story river city music war plant acting scene plot very really".split()
+    good, bad = "wonderful great loved beautiful".split(), "terrible boring awful worst".split()
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 else "neg"
+        words = rng.sample(filler, 5) + rng.sample(good if label == "pos" else bad, 2)
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words), "label": label})
+    return rows
+
+
+@_ft_pytest.fixture(scope="session")
+def sentiment_file(tmp_path_factory) -> _FtPath:
+    """`sentiment_rows` as a .jsonl file with columns text,label (the classify tests' data)."""
+    path = tmp_path_factory.mktemp("data") / "sentiment.jsonl"
+    path.write_text("".join(_ft_json.dumps(r) + "\n" for r in sentiment_rows()), encoding="utf-8")
+    return path
+
+
 @_ft_pytest.fixture(scope="session")
 def tiny_pretrain_checkpoint(tiny_pretrain_root) -> _FtPath:
     from bert2 import checkpoint as ckpt

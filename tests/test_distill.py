@@ -4,7 +4,6 @@ ordinary checkpoints of their kind, the teacher left untouched, and the CLI's er
 
 import json
 import math
-import random
 from pathlib import Path
 
 import pytest
@@ -246,25 +245,11 @@ def test_no_teacher_baseline_and_a_narrow_student_with_a_projection(tmp_path, ti
 
 
 # ------------------------------------------------------------------------------------------------ classifier
-def sentiment_rows(n: int = 64) -> list[dict]:
-    rng = random.Random(0)
-    filler = "the a film story river city music war plant acting scene plot very really".split()
-    good, bad = "wonderful great loved beautiful".split(), "terrible boring awful worst".split()
-    rows = []
-    for i in range(n):
-        label = "pos" if i % 2 else "neg"
-        words = rng.sample(filler, 5) + rng.sample(good if label == "pos" else bad, 2)
-        rng.shuffle(words)
-        rows.append({"text": " ".join(words), "label": label})
-    return rows
-
-
-def test_classifier_student_from_a_classify_teacher(tmp_path, tiny_pretrain_checkpoint):
+def test_classifier_student_from_a_classify_teacher(tmp_path, tiny_pretrain_checkpoint, sentiment_file):
     from bert2.inference import Predictor
     from bert2.tasks.finetuning import run_finetuning
 
-    data = tmp_path / "sentiment.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in sentiment_rows()), encoding="utf-8")
+    data = sentiment_file
     teacher_root, root = tmp_path / "teacher", tmp_path / "student"
     threads = torch.get_num_threads()
     try:

@@ -29,19 +29,6 @@ def make_cfg(root: Path, task: str, data: str, steps: int = 24, **extra) -> Conf
     return Config().with_overrides([f"{k}={v}" for k, v in sets.items()])
 
 
-def sentiment_rows(n: int = 64) -> list[dict]:
-    rng = random.Random(0)
-    filler = "the a film story river city music war plant acting scene plot very really".split()
-    good, bad = "wonderful great loved beautiful".split(), "terrible boring awful worst".split()
-    rows = []
-    for i in range(n):
-        label = "pos" if i % 2 else "neg"
-        words = rng.sample(filler, 5) + rng.sample(good if label == "pos" else bad, 2)
-        rng.shuffle(words)
-        rows.append({"text": " ".join(words), "label": label})
-    return rows
-
-
 def train(task: str, data: str, root: Path, source: Path, **extra):
     from bert2.tasks.finetuning import run_finetuning
 
@@ -52,13 +39,6 @@ def train(task: str, data: str, root: Path, source: Path, **extra):
     finally:
         torch.set_num_threads(threads)
     return done, events
-
-
-@pytest.fixture(scope="module")
-def sentiment_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "sentiment.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in sentiment_rows()), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
