@@ -142,16 +142,16 @@ def run_prune_job(spec: JobSpec, cfg: Config, callbacks: list[Callable[[Event], 
     number of heads masked and whose loss is the held-out loss, so the loss chart draws the curve live), the
     removal and the save; `x` stops it between evaluations, before anything is written."""
     from bert2 import checkpoint as ckpt  # torch: only when a job starts
-    from bert2.checkpoint.model_files import load_checkpoint
-    from bert2.compress.prune import run_pruning
+    from bert2.checkpoint.model_files import PRETRAIN_TASKS, load_checkpoint
+    from bert2.compress.prune import heads_present, run_pruning
 
     source = spec.from_checkpoint or str(ckpt.default_checkpoint(cfg.paths.root, "pretrain"))
     info = load_checkpoint(source, weights=False)
-    kind = "pretrain" if info.task in ("mlm+nsp", "mlm") else "finetune"
-    layers, per_layer = info.model_cfg.num_hidden_layers, info.model_cfg.num_attention_heads
-    present = layers * per_layer - sum(len(v) for v in info.model_cfg.pruned_heads.values())
-    # A quarter of the heads present, at least one, at most all but one per layer (tiny models have few heads).
-    heads = min(max(1, round(PRUNE_FRACTION * present)), present - layers)
+    kind = "pretrain" if info.task in PRETRAIN_TASKS else "finetune"
+    layers, present = info.model_cfg.num_hidden_layers, heads_present(info.model_cfg)
+    # A quarter of the heads present, at most all but one per layer, at least one (tiny models have few heads; a
+    # model with one head per layer gets run_pruning's own "none can be removed").
+    heads = max(1, min(round(PRUNE_FRACTION * present), present - layers))
     started = time.time()
 
     def relay(ev: Event) -> None:
@@ -175,8 +175,7 @@ def run_prune_job(spec: JobSpec, cfg: Config, callbacks: list[Callable[[Event], 
         cb(LogEvent(level="info", message=f"pruning {heads} of the {present} heads of {source}; the loss chart's x "
                                           "axis is the number of heads masked (the curve), not training steps"))
     try:
-        result = run_pruning(cfg, source, heads=heads if heads >= 1 else None,
-                             fraction=None if heads >= 1 else PRUNE_FRACTION, callbacks=[relay])
+        result = run_pruning(cfg, source, heads=heads, callbacks=[relay])
     except _PruneStopped:
         done = DoneEvent(reason="stopped", step=0, message="stopped before the pruned model was saved; nothing "
                                                            "was written")

@@ -17,10 +17,9 @@ import dataclasses
 import os
 import re
 import shutil
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import transformers
@@ -34,7 +33,7 @@ from ..data.hub import hub_offline_mode, hub_reachable, offline_env
 from ..data.tokenizer import load_tokenizer, save_tokenizer
 from ..errors import CheckpointError, TokenizerError
 from ..model import BertForPreTraining
-from .layout import TMP_PREFIX, publish_dir, read_json, read_state, resolve, write_state
+from .layout import read_json, read_state, resolve, write_directory, write_state
 from .model_card import model_card, portable_name
 from .model_files import (
     HF_ACTIVATIONS,
@@ -413,46 +412,6 @@ def _group(name: str) -> str:
     return "bert.pooler" if name.startswith("bert.pooler.") else name.split(".", 1)[0]
 
 
-# ---- writing a directory atomically ---------------------------------------------------------------------------
-def _write_directory(out_dir: str | os.PathLike, payload: Callable[[Path], None], force: bool,
-                     protect: tuple[Path, ...] = ()) -> Path:
-    """Create `out_dir` from `payload(tmpdir)` the way checkpoints.save_checkpoint does: write a hidden `.tmp-`
-    sibling, fsync every file, then rename it into place, so an interrupted import or export never leaves a
-    half-written directory that later loads as if it were whole.
-
-    An existing non-empty `out_dir` is replaced only with `force`, and only when it looks like a model directory
-    (it has a config.json): `--force` with a mistyped path must not delete someone's home directory. A directory
-    the source lives in is never replaced.
-    """
-    out = Path(out_dir).expanduser()
-    resolved = out.resolve()
-    for p in protect:
-        p = p.resolve()
-        if resolved == p or resolved in p.parents:
-            raise CheckpointError(f"{out} holds the source ({p}); choose another output directory")
-    if out.exists() and not out.is_dir():
-        raise CheckpointError(f"{out} is a file; choose a directory to write")
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise CheckpointError(f"{out} is not empty; pass --force to replace it, or choose another directory")
-        if not (out / "config.json").is_file():
-            raise CheckpointError(f"{out} is not empty and does not look like a model directory (no config.json); "
-                                  "refusing to replace it even with --force")
-    parent = out.parent
-    tmp = parent / f"{TMP_PREFIX}{out.name}-{os.getpid()}-{int(time.time() * 1000)}"
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
-        payload(tmp)
-        publish_dir(tmp, out)  # an empty or --force-replaced `out` is moved aside, then deleted
-    except OSError as exc:
-        raise CheckpointError(f"could not write {out}: {exc.strerror or exc}") from exc
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
 # ---- import ---------------------------------------------------------------------------------------------------
 def import_hf(source: str | os.PathLike, out_dir: str | os.PathLike, force: bool = False,
               seed: int = 0) -> ImportResult:
@@ -555,7 +514,7 @@ def import_hf(source: str | os.PathLike, out_dir: str | os.PathLike, force: bool
                     note=f"imported from the Hugging Face checkpoint {source} by `bert2 import-hf`; no optimizer "
                          "state")
 
-    path = _write_directory(out_path, payload, force, protect=(src,))
+    path = write_directory(out_path, payload, force, protect=(src,))
     return ImportResult(path, str(source), src, architecture, cfg, fresh, sorted(unused), warnings)
 
 
@@ -667,7 +626,7 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
         (directory / "README.md").write_text(model_card(p, task, cls_name, model_cfg, config_meta=meta,
                                                         state=read_state(p), remote_code=alibi), encoding="utf-8")
 
-    path = _write_directory(out_dir, payload, force, protect=(p,))
+    path = write_directory(out_dir, payload, force, protect=(p,))
     warnings: list[str] = []
     if model_cfg.pruned_heads:
         removed = sum(len(v) for v in model_cfg.pruned_heads.values())

@@ -125,6 +125,50 @@ def publish_dir(tmp: Path, target: Path) -> None:
     _fsync_dir(target.parent)
 
 
+
+def check_output_dir(out_dir: str | os.PathLike, force: bool, protect: tuple[Path, ...] = ()) -> Path:
+    """The directory a command may write a model into (export-hf, import-hf, prune --out), checked before any
+    work: never one that holds a source in `protect`, never a file, and an existing non-empty directory only with
+    `force` and only when it looks like a model directory (it has a config.json): `--force` with a mistyped path
+    must not delete someone's home directory."""
+    out = Path(out_dir).expanduser()
+    resolved = out.resolve()
+    for p in protect:
+        p = p.resolve()
+        if resolved == p or resolved in p.parents:
+            raise CheckpointError(f"{out} holds the source ({p}); choose another output directory")
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"{out} is a file; choose a directory to write")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise CheckpointError(f"{out} is not empty; pass --force to replace it, or choose another directory")
+        if not (out / CONFIG_FILE).is_file():
+            raise CheckpointError(f"{out} is not empty and does not look like a model directory (no config.json); "
+                                  "refusing to replace it even with --force")
+    return out
+
+
+def write_directory(out_dir: str | os.PathLike, payload: Callable[[Path], None], force: bool,
+                    protect: tuple[Path, ...] = ()) -> Path:
+    """Create `out_dir` from `payload(tmpdir)` the way save_checkpoint does: write a hidden `.tmp-` sibling, fsync
+    every file, then rename it into place, so an interrupted import, export or prune never leaves a half-written
+    directory that later loads as if it were whole. `check_output_dir` decides whether `out_dir` may be written."""
+    out = check_output_dir(out_dir, force, protect)
+    parent = out.parent
+    tmp = parent / f"{TMP_PREFIX}{out.name}-{os.getpid()}-{int(time.time() * 1000)}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        payload(tmp)
+        publish_dir(tmp, out)  # an empty or --force-replaced `out` is moved aside, then deleted
+    except OSError as exc:
+        raise CheckpointError(f"could not write {out}: {exc.strerror or exc}") from exc
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def save_checkpoint(stage_dir: Path, step: int, write_payload: Callable[[Path], None], state: dict[str, Any],
                     keep_last: int | None = None, protect: set[Path] | None = None) -> Path:
     """Atomically create `stage_dir/step-N` from `write_payload(tmpdir)` plus `state` as trainer_state.json.

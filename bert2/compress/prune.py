@@ -34,7 +34,6 @@ import copy
 import dataclasses
 import math
 import random
-import shutil
 import statistics
 import time
 from contextlib import contextmanager
@@ -46,13 +45,13 @@ import torch
 from torch import nn
 
 from .. import checkpoint as ckpt
-from ..checkpoint.layout import write_state
+from ..checkpoint.layout import check_output_dir, write_directory, write_state
 from ..checkpoint.model_files import PRETRAIN_TASKS, load_checkpoint, write_model_files, write_weights
-from ..config import KINDS, STAGES, Config, normalize_pruned_heads, pruned_heads_problems
+from ..config import KINDS, STAGES, Config, ModelConfig, normalize_pruned_heads, pruned_heads_problems
 from ..data.collator import MLMCollator
 from ..data.finetuning import load_task_data
 from ..data.pretraining import prepare_pretraining_data
-from ..errors import CheckpointError, PruningError
+from ..errors import PruningError
 from ..model import BertModel, count_parameters
 from ..tasks.finetuning import TASKS, featurize
 from ..tasks.pretraining import PretrainingTask
@@ -92,6 +91,12 @@ def alive_heads(model: nn.Module) -> torch.Tensor:
     for i, layer in enumerate(encoder_of(model).encoder.layers):
         alive[i, list(layer.attention.kept_heads)] = True
     return alive
+
+
+def heads_present(model_cfg: ModelConfig) -> int:
+    """Attention heads a model of this config has, all layers together, after any earlier pruning."""
+    return (model_cfg.num_hidden_layers * model_cfg.num_attention_heads
+            - sum(len(v) for v in model_cfg.pruned_heads.values()))
 
 
 @contextmanager
@@ -519,19 +524,11 @@ def _destination(source: Path, kind: str, step: int, cfg: Config, out: str | Pat
     the source's own saved_model root when it lives in one), whose previous content it replaces, as a new
     training run would; refused when that previous final is the checkpoint being pruned (unless `force`). With
     `out`: that directory, as one complete checkpoint."""
-    if out is not None:
+    if out is not None:  # checked now, before the measurements; written by write_directory at the end
         target = Path(out).expanduser()
         if target.resolve() == source.resolve() or target.resolve() in source.resolve().parents:
             raise PruningError(f"--out {target} holds the checkpoint being pruned; choose another directory")
-        if target.exists() and not target.is_dir():
-            raise PruningError(f"--out {target} is a file; choose a directory")
-        if target.is_dir() and any(target.iterdir()):
-            if not force:
-                raise PruningError(f"--out {target} is not empty; pass --force to replace it, or choose another "
-                                   "directory")
-            if not (target / ckpt.CONFIG_FILE).is_file():
-                raise PruningError(f"--out {target} is not empty and holds no checkpoint (no config.json); refusing "
-                                   "to replace it even with --force")
+        check_output_dir(target, force)
         return target, False
     parts = KINDS[kind]
     in_layout = source.parent.name in STAGES and tuple(source.resolve().parents[1].parts[-2:]) == parts
@@ -580,7 +577,7 @@ def run_pruning(cfg: Config, checkpoint: str | Path, heads: int | None = None, f
                            "very slow; bert2 prune handles pretraining, classify, ner and qa-span checkpoints")
     kind = "pretrain" if info.task in PRETRAIN_TASKS else "finetune"
     L, nh = info.model_cfg.num_hidden_layers, info.model_cfg.num_attention_heads
-    present = L * nh - sum(len(v) for v in info.model_cfg.pruned_heads.values())
+    present = heads_present(info.model_cfg)
     n_remove = heads_to_remove(present, L, heads, fraction)
     step = int(ckpt.read_state(source).get("step", 0))
     target, stage_dir = (None, False) if dry_run else _destination(source, kind, step, cfg, out, force)
@@ -637,7 +634,7 @@ def run_pruning(cfg: Config, checkpoint: str | Path, heads: int | None = None, f
     if not dry_run:
         assert target is not None
         replaced = [d.name for d in ckpt.step_dirs(target)] if stage_dir else []
-        result.path = save_pruned(pruned, loaded, result, target, stage_dir, step)
+        result.path = save_pruned(pruned, loaded, result, target, stage_dir, step, force)
         say(f"saved the pruned model -> {result.path}" +
             (f" (replacing the previous {target.name}/: {', '.join(replaced)})" if replaced else ""))
     emit(DoneEvent(reason="completed", step=n_remove,
@@ -665,7 +662,7 @@ def pruning_record(result: PruneResult, step: int) -> dict[str, Any]:
 
 
 def save_pruned(model: nn.Module, loaded: Any, result: PruneResult, target: Path, stage_dir: bool,
-                step: int) -> Path:
+                step: int, force: bool = False) -> Path:
     """Write the pruned model as a checkpoint: into the stage directory `target` as step-N (save_checkpoint), or
     as the directory `target` itself; config.json keeps the source's task metadata and extra keys, adds the
     pruning record, and carries pruned_heads so every loader rebuilds the smaller shapes."""
@@ -687,16 +684,8 @@ def save_pruned(model: nn.Module, loaded: Any, result: PruneResult, target: Path
         path = ckpt.save_checkpoint(target, step, payload, state)
         ckpt.rotate(target, 0, protect={path})  # final/ holds the pruned model alone, even if a newer step was there
         return path
-    tmp = target.parent / f"{ckpt.TMP_PREFIX}{target.name}-{int(time.time() * 1000)}"
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
-        payload(tmp)
-        write_state(tmp, **{**state, "step": step})  # last: its presence marks the checkpoint whole
-        ckpt.publish_dir(tmp, target)
-    except OSError as exc:
-        raise CheckpointError(f"could not write {target}: {exc.strerror or exc}") from exc
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    def whole(directory: Path) -> None:
+        payload(directory)
+        write_state(directory, **{**state, "step": step})  # last: its presence marks the checkpoint whole
+
+    return write_directory(target, whole, force, protect=(loaded.path,))
