@@ -10,7 +10,10 @@ import torch
 
 from bert2 import checkpoint as ckpt
 from bert2.cli import main
-from bert2.config import STAGES, Config
+from bert2.cli.common import load
+from bert2.cli.main import build_parser
+from bert2.cli.train import FULL_FINETUNE_STEPS, finetune_overrides, full_finetune_steps
+from bert2.config import STAGES, TASK_LEARNING_RATES, Config, FinetuneConfig
 from bert2.errors import CheckpointError, DataError, InputError
 from bert2.training.events import DoneEvent, EvalEvent, StartEvent, StepEvent
 
@@ -324,6 +327,30 @@ def test_cli_full_pretrains_then_finetunes(tmp_path, sentiment_file, capsys):
     final = ckpt.latest_in(tmp_path / "saved" / "bert" / "finetuning" / "final")
     meta = ckpt.read_json(final / "config.json")["bert2"]
     assert meta["task"] == "classify" and "transformer/pretrain" in meta["source_checkpoint"]
+
+
+@pytest.mark.parametrize("task,data", [("classify", None), ("qa-span", str(SQUAD))])
+def test_learning_rate_zero_is_the_tasks_recipe_and_is_recorded(tmp_path, tiny_pretrain_checkpoint, sentiment_file,
+                                                                task, data):
+    done, events = train(task, data or str(sentiment_file), tmp_path, tiny_pretrain_checkpoint, steps=4,
+                         **{"finetune.learning_rate": 0, "finetune.warmup_steps": 0, "finetune.log_every": 1})
+    assert done.reason == "completed"
+    expected = TASK_LEARNING_RATES[task]
+    assert max(e.lr for e in events if isinstance(e, StepEvent)) == pytest.approx(expected)
+    assert any(f"learning rate {expected:g}: the {task} recipe" in e.message for e in events if hasattr(e, "message"))
+    final = ckpt.latest_in(tmp_path / "bert" / "finetuning" / "final")
+    assert ckpt.read_json(final / "trainer_state.json")["run_config"]["finetune"]["learning_rate"] == expected
+
+
+def test_full_fine_tunes_longer_unless_a_length_was_chosen(tmp_path):
+    parse = build_parser().parse_args
+    assert full_finetune_steps(parse(["full"])) == FULL_FINETUNE_STEPS != FinetuneConfig().max_steps
+    assert full_finetune_steps(parse(["full", "--finetune-steps", "7"])) == 7
+    assert full_finetune_steps(parse(["full", "--set", "finetune.max_steps=9"])) is None  # --set wins later
+    (tmp_path / "run.toml").write_text("[finetune]\nmax_steps = 11\n")
+    args = parse(["full", "--config", str(tmp_path / "run.toml")])
+    assert full_finetune_steps(args) is None
+    assert load(args, finetune_overrides(args, full_finetune_steps(args))).finetune.max_steps == 11
 
 
 # ---------------------------------------------------------------------------------------------------- recipe

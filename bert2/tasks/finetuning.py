@@ -519,9 +519,14 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
     if dist_info.is_main:
         callbacks.append(jsonl_writer(ckpt.kind_dir(cfg.paths.root, "finetune") / "metrics.jsonl"))
         callbacks.extend(reporters)
-    settings = TrainSettings.from_section(f)  # [finetune] holds every training setting of its own
+    # [finetune] holds every training setting of its own; a learning rate of 0 becomes the task's recipe, and the
+    # run's config.json records the rate it really used.
+    settings = dataclasses.replace(TrainSettings.from_section(f), learning_rate=f.peak_learning_rate())
+    if not f.learning_rate:
+        logs.append(f"learning rate {settings.learning_rate:g}: the {task_name} recipe (finetune.learning_rate = 0)")
     run_config = cfg.to_dict()
-    run_config["finetune"] = {**run_config["finetune"], "data": data_name, "from_checkpoint": str(source)}
+    run_config["finetune"] = {**run_config["finetune"], "data": data_name, "from_checkpoint": str(source),
+                              "learning_rate": settings.learning_rate}
     if len(train_features) < f.batch_size:
         raise DataError(f"{data_name!r} gives {len(train_features)} training examples, fewer than one batch of "
                         f"{f.batch_size}; lower finetune.batch_size or use more data")
