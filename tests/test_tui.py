@@ -459,6 +459,9 @@ async def test_overlay_picker_draws_an_earlier_run_over_the_current_one(tmp_path
         loss_chart, parts_chart, lr_chart = (train.query_one(f"#chart-{n}") for n in ("loss", "parts", "lr"))
         assert await wait_for(pilot, lambda: loss_chart.drawn.get("train"), 10)
         assert _overlay_labels(loss_chart) == []
+        # a fine-tuning run shows validation samples, not the pretraining [MASK] probe editor
+        assert await wait_for(pilot, lambda: not train.query_one("#probe-input").display, 10)
+        assert "Samples" in widget_text(train.query_one("#probe-pane .pane-title"))
 
         picker, options = await _open_overlay_picker(app, pilot)
         assert "3 runs" in widget_text(picker.query_one("#choice-message"))
@@ -584,6 +587,7 @@ async def test_train_job_from_keyboard_charts_checkpoints_stop_resume_quit(tmp_p
                                                  for n in ("loss", "parts", "lr")), 10)
         assert await wait_for(pilot, lambda: screen.query_one("#eval-table").row_count >= 1, 10)
         assert "capital of france" in widget_text(screen.query_one("#probe-results")).lower()
+        assert screen.query_one("#probe-input").display  # a pretraining run's probes can be edited
         # events arrive in time batches: step events at most ~4 batches a second, the rest flush at once
         urgent = len(app.run_state.log)
         assert app.batches_received <= urgent + 4 * (time.monotonic() - started) + 2

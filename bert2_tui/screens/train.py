@@ -242,8 +242,14 @@ class TrainScreen(Screen):
         select.expanded = True
 
     def action_edit_probes(self) -> None:
-        if self.query_one(BottomRow).built:
-            self.query_one("#probe-input", TextArea).focus()
+        if not self.query_one(BottomRow).built:
+            return
+        editor = self.query_one("#probe-input", TextArea)
+        if not editor.display:
+            self.notify("[MASK] probes belong to pretraining runs; a fine-tuning run shows validation samples",
+                        severity="warning")
+            return
+        editor.focus()
 
     def action_reload_history(self) -> None:
         self.post_message(ReloadHistory())
@@ -436,9 +442,11 @@ class TrainScreen(Screen):
             return
         self._probe_key = key
         title = self.query_one("#probe-pane .pane-title", Label)
+        editor = self.query_one("#probe-input", TextArea)
+        editor.display = st.kind != "finetune"  # [MASK] probes are a pretraining run's; fine-tuning shows samples
         if st.kind == "finetune":
             title.update(Text("Samples (validation, each eval)"))
-        elif not self.query_one("#probe-input", TextArea).has_focus:
+        elif not editor.has_focus:
             title.update(Text("Probes ([MASK] sentences)"))
         self.query_one("#probe-results", Static).update(probe_text(st))
 
