@@ -520,7 +520,7 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
         callbacks.append(jsonl_writer(ckpt.kind_dir(cfg.paths.root, "finetune") / "metrics.jsonl"))
         callbacks.extend(reporters)
     # [finetune] holds every training setting of its own; a learning rate of 0 becomes the task's recipe, and the
-    # run's config.json records the rate it really used.
+    # run's trainer_state.json (and so its model card) records the rate it really used.
     settings = dataclasses.replace(TrainSettings.from_section(f), learning_rate=f.peak_learning_rate())
     if not f.learning_rate:
         logs.append(f"learning rate {settings.learning_rate:g}: the {task_name} recipe (finetune.learning_rate = 0)")
