@@ -163,6 +163,15 @@ class Bert2App(App[int]):
         if self.job is not None and self.job.active:
             self.job.stop_event.set()
 
+    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Every toast is plain text: they carry [MASK], paths and error messages, whose square brackets Textual
+        would read as markup and drop (Widget.notify passes markup=True by default, so it is ignored here)."""
+        if timeout is None:
+            super().notify(message, title=title, severity=severity, markup=False)
+        else:
+            super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
     # ------------------------------------------------------------------------------------------ screens
     @property
     def job_active(self) -> bool:

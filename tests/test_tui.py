@@ -462,6 +462,10 @@ async def test_overlay_picker_draws_an_earlier_run_over_the_current_one(tmp_path
         # a fine-tuning run shows validation samples, not the pretraining [MASK] probe editor
         assert await wait_for(pilot, lambda: not train.query_one("#probe-input").display, 10)
         assert "Samples" in widget_text(train.query_one("#probe-pane .pane-title"))
+        await pilot.press("e")  # says why, and its [MASK] survives as text (toasts are never read as markup)
+        await pilot.pause()
+        toast = [n for n in app._notifications if "probes belong" in n.message][-1]
+        assert toast.message.startswith("[MASK] probes") and not toast.markup
 
         picker, options = await _open_overlay_picker(app, pilot)
         assert "3 runs" in widget_text(picker.query_one("#choice-message"))
