@@ -329,7 +329,7 @@ def test_cli_full_pretrains_then_finetunes(tmp_path, sentiment_file, capsys):
     assert meta["task"] == "classify" and "transformer/pretrain" in meta["source_checkpoint"]
 
 
-@pytest.mark.parametrize("task,data", [("classify", None), ("qa-span", str(SQUAD))])
+@pytest.mark.parametrize("task,data", [("classify", None), ("qa", "wiki-qa")])
 def test_learning_rate_zero_is_the_tasks_recipe_and_is_recorded(tmp_path, tiny_pretrain_checkpoint, sentiment_file,
                                                                 task, data):
     done, events = train(task, data or str(sentiment_file), tmp_path, tiny_pretrain_checkpoint, steps=4,
