@@ -33,7 +33,7 @@ _API = {
     "list_checkpoints": ("bert2.checkpoint", "list_checkpoints"),
     "import_hf": ("bert2.checkpoint.hf", "import_hf"), "export_hf": ("bert2.checkpoint.hf", "export_hf"),
     "prune": ("bert2.compress.prune", "run_pruning"), "run_pruning": ("bert2.compress.prune", "run_pruning"),
-    "prune_heads": ("bert2.compress.prune", "prune_heads"),
+    "prune_heads": ("bert2.compress.surgery", "prune_heads"),
 }
 __all__ = ["__version__", *_API]
 

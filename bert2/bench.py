@@ -7,6 +7,7 @@ scripts around the same functions. Nothing here is a test: these print measured 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -23,23 +24,22 @@ import transformers
 
 from . import checkpoint as ckpt
 from .allocator import tune_allocator
-from .baselines import definition_rule, ner_lookup_f1, overlap_sentence, tfidf_logreg_accuracy
 from .checkpoint import default_checkpoint
 from .checkpoint.hf import hf_config_dict, to_hf_state_dict
-from .config import Config, ModelConfig, preset
+from .config import Config, ModelConfig, TrainConfig, preset
 from .data.collator import MLMCollator
 from .data.corpus import imdb_reviews, load_wiki_articles, split_sentences
-from .data.finetuning import load_task_data
 from .data.tokenizer import save_tokenizer, train_wordpiece
 from .inference import Predictor
 from .memory import estimate
-from .metrics import generation_metrics, squad_metrics
 from .model import BertForPreTraining
+from .tasks import finetune_tasks
+from .tasks import get as get_task
 from .tasks.finetuning import SCRATCH, run_finetuning
 from .tasks.pretraining import PretrainingTask, build_pretraining_trainer
 from .training.events import EvalEvent
 from .training.schedule import Schedule
-from .training.trainer import TrainSettings, make_adamw, param_groups
+from .training.trainer import make_adamw, param_groups
 
 # The seed's BERT-Tiny, architecture for architecture transformers' BERT (learned absolute positions only).
 SEED_CONFIG = dict(vocab_size=30522, hidden_size=128, num_hidden_layers=2, num_attention_heads=8,
@@ -99,16 +99,14 @@ def _hf_model(cfg: Any, attn: str = "sdpa"):
 
 
 def _step_fn(model: torch.nn.Module, batch: dict[str, torch.Tensor], hf: bool, precision: str = "fp32"):
-    opt = make_adamw(param_groups(model, 0.01), TrainSettings(learning_rate=1e-4), torch.device("cpu"))
+    opt = make_adamw(param_groups(model, 0.01), TrainConfig(learning_rate=1e-4), torch.device("cpu"))
     model.train()
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else None
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    forward = model if hf else model.loss  # bert2's training loss is its own call (masked rows only)
 
     def step() -> None:
-        if autocast is not None:
-            with autocast:
-                loss = model(**batch).loss if hf else model(**batch).loss
-        else:
-            loss = model(**batch).loss
+        with autocast:
+            loss = forward(**batch).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -282,12 +280,8 @@ def _eval(model: torch.nn.Module, task: Any, hf: bool = False) -> dict[str, floa
         batch = collator([task.validation[i] for i in range(start, min(start + 64, len(task.validation)))])
         labels = batch["labels"]
         sel = labels != -100
-        if hf:
-            logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
-                           attention_mask=batch["attention_mask"]).prediction_logits[sel]  # (N, V)
-        else:
-            logits = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"],
-                           labels=labels).prediction_logits  # (N, V)
+        logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                       attention_mask=batch["attention_mask"]).prediction_logits[sel]  # (N, V): both models alike
         target = labels[sel]
         loss_sum += float(torch.nn.functional.cross_entropy(logits.float(), target, reduction="sum"))
         correct += float((logits.argmax(-1) == target).sum())
@@ -456,26 +450,14 @@ def bench_tui() -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-QUALITY_TASKS = (("classify", "imdb-offline"), ("classify", "wiki-topic"), ("ner", "wnut16-offline"),
-                 ("qa", "wiki-qa"), ("qa-span", "wiki-span"))
-HEADLINE = {"classify": "accuracy", "ner": "f1", "qa": "rouge1", "qa-span": "f1"}
+QUALITY_TASKS = tuple((task.name, data) for task in finetune_tasks() for data in task.builtin_data)
+"""Every built-in data set of every fine-tuning task of the registry."""
 
 
 def _baselines(task: str, data_name: str) -> dict[str, dict[str, float]]:
     """The simple methods' scores on the very validation examples the fine-tuned models are scored on."""
-    data = load_task_data(task, data_name)
-    if task == "classify":
-        return {"tfidf_logreg": {"accuracy": tfidf_logreg_accuracy(data.train, data.validation)}}
-    if task == "ner":
-        return {"lookup_table": ner_lookup_f1(data.train, data.validation)}
-    if task == "qa":
-        refs = [ex["answer"] for ex in data.validation]
-        return {"definition_rule": generation_metrics([definition_rule(ex["context"]) for ex in data.validation],
-                                                      refs)}
-    refs = {ex["id"]: ex["answers"]["text"] for ex in data.validation}
-    return {name: squad_metrics({ex["id"]: rule(ex) for ex in data.validation}, refs) for name, rule in
-            (("definition_rule", lambda ex: definition_rule(ex["context"])),
-             ("overlap_sentence", lambda ex: overlap_sentence(ex["question"], ex["context"])))}
+    task_cls = get_task(task)
+    return task_cls.baselines(task_cls.data(data_name))
 
 
 def bench_finetune_quality(minutes: float = 3.0, checkpoint: str | None = None,
@@ -502,7 +484,7 @@ def bench_finetune_quality(minutes: float = 3.0, checkpoint: str | None = None,
                 torch.set_num_threads(threads)
                 row[init] = {"step": done.step, "wall_s": round(time.perf_counter() - t0, 1),
                              **{k: round(v, 4) for k, v in done.final_metrics.items()}}
-        key = HEADLINE[task]
+        key = get_task(task).headline_metric
         row["pretraining_gain"] = round(row["pretrained"].get(key, 0.0) - row["scratch"].get(key, 0.0), 4)
         row["metric"] = key
         out["tasks"][f"{task}:{data_name}"] = row

@@ -18,7 +18,13 @@ from typing import Any, get_type_hints
 
 import tomli_w
 
+from .errors import Bert2Error
+from .tasks import FINETUNE_TASKS
+
 DEFAULT_CONFIG_FILE = "bert2.toml"
+
+TRAINING_SECTIONS = ("pretrain", "finetune", "distill")
+"""The sections that are a TrainConfig: every training setting exists once, with each section's own defaults."""
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.hidden_act": ("gelu", "gelu_tanh", "relu"),
@@ -26,18 +32,13 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.norm_placement": ("post", "pre"),
     "model.position_init": ("normal", "sinusoidal"),
     "model.position_embedding_type": ("alibi", "absolute"),
-    "pretrain.scheduler": ("linear", "cosine", "constant"),
-    "finetune.scheduler": ("linear", "cosine", "constant"),
-    "pretrain.precision": ("fp32", "bf16", "fp16"),
-    "pretrain.on_nan": ("stop", "rollback"),
-    "finetune.precision": ("fp32", "bf16", "fp16"),
-    "finetune.on_nan": ("stop", "rollback"),
-    "finetune.task": ("classify", "ner", "qa", "qa-span"),
+    **{f"{s}.scheduler": ("linear", "cosine", "constant") for s in TRAINING_SECTIONS},
+    **{f"{s}.on_nan": ("stop", "rollback") for s in TRAINING_SECTIONS},
+    "runtime.precision": ("fp32", "bf16", "fp16"),
+    "finetune.task": FINETUNE_TASKS,
     "finetune.pooling": ("mean", "cls"),
     "finetune.truncation": ("head+tail", "head"),
     "distill.student_init": ("teacher", "random"),
-    "distill.scheduler": ("linear", "cosine", "constant"),
-    "distill.precision": ("fp32", "bf16", "fp16"),
 }
 """Fields with a closed set of values: validate() checks them, the CLI and the TUI's Config screen offer them."""
 
@@ -52,7 +53,7 @@ def report_names(value: str) -> tuple[list[str], list[str]]:
     return [n for n in names if n in REPORTERS], [n for n in names if n not in REPORTERS]
 
 
-class ConfigError(ValueError):
+class ConfigError(Bert2Error, ValueError):
     """Raised for an invalid configuration; carries every field error found, not just the first."""
 
     def __init__(self, errors: list["FieldError"]):
@@ -189,26 +190,32 @@ class DataConfig:
 
 
 @dataclass
-class PretrainConfig:
+class TrainConfig:
+    """The settings every training run has: optimizer, schedule, length, evaluation, checkpoints, logging.
+
+    [pretrain], [finetune] and [distill] are this one class with their own defaults (the subclasses below only
+    change defaults, and add what is theirs alone), so the trainer reads one kind of object whatever runs.
+    """
+
     batch_size: int = 32
-    """Sequences per optimizer step (per process, before gradient accumulation)."""
+    """Examples per optimizer step (per process, before gradient accumulation)."""
     grad_accum_steps: int = 1
-    """Micro-batches accumulated into one optimizer step."""
-    learning_rate: float = 2e-3
-    """Peak learning rate of AdamW after warm-up (2e-3 learnt fastest for BERT-Tiny in 3-minute trials)."""
+    """Micro-batches accumulated into one optimizer step (a large effective batch on a small machine)."""
+    learning_rate: float = 1e-3
+    """Peak learning rate of AdamW after warm-up."""
     weight_decay: float = 0.01
     """AdamW weight decay (never applied to biases and LayerNorm weights)."""
     adam_beta1: float = 0.9
     """AdamW beta1."""
     adam_beta2: float = 0.98
-    """AdamW beta2."""
+    """AdamW beta2 (0.98: steadier than BERT's 0.999 with the large learning rates small models use)."""
     adam_epsilon: float = 1e-6
     """AdamW epsilon."""
     warmup_steps: int = 100
     """Steps of linear warm-up from 0 to learning_rate."""
     scheduler: str = "linear"
     """Decay after warm-up: linear, cosine or constant."""
-    max_steps: int = 2000
+    max_steps: int = 1000
     """Optimizer steps to train for (the schedule decays to 0 at this step)."""
     minutes: float = 0.0
     """Wall-clock budget in minutes (0: off); when set, the schedule is defined over the budget."""
@@ -216,22 +223,16 @@ class PretrainConfig:
     """Clip the global gradient norm to this value (0: no clipping)."""
     eval_every: int = 200
     """Evaluate on the validation split every N steps (0: only at the end)."""
-    eval_batches: int = 20
+    eval_batches: int = 0
     """Validation batches per evaluation (0: the whole split)."""
     save_every: int = 500
     """Write a checkpoint every N steps (0: only at the end)."""
     keep_last: int = 3
-    """Checkpoints kept in the checkpoint/ directory; older ones are deleted (best/ and final/ never are)."""
+    """Checkpoints of this run kept in the checkpoint/ directory; older ones of the same run are deleted (best/ and final/ never are, nor another run's)."""
     log_every: int = 10
     """Emit a step event every N steps."""
     seed: int = 42
     """Seed for initialisation, data order and dropout."""
-    device: str = "auto"
-    """auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps."""
-    precision: str = "fp32"
-    """fp32, bf16 (autocast; CPUs with AMX and recent GPUs) or fp16 (GPU only, with a gradient scaler)."""
-    num_threads: int = 0
-    """CPU threads for torch (0: torch's default)."""
     on_nan: str = "stop"
     """What a non-finite loss does: stop, or rollback to the last checkpoint and skip the batch."""
     group_by_length: bool = True
@@ -240,14 +241,18 @@ class PretrainConfig:
     """Where the numbers go besides metrics.jsonl: none, csv (metrics.csv beside it, one row per number), tensorboard (runs/<start time>/; pip install tensorboard) or csv,tensorboard."""
 
 
-# finetune.learning_rate = 0 picks these, chosen by held-out trials (README, "How the recipe was chosen"): on IMDB
-# 2e-3 undid much of pretraining (86.6% against 88.1% at 1e-3, same checkpoint and steps), and wiki-span's F1 was
-# 57.8 against 56.5, while generative QA needs 2e-3 (ROUGE-1 0.457 against 0.449 at 1e-3); wnut16 NER is best at 1e-3.
-TASK_LEARNING_RATES = {"classify": 1e-3, "ner": 1e-3, "qa": 2e-3, "qa-span": 1e-3}
+@dataclass
+class PretrainConfig(TrainConfig):
+    learning_rate: float = 2e-3
+    """Peak learning rate of AdamW after warm-up (2e-3 learnt fastest for BERT-Tiny in 3-minute trials)."""
+    max_steps: int = 2000
+    """Optimizer steps to train for (the schedule decays to 0 at this step)."""
+    eval_batches: int = 20
+    """Validation batches per evaluation (0: the whole split)."""
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(TrainConfig):
     task: str = "classify"
     """classify, ner (named entities, one BIO tag per word), qa (generative: encoder + Transformer decoder) or qa-span (extractive)."""
     data: str = "imdb-offline"
@@ -262,52 +267,20 @@ class FinetuneConfig:
     """How a long text is cut for classification: head+tail (its first quarter and its end, Sun et al. 2019) or head."""
     pooling: str = "mean"
     """Sentence vector of a classifier: mean (average of the last hidden states) or cls (BERT's pooled [CLS]; exportable)."""
-    minutes: float = 0.0
-    """Wall-clock budget in minutes (0: off); when set, the schedule is defined over the budget."""
-    max_examples: int = 0
-    """Use at most this many training examples (0: all)."""
-    batch_size: int = 32
-    """Examples per optimizer step."""
     learning_rate: float = 0.0
-    """Peak learning rate after warm-up; 0: the task's measured recipe (generative qa 2e-3, the other tasks 1e-3; README trials). A 1.5M-parameter model wants far more than BERT-Base's 2e-5."""
-    weight_decay: float = 0.01
-    """AdamW weight decay (not on biases and LayerNorm weights)."""
-    warmup_steps: int = 35
-    """Linear warm-up steps."""
-    scheduler: str = "linear"
-    """Decay after warm-up: linear, cosine or constant."""
-    max_steps: int = 560
-    """Optimizer steps to fine-tune for (IMDB: 0.75 epoch, under 5 minutes on 2 CPU cores with its evaluations)."""
-    max_grad_norm: float = 1.0
-    """Clip the global gradient norm to this value (0: no clipping)."""
-    eval_every: int = 280
-    """Evaluate every N steps (0: only at the end)."""
-    eval_batches: int = 0
-    """Validation batches per evaluation (0: the whole split)."""
-    save_every: int = 280
-    """Write a checkpoint every N steps (0: only at the end)."""
-    keep_last: int = 3
-    """Checkpoints kept in the checkpoint/ directory."""
-    grad_accum_steps: int = 1
-    """Micro-batches accumulated into one optimizer step (a large effective batch on a small machine)."""
-    adam_beta1: float = 0.9
-    """AdamW beta1."""
+    """Peak learning rate after warm-up; 0: the task's measured recipe (generative qa 2e-3, the other tasks 1e-3; docs/quality.md). A 1.5M-parameter model wants far more than BERT-Base's 2e-5."""
     adam_beta2: float = 0.999
     """AdamW beta2 (BERT's fine-tuning value; pretraining uses 0.98, steadier with large learning rates)."""
-    adam_epsilon: float = 1e-6
-    """AdamW epsilon."""
-    log_every: int = 10
-    """Emit a step event every N steps."""
-    seed: int = 42
-    """Seed for the head's initialisation, data order and dropout."""
-    precision: str = "fp32"
-    """fp32, bf16 (autocast) or fp16 (GPU only, with a gradient scaler)."""
-    on_nan: str = "stop"
-    """What a non-finite loss does: stop, or rollback to the last checkpoint and skip the batch."""
-    group_by_length: bool = True
-    """Batch examples of similar length together (less padding)."""
-    report_to: str = "none"
-    """Where the numbers go besides metrics.jsonl: none, csv (metrics.csv beside it, one row per number), tensorboard (runs/<start time>/; pip install tensorboard) or csv,tensorboard."""
+    warmup_steps: int = 35
+    """Linear warm-up steps."""
+    max_steps: int = 560
+    """Optimizer steps to fine-tune for (IMDB: 0.75 epoch, under 5 minutes on 2 CPU cores with its evaluations)."""
+    eval_every: int = 280
+    """Evaluate every N steps (0: only at the end)."""
+    save_every: int = 280
+    """Write a checkpoint every N steps (0: only at the end)."""
+    max_examples: int = 0
+    """Use at most this many training examples (0: all)."""
     hidden_dropout_prob: float = 0.0
     """Dropout inside the encoder while fine-tuning; 0: within one epoch it cost more (21% of a step) than it saved."""
     classifier_dropout: float = 0.1
@@ -329,13 +302,10 @@ class FinetuneConfig:
     doc_stride: int = 64
     """Overlap in tokens between windows of a long context (qa-span)."""
 
-    def peak_learning_rate(self) -> float:
-        """learning_rate, or the task's recipe (TASK_LEARNING_RATES) when it is 0."""
-        return self.learning_rate or TASK_LEARNING_RATES.get(self.task, 1e-3)
 
 
 @dataclass
-class DistillConfig:
+class DistillConfig(TrainConfig):
     teacher: str = ""
     """Checkpoint the student learns from: a pretraining one (masked-word distributions) or a classify one (label distributions)."""
     data: str = ""
@@ -360,38 +330,26 @@ class DistillConfig:
     """Weight of attention matching: KL between mapped layers' attention maps; needs equal head counts (pretraining teachers; slower eager attention)."""
     learning_rate: float = 2e-3
     """Peak learning rate after warm-up (pretraining's tuned value for BERT-Tiny; the student is no less tiny)."""
-    batch_size: int = 32
-    """Examples per optimizer step."""
-    max_steps: int = 1000
-    """Optimizer steps to train the student for (the schedule decays to 0 at this step)."""
-    minutes: float = 0.0
-    """Wall-clock budget in minutes (0: off); when set, the schedule is defined over the budget."""
     warmup_steps: int = 10
     """Linear warm-up steps (few: a student copied from its teacher starts far from random, and a minutes budget on a CPU is only ~100 steps)."""
-    scheduler: str = "linear"
-    """Decay after warm-up: linear, cosine or constant."""
-    weight_decay: float = 0.01
-    """AdamW weight decay (not on biases and LayerNorm weights)."""
-    max_grad_norm: float = 1.0
-    """Clip the student's global gradient norm to this value (0: no clipping)."""
     eval_every: int = 250
-    """Evaluate the student every N steps (0: only at the end)."""
-    eval_batches: int = 0
-    """Validation batches per evaluation (0: the whole split, as the teacher is measured at the end)."""
-    save_every: int = 500
-    """Write a checkpoint every N steps (0: only at the end)."""
-    keep_last: int = 3
-    """Checkpoints kept in the checkpoint/ directory."""
-    log_every: int = 10
-    """Emit a step event every N steps."""
-    max_examples: int = 0
-    """Use at most this many training examples of a classify teacher's task data (0: all)."""
+    """Evaluate the student every N steps (0: only at the end, as the teacher is measured)."""
     seed: int = 42
     """Seed for the student's new weights, data order and masking."""
+    max_examples: int = 0
+    """Use at most this many training examples of a classify teacher's task data (0: all)."""
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how any run computes (training, evaluation, pruning): the machine, not the recipe."""
+
+    device: str = "auto"
+    """auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps."""
+    num_threads: int = 0
+    """CPU threads for torch (0: torch's default)."""
     precision: str = "fp32"
-    """fp32, bf16 (autocast) or fp16 (GPU only, with a gradient scaler)."""
-    report_to: str = "none"
-    """Where the numbers go besides metrics.jsonl: none, csv, tensorboard or csv,tensorboard."""
+    """fp32, bf16 (autocast; CPUs with AMX and recent GPUs) or fp16 (GPU only, with a gradient scaler)."""
 
 
 @dataclass
@@ -411,7 +369,12 @@ class Config:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+
+    def __post_init__(self) -> None:
+        self.notes: list[str] = []
+        """What reading the configuration had to say that is not an error (a key that moved); not a setting."""
 
     # ---- the six directories -------------------------------------------------------------------------------
     def stage_dir(self, kind: str, stage: str, create: bool = True) -> Path:
@@ -444,7 +407,9 @@ class Config:
         return cfg
 
     def copy(self) -> "Config":
-        return Config.from_dict(self.to_dict(), strict=False)
+        out = Config.from_dict(self.to_dict(), strict=False)
+        out.notes = list(self.notes)
+        return out
 
     def to_toml(self) -> str:
         """TOML with each field's one-line help as a comment above it (what `bert2 config show` prints)."""
@@ -452,7 +417,8 @@ class Config:
         for section, cls in SECTIONS.items():
             docs = field_docs(cls)
             lines.append(f"[{section}]")
-            for key, value in getattr(self, section).__dict__.items():
+            for f in section_fields(cls):
+                key, value = f.name, getattr(getattr(self, section), f.name)
                 if docs.get(key):
                     lines.append(f"# {docs[key]}")
                 if isinstance(value, dict):  # pruned_heads: inline, since a [table] header would end [model]
@@ -487,6 +453,7 @@ class Config:
             section, name = key.split(".")
             data.setdefault(section, {})[name] = parse_value(raw.strip())
         cfg = Config()
+        cfg.notes = list(self.notes)
         errors += _merge_into(cfg, data)
         errors += cfg.validate()
         if errors:
@@ -556,15 +523,15 @@ class Config:
             e.append(FieldError("data.validation_fraction", f"must be in (0, 0.5), got {d.validation_fraction}"))
 
         positive("pretrain", p, "learning_rate")
+        positive("distill", self.distill, "learning_rate")
         non_negative("finetune", f, "learning_rate")  # 0: the task's recipe
-        for sec, t in (("pretrain", p), ("finetune", f)):
-            positive(sec, t, "batch_size", "max_steps")
+        for sec in TRAINING_SECTIONS:
+            t = getattr(self, sec)
+            positive(sec, t, "batch_size", "max_steps", "grad_accum_steps", "log_every", "adam_epsilon")
             non_negative(sec, t, "weight_decay", "warmup_steps", "max_grad_norm", "eval_every", "eval_batches",
-                         "save_every")
+                         "save_every", "minutes")
             if t.keep_last < 1:
                 e.append(FieldError(f"{sec}.keep_last", f"must be >= 1, got {t.keep_last}"))
-        for sec, t in (("pretrain", p), ("finetune", f)):
-            positive(sec, t, "grad_accum_steps", "log_every", "adam_epsilon")
             for n in ("adam_beta1", "adam_beta2"):
                 if not 0.0 <= getattr(t, n) < 1.0:
                     e.append(FieldError(f"{sec}.{n}", f"must be in [0, 1), got {getattr(t, n)}"))
@@ -572,10 +539,11 @@ class Config:
             if unknown:
                 e.append(FieldError(f"{sec}.report_to", f"unknown reporter {', '.join(map(repr, unknown))}; choose "
                                     f"none, {', '.join(REPORTERS)} or a comma-separated list (csv,tensorboard)"))
-        non_negative("pretrain", p, "minutes", "num_threads")
-        dev = p.device
+        r = self.runtime
+        non_negative("runtime", r, "num_threads")
+        dev = r.device
         if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
-            e.append(FieldError("pretrain.device", f"must be auto, cpu, cuda, cuda:N or mps; got {dev!r}"))
+            e.append(FieldError("runtime.device", f"must be auto, cpu, cuda, cuda:N or mps; got {dev!r}"))
 
         positive("finetune", f, "max_seq_length", "decoder_layers", "max_answer_length", "num_beams")
         non_negative("finetune", f, "max_examples", "eval_max_seq_length", "minutes", "no_repeat_ngram_size", "max_word_repeats")
@@ -593,32 +561,38 @@ class Config:
     def _validate_distill(self) -> list[FieldError]:
         """[distill]: what can be checked without the teacher (its shape is checked when the run starts)."""
         t, e = self.distill, []
-        for n in ("batch_size", "learning_rate", "max_steps", "log_every", "temperature"):
-            if getattr(t, n) <= 0:
-                e.append(FieldError(f"distill.{n}", f"must be > 0, got {getattr(t, n)}"))
+        if t.temperature <= 0:
+            e.append(FieldError("distill.temperature", f"must be > 0, got {t.temperature}"))
         for n in ("student_layers", "student_hidden_size", "student_heads", "student_intermediate_size",
-                  "hidden_weight", "attention_weight", "minutes", "warmup_steps", "weight_decay", "max_grad_norm",
-                  "eval_every", "eval_batches", "save_every", "max_examples"):
+                  "hidden_weight", "attention_weight", "max_examples"):
             if getattr(t, n) < 0:
                 e.append(FieldError(f"distill.{n}", f"must be >= 0, got {getattr(t, n)}"))
         if not 0.0 <= t.alpha <= 1.0:
             e.append(FieldError("distill.alpha", f"must be in [0, 1] (the soft loss's share; the hard loss gets "
                                 f"1 - alpha), got {t.alpha}"))
-        if t.keep_last < 1:
-            e.append(FieldError("distill.keep_last", f"must be >= 1, got {t.keep_last}"))
         if t.student_hidden_size > 0 and t.student_heads > 0 and t.student_hidden_size % t.student_heads:
             e.append(FieldError("distill.student_hidden_size", f"must be divisible by distill.student_heads "
                                 f"({t.student_hidden_size} % {t.student_heads} = "
                                 f"{t.student_hidden_size % t.student_heads})"))
-        unknown = report_names(t.report_to)[1]
-        if unknown:
-            e.append(FieldError("distill.report_to", f"unknown reporter {', '.join(map(repr, unknown))}; choose "
-                                f"none, {', '.join(REPORTERS)} or a comma-separated list (csv,tensorboard)"))
         return e
 
 
-SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "pretrain": PretrainConfig, "finetune": FinetuneConfig,
-            "distill": DistillConfig, "paths": PathsConfig}
+SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "pretrain": PretrainConfig,
+                             "finetune": FinetuneConfig, "distill": DistillConfig, "runtime": RuntimeConfig,
+                             "paths": PathsConfig}
+
+MOVED: dict[str, str] = {"pretrain.device": "runtime.device", "pretrain.num_threads": "runtime.num_threads",
+                         **{f"{s}.precision": "runtime.precision" for s in TRAINING_SECTIONS}}
+"""Keys an older bert2 read from another place: a config file that has them still works, with a note that says
+where they live now (machine settings serve every run, so they have their own section)."""
+
+
+def section_fields(section_cls: type) -> list[dataclasses.Field]:
+    """A section's fields in the order a person reads them: its own first (fine-tuning's task and data before
+    the training settings every section shares), then the shared ones."""
+    shared = {f.name for f in fields(TrainConfig)} if issubclass(section_cls, TrainConfig) else set()
+    all_fields = list(fields(section_cls))
+    return [f for f in all_fields if f.name not in shared] + [f for f in all_fields if f.name in shared]
 
 
 def field_docs(section_cls: type) -> dict[str, str]:
@@ -627,15 +601,16 @@ def field_docs(section_cls: type) -> dict[str, str]:
     if cached is not None:
         return cached
     docs: dict[str, str] = {}
-    try:
-        tree = ast.parse(inspect.getsource(section_cls))
+    for cls in reversed(section_cls.__mro__[:-1]):  # a base's docs first, a subclass's override them
+        try:
+            tree = ast.parse(inspect.getsource(cls))
+        except (OSError, TypeError, SyntaxError):  # source unavailable (frozen app): no help text, nothing breaks
+            continue
         body = tree.body[0].body  # type: ignore[attr-defined]
         for node, nxt in zip(body, body[1:]):
             if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr) \
                     and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
                 docs[node.target.id] = nxt.value.value.strip()
-    except (OSError, TypeError, SyntaxError):  # source unavailable (frozen app): no help text, nothing breaks
-        pass
     _DOCS_CACHE[section_cls] = docs
     return docs
 
@@ -712,7 +687,7 @@ def coerce(value: Any, typ: type, key: str) -> tuple[Any, FieldError | None]:
 
 def _suggest(section: str, key: str) -> str:
     """'did you mean ...? ' for a misspelt key: the closest key of the same section, or the same key in another
-    section (fine-tuning settings live in [finetune], machine settings such as device in [pretrain])."""
+    section (fine-tuning settings live in [finetune], machine settings such as device in [runtime])."""
     close = difflib.get_close_matches(key, list(field_types(SECTIONS[section])), n=1, cutoff=0.6)
     if close:
         return f"did you mean {section}.{close[0]}? "
@@ -722,6 +697,7 @@ def _suggest(section: str, key: str) -> str:
 
 def _merge_into(cfg: Config, data: Any) -> list[FieldError]:
     errors: list[FieldError] = []
+    moved: list[tuple[str, Any]] = []
     if not isinstance(data, dict):
         return [FieldError("<config>", f"must be a table of sections, got {type(data).__name__}")]
     for section, values in data.items():
@@ -737,6 +713,9 @@ def _merge_into(cfg: Config, data: Any) -> list[FieldError]:
         types = field_types(SECTIONS[section])
         for key, value in values.items():
             full = f"{section}.{key}"
+            if full in MOVED and key not in types:
+                moved.append((full, value))  # applied last: over the section it moved to, as the file meant
+                continue
             if key not in types:
                 errors.append(FieldError(full, f"unknown key; {_suggest(section, key)}{section} has: "
                                                f"{', '.join(types)}"))
@@ -746,6 +725,15 @@ def _merge_into(cfg: Config, data: Any) -> list[FieldError]:
                 errors.append(err)
             else:
                 setattr(obj, key, converted)
+    for full, value in moved:
+        new_section, new_key = MOVED[full].split(".")
+        converted, err = coerce(value, field_types(SECTIONS[new_section])[new_key], full)
+        if err:
+            errors.append(err)
+            continue
+        setattr(getattr(cfg, new_section), new_key, converted)
+        cfg.notes.append(f"{full} is now {MOVED[full]} (machine settings serve every run); read as {MOVED[full]} = "
+                         f"{converted!r}. Move it there to silence this note")
     return errors
 
 

@@ -125,26 +125,26 @@ class Explainer:
         hooks.append(self.model.bert.pooler.register_forward_hook(_record(shapes, "pooler ([CLS] -> tanh)")))
         try:
             out = self.model(inputs["input_ids"], inputs["token_type_ids"], inputs["attention_mask"],
-                             labels=inputs["labels"],
-                             next_sentence_label=nsp_label.to(device) if nsp_label is not None else None,
                              output_attentions=True)
         finally:
             for h in hooks:
                 h.remove()
-        logits = out.prediction_logits.float()  # (N, V): the masked rows, in row-major order of the mask
-        targets = out.mlm_targets  # (N,)
+        selected = inputs["labels"] != -100  # (B, T) the positions chosen for MLM
+        logits = out.prediction_logits[selected].float()  # (N, V): the masked rows, in row-major order of the mask
+        targets = inputs["labels"][selected]  # (N,)
         shapes.append(("MLM head at the masked rows", list(logits.shape)))
         token_loss = F.cross_entropy(logits, targets, reduction="none")  # (N,)
         probs = logits.softmax(-1)  # (N, V)
         top_p, top_i = probs.topk(min(TOP_K, probs.shape[-1]), dim=-1)  # (N, k)
-        nsp_probs = None
+        nsp_probs = nsp = None
         if out.seq_relationship_logits is not None:
             shapes.append(("NSP head", list(out.seq_relationship_logits.shape)))
             nsp_probs = out.seq_relationship_logits.float().softmax(-1)  # (B, 2)
+            if nsp_label is not None:
+                nsp = float(F.cross_entropy(out.seq_relationship_logits.float(), nsp_label.to(device).view(-1)))
 
-        mlm = float(out.mlm_loss) if out.mlm_loss is not None else 0.0
-        nsp = float(out.nsp_loss) if out.nsp_loss is not None else None
-        loss = {"total": float(out.loss) if out.loss is not None else mlm, "mlm": mlm,
+        mlm = float(token_loss.mean()) if targets.numel() else 0.0
+        loss = {"total": mlm + (nsp or 0.0), "mlm": mlm,
                 "masked_tokens": int(targets.numel()), "mlm_token_loss_sum": float(token_loss.sum())}
         if nsp is not None:
             loss["nsp"] = nsp

@@ -11,21 +11,22 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
+from . import tasks
 from .allocator import tune_allocator
 from .checkpoint.model_files import load_checkpoint
-from .data.finetuning import (
-    MAX_QUERY_LENGTH,
-    featurize_classification,
-    featurize_span,
-    pad_and_stack,
-    postprocess_span_predictions,
-    truncate_question,
-)
-from .data.ner import entity_spans
+from .data.collator import pad_and_stack
 from .errors import CheckpointError, InputError
 from .model import mean_pool
+from .tasks.classify import featurize_classification
+from .tasks.ner import entity_spans
+from .tasks.pretraining import fill_mask, fill_mask_batch
+from .tasks.qa import MAX_QUERY_LENGTH, truncate_question
+from .tasks.qa_span import featurize_span, postprocess_span_predictions
 
-MASK = "[MASK]"
+
+def serving(request: str) -> tuple[str, ...]:
+    """The registered tasks whose checkpoints answer an inference request (classify, ner, qa, mask)."""
+    return tuple(name for name in tasks.TASKS if tasks.get(name).request == request)
 
 
 def _encode(tokenizer: Any, text: str, max_length: int, text_pair: str | None = None) -> dict[str, torch.Tensor]:
@@ -36,58 +37,6 @@ def _encode(tokenizer: Any, text: str, max_length: int, text_pair: str | None = 
     if n > max_length:
         raise InputError(f"the text is {n} tokens long; this model reads at most {max_length}")
     return enc
-
-
-def check_mask_text(text: Any, top_k: int) -> None:
-    if top_k < 1:
-        raise InputError(f"top_k must be at least 1, got {top_k}")
-    if not isinstance(text, str) or not text.strip():
-        raise InputError("the text is empty; type a sentence with [MASK] where the model should guess")
-    if MASK not in text:
-        raise InputError(f"the text has no {MASK}; put {MASK} where the model should guess, "
-                         f"e.g. 'The capital of France is {MASK}.'")
-
-
-@torch.no_grad()
-def fill_mask(model: nn.Module, tokenizer: Any, text: str, top_k: int = 5) -> list[list[dict[str, Any]]]:
-    """Top-k tokens with probabilities for each [MASK] in `text`, in order of appearance."""
-    return fill_mask_batch(model, tokenizer, [text], top_k)[0]
-
-
-@torch.no_grad()
-def fill_mask_batch(model: nn.Module, tokenizer: Any, texts: list[str], top_k: int = 5
-                    ) -> list[list[list[dict[str, Any]]]]:
-    """fill_mask for many texts in one padded forward pass (one result list per text)."""
-    for text in texts:
-        check_mask_text(text, top_k)
-    core = model.bert if hasattr(model, "bert") else model
-    limit = core.config.max_position_embeddings
-    enc = tokenizer(list(texts), return_tensors="pt", padding=True, truncation=False)
-    lengths = enc["attention_mask"].sum(1)  # (B,)
-    if int(lengths.max()) > limit:
-        raise InputError(f"the text is {int(lengths.max())} tokens long; this model reads at most {limit}")
-    device = next(model.parameters()).device
-    ids = enc["input_ids"].to(device)  # (B, T)
-    is_mask = ids == tokenizer.mask_token_id  # (B, T)
-    if not bool(is_mask.any(1).all()):
-        raise InputError(f"the tokenizer did not keep {MASK} as one token; write it exactly as {MASK}")
-    was_training = model.training
-    model.eval()
-    types = enc.get("token_type_ids", torch.zeros_like(enc["input_ids"])).to(device)
-    hidden = core(ids, types, enc["attention_mask"].to(device)).last_hidden_state  # (B, T, H)
-    logits = model.mlm(hidden[is_mask], core.embeddings.word_embeddings.weight)  # (M, V), masks in row order
-    model.train(was_training)
-    top = logits.float().softmax(-1).topk(min(top_k, logits.shape[-1]), dim=-1)  # (M, k)
-    rows = iter(zip(top.values.tolist(), top.indices.tolist()))
-    out: list[list[list[dict[str, Any]]]] = []
-    for count in is_mask.sum(1).tolist():
-        per_text = []
-        for _ in range(count):
-            values, indices = next(rows)
-            tokens = tokenizer.convert_ids_to_tokens(indices)
-            per_text.append([{"token": t, "score": round(v, 6)} for t, v in zip(tokens, values)])
-        out.append(per_text)
-    return out
 
 
 class Predictor:
@@ -106,11 +55,8 @@ class Predictor:
         loaded = load_checkpoint(path, device)
         return cls(loaded.model, loaded.tokenizer, loaded.task, loaded.path, loaded.meta)
 
-    @property
-    def is_pretraining(self) -> bool:
-        return self.task in ("mlm+nsp", "mlm")
-
     def fill_mask(self, text: str, top_k: int = 5) -> list[list[dict[str, Any]]]:
+        """Top-k tokens with probabilities for each [MASK] in `text` (a pretraining checkpoint)."""
         if not hasattr(self.model, "mlm"):
             raise InputError(f"{self.path} is a {self.task} checkpoint without a masked-language-model head; "
                              f"use a pretraining checkpoint for fill-mask")
@@ -141,10 +87,11 @@ class Predictor:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def _require(self, tasks: tuple[str, ...], request: str) -> None:
-        if self.task not in tasks:
-            hint = f"bert2 finetune --task {tasks[0]}"
-            raise InputError(f"{self.path} is a {self.task} checkpoint; {request} needs a {' or '.join(tasks)} "
+    def _require(self, request: str, what: str) -> None:
+        wanted = serving(request)
+        if self.task not in wanted:
+            hint = f"bert2 finetune --task {wanted[0]}"
+            raise InputError(f"{self.path} is a {self.task} checkpoint; {what} needs a {' or '.join(wanted)} "
                              f"checkpoint (train one with `{hint}`, then pass it with --checkpoint)")
 
     def _tensors(self, enc: Any) -> dict[str, torch.Tensor]:
@@ -157,7 +104,7 @@ class Predictor:
     @torch.no_grad()
     def classify(self, text: str) -> dict[str, Any]:
         """{"label", "score", "scores": {label: probability}} for `text` (truncated to the model's length)."""
-        self._require(("classify",), "classification")
+        self._require("classify", "classification")
         text = check_text(text, "text")
         # Cut as in training and evaluation (checkpoints from before head+tail cuts kept the head).
         ids = featurize_classification([{"text": text, "label": 0}], self.tokenizer, self.max_length,
@@ -177,9 +124,9 @@ class Predictor:
 
         Words are what the tokenizer's pre-tokenizer splits (whitespace and punctuation), each read from its first
         piece as in training; a text longer than the model reads is tagged in consecutive windows cut between
-        words. Tags become entities as conlleval reads them (data/ner.py: entity_spans).
+        words. Tags become entities as conlleval reads them (tasks/ner.py: entity_spans).
         """
-        self._require(("ner",), "entity recognition")
+        self._require("ner", "entity recognition")
         check_text(text, "text")
         labels = list(self.meta.get("labels") or [])
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
@@ -227,7 +174,7 @@ class Predictor:
         Span QA: also "start" and "end", character offsets of the answer in `context` (end exclusive), and score
         p(start) * p(end); a long context is read in overlapping windows as in training.
         """
-        self._require(("qa", "qa-span"), "question answering")
+        self._require("qa", "question answering")
         question = check_text(question, "question")
         check_text(context, "context")
         if self.task == "qa-span":
@@ -314,12 +261,8 @@ def default_checkpoint_for(root: str | Path, mode: str) -> Path:
     similarity and mask: pretraining best/final (its representations are the general-purpose ones), else any
     fine-tuned checkpoint.
     """
-    if mode == "classify":
-        return find_task_checkpoint(root, ("classify",))
-    if mode == "qa":
-        return find_task_checkpoint(root, ("qa", "qa-span"))
-    if mode == "ner":
-        return find_task_checkpoint(root, ("ner",))
+    if mode in ("classify", "qa", "ner"):
+        return find_task_checkpoint(root, serving(mode))
     try:
         return ckpt.default_checkpoint(root, "pretrain")
     except CheckpointError:

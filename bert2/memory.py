@@ -106,7 +106,7 @@ def estimate(cfg: Config, kind: str = "pretrain", model_cfg: ModelConfig | None 
     section = cfg.pretrain if kind == "pretrain" else cfg.finetune
     seq = cfg.data.max_seq_length if kind == "pretrain" else cfg.finetune.max_seq_length
     params = count_parameters(m, nsp=cfg.data.nsp)
-    device = str(cfg.pretrain.device)
+    device = str(cfg.runtime.device)
     free = available_bytes(device) if available == "detect" else available
     return MemoryEstimate(parameters=params, weights_bytes=FP32 * params,
                           optimizer_bytes=(TRAIN_BYTES_PER_PARAM - FP32) * params,

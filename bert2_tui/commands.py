@@ -11,6 +11,8 @@ from typing import Any, Callable, Iterator
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from bert2.tasks import FINETUNE_TASKS
+
 from .registry import SCREENS
 
 PLAYGROUND_TOOLS = (("mask", "Fill mask"), ("qa", "Question answering"), ("classify", "Classify"),
@@ -32,7 +34,7 @@ def all_commands(app: Any) -> Iterator[tuple[str, str, Callable[[], object]]]:
                 continue
             yield (f"{entry.title}: {binding.description}", binding.tooltip or binding.description,  # type: ignore
                    partial(app.run_screen_action, entry.mode, binding.action))  # type: ignore[union-attr]
-    for task in ("classify", "ner", "qa", "qa-span"):
+    for task in FINETUNE_TASKS:
         yield (f"Train: Start fine-tuning ({task})", f"Fine-tune the {task} task from the default checkpoint",
                partial(app.start_selected, task))
     yield ("Train: Start pretraining", "Start a pretraining run with the current config",

@@ -1,11 +1,9 @@
 """Earlier runs in the metrics.jsonl files, for the Train screen's overlay (`o`).
 
 Every run appends its events to `<kind dir>/metrics.jsonl` (pretraining: transformer/pretrain, fine-tuning:
-bert/finetuning). A run begins with a StartEvent, preceded by the LogEvents of its set-up (a fine-tuning run says
-"from scratch: ..." or "from <checkpoint> (<task>): ..." there), and normally ends with a DoneEvent; a StartEvent
-with start_step > 0 is a resume and continues the run before it (of the same kind and task), as `last_run` joins
-them. `list_runs` returns one `HistoryRun` per run of both files, newest first; bad lines are skipped
-(`read_events`).
+bert/finetuning); bert2.training.runlog says which lines make up one run (a run's id joins its resumes; the
+LogEvents of its set-up, such as "from scratch: ..." or "from <checkpoint> (<task>): ...", come first).
+`list_runs` returns one `HistoryRun` per run of both files, newest first; bad lines are skipped.
 
 Each run's curves are smoothed and downsampled once, here, into an `Overlay` of at most OVERLAY_POINTS points a
 series: the overlay is static, so the chart that draws it beside the live run never recomputes them.
@@ -24,9 +22,10 @@ from pathlib import Path
 
 from rich.text import Text
 
+from bert2.training import runlog
 from bert2.training.events import DoneEvent, EvalEvent, LogEvent, StartEvent, StepEvent
 
-from .jobs import metrics_files, read_events
+from .jobs import metrics_files
 from .widgets.charts import Point, downsample, ema, smoothing_weight
 
 OVERLAY_POINTS = 600
@@ -148,84 +147,51 @@ def _origin(preamble: list[LogEvent]) -> tuple[str, str]:
     return "", ""
 
 
-class _Builder:
-    """The raw points of one run while its file is read."""
+def _smooth(pts: list[Point]) -> list[Point]:
+    if len(pts) <= 2:
+        return pts
+    values = ema([p[1] for p in pts], smoothing_weight(len(pts)))
+    return downsample(list(zip((p[0] for p in pts), values)), OVERLAY_POINTS)
 
-    def __init__(self, run: HistoryRun):
-        self.run = run
-        self.loss: list[Point] = []
-        self.parts: dict[str, list[Point]] = {}
-        self.lr: list[Point] = []
 
-    def truncate_after(self, step: int) -> None:
-        """A resume continues from `step`: the points the first segment logged after it were never kept."""
-        self.loss = [p for p in self.loss if p[0] <= step]
-        self.parts = {k: [p for p in v if p[0] <= step] for k, v in self.parts.items()}
-        self.lr = [p for p in self.lr if p[0] <= step]
-        self.run.evals = [e for e in self.run.evals if e[0] <= step]
-
-    def add(self, ev: object) -> None:
-        run = self.run
+def history_run(source: str, index: int, run: runlog.Run) -> HistoryRun:
+    """A run of a metrics.jsonl (runlog's rule for what belongs to it), with its overlay drawn once."""
+    first, last = run.segments[0].start, run.segments[-1].start
+    origin, origin_path = _origin(run.preamble)
+    out = HistoryRun(source, index, run.kind, run.task, run.started, origin, origin_path, run.segment_starts,
+                     last.total_steps or first.total_steps, last.start_step)
+    loss: list[Point] = []
+    parts: dict[str, list[Point]] = {}
+    lr: list[Point] = []
+    for ev in run.events:
         if isinstance(ev, StepEvent):
             if _finite(ev.loss):
-                self.loss.append((ev.step, float(ev.loss)))
+                loss.append((ev.step, float(ev.loss)))
             for k, v in ev.parts.items():
                 if _finite(v):
-                    self.parts.setdefault(str(k), []).append((ev.step, float(v)))
+                    parts.setdefault(str(k), []).append((ev.step, float(v)))
             if _finite(ev.lr):
-                self.lr.append((ev.step, float(ev.lr)))
-            run.step = max(run.step, ev.step)
+                lr.append((ev.step, float(ev.lr)))
+            out.step = max(out.step, ev.step)
         elif isinstance(ev, EvalEvent):
-            run.evals.append((ev.step, dict(ev.metrics)))
-            run.step = max(run.step, ev.step)
+            out.evals.append((ev.step, dict(ev.metrics)))
+            out.step = max(out.step, ev.step)
+        elif isinstance(ev, StartEvent):
+            out.reason = ""  # a resume: how the run ended is its last segment's business
         elif isinstance(ev, DoneEvent):
-            run.reason = str(ev.reason)
-            run.step = max(run.step, ev.step)
-            run.final_metrics = {k: v for k, v in ev.final_metrics.items() if _finite(v)}
-
-    def finish(self) -> HistoryRun:
-        def smooth(pts: list[Point]) -> list[Point]:
-            if len(pts) <= 2:
-                return pts
-            values = ema([p[1] for p in pts], smoothing_weight(len(pts)))
-            return downsample(list(zip((p[0] for p in pts), values)), OVERLAY_POINTS)
-
-        run = self.run
-        evals = [(s, float(m["loss"])) for s, m in run.evals if _finite(m.get("loss"))]
-        run.overlay = Overlay(run.label, time.strftime("%H:%M", time.localtime(run.started)), loss=smooth(self.loss),
-                              parts={k: smooth(v) for k, v in self.parts.items() if v},
-                              lr=downsample(self.lr, OVERLAY_POINTS), evals=downsample(evals, OVERLAY_POINTS))
-        return run
+            out.reason = str(ev.reason)
+            out.step = max(out.step, ev.step)
+            out.final_metrics = {k: v for k, v in ev.final_metrics.items() if _finite(v)}
+    evals = [(s, float(m["loss"])) for s, m in out.evals if _finite(m.get("loss"))]
+    out.overlay = Overlay(out.label, time.strftime("%H:%M", time.localtime(out.started)), loss=_smooth(loss),
+                          parts={k: _smooth(v) for k, v in parts.items() if v},
+                          lr=downsample(lr, OVERLAY_POINTS), evals=downsample(evals, OVERLAY_POINTS))
+    return out
 
 
 def runs_in_file(path: str | Path, skipped: list[int] | None = None) -> list[HistoryRun]:
-    """Every run of one metrics.jsonl, in file order (resumes joined to the run they continue)."""
-    builders: list[_Builder] = []
-    current: _Builder | None = None
-    preamble: list[LogEvent] = []
-    for ev in read_events(Path(path), skipped):
-        if isinstance(ev, LogEvent):
-            preamble.append(ev)
-            continue
-        if isinstance(ev, StartEvent):
-            parent = next((b for b in reversed(builders) if (b.run.kind, b.run.task) == (ev.kind, ev.task)), None)
-            if ev.start_step > 0 and parent is not None:
-                current = parent
-                current.truncate_after(ev.start_step)
-                current.run.segment_starts.append(ev.time)
-                current.run.reason = ""
-                current.run.step = ev.start_step
-                if ev.total_steps:
-                    current.run.total_steps = ev.total_steps
-            else:
-                origin, origin_path = _origin(preamble)
-                current = _Builder(HistoryRun(str(path), len(builders), ev.kind, ev.task, ev.time, origin, origin_path,
-                                              [ev.time], ev.total_steps, ev.start_step))
-                builders.append(current)
-        elif current is not None:
-            current.add(ev)
-        preamble = []
-    return [b.finish() for b in builders]
+    """Every run of one metrics.jsonl, in the order they were started (resumes joined to the run they continue)."""
+    return [history_run(str(path), i, run) for i, run in enumerate(runlog.read_runs(Path(path), skipped))]
 
 
 @dataclass

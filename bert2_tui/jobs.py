@@ -9,7 +9,6 @@ limit.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
@@ -17,20 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from bert2.config import CHOICES, KINDS, Config
-from bert2.training.events import (
-    CheckpointEvent,
-    DoneEvent,
-    EvalEvent,
-    Event,
-    LogEvent,
-    StartEvent,
-    StepEvent,
-    event_from_dict,
-)
+from bert2.config import KINDS, Config
+from bert2.tasks import kind_of
+from bert2.training import runlog
+from bert2.training.events import CheckpointEvent, DoneEvent, EvalEvent, Event, LogEvent, StartEvent, StepEvent
 
 DEFAULT_PROBE = "The capital of France is [MASK]."
-FINETUNE_TASKS = CHOICES["finetune.task"]
 MAX_POINTS = 5000
 """Points kept per chart series; older points fall off the front (charts downsample to their width anyway)."""
 
@@ -142,12 +133,13 @@ def run_prune_job(spec: JobSpec, cfg: Config, callbacks: list[Callable[[Event], 
     number of heads masked and whose loss is the held-out loss, so the loss chart draws the curve live), the
     removal and the save; `x` stops it between evaluations, before anything is written."""
     from bert2 import checkpoint as ckpt  # torch: only when a job starts
-    from bert2.checkpoint.model_files import PRETRAIN_TASKS, load_checkpoint
-    from bert2.compress.prune import heads_present, run_pruning
+    from bert2.checkpoint.model_files import load_checkpoint
+    from bert2.compress.prune import run_pruning
+    from bert2.compress.surgery import heads_present
 
     source = spec.from_checkpoint or str(ckpt.default_checkpoint(cfg.paths.root, "pretrain"))
     info = load_checkpoint(source, weights=False)
-    kind = "pretrain" if info.task in PRETRAIN_TASKS else "finetune"
+    kind = kind_of(info.task)
     layers, present = info.model_cfg.num_hidden_layers, heads_present(info.model_cfg)
     # A quarter of the heads present, at most all but one per layer, at least one (tiny models have few heads; a
     # model with one head per layer gets run_pruning's own "none can be removed").
@@ -169,7 +161,7 @@ def run_prune_job(spec: JobSpec, cfg: Config, callbacks: list[Callable[[Event], 
     for cb in callbacks:
         # total_steps: the curve's last point (all heads but one per layer masked), so the bar follows the curve
         cb(StartEvent(kind=kind, task=f"prune {info.task}", total_steps=present - layers, start_step=0,
-                      device=cfg.pretrain.device,
+                      device=cfg.runtime.device,
                       num_parameters=0, run_dir=str(Path(source).parent),
                       info={"checkpoint": source, "heads": heads}))
         cb(LogEvent(level="info", message=f"pruning {heads} of the {present} heads of {source}; the loss chart's x "
@@ -271,6 +263,7 @@ class RunState:
     log: deque = field(default_factory=lambda: deque(maxlen=1000))
     started: float = 0.0
     """Time of the StartEvent that began this run (a resume keeps its run's); the overlay picker marks that run."""
+    run_id: str = ""
     version: int = 0
     """Bumped on every change; views redraw only when it moved (the dirty flag)."""
     _seq: int = 0
@@ -306,11 +299,13 @@ class RunState:
     # ---- events
     def apply(self, ev: Event, live: bool = True) -> None:
         if isinstance(ev, StartEvent):
-            if ev.start_step > 0 and ev.kind == self.kind:
+            same_run = ev.run_id == self.run_id if ev.run_id else ev.kind == self.kind  # older files: no ids
+            if ev.start_step > 0 and same_run:
                 self._truncate_after(ev.start_step)
             else:
                 self.clear_run()
                 self.started = ev.time
+            self.run_id = ev.run_id
             self.kind, self.task, self.device = ev.kind, ev.task, ev.device
             self.num_parameters, self.run_dir = ev.num_parameters, ev.run_dir
             self.total_steps, self.step = ev.total_steps, ev.start_step
@@ -355,88 +350,25 @@ def _short_path(path: str) -> str:
 
 # ----------------------------------------------------------------------------------------- metrics.jsonl
 def metrics_files(root: str | Path) -> list[Path]:
-    return [Path(root).joinpath(*parts, "metrics.jsonl") for parts in KINDS.values()]
-
-
-_NUMBER = (int, float)
-_SHAPES: dict[type, dict[str, type | tuple[type, ...]]] = {
-    StartEvent: {"kind": str, "task": str, "total_steps": int, "start_step": int, "num_parameters": _NUMBER},
-    StepEvent: {"step": int, "epoch": int, "loss": _NUMBER, "parts": dict, "lr": _NUMBER, "tokens_per_s": _NUMBER,
-                "elapsed_s": _NUMBER, "eta_s": _NUMBER},
-    EvalEvent: {"step": int, "metrics": dict, "probes": list},
-    CheckpointEvent: {"step": int},
-    LogEvent: {"message": str},
-    DoneEvent: {"step": int, "final_metrics": dict},
-}
-"""The fields the UI computes with, and their JSON types: an event whose fields have other types (a hand-edited
-or corrupted line) is skipped like an unparseable one, instead of failing later in a chart or a format string."""
-
-
-def _well_formed(ev: Event) -> bool:
-    if not isinstance(ev.time, _NUMBER) or isinstance(ev.time, bool):
-        return False
-    for name, kind in _SHAPES.get(type(ev), {}).items():
-        value = getattr(ev, name)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            return False
-    if isinstance(ev, StepEvent):
-        return all(isinstance(v, _NUMBER) and not isinstance(v, bool) for v in ev.parts.values())
-    return True
-
-
-def read_events(path: Path, skipped: list[int] | None = None) -> list[Event]:
-    """Every well-formed event of a metrics.jsonl; anything else is skipped, never fatal: a torn last line from a
-    crash, bytes that are not UTF-8, an event type this version does not know, fields of the wrong type.
-    `skipped`, when given, receives the numbers of the lines skipped. A missing or unreadable file gives []."""
-    out: list[Event] = []
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for number, line in enumerate(f, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    ev = event_from_dict(json.loads(line))
-                except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-                    ev = None
-                if ev is not None and _well_formed(ev):
-                    out.append(ev)
-                elif skipped is not None:
-                    skipped.append(number)
-    except OSError:
-        return out
-    return out
-
-
-def last_run(events: list[Event]) -> list[Event]:
-    """The events of the last run; a resumed run is joined to the runs it continues (up to its start step)."""
-    starts = [i for i, e in enumerate(events) if isinstance(e, StartEvent)]
-    if not starts:
-        return []
-    segments = [events[a:b] for a, b in zip(starts, starts[1:] + [len(events)])]
-    chain = [segments[-1]]
-    while chain[0][0].start_step > 0 and len(chain) < len(segments):  # type: ignore[union-attr]
-        prev = segments[-len(chain) - 1]
-        chain.insert(0, prev)
-    return [e for seg in chain for e in seg]
+    return [runlog.metrics_file(Path(root).joinpath(*parts)) for parts in KINDS.values()]
 
 
 def load_last_run(root: str | Path) -> tuple[RunState, str]:
     """A RunState replayed from the newest run in either metrics.jsonl under `root`, and the file it came from."""
-    best: tuple[float, list[Event], str] | None = None
+    best: tuple[float, runlog.Run, str] | None = None
     for path in metrics_files(root):
         if not path.is_file():
             continue
-        run = last_run(read_events(path))
-        if run and (best is None or run[0].time > best[0]):
-            best = (run[0].time, run, str(path))
+        run = runlog.last_run(runlog.read_events(path))
+        if run is not None and (best is None or run.segments[-1].start.time > best[0]):
+            best = (run.segments[-1].start.time, run, str(path))
     state = RunState()
     if best is None:
         return state, ""
-    for ev in best[1]:
+    for ev in best[1].events:
         state.apply(ev, live=False)
     state.status = "history"
-    done = next((e for e in reversed(best[1]) if isinstance(e, DoneEvent)), None)
+    done = best[1].done
     state.status_text = (f"last run: {done.reason} at step {done.step}" if done
                          else f"last run: interrupted at step {state.step}")
     return state, best[2]

@@ -98,7 +98,7 @@ def test_config_init_show_validate(capsys, tmp_path):
 def test_misspelt_key_gets_a_suggestion(capsys):
     code, _, err = run(capsys, "config", "validate", "--set", "pretrain.max_step=3", "--set", "finetune.device=cpu")
     assert code == 2
-    assert "did you mean pretrain.max_steps?" in err and "did you mean pretrain.device?" in err
+    assert "did you mean pretrain.max_steps?" in err and "did you mean runtime.device?" in err
 
 
 def test_corpus_errors_exit_2(capsys, tmp_path):

@@ -55,7 +55,7 @@ def test_every_field_has_a_docstring():
     ("pretrain.scheduler=step", "pretrain.scheduler", "linear, cosine, constant"),
     ("model.vocab_size=5", "model.vocab_size", "implausibly small"),
     ("pretrain.keep_last=0", "pretrain.keep_last", ">= 1"),
-    ("pretrain.device=tpu", "pretrain.device", "auto"),
+    ("runtime.device=tpu", "runtime.device", "auto"),
     ("pretrain.learning_rate=nan", "pretrain.learning_rate", "finite"),
 ])
 def test_field_errors_name_the_field(override, key, fragment):
@@ -113,3 +113,30 @@ def test_six_directories_created_on_first_use(tmp_path):
     assert set(dirs.values()) == expected
     assert all(p.is_dir() for p in expected)
     assert set(KINDS) == {"pretrain", "finetune"}
+
+
+def test_machine_settings_of_an_older_file_are_read_from_their_old_place_with_a_note(tmp_path):
+    old = tmp_path / "old.toml"
+    old.write_text('[pretrain]\ndevice = "cpu"\nnum_threads = 2\nprecision = "bf16"\nmax_steps = 7\n'
+                   '[finetune]\nprecision = "bf16"\n')
+    cfg = load_config(old)
+    assert (cfg.runtime.device, cfg.runtime.num_threads, cfg.runtime.precision) == ("cpu", 2, "bf16")
+    assert cfg.pretrain.max_steps == 7
+    assert any(n.startswith("pretrain.device is now runtime.device") for n in cfg.notes)
+    assert any(n.startswith("finetune.precision is now runtime.precision") for n in cfg.notes)
+    with pytest.raises(ConfigError) as info:  # a bad value is named by the key it is read as now
+        load_config(old, ["pretrain.device=tpu"])
+    assert [e.key for e in info.value.errors] == ["runtime.device"]
+
+
+def test_every_training_section_shares_one_settings_class_with_its_own_defaults():
+    from bert2.config import TrainConfig, section_fields
+
+    cfg = Config()
+    for section in ("pretrain", "finetune", "distill"):
+        assert isinstance(getattr(cfg, section), TrainConfig)
+    assert (cfg.pretrain.learning_rate, cfg.finetune.learning_rate, cfg.distill.learning_rate) == (2e-3, 0.0, 2e-3)
+    assert (cfg.pretrain.adam_beta2, cfg.finetune.adam_beta2) == (0.98, 0.999)
+    names = [f.name for f in section_fields(type(cfg.finetune))]
+    assert names[:2] == ["task", "data"] and "batch_size" in names  # its own fields first, then the shared ones
+    assert "device" not in names and "device" in [f.name for f in section_fields(type(cfg.runtime))]

@@ -106,8 +106,8 @@ def distill_cfg(root: Path, teacher: Path, corpus: Path, *extra: str) -> Config:
     sets = [f'paths.root="{root}"', f'distill.teacher="{teacher}"', f'data.corpus="{corpus}"',
             f'data.cache_dir="{root.parent / "cache"}"', "data.max_seq_length=32", "distill.batch_size=8",
             "distill.max_steps=16", "distill.warmup_steps=1", "distill.learning_rate=3e-3", "distill.log_every=1",
-            "distill.eval_every=8", "distill.save_every=8", "distill.eval_batches=2", "pretrain.num_threads=1",
-            "pretrain.device=cpu"]
+            "distill.eval_every=8", "distill.save_every=8", "distill.eval_batches=2", "runtime.num_threads=1",
+            "runtime.device=cpu"]
     return Config().with_overrides(sets + list(extra))
 
 
@@ -198,11 +198,12 @@ def test_student_is_an_ordinary_pretraining_checkpoint(distilled, opinionated_te
     infos = json.loads(capsys.readouterr().out)
     assert any(i["note"].startswith("distilled from") for i in infos)
     from bert2.checkpoint.hf import export_hf
-    from bert2.model import build_head, load_pretrained
+    from bert2.checkpoint.model_files import build_model
+    from bert2.model import load_pretrained
 
     assert export_hf(final, tmp_path / "hf").path.is_dir()
     loaded = load_checkpoint(final)  # what `bert2 finetune --from` does with it
-    head = build_head("classify", loaded.model_cfg, {"labels": ["a", "b"], "pooling": "mean"})
+    head = build_model("classify", loaded.model_cfg, {"labels": ["a", "b"], "pooling": "mean"})
     assert load_pretrained(head, read_weights(final)).loaded
     # The table: the teacher and this student; a --no-teacher run of the same teacher would add a third row.
     rows = comparison_rows(root)
@@ -213,8 +214,8 @@ def test_no_teacher_baseline_and_a_narrow_student_with_a_projection(tmp_path, ti
                                                                     capsys):
     root = tmp_path / "saved_model"
     base = [f'paths.root="{root}"', f'data.corpus="{corpus}"', f'data.cache_dir="{tmp_path / "cache"}"',
-            "data.max_seq_length=32", "distill.batch_size=8", "distill.eval_batches=1", "pretrain.num_threads=1",
-            "pretrain.device=cpu"]
+            "data.max_seq_length=32", "distill.batch_size=8", "distill.eval_batches=1", "runtime.num_threads=1",
+            "runtime.device=cpu"]
     threads = torch.get_num_threads()
     try:
         args = ["distill", "--teacher", str(tiny_pretrain_checkpoint), "--max-steps", "3", "--json"]
@@ -258,14 +259,14 @@ def test_classifier_student_from_a_classify_teacher(tmp_path, tiny_pretrain_chec
                                       "finetune.batch_size=8", "finetune.max_examples=64",
                                       "finetune.max_seq_length=32", "finetune.doc_stride=8", "finetune.eval_every=0",
                                       "finetune.save_every=0",
-                                      "pretrain.num_threads=1", "pretrain.device=cpu"])
+                                      "runtime.num_threads=1", "runtime.device=cpu"])
         assert run_finetuning(ft, [], from_checkpoint=tiny_pretrain_checkpoint).reason == "completed"
         teacher = ckpt.default_checkpoint(teacher_root, "finetune")
         events = []
         cfg = Config().with_overrides([f'paths.root="{root}"', f'distill.teacher="{teacher}"', "distill.max_steps=8",
                                        "distill.batch_size=8", "distill.warmup_steps=1", "distill.log_every=1",
-                                       "distill.eval_every=0", "distill.save_every=4", "pretrain.num_threads=1",
-                                       "pretrain.device=cpu", "distill.temperature=3"])
+                                       "distill.eval_every=0", "distill.save_every=4", "runtime.num_threads=1",
+                                       "runtime.device=cpu", "distill.temperature=3"])
         run = build_distillation(cfg, [events.append])
         done = run.finish(run.trainer.fit())
     finally:

@@ -96,12 +96,11 @@ def test_text_input_and_bad_input(explainer, tiny_run, capsys, tiny_pretrain_roo
 
 def test_a_checkpoint_without_mlm_head_is_refused(tiny_run, tmp_path, capsys):
     from bert2 import checkpoint as ckpt
-    from bert2.checkpoint.model_files import load_checkpoint, write_model
-    from bert2.model import build_head
+    from bert2.checkpoint.model_files import build_model, load_checkpoint, write_model
 
     _, step3 = tiny_run
     loaded = load_checkpoint(step3, weights=False)
-    head = build_head("classify", loaded.model_cfg, {"labels": ["a", "b"]})
+    head = build_model("classify", loaded.model_cfg, {"labels": ["a", "b"]})
     path = ckpt.save_checkpoint(tmp_path / "final", 1, lambda d: write_model(head, loaded.tokenizer, d, {
         "task": "classify", "labels": ["a", "b"]}), {"kind": "finetune", "task": "classify"})
     assert main(["explain", "--checkpoint", str(path)]) == 2

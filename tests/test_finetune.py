@@ -13,8 +13,9 @@ from bert2.cli import main
 from bert2.cli.common import load
 from bert2.cli.main import build_parser
 from bert2.cli.train import FULL_FINETUNE_STEPS, finetune_overrides, full_finetune_steps
-from bert2.config import STAGES, TASK_LEARNING_RATES, Config, FinetuneConfig
+from bert2.config import STAGES, Config, FinetuneConfig
 from bert2.errors import CheckpointError, DataError, InputError
+from bert2.tasks import get as get_task
 from bert2.training.events import DoneEvent, EvalEvent, StartEvent, StepEvent
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -26,8 +27,8 @@ def make_cfg(root: Path, task: str, data: str, steps: int = 24, **extra) -> Conf
             "finetune.batch_size": 8, "finetune.max_steps": steps, "finetune.warmup_steps": 2,
             "finetune.learning_rate": 3e-3, "finetune.eval_every": steps // 2, "finetune.save_every": steps // 3,
             "finetune.max_seq_length": 64, "finetune.doc_stride": 16, "finetune.max_examples": 32,
-            "finetune.max_answer_length": 12, "finetune.log_every": 2, "pretrain.device": "cpu",
-            "pretrain.num_threads": 1}
+            "finetune.max_answer_length": 12, "finetune.log_every": 2, "runtime.device": "cpu",
+            "runtime.num_threads": 1}
     sets.update(extra)
     return Config().with_overrides([f"{k}={v}" for k, v in sets.items()])
 
@@ -206,7 +207,7 @@ def test_cli_finetune_command(tmp_path, tiny_pretrain_checkpoint, sentiment_file
         code, out, _ = run_cli(capsys, "finetune", "--task", "classify", "--data", str(sentiment_file), "--from",
                                str(tiny_pretrain_checkpoint), "--max-steps", "4", "--quiet", "--report-to", "csv",
                                "--set", f'paths.root="{tmp_path}"', "--set", "finetune.batch_size=8",
-                               "--set", "pretrain.num_threads=1", "--set", "finetune.max_seq_length=32",
+                               "--set", "runtime.num_threads=1", "--set", "finetune.max_seq_length=32",
                                "--set", "finetune.doc_stride=8")
     finally:
         torch.set_num_threads(threads)
@@ -221,31 +222,31 @@ def test_cli_finetune_command(tmp_path, tiny_pretrain_checkpoint, sentiment_file
 
 # ---------------------------------------------------------------------------------------------------- data
 def test_builtin_datasets():
-    from bert2.data.finetuning import load_task_data
+    from bert2.tasks import get as get_task
 
-    imdb = load_task_data("classify", "imdb-offline", max_examples=200)
+    imdb = get_task("classify").data("imdb-offline", max_examples=200)
     assert imdb.labels == ["negative", "positive"] and len(imdb.train) == 200
     assert not any("<br" in ex["text"].lower() for ex in imdb.train + imdb.validation)
     assert {ex["label"] for ex in imdb.train} == {0, 1}
-    topic = load_task_data("classify", "wiki-topic")
+    topic = get_task("classify").data("wiki-topic")
     assert len(topic.labels) == 11 and "Uncategorized" not in topic.labels
     assert len(topic.validation) <= 1000 and len(topic.train) > 7000
-    qa = load_task_data("qa", "wiki-qa", max_examples=10)
+    qa = get_task("qa").data("wiki-qa", max_examples=10)
     assert all(ex["question"].startswith("What is ") and ex["answer"] and ex["context"] for ex in qa.train)
-    again = load_task_data("qa", "wiki-qa", max_examples=10)
+    again = get_task("qa").data("wiki-qa", max_examples=10)
     assert again.train == qa.train  # deterministic split and order
 
 
 def test_data_name_resolution():
-    from bert2.data.finetuning import resolve_data_name
+    from bert2.tasks import get as get_task
 
-    assert resolve_data_name("classify", "imdb-offline") == "imdb-offline"
-    assert resolve_data_name("qa", "imdb-offline") == "wiki-qa"  # the config default belongs to classify
-    assert resolve_data_name("qa-span", "") == "wiki-span"
+    assert get_task("classify").resolve_data_name("imdb-offline") == "imdb-offline"
+    assert get_task("qa").resolve_data_name("imdb-offline") == "wiki-qa"  # the config default belongs to classify
+    assert get_task("qa-span").resolve_data_name("") == "wiki-span"
     with pytest.raises(DataError, match="classify dataset"):
-        resolve_data_name("qa", "wiki-topic")
+        get_task("qa").resolve_data_name("wiki-topic")
     with pytest.raises(DataError, match="qa dataset"):
-        resolve_data_name("classify", "wiki-qa")
+        get_task("classify").resolve_data_name("wiki-qa")
 
 
 @pytest.mark.parametrize("task, name, hint", [("classify", "imdb", "imdb-offline"), ("qa", "ms_marco", "wiki-qa"),
@@ -253,7 +254,7 @@ def test_data_name_resolution():
 def test_hub_datasets_fail_fast_offline(monkeypatch, task, name, hint):
     import datasets
 
-    from bert2.data.finetuning import load_task_data
+    from bert2.tasks import get as get_task
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     seen: list[bool] = []
@@ -264,34 +265,34 @@ def test_hub_datasets_fail_fast_offline(monkeypatch, task, name, hint):
 
     monkeypatch.setattr(datasets, "load_dataset", spy)
     with pytest.raises(DataError, match="hub") as info:
-        load_task_data(task, name)
+        get_task(task).data(name)
     assert hint in str(info.value) and seen and all(seen)
 
 
 def test_local_file_errors(tmp_path):
-    from bert2.data.finetuning import load_task_data
+    from bert2.tasks import get as get_task
 
     with pytest.raises(DataError, match="not found"):
-        load_task_data("classify", str(tmp_path / "missing.csv"))
+        get_task("classify").data(str(tmp_path / "missing.csv"))
     bad = tmp_path / "bad.csv"
     bad.write_text("text,category\nhello,a\nworld,b\n", encoding="utf-8")
     with pytest.raises(DataError, match="label"):
-        load_task_data("classify", str(bad))
+        get_task("classify").data(str(bad))
     one = tmp_path / "one.csv"
     one.write_text("text,label\nhello,a\nworld,a\n", encoding="utf-8")
     with pytest.raises(DataError, match="single label"):
-        load_task_data("classify", str(one))
+        get_task("classify").data(str(one))
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"question": "q", "context": "c", "answer": "a"}\n{oops\n', encoding="utf-8")
     with pytest.raises(DataError, match="line 2"):
-        load_task_data("qa", str(broken))
+        get_task("qa").data(str(broken))
     with pytest.raises(DataError, match="unknown classify dataset"):
-        load_task_data("classify", "no-such-builtin")
+        get_task("classify").data("no-such-builtin")
 
 
 def test_span_features_use_doc_stride_and_point_at_the_answer(tiny_pretrain_checkpoint):
-    from bert2.data.finetuning import featurize_span, read_squad
     from bert2.data.tokenizer import load_tokenizer
+    from bert2.tasks.qa_span import featurize_span, read_squad
 
     tok = load_tokenizer(str(tiny_pretrain_checkpoint))
     examples = [ex for ex in read_squad(SQUAD) if ex["context"].startswith("Photosynthesis")]
@@ -313,7 +314,7 @@ def test_cli_full_pretrains_then_finetunes(tmp_path, sentiment_file, capsys):
     threads = torch.get_num_threads()
     tiny = ["model.hidden_size=32", "model.num_attention_heads=2", "model.intermediate_size=64",
             "model.vocab_size=600", "data.max_documents=40", "data.max_seq_length=64", "pretrain.batch_size=8",
-            "pretrain.eval_batches=1", "pretrain.num_threads=1", "finetune.batch_size=8",
+            "pretrain.eval_batches=1", "runtime.num_threads=1", "finetune.batch_size=8",
             "finetune.max_seq_length=32", "finetune.doc_stride=8", f'paths.root="{tmp_path / "saved"}"',
             f'data.cache_dir="{tmp_path / "cache"}"']
     try:
@@ -335,7 +336,7 @@ def test_learning_rate_zero_is_the_tasks_recipe_and_is_recorded(tmp_path, tiny_p
     done, events = train(task, data or str(sentiment_file), tmp_path, tiny_pretrain_checkpoint, steps=4,
                          **{"finetune.learning_rate": 0, "finetune.warmup_steps": 0, "finetune.log_every": 1})
     assert done.reason == "completed"
-    expected = TASK_LEARNING_RATES[task]
+    expected = get_task(task).learning_rate
     assert max(e.lr for e in events if isinstance(e, StepEvent)) == pytest.approx(expected)
     assert any(f"learning rate {expected:g}: the {task} recipe" in e.message for e in events if hasattr(e, "message"))
     final = ckpt.latest_in(tmp_path / "bert" / "finetuning" / "final")
@@ -355,8 +356,8 @@ def test_full_fine_tunes_longer_unless_a_length_was_chosen(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------- recipe
 def test_head_tail_cut_is_exactly_full_tokenisation_cut(tiny_pretrain_checkpoint):
-    from bert2.data.finetuning import featurize_classification, head_tail
     from bert2.data.tokenizer import load_tokenizer
+    from bert2.tasks.classify import featurize_classification, head_tail
 
     tok = load_tokenizer(str(tiny_pretrain_checkpoint))
     rng = random.Random(0)
@@ -378,10 +379,11 @@ def test_head_tail_cut_is_exactly_full_tokenisation_cut(tiny_pretrain_checkpoint
 
 
 def test_wiki_span_answers_are_spans_close_to_the_description():
-    from bert2.data.finetuning import SPAN_MIN_F1, load_task_data
     from bert2.metrics import token_f1
+    from bert2.tasks import get as get_task
+    from bert2.tasks.qa_span import SPAN_MIN_F1
 
-    data = load_task_data("qa-span", "wiki-span")
+    data = get_task("qa-span").data("wiki-span")
     assert len(data.train) > 6000 and 0 < len(data.validation) <= 1000
     for ex in data.train[:500] + data.validation:
         (text,), (start,) = ex["answers"]["text"], ex["answers"]["answer_start"]
@@ -419,26 +421,26 @@ def test_export_refuses_a_mean_pooled_classifier(runs, tmp_path):
 
 
 def test_qa_files_without_answers_or_with_answers_outside_the_context(tmp_path):
-    from bert2.data.finetuning import load_task_data
+    from bert2.tasks import get as get_task
 
     empty = tmp_path / "noanswers.jsonl"
     empty.write_text("".join(json.dumps({"question": f"q{i}?", "context": "c", "answer": ""}) + "\n"
                              for i in range(4)), encoding="utf-8")
     with pytest.raises(DataError, match="no record has both a question and an answer"):
-        load_task_data("qa", str(empty))
+        get_task("qa").data(str(empty))
     some = tmp_path / "some.jsonl"
     some.write_text("".join(json.dumps({"question": f"q{i}?", "context": "c", "answer": "a" if i % 2 else ""}) + "\n"
                             for i in range(8)), encoding="utf-8")
-    assert "4 records left out" in " ".join(load_task_data("qa", str(some)).notes)
+    assert "4 records left out" in " ".join(get_task("qa").data(str(some)).notes)
     rows = [{"id": str(i), "question": "Where?", "context": f"It lies in Paris {i}.",
              "answers": {"text": ["Paris" if i % 4 else "Rome"], "answer_start": [11]}} for i in range(8)]
     span = tmp_path / "span.jsonl"
     span.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    data = load_task_data("qa-span", str(span))
+    data = get_task("qa-span").data(str(span))
     assert len(data.train) + len(data.validation) == 6 and "2 questions left out" in data.notes[0]
     assert "id 0" in data.notes[0]  # names the first one, so the user can find it
     for r in rows:
         r["answers"]["text"] = ["Rome"]
     span.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     with pytest.raises(DataError, match="answer text occurs in its context"):
-        load_task_data("qa-span", str(span))
+        get_task("qa-span").data(str(span))

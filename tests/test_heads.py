@@ -4,6 +4,7 @@ beam search, and span post-processing on hand-made logits."""
 import pytest
 import torch
 
+from bert2.checkpoint.model_files import build_model
 from bert2.config import ModelConfig
 from bert2.errors import CheckpointError
 from bert2.model import (
@@ -11,7 +12,6 @@ from bert2.model import (
     BertForPreTraining,
     BertForQuestionAnswering,
     BertForSequenceClassification,
-    build_head,
     load_pretrained,
 )
 
@@ -64,16 +64,16 @@ def test_load_pretrained_copies_encoder_and_reports_the_rest():
 
 
 def test_build_head_from_metadata():
-    assert build_head("classify", CFG, {"labels": ["a", "b", "c"]}).classifier.out_features == 3
-    assert isinstance(build_head("qa-span", CFG, {}), BertForQuestionAnswering)
-    qa = build_head("qa", CFG, {"decoder_layers": 1, "max_answer_length": 6, "start_token_id": 2, "eos_token_id": 3})
+    assert build_model("classify", CFG, {"labels": ["a", "b", "c"]}).classifier.out_features == 3
+    assert isinstance(build_model("qa-span", CFG, {}), BertForQuestionAnswering)
+    qa = build_model("qa", CFG, {"decoder_layers": 1, "max_answer_length": 6, "start_token_id": 2, "eos_token_id": 3})
     assert len(qa.decoder) == 1 and qa.max_target_positions == 6
     with pytest.raises(CheckpointError):
-        build_head("classify", CFG, {"labels": ["only"]})
+        build_model("classify", CFG, {"labels": ["only"]})
     with pytest.raises(CheckpointError):
-        build_head("qa", CFG, {})
+        build_model("qa", CFG, {})
     with pytest.raises(CheckpointError):
-        build_head("summarise", CFG, {})
+        build_model("summarise", CFG, {})
 
 
 def test_span_head_shapes_and_padding():
@@ -137,7 +137,7 @@ def test_beam_of_one_equals_greedy_and_max_length_is_capped():
 
 
 def test_best_span_on_hand_made_logits():
-    from bert2.data.finetuning import best_span
+    from bert2.tasks.qa_span import best_span
 
     # tokens: [CLS] q q [SEP] c0 c1 c2 c3 c4 [SEP]; context tokens 4..8
     offsets = [None, None, None, None, (0, 5), (6, 9), (10, 15), (16, 20), (21, 25), None]
@@ -157,7 +157,7 @@ def test_best_span_on_hand_made_logits():
 
 
 def test_postprocess_picks_best_window_and_maps_characters():
-    from bert2.data.finetuning import postprocess_span_predictions
+    from bert2.tasks.qa_span import postprocess_span_predictions
 
     context = "alpha beta gamma delta"
     examples = [{"id": "x", "context": context}]
@@ -199,7 +199,7 @@ def test_mean_pooling_ignores_padding_and_cls_pooling_keeps_the_pooler():
     with pytest.raises(ValueError, match="pooling"):
         BertForSequenceClassification(CFG, num_labels=2, pooling="max")
     # a checkpoint from before mean pooling has no "pooling" key: it carries a pooler and must rebuild with one
-    assert build_head("classify", CFG, {"labels": ["a", "b"]}).pooling == "cls"
+    assert build_model("classify", CFG, {"labels": ["a", "b"]}).pooling == "cls"
 
 
 def test_copy_mechanism_answers_with_context_words_the_vocabulary_head_cannot_produce():

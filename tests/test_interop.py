@@ -86,18 +86,22 @@ def _finetuned(task: str, tokenizer, source: Path, root: Path, labels=None) -> P
     from safetensors.torch import load_file, save_file
 
     from bert2.checkpoint.hf import model_config_from_hf
-    from bert2.model import build_head, load_pretrained
-    from bert2.tasks.finetuning import TASKS, task_metadata
+    from bert2.model import load_pretrained
+    from bert2.tasks import get as get_task
+    from bert2.tasks.base import TaskData
 
     cfg = Config()
     cfg.finetune.decoder_layers = 1
     cfg.finetune.pooling = "cls"  # transformers' BertForSequenceClassification reads the pooled [CLS] vector
     model_cfg = model_config_from_hf(ckpt.read_json(source / ckpt.CONFIG_FILE))
-    meta = task_metadata(task, cfg, tokenizer, "tiny", labels, source, 64)
+    task_cls = get_task(task)
+    meta = {"task": task, "data": "tiny", "source_checkpoint": str(source), "max_seq_length": 64,
+            "max_answer_length": cfg.finetune.max_answer_length,
+            **task_cls.metadata(cfg, tokenizer, TaskData([], [], labels))}
     torch.manual_seed(3)
-    model = build_head(task, model_cfg, meta)
+    model = task_cls.build_model(model_cfg, meta, tokenizer)
     load_pretrained(model, load_file(str(source / ckpt.WEIGHTS_FILE)))
-    task_obj = TASKS[task](tokenizer, meta, [], [], 8)
+    task_obj = task_cls(tokenizer, meta, [], [], 8)
 
     def payload(directory: Path) -> None:
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()},
@@ -478,7 +482,7 @@ def test_alibi_model_exports_with_remote_code_and_fill_mask_matches(tokenizer, t
 
 def test_alibi_classifier_span_qa_and_ner_export_with_remote_code(tokenizer, tmp_path):
     """Fine-tuned ALiBi heads export the same way and compute the same logits in transformers."""
-    from bert2.model import build_head
+    from bert2.checkpoint.model_files import build_model
 
     cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                       intermediate_size=64, max_position_embeddings=64)
@@ -488,7 +492,7 @@ def test_alibi_classifier_span_qa_and_ner_export_with_remote_code(tokenizer, tmp
                              ("qa-span", {}, transformers.AutoModelForQuestionAnswering),
                              ("ner", {"labels": ["O", "B-PER", "I-PER"]}, transformers.AutoModelForTokenClassification)):
         torch.manual_seed(0)
-        head = build_head(task, cfg, meta).eval()
+        head = build_model(task, cfg, meta).eval()
         source = _saved(head, tokenizer, tmp_path / task / "final", {"task": task, **meta})
         out = tmp_path / f"hf-{task}"
         assert export_hf(source, out).architecture.startswith("Bert2Alibi")

@@ -81,11 +81,12 @@ def test_masked_only_head_matches_full_projection():
     labels[0, 2], labels[1, 5], labels[2, 1] = 7, 9, 11
     with torch.no_grad():
         full = model(ids, types, mask).prediction_logits  # (B, T, V)
-        part = model(ids, types, mask, labels=labels)
-    assert part.prediction_logits.shape == (3, CFG.vocab_size)
-    assert torch.allclose(part.prediction_logits, full[labels != -100], atol=1e-5)
-    expected = torch.nn.functional.cross_entropy(full[labels != -100], labels[labels != -100])
-    assert abs(part.mlm_loss.item() - expected.item()) < 1e-5
+        part = model.loss(ids, types, mask, labels)
+    assert full.shape == (*ids.shape, CFG.vocab_size)  # forward: one logits shape, every position
+    rows = full[labels != -100]  # (N, V)
+    expected = torch.nn.functional.cross_entropy(rows, labels[labels != -100], reduction="sum")
+    assert abs(part.mlm_loss_sum.item() - expected.item()) < 1e-4 and int(part.mlm_count) == 3
+    assert int(part.mlm_correct) == int((rows.argmax(-1) == labels[labels != -100]).sum())
 
 
 @pytest.mark.parametrize("cfg", [CFG, ALIBI], ids=["absolute", "alibi"])
@@ -152,7 +153,7 @@ def test_decoder_tied_to_word_embeddings():
     ids, types, mask = padded_batch()
     labels = torch.full_like(ids, -100)
     labels[0, 1] = 5
-    model(ids, types, mask, labels=labels).loss.backward()
+    model.loss(ids, types, mask, labels).loss.backward()
     assert model.bert.embeddings.word_embeddings.weight.grad[5].abs().sum() > 0
 
 
@@ -167,19 +168,25 @@ def test_fused_training_loss_matches_autograd_reference():
     labels[mask == 0] = -100
     nsp = torch.tensor([0, 1, 1])
 
-    def run(fused: bool):
-        model.zero_grad()
-        model.fused_mlm_loss = fused
-        out = model(ids, types, mask, labels=labels, next_sentence_label=nsp)
-        out.loss.backward()
-        return out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    def grads() -> dict[str, torch.Tensor]:
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
-    fused, g_fused = run(True)
-    ref, g_ref = run(False)
-    assert fused.prediction_logits is None and ref.prediction_logits is not None
-    assert abs(fused.mlm_loss_sum.item() - ref.mlm_loss_sum.item()) < 1e-4
+    model.zero_grad()
+    fused = model.loss(ids, types, mask, labels, nsp)  # a training step in fp32: the fused path
+    fused.loss.backward()
+    g_fused = grads()
+    model.zero_grad()
+    out = model(ids, types, mask)  # the definition: every position's logits, cross-entropy at the masked ones
+    sel = labels != -100
+    ref_mlm = torch.nn.functional.cross_entropy(out.prediction_logits[sel], labels[sel], reduction="sum")
+    ref_nsp = torch.nn.functional.cross_entropy(out.seq_relationship_logits, nsp)
+    (ref_mlm / sel.sum() + ref_nsp).backward()
+    g_ref = grads()
+    assert abs(fused.mlm_loss_sum.item() - ref_mlm.item()) < 1e-4
+    assert int(fused.mlm_correct) == int((out.prediction_logits[sel].argmax(-1) == labels[sel]).sum())
     assert set(g_fused) == set(g_ref)
     for name in g_ref:
         assert torch.allclose(g_fused[name], g_ref[name], atol=1e-6), name
-    with torch.no_grad():  # evaluation keeps the logits
-        assert model(ids, types, mask, labels=labels).prediction_logits.shape[0] == int((labels != -100).sum())
+    with torch.no_grad():  # evaluation: the reference path, same numbers
+        again = model.loss(ids, types, mask, labels, nsp)
+    assert abs(again.mlm_loss_sum.item() - ref_mlm.item()) < 1e-4

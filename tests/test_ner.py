@@ -14,10 +14,10 @@ import torch
 from bert2.baselines import ner_lookup_f1, ner_lookup_tags
 from bert2.cli import main as cli_main  # the entry point function
 from bert2.config import Config
-from bert2.data.finetuning import load_task_data
-from bert2.data.ner import entity_spans, featurize_ner, read_conll, tag_names, word_predictions
 from bert2.errors import DataError
 from bert2.metrics import entity_report
+from bert2.tasks import get as get_task
+from bert2.tasks.ner import entity_spans, featurize_ner, read_conll, tag_names, word_predictions
 from bert2.training.events import DoneEvent, EvalEvent, StepEvent
 
 PEOPLE = ["Marie Curie", "Alan Turing", "Ada Lovelace", "Isaac Newton", "Niels Bohr", "Emmy Noether"]
@@ -83,16 +83,16 @@ def test_jsonl_records_are_checked(tmp_path):
     path = tmp_path / "ner.jsonl"
     path.write_text(json.dumps({"tokens": ["Paris", "is"], "tags": ["B-LOC"]}) + "\n", encoding="utf-8")
     with pytest.raises(DataError, match="2 tokens but 1 tags"):
-        load_task_data("ner", str(path))
+        get_task("ner").data(str(path))
 
 
 def test_builtin_wnut16_is_real_and_split_deterministically():
-    data = load_task_data("ner", "wnut16-offline")
+    data = get_task("ner").data("wnut16-offline")
     assert len(data.train) + len(data.validation) == 2394  # WNUT 2016's training tweets
     assert len(data.validation) == 239
     assert {t[2:] for t in data.labels if t != "O"} == {"company", "facility", "geo-loc", "movie", "musicartist",
                                                          "other", "person", "product", "sportsteam", "tvshow"}
-    assert load_task_data("ner", "wnut16-offline").validation == data.validation
+    assert get_task("ner").data("wnut16-offline").validation == data.validation
 
 
 # ------------------------------------------------------------------------------------------------ alignment
@@ -153,7 +153,7 @@ def ner_cfg(root: Path, data: Path, steps: int = 40) -> Config:
             "finetune.batch_size": 16, "finetune.max_steps": steps, "finetune.warmup_steps": 2,
             "finetune.learning_rate": 5e-3, "finetune.eval_every": steps // 4, "finetune.save_every": steps // 2,
             "finetune.max_seq_length": 64, "finetune.doc_stride": 16, "finetune.log_every": 2,
-            "pretrain.device": "cpu", "pretrain.num_threads": 1}
+            "runtime.device": "cpu", "runtime.num_threads": 1}
     return Config().with_overrides([f"{k}={v}" for k, v in sets.items()])
 
 

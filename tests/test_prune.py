@@ -16,22 +16,21 @@ import torch
 import transformers
 
 from bert2 import checkpoint as ckpt
-from bert2.checkpoint.model_files import model_config_from_hf, read_config
+from bert2.checkpoint.model_files import build_model, model_config_from_hf, read_config
 from bert2.cli import main
 from bert2.compress.prune import (
     curve_counts,
     head_importance,
-    head_masked,
     heads_to_remove,
     held_out_split,
     mask_without,
-    prune_heads,
     pruning_order,
     run_pruning,
 )
+from bert2.compress.surgery import PrunedAttention, head_masked, prune_heads
 from bert2.config import Config, ConfigError, ModelConfig
 from bert2.errors import CheckpointError, PruningError
-from bert2.model import BertForPreTraining, build_head
+from bert2.model import BertForPreTraining
 
 TOL = 1e-5
 REMOVE = {0: [1, 2], 1: [0]}  # of 4 heads per layer
@@ -54,6 +53,12 @@ def padded_batch(vocab: int = 120) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return ids, types, mask
 
 
+def masked_run(model, head_mask, *args, **kwargs):
+    """The model's output with `head_mask` on its heads (compress/surgery.py head_masked)."""
+    with head_masked(model, head_mask):
+        return model(*args, **kwargs)
+
+
 @pytest.mark.parametrize("positions", ["alibi", "absolute"])
 @pytest.mark.parametrize("impl", ["sdpa", "eager"])
 def test_pruned_model_equals_head_masked_full_model(positions, impl):
@@ -65,8 +70,8 @@ def test_pruned_model_equals_head_masked_full_model(positions, impl):
     ids, types, mask = padded_batch()
     head_mask = mask_without((2, 4), [(layer, h) for layer, hs in REMOVE.items() for h in hs])
     with torch.no_grad():
-        masked = full(ids, types, mask, head_mask=head_mask)
-        ones = full(ids, types, mask, head_mask=torch.ones(2, 4))
+        masked = masked_run(full, head_mask, ids, types, mask)
+        ones = masked_run(full, torch.ones(2, 4), ids, types, mask)
         plain = full(ids, types, mask)
     assert torch.equal(ones.prediction_logits, plain.prediction_logits)  # a mask of ones changes nothing
     assert not torch.allclose(masked.prediction_logits, plain.prediction_logits, atol=1e-3)  # heads matter
@@ -88,7 +93,7 @@ def test_pruned_model_equals_head_masked_full_model(positions, impl):
     assert pruned.config.pruned_heads == {"0": [1, 2, 3], "1": [0]}
     with torch.no_grad():
         again = pruned(ids, types, mask)
-        masked = full(ids, types, mask, head_mask=mask_without((2, 4), [(0, 1), (0, 2), (0, 3), (1, 0)]))
+        masked = masked_run(full, mask_without((2, 4), [(0, 1), (0, 2), (0, 3), (1, 0)]), ids, types, mask)
     assert torch.allclose(again.prediction_logits[real], masked.prediction_logits[real], atol=TOL)
     if impl == "eager":  # attention maps keep one row per original head, zero where pruned
         with torch.no_grad():
@@ -103,9 +108,11 @@ def test_pruned_model_equals_head_masked_full_model(positions, impl):
             shared = core.encoder(core.embeddings(ids, types), alibi_bias(core.alibi_slopes, 12, padding_mask(mask)))
             assert torch.allclose(shared[0][real], core(ids, types, mask).last_hidden_state[real], atol=TOL)
 
-    # a model built from the pruned config has exactly these shapes: weights load strictly
-    rebuilt = BertForPreTraining(pruned.config)
+    # a model built from the pruned config (the full model, then its heads taken out) has exactly these shapes:
+    # weights load strictly
+    rebuilt = build_model("mlm+nsp", pruned.config, {})
     rebuilt.load_state_dict(pruned.state_dict(), strict=True)
+    assert not any(isinstance(m, PrunedAttention) for m in BertForPreTraining(pruned.config).modules())
 
 
 def test_importance_ranks_a_dead_head_least_and_order_keeps_one_per_layer():
@@ -122,7 +129,7 @@ def test_importance_ranks_a_dead_head_least_and_order_keeps_one_per_layer():
     labels[:, 1:4] = ids[:, 1:4]
 
     def loss(m, batch):
-        return m(*batch, labels=labels).loss
+        return m.loss(*batch, labels).loss
 
     imp = head_importance(model, [(ids, types, mask)], loss)
     assert imp[1, 2] == 0 and bool((imp[0] > 0).all())
@@ -141,7 +148,7 @@ def test_importance_ranks_a_dead_head_least_and_order_keeps_one_per_layer():
 def test_head_masked_reaches_task_code_that_knows_no_masks():
     """The context manager hands the mask to every encoder call, so a task's evaluate() runs the masked model."""
     torch.manual_seed(0)
-    model = build_head("classify", tiny_cfg(), {"labels": ["a", "b"], "pooling": "cls"}).eval()
+    model = build_model("classify", tiny_cfg(), {"labels": ["a", "b"], "pooling": "cls"}).eval()
     ids, types, mask = padded_batch()
     head_mask = mask_without((2, 4), [(0, 0), (1, 3)])
     with torch.no_grad():
@@ -216,7 +223,7 @@ def small_corpus(tmp_path_factory) -> Path:
 
 def _data_sets(corpus: Path, cache: Path) -> list[str]:
     return ["--set", f'data.corpus="{corpus}"', "--set", f'data.cache_dir="{cache}"', "--set",
-            "data.max_seq_length=32", "--set", "data.validation_fraction=0.3", "--set", "pretrain.device=\"cpu\""]
+            "data.max_seq_length=32", "--set", "data.validation_fraction=0.3", "--set", "runtime.device=\"cpu\""]
 
 
 @pytest.fixture(scope="module")
@@ -254,8 +261,8 @@ def test_cli_prune_writes_a_checkpoint_that_loads_and_matches(pruned_pretrain, t
     head_mask = mask_without((2, 2), [(int(layer), h) for h in heads])
     with torch.no_grad():
         a = pruned.model.bert(tok["input_ids"], tok["token_type_ids"], tok["attention_mask"]).last_hidden_state
-        b = full.model.bert(tok["input_ids"], tok["token_type_ids"], tok["attention_mask"],
-                            head_mask=head_mask).last_hidden_state
+        b = masked_run(full.model.bert, head_mask, tok["input_ids"], tok["token_type_ids"],
+                       tok["attention_mask"]).last_hidden_state
     real = tok["attention_mask"].bool()
     assert torch.allclose(a[real], b[real], atol=TOL)
 
@@ -277,7 +284,7 @@ def test_finetune_from_pruned_checkpoint_then_prune_and_export_classifier(pruned
             "finetune.batch_size": 8, "finetune.max_steps": 3, "finetune.warmup_steps": 1, "finetune.eval_every": 0,
             "finetune.save_every": 0, "finetune.max_seq_length": 32, "finetune.doc_stride": 8,
             "finetune.pooling": '"cls"',
-            "pretrain.device": '"cpu"'}
+            "runtime.device": '"cpu"'}
     cfg = Config().with_overrides([f"{k}={v}" for k, v in sets.items()])
     threads = torch.get_num_threads()
     try:

@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from bert2 import checkpoint as ckpt
+from bert2.config import TrainConfig
 from bert2.training.events import CheckpointEvent, DoneEvent, EvalEvent, StepEvent
 from bert2.training.schedule import Schedule
-from bert2.training.trainer import Trainer, TrainSettings
+from bert2.training.trainer import RunContext, Trainer
 
 
 class Toy(nn.Module):
@@ -79,10 +80,11 @@ def dirs(root: Path):
 
 def make(root, steps=12, callbacks=None, stop=None, resume=None, task=None, **kw):
     torch.manual_seed(123)  # model init; the trainer reseeds its own RNGs from settings.seed
-    s = TrainSettings(batch_size=16, learning_rate=1e-2, max_steps=steps, warmup_steps=3, log_every=1,
-                      eval_every=4, save_every=4, keep_last=2, **kw)
-    return Trainer(Toy(), data(), task or ToyTask(), s, dirs(root), {"toy": True}, torch.device("cpu"),
-                   callbacks=callbacks, stop_event=stop, resume_from=resume)
+    s = TrainConfig(batch_size=16, learning_rate=1e-2, max_steps=steps, warmup_steps=3, log_every=1,
+                    eval_every=4, save_every=4, keep_last=2, group_by_length=False, **kw)
+    ctx = RunContext(dirs(root), torch.device("cpu"), "toy-run", callbacks=list(callbacks or []),
+                     stop_event=stop or threading.Event(), resume_from=resume)
+    return Trainer(Toy(), data(), task or ToyTask(), s, {"toy": True}, ctx)
 
 
 def losses(events):

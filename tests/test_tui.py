@@ -19,7 +19,8 @@ import pytest
 from bert2.checkpoint import list_checkpoints
 from bert2.config import Config
 from bert2.training.events import CheckpointEvent, DoneEvent, EvalEvent, LogEvent, StartEvent, StepEvent
-from bert2_tui.jobs import EventBatcher, RunState, last_run, load_last_run
+from bert2.training.runlog import last_run
+from bert2_tui.jobs import EventBatcher, RunState, load_last_run
 from bert2_tui.testing import make_app, tiny_config, widget_text
 from bert2_tui.widgets.charts import downsample, ema
 
@@ -127,7 +128,8 @@ def test_run_state_is_bounded_and_resume_joins_runs(tmp_path):
     events = [start(0), *[step(i) for i in range(1, 61)], CheckpointEvent(step=40, path="p", stage="checkpoint"),
               DoneEvent(reason="stopped", step=60), start(40), *[step(i) for i in range(41, 51)]]
     run = last_run(events)
-    assert isinstance(run[0], StartEvent) and run[0].start_step == 0  # the resumed run is joined to its parent
+    assert len(run.segments) == 2 and run.events[0].start_step == 0  # the resumed run is joined to its parent
+    assert [e.step for e in run.events if isinstance(e, StepEvent)] == list(range(1, 51))  # 41..60 superseded
     path = tmp_path / "transformer" / "pretrain" / "metrics.jsonl"
     path.parent.mkdir(parents=True)
     path.write_text("\n".join(json.dumps(e.to_dict()) for e in events) + "\n{torn line")

@@ -118,8 +118,8 @@ def test_snapshot_config_screen_with_an_error(snap_compare, snap_cfg):
 
 def test_snapshot_checkpoints_screen(snap_compare, snap_cfg):
     root = Path(snap_cfg.paths.root)
-    write_checkpoint(root / "transformer/pretrain/checkpoint", 400, 4.02)
     write_checkpoint(root / "transformer/pretrain/checkpoint", 300, 4.31)
+    write_checkpoint(root / "transformer/pretrain/checkpoint", 400, 4.02)  # written last: the newest
     write_checkpoint(root / "transformer/pretrain/best", 400, 4.02)
     write_checkpoint(root / "transformer/pretrain/final", 400, 4.02)
     app = make_app(snap_cfg, load_history=False)

@@ -9,7 +9,8 @@ A checkpoint is a directory (`saved_model/<kind>/<stage>/step-00000500/`) holdin
     resume files         optimizer, schedule and RNG state for `--resume` (safetensors + JSON, never pickle)
 
 Modules, lowest first:
-    layout.py       stage directories, atomic publish, listing, retention, resolving a path (no torch)
+    layout.py       stage directories, atomic publish, listing, runs and retention, resolving a path (no torch)
+    lock.py         one writer at a time per kind directory (a flock that says who holds it)
     model_files.py  config.json <-> ModelConfig, one loader for model + tokenizer + metadata, one writer
     train_state.py  the resume files: optimizer, schedule, RNG and data position without pickle
     hf.py           import-hf / export-hf: the same weights in transformers' names
@@ -32,20 +33,23 @@ from .layout import (
                      latest_in,
                      latest_resumable,
                      list_checkpoints,
+                     new_run_id,
                      now_iso,
                      publish_dir,
                      read_json,
                      read_state,
                      resolve,
                      rotate,
+                     run_of,
                      save_checkpoint,
                      step_dir_name,
                      step_dirs,
                      sweep_temporaries,
                      write_json,
+                     written_at,
 )
 
 __all__ = ["CONFIG_FILE", "REQUIRED", "STATE_FILE", "TMP_PREFIX", "WEIGHTS_FILE", "CheckpointInfo", "checkpoint_info",
            "default_checkpoint", "is_complete", "kind_dir", "latest_in", "latest_resumable", "list_checkpoints",
-           "now_iso", "publish_dir", "read_json", "read_state", "resolve", "rotate", "save_checkpoint", "step_dir_name",
-           "step_dirs", "sweep_temporaries", "write_json"]
+           "new_run_id", "now_iso", "publish_dir", "read_json", "read_state", "resolve", "rotate", "run_of",
+           "save_checkpoint", "step_dir_name", "step_dirs", "sweep_temporaries", "write_json", "written_at"]

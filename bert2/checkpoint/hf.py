@@ -28,6 +28,7 @@ from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, HfHubHTTP
 from safetensors.torch import load_file
 from transformers.utils import logging as hf_logging
 
+from .. import tasks
 from ..config import ModelConfig
 from ..data.hub import hub_offline_mode, hub_reachable, offline_env
 from ..data.tokenizer import load_tokenizer, save_tokenizer
@@ -182,10 +183,6 @@ FRESH_GROUPS = {
     "nsp": "the next-sentence-prediction head",
 }
 
-# bert2 task -> the transformers class an export targets when --arch is not given.
-EXPORT_CLASSES = {"mlm+nsp": "BertForPreTraining", "mlm": "BertForMaskedLM",
-                  "classify": "BertForSequenceClassification", "qa-span": "BertForQuestionAnswering",
-                  "ner": "BertForTokenClassification"}
 # An ALiBi model exports as transformers' BERT with the attention mask swapped (checkpoint/remote/), loaded with
 # trust_remote_code=True: these are the classes and the auto_map that tells transformers where they are.
 REMOTE_CLASSES = {"BertForPreTraining": "Bert2AlibiForPreTraining", "BertForMaskedLM": "Bert2AlibiForMaskedLM",
@@ -540,31 +537,27 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
     model_cfg, config = read_config(p)
     meta = config.get("bert2") or {}
     task = str(meta.get("task", "mlm+nsp"))
-    if task == "qa":
-        raise CheckpointError(f"{p} is a generative QA checkpoint (task qa): its answer decoder has no transformers "
-                              "BERT equivalent, so it cannot be exported; export a pretraining, classify or "
-                              "qa-span or ner checkpoint")
-    if task == "classify" and meta.get("pooling", "cls") != "cls":
-        raise CheckpointError(f"{p} is a classifier that averages the last hidden states (finetune.pooling = "
-                              f"\"{meta.get('pooling')}\", the default); transformers' BertForSequenceClassification "
-                              "reads the pooled [CLS] vector, so it would predict differently. Fine-tune with --set "
-                              "finetune.pooling=cls to get an exportable classifier")
+    try:
+        task_cls = tasks.get(task)
+    except tasks.UnknownTask as exc:
+        raise CheckpointError(f"{p}: {exc}") from None
+    problem = task_cls.export_problem(meta)
+    if problem:
+        raise CheckpointError(f"{p} cannot be exported: {problem}")
     if model_cfg.norm_placement != "post":
         raise CheckpointError(f"{p} uses pre-LN layers (model.norm_placement = \"pre\"); transformers' BERT is "
                               "post-LN, so these weights have no transformers equivalent and cannot be exported")
-    if task not in EXPORT_CLASSES:
-        raise CheckpointError(f"{p} has task {task!r}; export-hf handles {', '.join(EXPORT_CLASSES)}")
     if arch is not None and arch not in EXPORT_ARCHS:
         raise CheckpointError(f"unknown --arch {arch!r}; choose {' or '.join(EXPORT_ARCHS)}")
-    if arch is not None and task not in ("mlm+nsp", "mlm"):
+    if arch is not None and task_cls.kind != "pretrain":
         raise CheckpointError(f"--arch applies to pretraining checkpoints; {p} is a {task} checkpoint and exports "
-                              f"as {EXPORT_CLASSES[task]}")
+                              f"as {task_cls.export_class}")
     tokenizer = read_tokenizer(p, model_cfg.vocab_size)
     state = read_weights(p)
     if model_cfg.pruned_heads:  # bert2 prune removed heads: back to full size, the removed ones zero (exact)
         state = expand_pruned_heads(state, model_cfg)
 
-    cls_name = EXPORT_ARCHS[arch] if arch else EXPORT_CLASSES[task]
+    cls_name = EXPORT_ARCHS[arch] if arch else task_cls.export_class
     if cls_name == "BertForPreTraining" and "nsp.weight" not in state:
         raise CheckpointError(f"{p} was pretrained without next-sentence prediction, so BertForPreTraining would "
                               "lack its NSP head; export it with --arch masked-lm")
@@ -585,7 +578,7 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
                                  "step": int(read_state(p).get("step", 0))})
     if model_cfg.pruned_heads:
         hf_dict["bert2_export"]["zeroed_heads"] = model_cfg.pruned_heads
-    if task in ("classify", "ner"):
+    if task_cls.kind == "finetune" and task_cls.labelled:  # label names into transformers' id2label
         labels = [str(x) for x in meta.get("labels") or []]
         n = int(state["classifier.weight"].shape[0])
         if len(labels) != n:
@@ -593,7 +586,7 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
         hf_dict.update(id2label={str(i): name for i, name in enumerate(labels)},
                        label2id={name: i for i, name in enumerate(labels)},
                        classifier_dropout=meta.get("classifier_dropout"))
-        if task == "classify":
+        if task_cls.export_class == "BertForSequenceClassification":
             hf_dict.update(problem_type="single_label_classification")
     if alibi:  # transformers' BERT plus the modelling code shipped beside the weights (trust_remote_code)
         cls_name = REMOTE_CLASSES[cls_name]

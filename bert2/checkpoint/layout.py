@@ -1,16 +1,23 @@
 """Checkpoint directories: atomic save, listing, resolving, loading, retention.
 
 Layout: each of the six stage directories (saved_model/{transformer/pretrain,bert/finetuning}/{checkpoint,best,
-final}) holds step directories, `step-00000500/`. A checkpoint is written into a hidden `.tmp-...` sibling and
-renamed into place only when complete, with `trainer_state.json` written last; a crash mid-save therefore leaves
-the previous checkpoint intact and at worst a hidden temporary directory that is never listed and is swept on
-the next save. best/ and final/ keep only their newest; checkpoint/ keeps the last K.
+final}) holds step directories, `step-00000500/` (`step-00000500-<run>` when another run already has that step
+there). A checkpoint is written into a hidden `.tmp-...` sibling and renamed into place only when complete, with
+`trainer_state.json` written last; a crash mid-save therefore leaves the previous checkpoint intact and at worst
+a hidden temporary directory that is never listed and is swept on the next save.
+
+Runs: every checkpoint's trainer_state.json names the run that wrote it (`run_id`, `run_started`). "Latest" means
+most recently written, never highest step: step 451 of the run a learner just stopped is newer than step 2000 of
+last week's. checkpoint/ keeps the last K checkpoints *of each run* (retention never deletes another run's);
+best/ and final/ hold one checkpoint each, the newest run's, and saving one there says what it replaced.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -47,6 +54,8 @@ class CheckpointInfo:
     size_bytes: int = 0
     valid: bool = True
     task: str = ""
+    run_id: str = ""
+    """The run that wrote it (empty: written before runs had ids)."""
     error: str = ""
     note: str = ""  # usable, but something to know (e.g. pickled resume files)
 
@@ -56,6 +65,37 @@ class CheckpointInfo:
 
 def step_dir_name(step: int) -> str:
     return f"step-{step:08d}"
+
+
+_STEP_DIR = re.compile(r"^step-(\d+)(?:-[A-Za-z0-9_.-]+)?$")
+
+
+def new_run_id() -> str:
+    """A run's identity: its start time to the millisecond and a random suffix (sortable, unique, readable)."""
+    now = datetime.now()
+    return now.strftime("%Y%m%d-%H%M%S-") + f"{now.microsecond // 1000:03d}-{secrets.token_hex(2)}"
+
+
+def run_of(path: Path) -> str | None:
+    """The run a checkpoint directory belongs to (trainer_state.json's run_id); None for checkpoints written
+    before runs had ids, imports, and anything unreadable."""
+    try:
+        state = json.loads((Path(path) / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    run = state.get("run_id") if isinstance(state, dict) else None
+    return run if isinstance(run, str) and run else None
+
+
+def written_at(path: Path) -> float:
+    """When a checkpoint was written: the modification time of its trainer_state.json (written last), else of
+    the directory; 0.0 when neither can be read."""
+    for p in (Path(path) / STATE_FILE, Path(path)):
+        try:
+            return p.stat().st_mtime
+        except OSError:
+            continue
+    return 0.0
 
 
 def now_iso() -> str:
@@ -170,15 +210,20 @@ def write_directory(out_dir: str | os.PathLike, payload: Callable[[Path], None],
 
 
 def save_checkpoint(stage_dir: Path, step: int, write_payload: Callable[[Path], None], state: dict[str, Any],
-                    keep_last: int | None = None, protect: set[Path] | None = None) -> Path:
+                    keep_last: int | None = None, protect: set[Path] | None = None,
+                    replaced: list[tuple[Path, str | None]] | None = None) -> Path:
     """Atomically create `stage_dir/step-N` from `write_payload(tmpdir)` plus `state` as trainer_state.json.
 
-    keep_last=None keeps only the new checkpoint (best/, final/); an int keeps that many newest (checkpoint/).
-    Raises CheckpointError (disk full, unwritable) after removing its temporary directory; existing checkpoints
-    are untouched in that case.
+    keep_last=None keeps only the new checkpoint (best/, final/: one per kind, the newest run's); an int keeps
+    that many newest checkpoints of the run `state["run_id"]` names (checkpoint/), and never touches another
+    run's. The directories removed are appended to `replaced` when given, with the run each belonged to. Raises CheckpointError (disk full,
+    unwritable) after removing its temporary directory; existing checkpoints are untouched in that case.
     """
     stage_dir = Path(stage_dir)
+    run = state.get("run_id")
     target = stage_dir / step_dir_name(step)
+    if target.exists() and run_of(target) != run and keep_last is not None:
+        target = stage_dir / f"{step_dir_name(step)}-{run or 'run'}"  # another run's step N stays where it is
     tmp = stage_dir / f"{TMP_PREFIX}{target.name}-{os.getpid()}-{int(time.time() * 1000)}"
     try:
         stage_dir.mkdir(parents=True, exist_ok=True)
@@ -188,33 +233,42 @@ def save_checkpoint(stage_dir: Path, step: int, write_payload: Callable[[Path], 
         if _pause_hook is not None:
             _pause_hook(tmp)
         write_state(tmp, **{**state, "step": step})  # written last: its presence marks a complete payload
-        publish_dir(tmp, target)  # same step saved again (e.g. stop right after a periodic save): replaced
+        before = {p: run_of(p) for p in step_dirs(stage_dir)}
+        overwritten = target in before and before[target] != run  # best/ or final/ holding another run's step N
+        publish_dir(tmp, target)  # same step of the same run saved again (a stop right after a save): replaced
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointError(f"could not write checkpoint to {target}: {exc.strerror or exc}") from exc
-    rotate(stage_dir, 1 if keep_last is None else keep_last, protect={target, *(protect or set())})
+    if keep_last is None:
+        removed = rotate(stage_dir, 1, protect={target, *(protect or set())})
+    else:
+        removed = rotate(stage_dir, keep_last, protect={target, *(protect or set())}, run_id=run or "")
+    if replaced is not None:
+        replaced.extend((p, before.get(p)) for p in ([target] if overwritten else []) + removed)
     return target
 
 
 def step_dirs(stage_dir: Path) -> list[Path]:
-    """Complete-looking step directories of one stage directory, oldest first."""
+    """Step directories of one stage directory, oldest first (by when they were written)."""
     if not Path(stage_dir).is_dir():
         return []
-    dirs = [p for p in Path(stage_dir).iterdir() if p.is_dir() and p.name.startswith("step-")]
-    return sorted(dirs, key=lambda p: (_step_of(p), p.stat().st_mtime))
+    dirs = [p for p in Path(stage_dir).iterdir() if p.is_dir() and _STEP_DIR.match(p.name)]
+    return sorted(dirs, key=lambda p: (written_at(p), _step_of(p), p.name))
 
 
 def _step_of(p: Path) -> int:
-    try:
-        return int(p.name.split("-", 1)[1])
-    except (IndexError, ValueError):
-        return -1
+    m = _STEP_DIR.match(p.name)
+    return int(m.group(1)) if m else -1
 
 
-def rotate(stage_dir: Path, keep_last: int, protect: set[Path] | None = None) -> list[Path]:
-    """Delete all but the newest `keep_last` step directories; never a protected one."""
+def rotate(stage_dir: Path, keep_last: int, protect: set[Path] | None = None, run_id: str | None = None
+           ) -> list[Path]:
+    """Delete all but the newest `keep_last` step directories, never a protected one. With `run_id`, only that
+    run's checkpoints count and can go ("" : those of no run); another run's are never touched."""
     protect = {p.resolve() for p in (protect or set())}
     dirs = step_dirs(stage_dir)
+    if run_id is not None:
+        dirs = [p for p in dirs if (run_of(p) or "") == run_id]
     removed = []
     for p in dirs[: max(0, len(dirs) - keep_last)]:
         if p.resolve() not in protect:
@@ -264,6 +318,7 @@ def checkpoint_info(path: Path, kind: str, stage: str) -> CheckpointInfo:
     info.metrics = {k: v for k, v in (state.get("metrics") or {}).items() if isinstance(v, (int, float))}
     info.created = str(state.get("created", ""))
     info.task = str(state.get("task", ""))
+    info.run_id = str(state.get("run_id") or "")
     teacher = (state.get("run_config") or {}).get("distilled_from")  # a bert2 distill student names its teacher
     if teacher:
         info.note = f"distilled from {teacher}"
@@ -295,14 +350,14 @@ def latest_in(stage_dir: Path) -> Path | None:
     return None
 
 
-def latest_resumable(root: str | os.PathLike, kind: str) -> Path | None:
-    """The most advanced complete checkpoint of `kind` over checkpoint/ and final/ (resume continues from it)."""
-    best: Path | None = None
-    for stage in ("checkpoint", "final"):
-        p = latest_in(kind_dir(root, kind) / stage)
-        if p is not None and (best is None or _step_of(p) > _step_of(best)):
-            best = p
-    return best
+def latest_resumable(root: str | os.PathLike, kind: str, accept: Callable[[Path], bool] | None = None
+                     ) -> Path | None:
+    """The most recently written complete checkpoint of `kind` in checkpoint/ or final/ (what `--resume` and the
+    TUI's `r` continue): the run a learner stopped last, never an older run's higher step. `accept` narrows the
+    choice (distillation resumes only distilled checkpoints)."""
+    found = [p for stage in ("checkpoint", "final") for p in step_dirs(kind_dir(root, kind) / stage)
+             if is_complete(p) and (accept is None or accept(p))]
+    return max(found, key=written_at, default=None)
 
 
 def resolve(path: str | os.PathLike) -> Path:

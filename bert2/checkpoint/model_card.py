@@ -10,10 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .. import tasks
 from ..config import KINDS, ModelConfig
 
-PIPELINE_TAGS = {"mlm+nsp": "fill-mask", "mlm": "fill-mask", "classify": "text-classification",
-                 "qa-span": "question-answering", "ner": "token-classification"}
 TASK_NAMES = {"fill-mask": "Fill-Mask", "text-classification": "Text Classification",
               "question-answering": "Question Answering", "token-classification": "Token Classification"}
 # bert2's offline data -> the Hub dataset the text comes from
@@ -66,10 +65,11 @@ def model_card(checkpoint: Path, task: str, architecture: str, model_cfg: ModelC
                state: dict[str, Any], remote_code: bool) -> str:
     run = state.get("run_config") or {}
     pretrain, finetune, data = run.get("pretrain") or {}, run.get("finetune") or {}, run.get("data") or {}
-    finetuned = task not in ("mlm+nsp", "mlm")
+    task_cls = tasks.get(task)
+    finetuned = task_cls.kind == "finetune"
     corpus = [c for c in str(data.get("corpus", "")).split("+") if c]
     task_data = str(config_meta.get("data") or finetune.get("data") or "") if finetuned else ""
-    pipeline_tag = PIPELINE_TAGS.get(task, "fill-mask")
+    pipeline_tag = task_cls.pipeline_tag or "fill-mask"
     metrics = {k: v for k, v in (state.get("metrics") or {}).items() if isinstance(v, (int, float)) and "/" not in k}
     name = portable_name(checkpoint).replace("/", "-")
     meta: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": pipeline_tag, "language": ["en"],

@@ -19,13 +19,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .. import tasks
 from ..config import CHOICES, ModelConfig, normalize_pruned_heads, pruned_heads_problems
 from ..data.tokenizer import load_tokenizer
 from ..errors import CheckpointError
-from ..model import FINETUNE_TASKS, BertForPreTraining, build_head
 from .layout import CONFIG_FILE, WEIGHTS_FILE, read_json, resolve, write_json
-
-PRETRAIN_TASKS = ("mlm+nsp", "mlm")
 
 # transformers' hidden_act names -> bert2's. gelu_new, gelu_pytorch_tanh, gelu_fast and gelu_accurate are all the
 # tanh approximation 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))); gelu and gelu_python are the exact erf GELU.
@@ -135,13 +133,14 @@ def read_weights(path: Path | str, device: str | torch.device = "cpu") -> dict[s
         raise CheckpointError(f"{f} is unreadable (truncated or corrupt?): {exc}") from None
 
 
-def build_model(task: str, model_cfg: ModelConfig, meta: dict[str, Any]) -> nn.Module:
-    """An untrained model of the class a checkpoint's task needs (its weights are loaded afterwards)."""
-    if task in PRETRAIN_TASKS:
-        return BertForPreTraining(model_cfg, nsp=bool(meta.get("nsp", task == "mlm+nsp")))
-    if task in FINETUNE_TASKS:
-        return build_head(task, model_cfg, meta)
-    raise CheckpointError(f"unknown task {task!r} in checkpoint metadata")
+def build_model(task: str, model_cfg: ModelConfig, meta: dict[str, Any], tokenizer: Any = None) -> nn.Module:
+    """An untrained model of the class a checkpoint's task needs, as the task registry builds it (its weights are
+    loaded afterwards)."""
+    try:
+        task_cls = tasks.get(task)
+    except tasks.UnknownTask as exc:
+        raise CheckpointError(f"{exc} (config.json bert2.task)") from None
+    return task_cls.build_model(model_cfg, meta, tokenizer)
 
 
 @dataclass
@@ -170,9 +169,7 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu", weight
     loaded = LoadedCheckpoint(p, model_cfg, config, tokenizer, meta=meta)
     if not weights:
         return loaded
-    model = build_model(loaded.task, model_cfg, meta)
-    if loaded.task == "qa":
-        model.set_vocabulary(tokenizer)
+    model = build_model(loaded.task, model_cfg, meta, tokenizer)
     try:
         model.load_state_dict(read_weights(p, device), strict=True)
     except RuntimeError as exc:

@@ -71,7 +71,11 @@ def load(args: argparse.Namespace, extra: list[str] | None = None) -> Config:
     if getattr(args, "preset", None):
         base = preset(args.preset, base)
     sets = list(getattr(args, "global_set", None) or []) + list(getattr(args, "set", None) or [])
-    return base.with_overrides((extra or []) + sets)
+    cfg = base.with_overrides((extra or []) + sets)
+    for note in cfg.notes:  # e.g. an older file's pretrain.device, now runtime.device
+        sys.stderr.write(f"note: {note}\n")
+    cfg.notes.clear()  # said once, even when a command loads the configuration again
+    return cfg
 
 
 def quote(value: str) -> str:

@@ -66,7 +66,7 @@ def print_report(result: Any) -> None:
           f"(attention {result.attention_params_before:,} -> {result.attention_params_after:,})")
     first = next(iter(result.speed.values()), {})
     print(f"inference time, ms per batch (median of {first.get('repeats', 0)} passes over {first.get('batches', 0)} "
-          "batches after a warm-up; on a shared machine wall time is noisy: --set pretrain.num_threads=1 and "
+          "batches after a warm-up; on a shared machine wall time is noisy: --set runtime.num_threads=1 and "
           "CPU time are steadier):")
     cpu = "cpu_speedup" in first
     print(f"{'':>12} {'full':>9} {'pruned':>9} {'speed-up':>9}" + (f" {'CPU: full':>10} {'pruned':>9} {'speed-up':>9}"
@@ -112,7 +112,7 @@ def add_parsers(sub: Any) -> None:
                 ("bert2 prune saved_model/bert/finetuning --heads 4",
                  "bert2 prune saved_model/transformer/pretrain --fraction 0.25 --out pruned-bert",
                  "bert2 prune saved_model/bert/finetuning --heads 6 --dry-run --json"))
-    add_common(p, example="pretrain.num_threads=2")
+    add_common(p, example="runtime.num_threads=2")
     p.add_argument("checkpoint", metavar="CKPT_DIR", help="a step directory, or a stage / kind directory (its newest)")
     p.add_argument("--heads", type=int, metavar="N", help="remove N heads (one of --heads / --fraction)")
     p.add_argument("--fraction", type=float, metavar="F", help="remove this share of the heads, e.g. 0.25")

@@ -34,7 +34,8 @@ def _check_input(args: argparse.Namespace, check_mask_text: Any, check_text: Any
 
 
 def cmd_inference(args: argparse.Namespace) -> int:
-    from ..inference import Predictor, check_mask_text, check_text, default_checkpoint_for  # torch: see above
+    from ..inference import Predictor, check_text, default_checkpoint_for  # torch: see above
+    from ..tasks.pretraining import check_mask_text
 
     if args.mode not in MODES:
         raise InputError(f"unknown inference mode {args.mode!r}; choose {', '.join(MODES)}")

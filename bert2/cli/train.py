@@ -107,7 +107,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     elif done.reason == "stopped" and done.step:
         sys.stderr.write(f"stopped at step {done.step}; continue with: bert2 finetune --resume\n")
     elif done.reason in ("completed", "time_budget"):
-        sys.stderr.write(next_steps(cfg.finetune.task, cfg.finetune.data))
+        sys.stderr.write(next_steps(cfg.finetune.task))
     return train_exit_code(done)
 
 
@@ -157,7 +157,7 @@ def cmd_full(args: argparse.Namespace) -> int:
         print_json({"reason": done.reason, "step": done.step, "metrics": done.final_metrics})
     else:
         sys.stderr.write(f"pretraining + fine-tuning took {time.perf_counter() - t0:.0f} s\n"
-                         + next_steps(cfg.finetune.task, cfg.finetune.data))
+                         + next_steps(cfg.finetune.task))
     return train_exit_code(done)
 
 
@@ -170,25 +170,20 @@ def task_adaptive_corpus(cfg: Config) -> str:
     held-out accuracy, same fine-tuning): see the README's trial table.
     """
     from ..data.corpus import IMDB_OFFLINE, corpus_parts  # datasets and numpy: only `full` needs them
-    from ..data.finetuning import resolve_data_name
+    from ..tasks.finetuning import task_class
 
     f = cfg.finetune
-    if f.task != "classify" or resolve_data_name(f.task, f.data) != IMDB_OFFLINE:
+    if f.task != "classify" or task_class(f.task).resolve_data_name(f.data) != IMDB_OFFLINE:
         return cfg.data.corpus
     if IMDB_OFFLINE in corpus_parts(cfg.data.corpus):
         return cfg.data.corpus
     return f"{cfg.data.corpus}+{IMDB_OFFLINE}"
 
 
-def next_steps(task: str, data: str = "") -> str:
-    film = data.startswith("imdb")
-    example = {"classify": 'bert2 inference classify ' + ('"A wonderful, moving film."' if film else
-                                                          '"The Nile is a major river in northeastern Africa."'),
-               "ner": 'bert2 inference ner "Barack Obama visited the Empire State Building in New York."',
-               "qa": 'bert2 inference qa --question "What is Paris?" --context "Paris is the capital of France."',
-               "qa-span": 'bert2 inference qa --question "What is the capital of France?" '
-                          '--context "Paris is the capital of France."'}[task]
-    return f"try:\n  {example}\n"
+def next_steps(task: str) -> str:
+    from ..tasks.finetuning import task_class  # loaded already: the run just used it
+
+    return f"try:\n  {task_class(task).inference_example}\n"
 
 
 # ------------------------------------------------------------------------------------------------ parsers
@@ -232,8 +227,8 @@ def add_parsers(sub: Any) -> None:
 
     def task_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--task", choices=CHOICES["finetune.task"],
-                       help="classify, ner (named entities), qa (generative) or qa-span (extractive); default: "
-                            "finetune.task")
+                       help=f"{', '.join(CHOICES['finetune.task'])} (classify: one label per text; ner: named "
+                            "entities; qa: generative; qa-span: extractive); default: finetune.task")
         p.add_argument("--data", metavar="NAME_OR_PATH",
                        help="imdb-offline, wiki-topic (classify), wnut16-offline (ner), wiki-qa (qa), wiki-span "
                             "(qa-span), a hub name (imdb, conll2003, ms_marco, squad) or a local file (a CoNLL file "

@@ -50,26 +50,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import checkpoint as ckpt
+from .. import tasks
 from ..checkpoint.layout import LEGACY_RESUME_FILES, RESUME_FILES
-from ..checkpoint.model_files import PRETRAIN_TASKS, load_checkpoint, read_config, write_model_files
-from ..checkpoint.train_state import check_resumable
-from ..config import STAGES, Config, ConfigError, DataConfig, DistillConfig, FieldError, ModelConfig
-from ..data import finetuning as fd
+from ..checkpoint.model_files import load_checkpoint, read_config, write_model_files
+from ..config import KINDS, Config, ConfigError, DataConfig, DistillConfig, FieldError, ModelConfig
 from ..data.collator import MLMCollator
-from ..data.finetuning import load_task_data
 from ..data.pretraining import prepare_pretraining_data
 from ..errors import CheckpointError, DataError, TrainingError
-from ..model import BertForPreTraining, build_head, count_parameters
+from ..model import count_parameters
 from ..model.heads import LoadReport
-from ..tasks.finetuning import ClassificationTask
-from ..tasks.pretraining import DEFAULT_PROBES, PretrainingTask, StoppedDuringSetup, setup_reporter
-from ..training.distributed import resolve_device
-from ..training.events import Callback, DoneEvent, Event, LogEvent
-from ..training.reporters import reporters_for
-from ..training.trainer import Trainer, TrainSettings, jsonl_writer
+from ..tasks.classify import ClassifyTask
+from ..tasks.pretraining import DEFAULT_PROBES, PretrainingTask, pretraining_task
+from ..tasks.run import Run, StoppedDuringSetup
+from ..training.events import Callback, DoneEvent, Event
+from ..training.trainer import Trainer
+from . import DISTILL_TEACHERS
 
-TEACHER_TASKS = (*PRETRAIN_TASKS, "classify")
-"""Teachers a student can learn from: pretraining checkpoints (mlm+nsp, mlm) and classifiers."""
+TEACHER_TASKS = DISTILL_TEACHERS
 RUNS_FILE = "distill_runs.jsonl"
 """One line per finished distillation run, in the kind directory: what the comparison table reads."""
 HEADLINE = {"pretrain": ("mlm_accuracy", "mlm_loss"), "finetune": ("accuracy", "loss")}
@@ -354,7 +351,7 @@ class DistillPretrainingTask(PretrainingTask):
                     p.copy_(state["projection"][name])
 
 
-class DistillClassificationTask(ClassificationTask):
+class DistillClassificationTask(ClassifyTask):
     """Classification whose loss mixes the teacher's softened label distribution with the gold labels.
 
     Loss parts: ce (hard), soft. Evaluation, probes and checkpoint files are the classifier's own, so the student
@@ -479,13 +476,16 @@ def run_distillation(cfg: Config, callbacks: list[Callback] | None = None, stop_
     ConfigError for settings that do not fit the teacher.
     """
     try:
-        run = build_distillation(cfg, callbacks, stop_event, resume, probes)
+        built = build_distillation(cfg, callbacks, stop_event, resume, probes)
     except StoppedDuringSetup:
         done = DoneEvent(reason="stopped", step=0, message="stopped while preparing data; nothing to save")
         for cb in callbacks or []:
             cb(done)
         return done
-    return run.finish(run.trainer.fit())
+    try:
+        return built.finish(built.trainer.fit())
+    finally:
+        built.run.close()
 
 
 @dataclasses.dataclass
@@ -498,52 +498,63 @@ class DistillationRun:
     kind: str
     weights: LossWeights
     cfg: Config
-    sinks: list[Callback]
+    run: Run
+    """The run harness: its callbacks (metrics.jsonl, reporters, the caller's) and the kind directory's lock."""
 
     def finish(self, done: DoneEvent) -> DoneEvent:
         """Measure teacher and student (when training ended normally), record the run, and send the DoneEvent
         the trainer's was held back for, so that it is the last event and carries the comparison."""
-        if done.reason in ("completed", "time_budget"):
-            numbers = compare(self.trainer.raw_model, self.teacher, self.trainer.task, self.kind, self.trainer.device)
-            done.final_metrics = {**done.final_metrics, **{f"{who}/{k}": v for who, row in numbers.items()
-                                                           for k, v in row.items()}}
-            entry = _record(self.cfg, self.kind, self.teacher_path, self.trainer, self.weights, numbers)
-            for cb in self.sinks:
-                cb(LogEvent(level="info", message=summary_line(entry)))
-        done = DoneEvent(reason=done.reason, step=done.step, message=done.message, final_metrics=done.final_metrics)
-        for cb in self.sinks:
-            cb(done)
-        return done
+        try:
+            if done.reason in ("completed", "time_budget"):
+                numbers = compare(self.trainer.raw_model, self.teacher, self.trainer.task, self.kind,
+                                  self.trainer.device)
+                done.final_metrics = {**done.final_metrics, **{f"{who}/{k}": v for who, row in numbers.items()
+                                                               for k, v in row.items()}}
+                entry = _record(self.cfg, self.kind, self.teacher_path, self.trainer, self.weights, numbers)
+                self.run.say(summary_line(entry))
+            done = DoneEvent(reason=done.reason, step=done.step, message=done.message,
+                             final_metrics=done.final_metrics)
+            for cb in self.run.callbacks:
+                cb(done)
+            return done
+        finally:
+            self.run.close()
 
 
 def build_distillation(cfg: Config, callbacks: list[Callback] | None = None,
                        stop_event: threading.Event | None = None, resume: bool | str | Path = False,
                        probes: tuple[str, ...] = DEFAULT_PROBES) -> DistillationRun:
-    """Everything run_distillation does short of training: teacher, data, student, task, a ready Trainer."""
-    outer = list(callbacks or [])
+    """Everything run_distillation does short of training: teacher, data, student, task, a ready Trainer (the
+    kind directory's lock is held until `finish`)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise TrainingError("distillation runs in one process (its task calls the student's encoder directly, which "
-                            "DDP would not synchronise); run bert2 distill without torchrun")
+        raise TrainingError("distillation runs in one process (its teacher answers every batch on rank 0's "
+                            "device); run bert2 distill without torchrun")
     d = cfg.distill
     weights = LossWeights(d.temperature, d.alpha, d.hidden_weight, d.attention_weight)
-    if cfg.pretrain.num_threads > 0:
-        torch.set_num_threads(cfg.pretrain.num_threads)
-    device = resolve_device(cfg.pretrain.device)
-
     resume_path, teacher_path = _resolve_paths(cfg, resume)
     if resume_path is not None:
-        check_resumable(resume_path)
         weights = _saved_weights(resume_path, weights)
-    teacher_ckpt = load_checkpoint(teacher_path, device)
-    kind = "pretrain" if teacher_ckpt.task in PRETRAIN_TASKS else "finetune"
+    kind = tasks.kind_of(_task_of(teacher_path))
+    run = Run(cfg, kind, callbacks, stop_event, resume_path or False, report_to=d.report_to, what="distillation")
+    try:
+        return _build(run, weights, teacher_path, probes)
+    except BaseException:
+        run.close()
+        raise
+
+
+def _build(run: Run, weights: LossWeights, teacher_path: Path, probes: tuple[str, ...]) -> DistillationRun:
+    cfg, kind, d, resume_path = run.cfg, run.kind, run.cfg.distill, run.resume_path
+    teacher_ckpt = load_checkpoint(teacher_path, run.device)
     kept = keep_teacher_safe(teacher_path, cfg.paths.root, kind)
-    moved = [f"the teacher lies where the student's checkpoints go; the student reads (and names) a copy: {kept}"] \
-        if kept != teacher_path else []
+    if kept != teacher_path:
+        run.say(f"the teacher lies where the student's checkpoints go; the student reads (and names) a copy: {kept}")
     teacher_path = kept
     teacher = freeze(teacher_ckpt.model)
     t_cfg = teacher_ckpt.model_cfg
     s_cfg = read_config(resume_path)[0] if resume_path is not None else student_config(t_cfg, d)
-    logs = moved + _check_plan(s_cfg, t_cfg, weights, kind)
+    for note in _check_plan(s_cfg, t_cfg, weights, kind):
+        run.say(note, "warning" if note.startswith("note:") else "info")
     if kind == "finetune":
         weights = dataclasses.replace(weights, hidden=0.0, attention=0.0)
     provenance = {"distilled_from": str(teacher_path),
@@ -551,54 +562,46 @@ def build_distillation(cfg: Config, callbacks: list[Callback] | None = None,
                                    "hidden_weight": weights.hidden, "attention_weight": weights.attention,
                                    "teacher_signal": weights.teacher_signal, "student_init": d.student_init,
                                    "init_layers": init_layer_map(s_cfg.num_hidden_layers, t_cfg.num_hidden_layers)}}
-
-    reporters, where = reporters_for(d.report_to, ckpt.kind_dir(cfg.paths.root, kind))
-    logs = ([where] if where else []) + logs
-    say = setup_reporter(outer, stop_event, True)
     if kind == "pretrain":
-        student, task, train_data = _pretraining_setup(cfg, teacher_ckpt, s_cfg, weights, provenance, say, probes,
-                                                       device)
+        student, task, train_data = _pretraining_setup(cfg, teacher_ckpt, s_cfg, weights, provenance, run.say,
+                                                       probes, run.device)
     else:
-        student, task, train_data = _classification_setup(cfg, teacher_ckpt, s_cfg, weights, provenance, say,
+        student, task, train_data = _classification_setup(cfg, teacher_ckpt, s_cfg, weights, provenance, run.say,
                                                           resume_path)
     if resume_path is None:
         if d.student_init == "teacher":
             report = init_from_teacher(student, teacher, provenance["distillation"]["init_layers"])
-            logs.append(f"student from the teacher: {report.summary()}")
+            run.say(f"student from the teacher: {report.summary()}")
         else:
-            logs.append("student from a random initialisation (distill.student_init = random)")
+            run.say("student from a random initialisation (distill.student_init = random)")
     if not weights.teacher_signal:
         task.teacher = None  # the baseline never runs the teacher while training (it is measured at the end)
-
-    cfg.all_stage_dirs()
-    stage_dirs = {s: cfg.stage_dir(kind, s, create=False) for s in STAGES}
-    sinks = outer + [jsonl_writer(ckpt.kind_dir(cfg.paths.root, kind) / "metrics.jsonl")] + reporters
 
     def relay(event: Event) -> None:
         """Every event goes out at once, except DoneEvent: it waits for the comparison (DistillationRun.finish)."""
         if not isinstance(event, DoneEvent):
-            for cb in sinks:
+            for cb in run.callbacks:
                 cb(event)
 
     run_config = cfg.to_dict()
     run_config["distilled_from"] = str(teacher_path)
-    trainer = Trainer(student, train_data, task, train_settings(cfg, kind), stage_dirs, run_config, device,
-                      callbacks=[relay], stop_event=stop_event, resume_from=resume_path)
+    ctx = dataclasses.replace(run.context(), callbacks=[relay], on_finish=None)  # the lock outlives fit()
+    trainer = Trainer(student, train_data, task, cfg.distill, run_config, ctx)
     trainer.init = (f"resumed from {resume_path}" if resume_path is not None else
                     f"{'distilled from' if weights.teacher_signal else 'no teacher signal; shaped by'} {teacher_path}"
                     f" ({weights.describe()})")
-    for message in logs:
-        for cb in sinks:
-            cb(LogEvent(level="warning" if message.startswith("note:") else "info", message=message))
-    return DistillationRun(trainer, teacher, teacher_path, kind, weights, cfg, sinks)
+    return DistillationRun(trainer, teacher, teacher_path, kind, weights, cfg, run)
 
 
-def train_settings(cfg: Config, kind: str) -> TrainSettings:
-    """The optimizer details the student shares with its kind ([pretrain] or [finetune]: Adam's betas, gradient
-    accumulation, on_nan, batching by length), with [distill]'s own values for everything it sets."""
-    base = TrainSettings.from_section(cfg.pretrain if kind == "pretrain" else cfg.finetune)
-    own = {k: v for k, v in vars(cfg.distill).items() if k in TrainSettings.__dataclass_fields__}
-    return dataclasses.replace(base, **own)
+def _task_of(path: Path) -> str:
+    return str((ckpt.read_json(path / ckpt.CONFIG_FILE).get("bert2") or {}).get("task", "mlm+nsp"))
+
+
+def _distilled(path: Path) -> bool:
+    try:
+        return "distilled_from" in (ckpt.read_json(path / ckpt.CONFIG_FILE).get("bert2") or {})
+    except CheckpointError:
+        return False
 
 
 def _resolve_paths(cfg: Config, resume: bool | str | Path) -> tuple[Path | None, Path]:
@@ -607,11 +610,9 @@ def _resolve_paths(cfg: Config, resume: bool | str | Path) -> tuple[Path | None,
     resume_path = None
     if resume:
         if resume is True:
-            for kind in ("pretrain", "finetune"):
-                found = ckpt.latest_resumable(cfg.paths.root, kind)
-                if found is not None and "distilled_from" in (ckpt.read_json(found / ckpt.CONFIG_FILE).get("bert2")
-                                                              or {}):
-                    resume_path = found if resume_path is None or _newer(found, resume_path) else resume_path
+            found = [p for kind in KINDS
+                     if (p := ckpt.latest_resumable(cfg.paths.root, kind, _distilled)) is not None]
+            resume_path = max(found, key=ckpt.written_at, default=None)
             if resume_path is None:
                 raise CheckpointError(f"nothing to resume: no distilled checkpoint under {cfg.paths.root}")
         else:
@@ -627,10 +628,10 @@ def _resolve_paths(cfg: Config, resume: bool | str | Path) -> tuple[Path | None,
             raise ConfigError([FieldError("distill.teacher", "is empty: name the checkpoint to learn from, e.g. "
                                           "bert2 distill --teacher saved_model/transformer/pretrain")])
     teacher_path = ckpt.resolve(teacher).resolve()  # CheckpointError "checkpoint not found: ..."; then absolute
-    task = str((ckpt.read_json(teacher_path / ckpt.CONFIG_FILE).get("bert2") or {}).get("task", "mlm+nsp"))
+    task = _task_of(teacher_path)
     if task not in TEACHER_TASKS:
         raise CheckpointError(f"{teacher_path} is a {task} checkpoint; distillation supports pretraining teachers "
-                              f"({', '.join(PRETRAIN_TASKS)}) and classify teachers, not {task}")
+                              f"({', '.join(tasks.PRETRAIN_TASKS)}) and classify teachers, not {task}")
     return resume_path, teacher_path
 
 
@@ -640,10 +641,6 @@ def _saved_weights(path: Path, default: LossWeights) -> LossWeights:
     return LossWeights(float(saved.get("temperature", default.temperature)), float(saved.get("alpha", default.alpha)),
                        float(saved.get("hidden_weight", default.hidden)),
                        float(saved.get("attention_weight", default.attention)))
-
-
-def _newer(a: Path, b: Path) -> bool:
-    return a.stat().st_mtime > b.stat().st_mtime
 
 
 TEACHERS_DIR = "teachers"
@@ -713,7 +710,7 @@ def _pretraining_setup(cfg: Config, teacher_ckpt: Any, s_cfg: ModelConfig, weigh
     data = prepare_pretraining_data(run_cfg, teacher_ckpt.tokenizer, progress=say)
     say(f"data ready: {len(data.train)} training / {len(data.validation)} validation examples")
     torch.manual_seed(cfg.distill.seed)
-    student = BertForPreTraining(s_cfg, nsp=run_cfg.data.nsp)
+    student = pretraining_task(run_cfg).build_model(s_cfg, {"nsp": run_cfg.data.nsp})
     task = DistillPretrainingTask(run_cfg, teacher_ckpt.tokenizer, data.validation, teacher_ckpt.model, weights,
                                   provenance, probes)
     task.plan(s_cfg, teacher_ckpt.model_cfg, device)
@@ -752,7 +749,7 @@ def _classification_setup(cfg: Config, teacher_ckpt: Any, s_cfg: ModelConfig, we
     say(f"loading {data_name} (the teacher's task data)")
     state = ckpt.read_state(teacher_ckpt.path) if (teacher_ckpt.path / ckpt.STATE_FILE).is_file() else {}
     seed = int(((state.get("run_config") or {}).get("data") or {}).get("seed", cfg.data.seed))
-    data = load_task_data("classify", data_name, d.max_examples, seed=seed)
+    data = ClassifyTask.data(data_name, d.max_examples, seed=seed)
     if data.labels != t_meta.get("labels"):
         raise DataError(f"{data_name} has labels {data.labels}, the teacher {t_meta.get('labels')}; a student learns "
                         f"the teacher's labels, so distill on the teacher's task data")
@@ -763,9 +760,8 @@ def _classification_setup(cfg: Config, teacher_ckpt: Any, s_cfg: ModelConfig, we
         meta.pop("model", None)
     train_len = int(meta.get("train_max_seq_length", meta.get("max_seq_length", 128)))
     eval_len = int(meta.get("max_seq_length", train_len))
-    truncation = str(meta.get("truncation", "head"))
-    train = fd.featurize_classification(data.train, teacher_ckpt.tokenizer, train_len, truncation)
-    validation = fd.featurize_classification(data.validation, teacher_ckpt.tokenizer, eval_len, truncation)
+    train = ClassifyTask.featurize(data.train, teacher_ckpt.tokenizer, train_len, meta)
+    validation = ClassifyTask.featurize(data.validation, teacher_ckpt.tokenizer, eval_len, meta, for_eval=True)
     if d.eval_batches > 0:
         limit = d.eval_batches * d.batch_size
         data.validation, validation = data.validation[:limit], validation[:limit]
@@ -775,7 +771,7 @@ def _classification_setup(cfg: Config, teacher_ckpt: Any, s_cfg: ModelConfig, we
     say(f"data {data_name}: {len(train)} training / {len(validation)} validation examples, "
         f"{len(data.labels)} labels")
     torch.manual_seed(d.seed)
-    student = build_head("classify", s_cfg, meta)
+    student = ClassifyTask.build_model(s_cfg, meta)
     task = DistillClassificationTask(teacher_ckpt.tokenizer, meta, data.validation, validation, d.batch_size,
                                      teacher_ckpt.model, weights)
     return student, task, train

@@ -16,12 +16,12 @@ can go at test time with little loss, and gave a cheap way to find which:
     3. curve        Mask heads in that order (the mask again, now 0 or 1) and evaluate the task's own held-out
                     metric at each count: how far pruning can go before quality drops.
     4. prune        Remove the N least important heads for real: smaller q/k/v and out projections
-                    (MultiHeadAttention.prune_heads), so the speed-up is measured, not assumed.
+                    (compress/surgery.py prune_heads), so the speed-up is measured, not assumed.
     5. save         A new checkpoint whose config.json says what was removed (ModelConfig.pruned_heads) and how
                     it was chosen (the "bert2" block's "pruning" list); it loads, fine-tunes and exports.
 
-Nothing here re-implements evaluation: the held-out data, the loss and the metric are the fine-tuning task's
-(tasks/finetuning.py TASKS) or pretraining's (tasks/pretraining.py PretrainingTask). The importance batches are a
+Nothing here re-implements evaluation: the held-out data, the loss and the metric are the task's own (the task
+registry, bert2/tasks/). The importance batches are a
 seeded random sample of the held-out split and the curve evaluates the other examples, so the ranking is not
 chosen on the examples that judge it whenever the split is large enough (`PruneResult.disjoint` says).
 
@@ -31,36 +31,34 @@ Shapes: L layers, nh heads per layer (before any pruning), B batch, T tokens.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import random
 import statistics
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 
 from .. import checkpoint as ckpt
+from .. import tasks
 from ..checkpoint.layout import check_output_dir, write_directory, write_state
-from ..checkpoint.model_files import PRETRAIN_TASKS, load_checkpoint, write_model_files, write_weights
-from ..config import KINDS, STAGES, Config, ModelConfig, normalize_pruned_heads, pruned_heads_problems
+from ..checkpoint.lock import KindLock
+from ..checkpoint.model_files import load_checkpoint, write_model_files, write_weights
+from ..config import KINDS, STAGES, Config
 from ..data.collator import MLMCollator
-from ..data.finetuning import load_task_data
 from ..data.pretraining import prepare_pretraining_data
 from ..errors import PruningError
-from ..model import BertModel, count_parameters
-from ..tasks.finetuning import TASKS, featurize
+from ..model import count_parameters
+from ..tasks.finetuning import task_class
 from ..tasks.pretraining import PretrainingTask
 from ..training.distributed import resolve_device
 from ..training.events import Callback, DoneEvent, EvalEvent, LogEvent
+from . import PRUNE_TASKS
+from .surgery import alive_heads, attention_parameters, encoder_of, head_grid, head_masked, heads_present, prune_heads
 
-# The metric the curve follows per task (higher is better for each); `metric=` picks another (e.g. "loss").
-CURVE_METRICS = {"mlm+nsp": "mlm_accuracy", "mlm": "mlm_accuracy", "classify": "accuracy", "qa-span": "f1",
-                 "ner": "f1"}
 LOWER_IS_BETTER = ("loss", "mlm_loss", "nsp_loss", "perplexity")
 MAX_CURVE_POINTS = 16  # default step: at most this many evaluations along the curve
 
@@ -68,51 +66,6 @@ MAX_CURVE_POINTS = 16  # default step: at most this many evaluations along the c
 # --------------------------------------------------------------------------------------------------------------
 # The head mask, and importance from its gradient
 # --------------------------------------------------------------------------------------------------------------
-
-
-def encoder_of(model: nn.Module) -> BertModel:
-    """The BertModel inside a task model (`.bert`), or the model itself."""
-    core = getattr(model, "bert", model)
-    if not isinstance(core, BertModel):
-        raise PruningError(f"{type(model).__name__} holds no bert2 BertModel; nothing to prune")
-    return core
-
-
-def head_grid(model: nn.Module) -> tuple[int, int]:
-    """(L, nh): the shape of a head mask for this model (nh before any pruning)."""
-    core = encoder_of(model)
-    return len(core.encoder.layers), core.encoder.num_heads
-
-
-def alive_heads(model: nn.Module) -> torch.Tensor:
-    """(L, nh) bool: True where a head still exists (False where an earlier pruning removed it)."""
-    L, nh = head_grid(model)
-    alive = torch.zeros(L, nh, dtype=torch.bool)
-    for i, layer in enumerate(encoder_of(model).encoder.layers):
-        alive[i, list(layer.attention.kept_heads)] = True
-    return alive
-
-
-def heads_present(model_cfg: ModelConfig) -> int:
-    """Attention heads a model of this config has, all layers together, after any earlier pruning."""
-    return (model_cfg.num_hidden_layers * model_cfg.num_attention_heads
-            - sum(len(v) for v in model_cfg.pruned_heads.values()))
-
-
-@contextmanager
-def head_masked(model: nn.Module, head_mask: torch.Tensor) -> Iterator[None]:
-    """Run `model` with `head_mask` (L, nh) on its encoder for the duration of the block.
-
-    A forward pre-hook adds the mask to every call of the encoder, so code that knows nothing of masks (a task's
-    own `evaluate` or `loss`) runs the masked model unchanged; the hook is gone after the block."""
-    def add_mask(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        return args, {**kwargs, "head_mask": head_mask}
-
-    handle = encoder_of(model).register_forward_pre_hook(add_mask, with_kwargs=True)
-    try:
-        yield
-    finally:
-        handle.remove()
 
 
 def head_importance(model: nn.Module, batches: Sequence[Any], loss_fn: Callable[[nn.Module, Any], torch.Tensor],
@@ -186,42 +139,6 @@ def by_layer(pairs: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Removing heads for real
-# --------------------------------------------------------------------------------------------------------------
-
-
-def prune_heads(model: nn.Module, heads: Mapping[int | str, Iterable[int]]) -> nn.Module:
-    """Remove attention heads from `model` in place: {layer: [original head indices]} (transformers' old
-    `model.prune_heads` contract). Heads already gone are ignored; the model's ModelConfig gains them in
-    `pruned_heads`, so saving it writes a config that rebuilds these shapes. PruningError for a layer or head that
-    does not exist or a layer that would lose its last head (nothing is changed then)."""
-    core = encoder_of(model)
-    cfg = core.config
-    try:
-        spec = normalize_pruned_heads({k: list(v) for k, v in heads.items()})
-    except ValueError as exc:
-        raise PruningError(f"heads to prune: {exc}") from None
-    merged = normalize_pruned_heads({**{k: v for k, v in cfg.pruned_heads.items()},
-                                     **{k: sorted(set(cfg.pruned_heads.get(k, [])) | set(v))
-                                        for k, v in spec.items()}})
-    problems = pruned_heads_problems(merged, cfg.num_hidden_layers, cfg.num_attention_heads)
-    if problems:
-        raise PruningError(f"cannot prune {spec}: {'; '.join(problems)}")
-    for key, gone in spec.items():
-        core.encoder.layers[int(key)].attention.prune_heads(gone)
-    new_cfg = dataclasses.replace(cfg, pruned_heads=merged)
-    for module in model.modules():  # the task model and its encoder share one config object
-        if getattr(module, "config", None) is cfg:
-            module.config = new_cfg
-    return model
-
-
-def attention_parameters(model: nn.Module) -> int:
-    """Parameters of the encoder's attention projections (what pruning shrinks)."""
-    return sum(p.numel() for layer in encoder_of(model).encoder.layers for p in layer.attention.parameters())
-
-
-# --------------------------------------------------------------------------------------------------------------
 # Speed
 # --------------------------------------------------------------------------------------------------------------
 
@@ -235,7 +152,7 @@ def measure_speed(full: nn.Module, pruned: nn.Module, batches: Sequence[dict[str
     both alike. In ms per batch; speedup = full / pruned.
 
     Two clocks: wall time (what a user waits) and, on a CPU, the process's CPU time (summed over its threads).
-    With one thread (pretrain.num_threads = 1) CPU time counts the work done and not the time spent waiting for
+    With one thread (runtime.num_threads = 1) CPU time counts the work done and not the time spent waiting for
     cores that other processes hold, so on a busy shared machine it is the steadier measure of what pruning
     saved; with several, threads spin while they wait for each other, and both clocks include the contention."""
     def sync(model: nn.Module) -> None:
@@ -366,18 +283,16 @@ def finetuning_bench(cfg: Config, loaded: Any, batches: int, eval_batches: int, 
     name = data_name or str(meta.get("data") or "")
     if not name:
         raise PruningError(f"{loaded.path} does not name its fine-tuning data (config.json bert2.data); pass --data")
-    data = load_task_data(task_name, name, 0, seed=seed)
+    task_cls = task_class(task_name)
+    data = task_cls.data(name, 0, seed=seed)
     limit = loaded.model_cfg.max_position_embeddings
     length = min(int(meta.get("max_seq_length") or limit), limit)
-    kwargs: dict[str, Any] = {"truncation": str(meta.get("truncation", "head"))}
-    if task_name == "ner":
-        kwargs["labels"] = meta.get("labels")
-    features = featurize(task_name, data.validation, loaded.tokenizer, length, cfg, for_eval=True, **kwargs)
+    features = task_cls.featurize(data.validation, loaded.tokenizer, length, meta, for_eval=True)
 
     imp_idx, eval_idx, disjoint = held_out_split(len(data.validation), batches * batch_size,
                                                  eval_batches * batch_size, seed)
     eval_examples = [data.validation[i] for i in eval_idx]
-    if task_name == "qa-span":  # several windows per question, each pointing at it by example_index
+    if features and "example_index" in features[0]:  # several windows per question (qa-span), each naming it
         position = {old: new for new, old in enumerate(eval_idx)}
         eval_features = [{**f, "example_index": position[f["example_index"]]} for f in features
                          if f["example_index"] in position]
@@ -386,7 +301,7 @@ def finetuning_bench(cfg: Config, loaded: Any, batches: int, eval_batches: int, 
     else:  # one feature per example
         eval_features = [features[i] for i in eval_idx]
         imp_features = [features[i] for i in imp_idx]
-    task = TASKS[task_name](loaded.tokenizer, meta, eval_examples, eval_features, batch_size)
+    task = task_cls(loaded.tokenizer, meta, eval_examples, eval_features, batch_size)
     imp_batches = [{k: v.to(device) for k, v in task.collate(imp_features[s:s + batch_size]).items()}
                    for s in range(0, len(imp_features), batch_size)][:batches]
 
@@ -497,7 +412,7 @@ def pick_metric(task: str, metrics: dict[str, float], wanted: str | None) -> str
             raise PruningError(f"--metric {wanted!r} is not one this task reports; choose from "
                                f"{', '.join(k for k in metrics if '/' not in k)}")
         return wanted
-    name = CURVE_METRICS.get(task, "loss")
+    name = tasks.get(task).headline_metric if task in tasks.TASKS else "loss"  # the task's headline (higher better)
     return name if name in metrics else "loss"
 
 
@@ -565,17 +480,17 @@ def run_pruning(cfg: Config, checkpoint: str | Path, heads: int | None = None, f
         raise PruningError(f"--batches must be at least 1 (validation batches for the importance), got {batches}")
     if eval_batches < 0 or curve_step < 0 or repeats < 1 or time_batches < 1:
         raise PruningError("--eval-batches and --curve-step must be >= 0, --repeats and --time-batches >= 1")
-    p = cfg.pretrain
-    if p.num_threads > 0:
-        torch.set_num_threads(p.num_threads)
-    device = resolve_device(p.device)
+    r = cfg.runtime
+    if r.num_threads > 0:
+        torch.set_num_threads(r.num_threads)
+    device = resolve_device(r.device)
     source = ckpt.resolve(checkpoint)
     info = load_checkpoint(source, weights=False)
-    if info.task == "qa":
-        raise PruningError(f"{source} is a generative QA checkpoint: its answer decoder (with its own attention) is "
-                           "separate from the encoder and its evaluation generates text, which makes the curve "
-                           "very slow; bert2 prune handles pretraining, classify, ner and qa-span checkpoints")
-    kind = "pretrain" if info.task in PRETRAIN_TASKS else "finetune"
+    if info.task not in PRUNE_TASKS:
+        raise PruningError(f"{source} is a {info.task} checkpoint; bert2 prune handles {', '.join(PRUNE_TASKS)} "
+                           "checkpoints (a generative QA model's decoder has attention of its own, and its "
+                           "evaluation generates text, which makes the curve very slow)")
+    kind = tasks.kind_of(info.task)
     L, nh = info.model_cfg.num_hidden_layers, info.model_cfg.num_attention_heads
     present = heads_present(info.model_cfg)
     n_remove = heads_to_remove(present, L, heads, fraction)
@@ -670,7 +585,7 @@ def save_pruned(model: nn.Module, loaded: Any, result: PruneResult, target: Path
     meta["pruning"] = list(meta.get("pruning") or []) + [pruning_record(result, step)]
     extra = {k: loaded.config[k] for k in ("architectures", "id2label", "label2id") if k in loaded.config}
     source_state = ckpt.read_state(loaded.path)
-    kind = "pretrain" if loaded.task in PRETRAIN_TASKS else "finetune"
+    kind = tasks.kind_of(loaded.task)
     state = {"kind": kind, "task": loaded.task, "metrics": {k: v for k, v in result.after.items() if "/" not in k},
              "pruned_from": str(loaded.path), "run_config": source_state.get("run_config"),
              "note": f"pruned by `bert2 prune` from {loaded.path}: {sum(map(len, result.removed.values()))} attention "
@@ -681,8 +596,9 @@ def save_pruned(model: nn.Module, loaded: Any, result: PruneResult, target: Path
         write_model_files(model.config, loaded.tokenizer, directory, meta, extra)
 
     if stage_dir:
-        path = ckpt.save_checkpoint(target, step, payload, state)
-        ckpt.rotate(target, 0, protect={path})  # final/ holds the pruned model alone, even if a newer step was there
+        with KindLock(target.parent):  # one writer at a time in the kind's directories
+            path = ckpt.save_checkpoint(target, step, payload, state)
+            ckpt.rotate(target, 0, protect={path})  # final/ holds the pruned model alone
         return path
     def whole(directory: Path) -> None:
         payload(directory)

@@ -13,7 +13,10 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from typing import Iterator
+from typing import Any, Iterator
+
+from ..errors import DataError
+from .records import looks_like_file
 
 _TRUE = {"1", "true", "yes", "on"}
 OFFLINE_ENV_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
@@ -90,3 +93,43 @@ def hub_offline_mode() -> Iterator[None]:
     finally:
         for module, attr, old in reversed(patched):
             setattr(module, attr, old)
+
+
+def is_hub_name(name: str, known: tuple[str, ...]) -> bool:
+    """Whether a --data value names a hub dataset: one of `known` (with or without a ":config"), or any
+    "owner/name" that is not a local file."""
+    return name in known or name.split(":")[0] in {h.split(":")[0] for h in known} or (
+        not looks_like_file(name) and "/" in name)
+
+
+def load_hub_dataset(name: str, config: str | None, alternative: str) -> Any:
+    """A `datasets.DatasetDict` from the hub, or a DataError at once when the hub cannot be reached;
+    `alternative` says what to use instead (the task's built-in data, its local formats)."""
+    online = hub_reachable()
+    why = "HF_HUB_OFFLINE is set" if offline_env() else "no network connection"
+    import datasets
+
+    was_disabled = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()  # download bars would scribble over the CLI progress bar and the TUI
+    try:
+        if online:
+            return datasets.load_dataset(name, config)
+        with hub_offline_mode():  # from the local cache at once, or an error, instead of ~23 s of retries
+            return datasets.load_dataset(name, config)
+    except Exception as exc:
+        if not online or isinstance(exc, ConnectionError):
+            raise DataError(f"{name!r} is a Hugging Face hub dataset, but the hub cannot be reached ({why}) and it "
+                            f"is not in the local cache; {alternative}") from None
+        raise DataError(f"hub dataset {name!r} could not be loaded ({type(exc).__name__}: {exc}); "
+                        f"{alternative}") from None
+    finally:
+        if not was_disabled:
+            datasets.enable_progress_bars()
+
+
+def hub_split(dd: Any, *names: str) -> Any:
+    """The first of the split `names` a DatasetDict has, or None."""
+    for n in names:
+        if n in dd:
+            return dd[n]
+    return None

@@ -14,8 +14,9 @@ Attention receives one `attn_mask`: attn_bias when ALiBi is on, else key_padding
 which lets sdpa pick its fastest kernel). The eager path turns False into the most negative float before softmax
 (not 1e-9, which would let padding leak in) or adds the bias; sdpa does the same inside a fused kernel.
 
-The loss: BertForPreTraining.forward -> MLM cross-entropy over the masked rows only (fused with the vocabulary
+The loss: BertForPreTraining.loss -> MLM cross-entropy over the masked rows only (fused with the vocabulary
 projection in a training step, fused_loss.py) + NSP cross-entropy on the pooled [CLS]; `loss = mlm + nsp`.
+BertForPreTraining.forward gives the logits at every position, (B, T, V), for inference.
 Parameter names map 1:1 onto transformers' BertForPreTraining (checkpoint/hf.py); a test loads the same random
 weights into both and compares logits. Fine-tuning heads live in heads.py, the generative decoder in decoder.py.
 """
@@ -23,14 +24,13 @@ weights into both and compares logits. Fine-tuning heads live in heads.py, the g
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig, normalize_pruned_heads, pruned_heads_problems
+from ..config import ModelConfig
 from .fused_loss import linear_cross_entropy_sum
 
 ACTIVATIONS = {
@@ -51,17 +51,21 @@ class BertOutput:
 
 @dataclass
 class PreTrainingOutput:
-    loss: torch.Tensor | None
-    mlm_loss: torch.Tensor | None
-    nsp_loss: torch.Tensor | None
-    prediction_logits: torch.Tensor | None
-    """(B, T, V) without labels; with labels only the masked rows, (N, V), in row-major order of the mask; None in
-    an fp32 training step with labels, whose loss is fused with the projection (see `fused_mlm_loss`)."""
-    seq_relationship_logits: torch.Tensor | None  # (B, 2)
-    mlm_targets: torch.Tensor | None = None  # (N,) the label of each masked row of prediction_logits
-    mlm_loss_sum: torch.Tensor | None = None  # summed (not averaged) token losses, for gradient accumulation
-    attentions: tuple[torch.Tensor, ...] | None = None
+    prediction_logits: torch.Tensor  # (B, T, V) a score for every vocabulary entry at every position
+    seq_relationship_logits: torch.Tensor | None  # (B, 2) IsNext / NotNext; None without the NSP head
+    attentions: tuple[torch.Tensor, ...] | None = None  # L x (B, nh, T, T) with output_attentions
 
+
+@dataclass
+class PreTrainingLoss:
+    """The pretraining objective of one batch, as sums and counts so an accumulated batch adds up exactly."""
+
+    loss: torch.Tensor  # () mean MLM cross-entropy over the masked tokens, + the NSP loss
+    mlm_loss_sum: torch.Tensor  # () summed (not averaged) token losses
+    mlm_count: torch.Tensor  # () masked tokens (N)
+    mlm_correct: torch.Tensor  # () masked tokens whose top prediction is the label
+    nsp_loss: torch.Tensor | None = None  # () mean NSP cross-entropy
+    nsp_correct: torch.Tensor | None = None  # () sentence pairs classified right
 
 
 def init_weights(module: nn.Module, std: float) -> None:
@@ -179,122 +183,57 @@ def alibi_bias(slopes: torch.Tensor, t: int, key_mask: torch.Tensor | None) -> t
 # --------------------------------------------------------------------------------------------------------------
 
 
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout: float,
+           eager: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """softmax(q k^T / sqrt(hs) + mask) v for every head at once: (B, nh, T, hs) queries over (B, nh, S, hs) keys.
+
+    `mask` is boolean (True: the key may be attended to) or an additive float bias (ALiBi, -inf at padding),
+    broadcastable to (B, nh, T, S). The eager path spells the formula out and returns the attention maps (the UI
+    draws them); sdpa computes the same thing in one fused kernel and returns none.
+    """
+    if mask is not None and mask.is_floating_point() and mask.dtype != q.dtype:
+        mask = mask.to(q.dtype)  # an ALiBi bias under autocast: the scores' dtype
+    if not eager:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout), None  # (B, nh, T, hs)
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, nh, T, S)
+    if mask is not None and mask.dtype == torch.bool:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)  # padding: never attended
+    elif mask is not None:
+        scores = scores + mask  # additive bias, -inf at padding
+    probs = scores.softmax(dim=-1)  # (B, nh, T, S): each row sums to 1 over the keys
+    return F.dropout(probs, dropout, dropout > 0) @ v, probs  # (B, nh, T, hs)
+
+
 class MultiHeadAttention(nn.Module):
-    """Multi-head scaled dot-product attention.
+    """Multi-head scaled dot-product self-attention.
 
-    Self-attention uses one fused (H -> 3H) projection for query, key and value: one matmul instead of three, which
-    matters on a CPU where small matmuls are dominated by overhead. Cross-attention (decoder reading the encoder)
-    projects the query from `x` and key/value from `memory`.
-
-    Pruned heads (`kept_heads`, original indices of the heads that remain; bert2 prune) make the layer really
-    smaller: the fused projection is (H -> 3 * nh_kept * hs) and `out` reads nh_kept * hs inputs, with hs unchanged.
-    Row layout of `qkv`: [q of head 0 .. q of head n-1 | k ... | v ...], hs rows per head, survivors in their
-    original order. With ALiBi, BertModel hands a pruned layer a bias built from its survivors' original slopes
-    (handed one for every original head, the layer picks its survivors' rows itself).
+    One fused (H -> 3H) projection gives query, key and value (one matmul instead of three, which matters on a CPU
+    where small matmuls are dominated by overhead); the heads are the nh slices of hs = H / nh columns each, which
+    attend independently and are concatenated again before the output projection. Row layout of `qkv.weight`:
+    [q of head 0 .. q of head nh-1 | k ... | v ...], hs rows per head.
     """
 
-    def __init__(self, hidden_size: int, num_heads: int, attn_dropout: float, implementation: str = "sdpa",
-                 cross: bool = False, kept_heads: Sequence[int] | None = None):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        if hidden_size % num_heads:
-            raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
-        if cross and kept_heads is not None:
-            raise ValueError("cross-attention cannot be pruned")
-        self.total_heads = num_heads  # before pruning: what head_mask and the ALiBi bias are indexed by
-        self.head_size = hidden_size // num_heads
-        self.attn_dropout = attn_dropout
-        self.implementation = implementation
-        self.cross = cross
-        self.register_buffer("kept_index", None, persistent=False)  # (nh_kept,) long, only when pruned
-        self._set_heads(range(num_heads) if kept_heads is None else kept_heads)
-        inner = self.inner_size  # nh_kept * hs: H unless pruned
-        if cross:
-            self.q = nn.Linear(hidden_size, hidden_size)
-            self.kv = nn.Linear(hidden_size, 2 * hidden_size)
-        else:
-            self.qkv = nn.Linear(hidden_size, 3 * inner)
-        self.out = nn.Linear(inner, hidden_size)
+        if cfg.hidden_size % cfg.num_attention_heads:
+            raise ValueError(f"hidden_size {cfg.hidden_size} is not divisible by num_heads {cfg.num_attention_heads}")
+        self.num_heads = cfg.num_attention_heads
+        self.head_size = cfg.hidden_size // cfg.num_attention_heads
+        self.attn_dropout = cfg.attention_probs_dropout_prob
+        self.eager = cfg.attn_implementation == "eager"
+        self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size)
+        self.out = nn.Linear(cfg.hidden_size, cfg.hidden_size)
 
-    def _set_heads(self, kept: Iterable[int], device: torch.device | None = None) -> None:
-        kept = sorted(set(kept))
-        if not kept or kept[0] < 0 or kept[-1] >= self.total_heads:
-            raise ValueError(f"kept heads {kept} must be a non-empty subset of 0-{self.total_heads - 1}")
-        self.kept_heads = tuple(kept)
-        self.num_heads = len(kept)
-        self.inner_size = self.num_heads * self.head_size
-        pruned = self.num_heads < self.total_heads
-        self.kept_index = torch.tensor(kept, device=device) if pruned else None
-
-    @torch.no_grad()
-    def prune_heads(self, heads: Iterable[int]) -> None:
-        """Remove `heads` (original indices) for real: keep only the survivors' rows of the fused q/k/v projection
-        and their input columns of the out projection. The out bias stays whole: it is added after the heads are
-        summed, so no single head owns it. Exactly what a head mask of 0 computes, with smaller matmuls."""
-        if self.cross:
-            raise ValueError("cross-attention cannot be pruned")
-        gone = set(heads)
-        survivors = [h for h in self.kept_heads if h not in gone]
-        if len(survivors) == self.num_heads:
-            return
-        if not survivors:
-            raise ValueError(f"pruning heads {sorted(gone)} would leave no head; keep at least one per layer")
-        hs, inner = self.head_size, self.inner_size
-        slots = [self.kept_heads.index(h) for h in survivors]  # where each survivor sits in today's layout
-        cols = torch.cat([torch.arange(i * hs, (i + 1) * hs) for i in slots])  # (nh_new * hs,)
-        rows = torch.cat([cols + part * inner for part in range(3)])  # (3 * nh_new * hs,) its q, k and v rows
-        weight, bias = self.qkv.weight, self.qkv.bias
-        self.qkv = nn.Linear(weight.shape[1], len(rows), device=weight.device, dtype=weight.dtype)
-        self.qkv.weight.copy_(weight[rows.to(weight.device)])  # (3 * nh_new * hs, H)
-        self.qkv.bias.copy_(bias[rows.to(weight.device)])
-        weight, bias = self.out.weight, self.out.bias
-        self.out = nn.Linear(len(cols), weight.shape[0], device=weight.device, dtype=weight.dtype)
-        self.out.weight.copy_(weight[:, cols.to(weight.device)])  # (H, nh_new * hs)
-        self.out.bias.copy_(bias)
-        self._set_heads(survivors, weight.device)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, _ = x.shape
-        return x.view(B, T, self.num_heads, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, memory: torch.Tensor | None = None,
-                output_attentions: bool = False, head_mask: torch.Tensor | None = None
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, output_attentions: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`head_mask` (total heads,) floats: head h's output is multiplied by head_mask[h] before the out
-        projection (0 silences it; bert2.compress.prune differentiates the loss with respect to it)."""
-        B, T, H = x.shape
-        if self.cross:
-            q = self.q(x)  # (B, T, H)
-            k, v = self.kv(memory).split(H, dim=-1)  # 2 x (B, S, H)
-        else:
-            q, k, v = self.qkv(x).split(self.inner_size, dim=-1)  # 3 x (B, T, nh * hs), H unless pruned
-        q, k, v = self._heads(q), self._heads(k), self._heads(v)  # (B, nh, T|S, hs)
+        B, T, _ = x.shape
+        inner = self.num_heads * self.head_size  # H
+        q, k, v = self.qkv(x).split(inner, dim=-1)  # 3 x (B, T, H)
+        q, k, v = (t.view(B, T, self.num_heads, self.head_size).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
         dropout = self.attn_dropout if self.training else 0.0
-        if mask is not None and mask.is_floating_point() and mask.dtype != q.dtype:
-            mask = mask.to(q.dtype)  # an ALiBi bias under autocast: sdpa wants the query's dtype
-        if self.kept_index is not None and mask is not None and mask.shape[1] == self.total_heads:
-            # A bias for every original head (BertModel builds a pruned layer its own; this is for other callers):
-            mask = mask.index_select(1, self.kept_index)  # (1|B, nh_kept, T, T): the survivors' own ALiBi slopes
-
-        if self.implementation == "sdpa" and not output_attentions:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, nh, T, hs)
-            probs = None
-        else:
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_size)  # (B, nh, T, S)
-            if mask is not None and mask.dtype == torch.bool:
-                scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-            elif mask is not None:
-                scores = scores + mask  # additive bias, -inf at padding
-            probs = scores.softmax(dim=-1)  # (B, nh, T, S)
-            y = F.dropout(probs, dropout, self.training) @ v  # (B, nh, T, hs)
-            if self.kept_index is not None:  # maps keep one row per original head (zeros where pruned)
-                probs = probs.new_zeros(B, self.total_heads, *probs.shape[2:]).index_copy_(1, self.kept_index, probs)
-        if head_mask is not None:
-            if self.kept_index is not None:
-                head_mask = head_mask.index_select(0, self.kept_index)  # (nh_kept,)
-            y = y * head_mask.to(y.dtype).view(1, -1, 1, 1)  # (B, nh, T, hs): head h scaled by m_h
-        y = y.transpose(1, 2).reshape(B, T, self.inner_size)  # (B, T, nh * hs): heads side by side again
+        y, probs = attend(q, k, v, mask, dropout, self.eager or output_attentions)  # (B, nh, T, hs)
+        y = y.transpose(1, 2).reshape(B, T, inner)  # (B, T, H): heads side by side again
         return self.out(y), probs
-
 
 
 class FeedForward(nn.Module):
@@ -310,7 +249,6 @@ class FeedForward(nn.Module):
         return self.down(self.act(self.up(x)))  # (B, T, H) -> (B, T, I) -> (B, T, H)
 
 
-
 class EncoderLayer(nn.Module):
     """Self-attention and feed-forward, each wrapped in dropout + residual + LayerNorm.
 
@@ -319,31 +257,26 @@ class EncoderLayer(nn.Module):
     encoder then ends with one more LayerNorm.
     """
 
-    def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, act: str, dropout: float,
-                 attn_dropout: float, eps: float, implementation: str = "sdpa", pre_norm: bool = False,
-                 kept_heads: Sequence[int] | None = None):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.pre_norm = pre_norm
-        self.attention = MultiHeadAttention(hidden_size, num_heads, attn_dropout, implementation,
-                                            kept_heads=kept_heads)
-        self.attention_norm = nn.LayerNorm(hidden_size, eps=eps)
-        self.ffn = FeedForward(hidden_size, intermediate_size, act)
-        self.ffn_norm = nn.LayerNorm(hidden_size, eps=eps)
-        self.dropout = nn.Dropout(dropout)
+        self.pre_norm = cfg.norm_placement == "pre"
+        self.attention = MultiHeadAttention(cfg)
+        self.attention_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.ffn = FeedForward(cfg.hidden_size, cfg.intermediate_size, cfg.hidden_act)
+        self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False,
-                head_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.pre_norm:
-            a, probs = self.attention(self.attention_norm(x), mask, output_attentions=output_attentions,
-                                      head_mask=head_mask)  # (B, T, H)
+            a, probs = self.attention(self.attention_norm(x), mask, output_attentions)  # (B, T, H)
             x = x + self.dropout(a)  # (B, T, H)
             x = x + self.dropout(self.ffn(self.ffn_norm(x)))  # (B, T, H)
             return x, probs
-        a, probs = self.attention(x, mask, output_attentions=output_attentions, head_mask=head_mask)  # (B, T, H)
+        a, probs = self.attention(x, mask, output_attentions)  # (B, T, H)
         x = self.attention_norm(x + self.dropout(a))  # (B, T, H)
         x = self.ffn_norm(x + self.dropout(self.ffn(x)))  # (B, T, H)
         return x, probs
-
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -351,48 +284,24 @@ class EncoderLayer(nn.Module):
 # --------------------------------------------------------------------------------------------------------------
 
 
-def kept_heads(cfg: ModelConfig) -> list[list[int] | None]:
-    """Per layer, the original indices of the attention heads `cfg.pruned_heads` leaves (None: all of them);
-    ValueError for a layer or head that does not exist, or a layer left without heads."""
-    pruned = normalize_pruned_heads(cfg.pruned_heads)
-    problems = pruned_heads_problems(pruned, cfg.num_hidden_layers, cfg.num_attention_heads)
-    if problems:
-        raise ValueError(f"pruned_heads: {'; '.join(problems)}")
-    return [[h for h in range(cfg.num_attention_heads) if h not in pruned[str(i)]] if str(i) in pruned else None
-            for i in range(cfg.num_hidden_layers)]
-
-
 class BertEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.num_heads = cfg.num_attention_heads  # per layer before pruning: the width of a head_mask
-        self.layers = nn.ModuleList(
-            EncoderLayer(cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size, cfg.hidden_act,
-                         cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob, cfg.layer_norm_eps,
-                         cfg.attn_implementation, pre_norm=cfg.norm_placement == "pre", kept_heads=kept)
-            for kept in kept_heads(cfg))
+        self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.num_hidden_layers))
         # pre-LN leaves the residual stream un-normalised; the heads expect normalised states.
         self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps) \
             if cfg.norm_placement == "pre" else None
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | list[torch.Tensor] | None, output_attentions: bool = False,
-                output_hidden_states: bool = False, head_mask: torch.Tensor | None = None
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False,
+                output_hidden_states: bool = False
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
         """-> (last hidden state, attention maps or None, hidden states or None). The hidden states are the
         encoder's input and every layer's output (L+1, as transformers; distillation matches them); with pre-LN the
-        last one is taken after the final LayerNorm, so it always equals the last hidden state.
-
-        `head_mask` (L, nh) floats, nh the heads per layer before any pruning: each head's output is scaled by its
-        entry before the out projection (0 switches the head off, as if it were pruned)."""
-        if head_mask is not None and tuple(head_mask.shape) != (len(self.layers), self.num_heads):
-            raise ValueError(f"head_mask must be (layers, heads) = ({len(self.layers)}, {self.num_heads}), "
-                             f"got {tuple(head_mask.shape)}")
+        last one is taken after the final LayerNorm, so it always equals the last hidden state."""
         maps = []
         states = [x] if output_hidden_states else None
-        for i, layer in enumerate(self.layers):
-            layer_mask = mask[i] if isinstance(mask, list) else mask  # a pruned model's layers: a bias each
-            heads = None if head_mask is None else head_mask[i]  # (nh,)
-            x, probs = layer(x, layer_mask, output_attentions, heads)  # (B, T, H)
+        for layer in self.layers:
+            x, probs = layer(x, mask, output_attentions)  # (B, T, H)
             if output_attentions:
                 maps.append(probs)
             if states is not None:
@@ -402,7 +311,6 @@ class BertEncoder(nn.Module):
             if states is not None:
                 states[-1] = x
         return x, (tuple(maps) if output_attentions else None), (tuple(states) if states is not None else None)
-
 
 
 class BertPooler(nn.Module):
@@ -430,36 +338,23 @@ class BertModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, output_attentions: bool = False,
-                output_hidden_states: bool = False, head_mask: torch.Tensor | None = None) -> BertOutput:
-        """`head_mask` (L, nh): see BertEncoder.forward; bert2.compress.prune.head_masked passes one to a model whose
-        task code calls it without."""
-        # A batch without padding needs no mask at all, which lets sdpa pick its fastest kernel.
-        key_padding = None
-        if attention_mask is not None and not bool(attention_mask.all()):
-            key_padding = padding_mask(attention_mask)  # (B, 1, 1, T) bool
-        attn_mask = key_padding
-        if self.alibi_slopes is not None and not self.config.pruned_heads:  # built once per batch, for every layer
-            attn_mask = alibi_bias(self.alibi_slopes, input_ids.shape[1], key_padding)  # (1|B, nh, T, T) float
-        elif self.alibi_slopes is not None:
-            attn_mask = self._pruned_alibi(input_ids.shape[1], key_padding)  # L x (1|B, nh_kept, T, T)
+                output_hidden_states: bool = False) -> BertOutput:
+        mask = self.attention_mask(input_ids.shape[1], attention_mask)
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
-        x, maps, states = self.encoder(x, attn_mask, output_attentions, output_hidden_states, head_mask)  # (B, T, H)
+        x, maps, states = self.encoder(x, mask, output_attentions, output_hidden_states)  # (B, T, H)
         pooled = self.pooler(x) if self.pooler is not None else None  # (B, H)
         return BertOutput(x, pooled, maps, states)
 
-    def _pruned_alibi(self, t: int, key_padding: torch.Tensor | None) -> list[torch.Tensor]:
-        """One ALiBi bias per layer of a pruned model, from its surviving heads' original slopes, built once per
-        distinct set of heads (unpruned layers share the full one). Why not pick the heads out of one full bias:
-        with padding that bias is (B, nh, T, T), and gathering from it copies it per layer; measured on IMDB
-        batches, the copy cost as much as the pruned heads saved."""
-        built: dict[tuple[int, ...], torch.Tensor] = {}
-        for layer in self.encoder.layers:
-            attention = layer.attention
-            if attention.kept_heads not in built:
-                slopes = self.alibi_slopes if attention.kept_index is None else \
-                    self.alibi_slopes.index_select(0, attention.kept_index)  # (nh_kept,)
-                built[attention.kept_heads] = alibi_bias(slopes, t, key_padding)  # (1|B, nh_kept, T, T)
-        return [built[layer.attention.kept_heads] for layer in self.encoder.layers]
+    def attention_mask(self, t: int, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+        """What every layer's attention receives, built once per batch: the ALiBi bias (1|B, nh, T, T) with -inf at
+        padded keys, or the boolean padding mask (B, 1, 1, T), or None when nothing is padded (which lets sdpa
+        pick its fastest kernel)."""
+        key_padding = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            key_padding = padding_mask(attention_mask)  # (B, 1, 1, T) bool
+        if self.alibi_slopes is None:
+            return key_padding
+        return alibi_bias(self.alibi_slopes, t, key_padding)  # (1|B, nh, T, T) float
 
 
 
@@ -490,9 +385,12 @@ class MLMHead(nn.Module):
 class BertForPreTraining(nn.Module):
     """BERT with the masked-language-model head and (optionally) the next-sentence-prediction head.
 
-    With labels, vocabulary logits are computed only at the masked rows (about 15% of tokens). For BERT-Tiny the
-    (T x H) @ (H x V) projection is ~10x the encoder's FLOPs, so projecting every position, as transformers does,
-    spends most of a step on outputs the loss ignores (google-research/bert gathers masked positions too).
+    Two calls: `model(ids, ...)` gives the logits at every position, (B, T, V), as transformers does (inference,
+    the playground); `model.loss(ids, ..., labels=...)` is the training objective, and computes vocabulary logits
+    only at the masked rows (about 15% of tokens). For BERT-Tiny the (T x H) @ (H x V) projection is ~10x the
+    encoder's FLOPs, so projecting every position would spend most of a step on outputs the loss ignores
+    (google-research/bert gathers the masked positions too); in an fp32 training step the projection is also
+    fused with the cross-entropy (fused_loss.py).
     """
 
     def __init__(self, cfg: ModelConfig, nsp: bool = True):
@@ -504,49 +402,45 @@ class BertForPreTraining(nn.Module):
         self.apply(lambda m: init_weights(m, cfg.initializer_range))
         if cfg.position_init == "sinusoidal":
             sinusoidal_(self.bert.embeddings.position_embeddings.weight, cfg.initializer_range)
-        # With labels and gradients on (a training step in fp32), the MLM loss comes from fused_loss.py and
-        # prediction_logits is None; off: always materialise the masked rows' logits.
-        self.fused_mlm_loss = True
-
-    def _fuse_loss(self, rows: torch.Tensor) -> bool:
-        return (self.fused_mlm_loss and torch.is_grad_enabled() and rows.shape[0] > 0
-                and rows.dtype == torch.float32 and not torch.is_autocast_enabled(rows.device.type))
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                next_sentence_label: torch.Tensor | None = None, output_attentions: bool = False,
-                head_mask: torch.Tensor | None = None) -> PreTrainingOutput:
-        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions, head_mask=head_mask)
-        seq = out.last_hidden_state  # (B, T, H)
+                attention_mask: torch.Tensor | None = None, output_attentions: bool = False) -> PreTrainingOutput:
+        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
+        tied = self.bert.embeddings.word_embeddings.weight  # (V, H): input and output share one matrix
+        logits = self.mlm(out.last_hidden_state, tied)  # (B, T, V)
+        nsp_logits = self.nsp(out.pooler_output) if self.nsp is not None else None  # (B, 2)
+        return PreTrainingOutput(logits, nsp_logits, out.attentions)
+
+    def loss(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
+             labels: torch.Tensor, next_sentence_label: torch.Tensor | None = None) -> PreTrainingLoss:
+        """MLM cross-entropy at the positions whose label is not -100, plus NSP cross-entropy on the pooled [CLS]
+        when `next_sentence_label` is given: `loss = mlm + nsp`."""
+        out = self.bert(input_ids, token_type_ids, attention_mask)
+        selected = labels != -100  # (B, T) the masked positions
+        targets = labels[selected]  # (N,)
+        rows = self.mlm.hidden(out.last_hidden_state[selected])  # (N, H)
         tied = self.bert.embeddings.word_embeddings.weight  # (V, H)
-
-        mlm_loss = mlm_loss_sum = targets = None
-        if labels is not None:
-            selected = labels != -100  # (B, T)
-            targets = labels[selected]  # (N,)
-            rows = seq[selected]  # (N, H)
-            if self._fuse_loss(rows):  # training step: the loss without materialised logits (fused_loss.py)
-                logits = None
-                mlm_loss_sum = linear_cross_entropy_sum(self.mlm.hidden(rows), tied, self.mlm.bias, targets)
-            else:
-                logits = self.mlm(rows, tied)  # (N, H) -> (N, V)
-                mlm_loss_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
-            mlm_loss = mlm_loss_sum / targets.numel() if targets.numel() else mlm_loss_sum
+        if self._fuse(rows):  # training step: the loss without materialised logits (fused_loss.py)
+            mlm_sum, correct = linear_cross_entropy_sum(rows, tied, self.mlm.bias, targets)
         else:
-            logits = self.mlm(seq, tied)  # (B, T, V)
+            logits = F.linear(rows, tied, self.mlm.bias).float()  # (N, V)
+            mlm_sum = F.cross_entropy(logits, targets, reduction="sum")
+            correct = (logits.argmax(-1) == targets).sum()
+        count = selected.sum()
+        loss = mlm_sum / count.clamp(min=1)
+        nsp_loss = nsp_correct = None
+        if self.nsp is not None and next_sentence_label is not None:
+            nsp_logits = self.nsp(out.pooler_output).float()  # (B, 2)
+            nsp_labels = next_sentence_label.view(-1)  # (B,)
+            nsp_loss = F.cross_entropy(nsp_logits, nsp_labels, ignore_index=-100)
+            nsp_correct = (nsp_logits.argmax(-1) == nsp_labels).sum()
+            loss = loss + nsp_loss
+        return PreTrainingLoss(loss, mlm_sum, count, correct, nsp_loss, nsp_correct)
 
-        nsp_logits = nsp_loss = None
-        if self.nsp is not None:
-            nsp_logits = self.nsp(out.pooler_output)  # (B, 2)
-            if next_sentence_label is not None:
-                nsp_loss = F.cross_entropy(nsp_logits.float(), next_sentence_label.view(-1), ignore_index=-100)
-
-        loss = None
-        if mlm_loss is not None:
-            loss = mlm_loss + nsp_loss if nsp_loss is not None else mlm_loss
-        return PreTrainingOutput(loss, mlm_loss, nsp_loss, logits, nsp_logits, targets, mlm_loss_sum,
-                                 out.attentions)
-
+    def _fuse(self, rows: torch.Tensor) -> bool:
+        """The fused projection + loss is exact in fp32 and only pays where a gradient follows."""
+        return (torch.is_grad_enabled() and rows.shape[0] > 0 and rows.dtype == torch.float32
+                and not torch.is_autocast_enabled(rows.device.type))
 
 
 def count_parameters(model: nn.Module) -> int:

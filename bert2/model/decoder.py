@@ -15,7 +15,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..errors import CheckpointError
-from .bert import BertModel, FeedForward, MLMHead, MultiHeadAttention, init_weights, padding_mask
+from .bert import BertModel, FeedForward, MLMHead, MultiHeadAttention, attend, init_weights, padding_mask
 
 
 def causal_mask(t: int, device: torch.device) -> torch.Tensor:
@@ -24,25 +24,48 @@ def causal_mask(t: int, device: torch.device) -> torch.Tensor:
 
 
 
+class CrossAttention(nn.Module):
+    """Multi-head attention from the decoder's positions (queries) to the encoder's states (keys and values): how
+    the answer being written reads the question and its context."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.num_heads = cfg.num_attention_heads
+        self.head_size = cfg.hidden_size // cfg.num_attention_heads
+        self.attn_dropout = cfg.attention_probs_dropout_prob
+        self.eager = cfg.attn_implementation == "eager"
+        self.q = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.kv = nn.Linear(cfg.hidden_size, 2 * cfg.hidden_size)
+        self.out = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        B, T, H = x.shape
+        S = memory.shape[1]
+        q = self.q(x).view(B, T, self.num_heads, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        k, v = (t.view(B, S, self.num_heads, self.head_size).transpose(1, 2)
+                for t in self.kv(memory).split(H, dim=-1))  # 2 x (B, nh, S, hs)
+        y, _ = attend(q, k, v, mask, self.attn_dropout if self.training else 0.0, self.eager)  # (B, nh, T, hs)
+        return self.out(y.transpose(1, 2).reshape(B, T, H))  # (B, T, H)
+
+
 class DecoderLayer(nn.Module):
     """Causal self-attention, cross-attention over the encoder output, feed-forward; post-LN like the encoder."""
 
-    def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, act: str, dropout: float,
-                 attn_dropout: float, eps: float, implementation: str = "sdpa"):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.self_attention = MultiHeadAttention(hidden_size, num_heads, attn_dropout, implementation)
-        self.self_attention_norm = nn.LayerNorm(hidden_size, eps=eps)
-        self.cross_attention = MultiHeadAttention(hidden_size, num_heads, attn_dropout, implementation, cross=True)
-        self.cross_attention_norm = nn.LayerNorm(hidden_size, eps=eps)
-        self.ffn = FeedForward(hidden_size, intermediate_size, act)
-        self.ffn_norm = nn.LayerNorm(hidden_size, eps=eps)
-        self.dropout = nn.Dropout(dropout)
+        self.self_attention = MultiHeadAttention(cfg)
+        self.self_attention_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.cross_attention = CrossAttention(cfg)
+        self.cross_attention_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.ffn = FeedForward(cfg.hidden_size, cfg.intermediate_size, cfg.hidden_act)
+        self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, x: torch.Tensor, self_mask: torch.Tensor, memory: torch.Tensor,
                 memory_mask: torch.Tensor | None) -> torch.Tensor:
         a, _ = self.self_attention(x, self_mask)  # (B, T, H), T = target length
         x = self.self_attention_norm(x + self.dropout(a))
-        c, _ = self.cross_attention(x, memory_mask, memory=memory)  # (B, T, H) reading (B, S, H)
+        c = self.cross_attention(x, memory, memory_mask)  # (B, T, H) reading (B, S, H)
         x = self.cross_attention_norm(x + self.dropout(c))
         return self.ffn_norm(x + self.dropout(self.ffn(x)))  # (B, T, H)
 
@@ -135,11 +158,7 @@ class BertForGenerativeQA(nn.Module):
         self.decoder_position_embeddings = nn.Embedding(max_target_positions, cfg.hidden_size)
         self.decoder_embeddings_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.decoder_dropout = nn.Dropout(cfg.hidden_dropout_prob)
-        self.decoder = nn.ModuleList(
-            DecoderLayer(cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size, cfg.hidden_act,
-                         cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob, cfg.layer_norm_eps,
-                         cfg.attn_implementation)
-            for _ in range(decoder_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(decoder_layers))
         self.lm_head = MLMHead(cfg)
         self.copy = copy
         if copy:

@@ -31,12 +31,14 @@ class _LinearCrossEntropySum(torch.autograd.Function):
         loss = (row_max + total.log() - picked).sum()  # sum_i logsumexp(l_i) - l_i[y_i]
         grad.div_(total)  # softmax
         grad.scatter_add_(1, target[:, None], torch.full_like(picked, -1.0))  # softmax - onehot = d loss / d logits
+        correct = (picked >= row_max).sum()  # () rows whose label has the top logit (ties count as right)
         ctx.has_bias = bias is not None
         ctx.save_for_backward(grad, h, weight)
-        return loss
+        ctx.mark_non_differentiable(correct)
+        return loss, correct
 
     @staticmethod
-    def backward(ctx, grad_loss: torch.Tensor):
+    def backward(ctx, grad_loss: torch.Tensor, _grad_correct: torch.Tensor | None = None):
         grad, h, weight = ctx.saved_tensors
         # Scale the small results, not the (N, V) buffer: grad_loss is a scalar.
         grad_h = (grad @ weight) * grad_loss if ctx.needs_input_grad[0] else None  # (N, H)
@@ -46,8 +48,9 @@ class _LinearCrossEntropySum(torch.autograd.Function):
 
 
 def linear_cross_entropy_sum(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                             target: torch.Tensor) -> torch.Tensor:
-    """sum_i cross_entropy(h_i @ weight.T + bias, target_i) without keeping the logits.
+                             target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum_i cross_entropy(h_i @ weight.T + bias, target_i), rows whose argmax is target_i) without keeping the
+    logits; the count comes for free from the row maxima the loss needs anyway.
 
     target holds at least one row and no -100 (the model keeps the reference path for a batch without masks).
     """

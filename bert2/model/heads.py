@@ -1,6 +1,6 @@
 """Fine-tuning heads on the from-scratch BertModel: sequence classification, token classification (NER) and
-extractive (span) QA; the generative QA model (encoder + decoder) is in decoder.py. `build_head` makes the right
-one for a task.
+extractive (span) QA; the generative QA model (encoder + decoder) is in decoder.py. Each task of the registry
+(bert2/tasks/) builds its own from a checkpoint's metadata.
 
 Shapes: B batch, T tokens, H hidden, C classes.
 
@@ -20,7 +20,6 @@ from torch import nn
 from ..config import CHOICES, ModelConfig
 from ..errors import CheckpointError
 from .bert import BertModel, init_weights
-from .decoder import BertForGenerativeQA
 
 
 @dataclass
@@ -206,7 +205,7 @@ class BertForTokenClassification(nn.Module):
 
     Where classification pools a sentence into one vector, NER keeps a vector per position: the encoder already
     mixed each word with its neighbours (a capitalised word after "in" is a place), and the linear layer reads
-    that contextual vector. Labels are -100 on every piece but a word's first (data/ner.py), so the loss counts
+    that contextual vector. Labels are -100 on every piece but a word's first (tasks/ner.py), so the loss counts
     each word once. No pooler: nothing reads [CLS]'s pooled vector (and an unused parameter would break DDP).
     """
 
@@ -232,50 +231,3 @@ class BertForTokenClassification(nn.Module):
         if labels is not None:  # mean over the labelled pieces (first piece of each word)
             loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
         return TokenClassifierOutput(loss, logits)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Construction from checkpoint metadata
-# --------------------------------------------------------------------------------------------------------------
-
-FINETUNE_TASKS = ("classify", "qa", "qa-span", "ner")
-
-
-def build_head(task: str, cfg: ModelConfig, meta: dict) -> nn.Module:
-    """An untrained head model for a fine-tuning `task`, shaped by the checkpoint's "bert2" metadata block.
-
-    Training writes exactly these keys into config.json, so a checkpoint rebuilds the same module tree and its
-    weights load strictly.
-    """
-    if task == "classify":
-        labels = meta.get("labels") or []
-        if len(labels) < 2:
-            raise CheckpointError(f"classify checkpoint metadata names {len(labels)} labels; at least 2 are needed")
-        # Checkpoints written before mean pooling existed have no "pooling" key and carry a pooler: "cls".
-        for key, default in (("pooling", "cls"), ("truncation", "head")):
-            if str(meta.get(key, default)) not in CHOICES[f"finetune.{key}"]:
-                raise CheckpointError(f"classify checkpoint metadata has {key} {meta.get(key)!r}; expected one of "
-                                      f"{', '.join(CHOICES['finetune.' + key])}")
-        return BertForSequenceClassification(cfg, len(labels), float(meta.get("classifier_dropout", 0.1)),
-                                             pooling=str(meta.get("pooling", "cls")))
-    if task == "qa-span":
-        return BertForQuestionAnswering(cfg)
-    if task == "ner":
-        labels = meta.get("labels") or []
-        if len(labels) < 2:
-            raise CheckpointError(f"ner checkpoint metadata names {len(labels)} labels; at least 2 are needed")
-        return BertForTokenClassification(cfg, len(labels), float(meta.get("classifier_dropout", 0.1)))
-    if task == "qa":
-        try:
-            return BertForGenerativeQA(cfg, decoder_layers=int(meta["decoder_layers"]),
-                                       max_target_positions=int(meta["max_answer_length"]),
-                                       start_token_id=int(meta["start_token_id"]),
-                                       eos_token_id=int(meta["eos_token_id"]),
-                                       suppress_token_ids=tuple(int(t) for t in meta.get("suppress_token_ids", ())),
-                                       # Checkpoints from before the copy mechanism have neither key.
-                                       copy=bool(meta.get("copy", False)),
-                                       no_repeat_ngram_size=int(meta.get("no_repeat_ngram_size", 0)),
-                                       max_word_repeats=int(meta.get("max_word_repeats", 0)))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"qa checkpoint metadata lacks a valid {exc} entry") from None
-    raise CheckpointError(f"unknown fine-tuning task {task!r}; expected one of {', '.join(FINETUNE_TASKS)}")

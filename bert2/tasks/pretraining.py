@@ -1,4 +1,12 @@
-"""Pretraining (MLM + NSP): the Task the trainer drives, and `run_pretraining`, the entry point of the CLI and TUI."""
+"""Pretraining: the masked-language model (MLM) and next-sentence prediction (NSP) on a corpus.
+
+The task the trainer drives, `run_pretraining` (the entry point of `bert2 pretrain`, `quick`, `full` and the TUI),
+and `fill_mask`, the masked-word prediction the probes, the playground and `bert2 inference mask` all use.
+
+Examples are sentence pairs prepared once and cached (data/pretraining.py); the collator re-draws the masks of
+every batch (data/collator.py, BERT's 80/10/10). The loss is the model's own (model/bert.py
+BertForPreTraining.loss): MLM cross-entropy over the masked tokens of the whole accumulated batch, plus NSP.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +14,50 @@ import dataclasses
 import math
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from .. import checkpoint as ckpt
 from ..checkpoint.model_files import read_config, read_tokenizer, read_weights, write_model_files
-from ..checkpoint.train_state import check_resumable
-from ..config import STAGES, Config
+from ..config import Config, ModelConfig
 from ..data.collator import MLMCollator
 from ..data.pretraining import prepare_pretraining_data
-from ..errors import CheckpointError, TrainingError
-from ..inference import fill_mask
+from ..errors import CheckpointError, InputError, TrainingError
 from ..memory import refuse_if_too_big
 from ..model import BertForPreTraining
-from ..training.distributed import barrier, init_distributed, resolve_device
-from ..training.events import Callback, DoneEvent, LogEvent
-from ..training.reporters import reporters_for
-from ..training.trainer import Trainer, TrainSettings, jsonl_writer
+from ..training.distributed import barrier
+from ..training.events import Callback, DoneEvent
+from ..training.trainer import Trainer
+from .base import Task
+from .run import Run
 
 DEFAULT_PROBES = ("The capital of France is [MASK].",)
+MASK = "[MASK]"
 
 
-class PretrainingTask:
-    """MLM (+ NSP) on prepared sentence-pair examples; masks are re-drawn for every batch by the collator."""
+class PretrainingTask(Task):
+    """MLM + NSP on prepared sentence-pair examples; masks are re-drawn for every batch by the collator."""
 
+    name = "mlm+nsp"
     kind = "pretrain"
-    best_metric = "loss"
+    summary = "masked-language model + next-sentence prediction (BERT's pretraining)"
+    request = "mask"
+    headline_metric = "mlm_accuracy"
+    export_class = "BertForPreTraining"
+    pipeline_tag = "fill-mask"
+    nsp = True
+
+    @classmethod
+    def head(cls, model_cfg: ModelConfig, meta: dict[str, Any]) -> nn.Module:
+        return BertForPreTraining(model_cfg, nsp=bool(meta.get("nsp", cls.nsp)))
 
     def __init__(self, cfg: Config, tokenizer: Any, validation: Any, probes: tuple[str, ...] = DEFAULT_PROBES):
         d = cfg.data
         self.cfg = cfg
-        self.nsp = d.nsp
-        self.name = "mlm+nsp" if d.nsp else "mlm"
+        self.nsp = d.nsp  # the run's data decides (a subclass such as distillation's serves both)
+        self.name = PretrainingTask.name if d.nsp else MaskedLMTask.name
         self.tokenizer = tokenizer
         self.validation = validation
         self.probe_texts = tuple(probes)
@@ -61,8 +79,8 @@ class PretrainingTask:
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        out = model(batch["input_ids"], batch.get("token_type_ids"), batch.get("attention_mask"),
-                    labels=batch["labels"], next_sentence_label=batch.get("next_sentence_label"))
+        out = model.loss(batch["input_ids"], batch.get("token_type_ids"), batch.get("attention_mask"),
+                         batch["labels"], batch.get("next_sentence_label"))
         # Token-level normalisation over the whole accumulated batch (not a mean of micro-batch means), so
         # 4 x 8 accumulated equals one batch of 32 (the lesson of transformers issue #34191).
         mlm = out.mlm_loss_sum / totals["masked"].clamp(min=1)
@@ -86,14 +104,14 @@ class PretrainingTask:
         for start in range(0, limit, self.batch_size):
             batch = collator([self.validation[i] for i in range(start, min(start + self.batch_size, limit))])
             batch = {k: v.to(device) for k, v in batch.items()}
-            out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], labels=batch["labels"],
-                        next_sentence_label=batch.get("next_sentence_label") if self.nsp else None)
+            labels = batch.get("next_sentence_label") if self.nsp else None
+            out = model.loss(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], batch["labels"],
+                             labels)
             loss_sum += float(out.mlm_loss_sum)
-            correct += float((out.prediction_logits.argmax(-1) == out.mlm_targets).sum())
-            count += out.mlm_targets.numel()
-            if self.nsp and out.seq_relationship_logits is not None and "next_sentence_label" in batch:
-                labels = batch["next_sentence_label"]
-                nsp_correct += float((out.seq_relationship_logits.argmax(-1) == labels).sum())
+            correct += float(out.mlm_correct)
+            count += float(out.mlm_count)
+            if out.nsp_loss is not None and labels is not None:
+                nsp_correct += float(out.nsp_correct)
                 nsp_count += labels.numel()
                 nsp_loss_sum += float(out.nsp_loss) * labels.numel()
         mlm_loss = loss_sum / max(count, 1)
@@ -111,7 +129,7 @@ class PretrainingTask:
         for text in self.probe_texts:
             try:
                 out.append({"text": text, "predictions": fill_mask(model, self.tokenizer, text, top_k=5)})
-            except Exception as exc:  # a bad probe must not stop training; show why instead
+            except InputError as exc:  # a bad probe must not stop training; show why instead
                 out.append({"text": text, "error": str(exc)})
         return out
 
@@ -126,6 +144,83 @@ class PretrainingTask:
             self.collator.set_state(state["collator"])
 
 
+class MaskedLMTask(PretrainingTask):
+    """The masked-language model alone (data.nsp = false): single segments, no NSP head."""
+
+    name = "mlm"
+    summary = "masked-language model (no next-sentence prediction)"
+    export_class = "BertForMaskedLM"
+    nsp = False
+
+
+def pretraining_task(cfg: Config) -> type[PretrainingTask]:
+    return PretrainingTask if cfg.data.nsp else MaskedLMTask
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Filling in [MASK]
+# --------------------------------------------------------------------------------------------------------------
+
+
+def check_mask_text(text: Any, top_k: int) -> None:
+    if top_k < 1:
+        raise InputError(f"top_k must be at least 1, got {top_k}")
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("the text is empty; type a sentence with [MASK] where the model should guess")
+    if MASK not in text:
+        raise InputError(f"the text has no {MASK}; put {MASK} where the model should guess, "
+                         f"e.g. 'The capital of France is {MASK}.'")
+
+
+@torch.no_grad()
+def fill_mask(model: nn.Module, tokenizer: Any, text: str, top_k: int = 5) -> list[list[dict[str, Any]]]:
+    """Top-k tokens with probabilities for each [MASK] in `text`, in order of appearance."""
+    return fill_mask_batch(model, tokenizer, [text], top_k)[0]
+
+
+@torch.no_grad()
+def fill_mask_batch(model: nn.Module, tokenizer: Any, texts: list[str], top_k: int = 5
+                    ) -> list[list[list[dict[str, Any]]]]:
+    """fill_mask for many texts in one padded forward pass (one result list per text)."""
+    for text in texts:
+        check_mask_text(text, top_k)
+    core = model.bert
+    limit = core.config.max_position_embeddings
+    enc = tokenizer(list(texts), return_tensors="pt", padding=True, truncation=False)
+    lengths = enc["attention_mask"].sum(1)  # (B,)
+    if int(lengths.max()) > limit:
+        raise InputError(f"the text is {int(lengths.max())} tokens long; this model reads at most {limit}")
+    device = next(model.parameters()).device
+    ids = enc["input_ids"].to(device)  # (B, T)
+    is_mask = ids == tokenizer.mask_token_id  # (B, T)
+    if not bool(is_mask.any(1).all()):
+        raise InputError(f"the tokenizer did not keep {MASK} as one token; write it exactly as {MASK}")
+    was_training = model.training
+    model.eval()
+    types = enc.get("token_type_ids", torch.zeros_like(enc["input_ids"])).to(device)
+    hidden = core(ids, types, enc["attention_mask"].to(device)).last_hidden_state  # (B, T, H)
+    # Only the [MASK] rows are projected onto the vocabulary: the same scores forward()'s (B, T, V) logits hold
+    # there, without computing the others.
+    logits = model.mlm(hidden[is_mask], core.embeddings.word_embeddings.weight)  # (M, V), masks in row order
+    model.train(was_training)
+    top = logits.float().softmax(-1).topk(min(top_k, logits.shape[-1]), dim=-1)  # (M, k)
+    rows = iter(zip(top.values.tolist(), top.indices.tolist()))
+    out: list[list[list[dict[str, Any]]]] = []
+    for count in is_mask.sum(1).tolist():
+        per_text = []
+        for _ in range(count):
+            values, indices = next(rows)
+            tokens = tokenizer.convert_ids_to_tokens(indices)
+            per_text.append([{"token": t, "score": round(v, 6)} for t, v in zip(tokens, values)])
+        out.append(per_text)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------------------------
+
+
 def run_pretraining(cfg: Config, callbacks: list[Callback] | None = None,
                     stop_event: threading.Event | None = None, resume: bool | str | Path = False,
                     probes: tuple[str, ...] = DEFAULT_PROBES, init_from: str | Path | None = None,
@@ -136,35 +231,28 @@ def run_pretraining(cfg: Config, callbacks: list[Callback] | None = None,
     a checkpoint's weights and tokenizer only (e.g. one made by `bert2 import-hf`): continued pretraining.
     `trust_checkpoint` lets a resume read an older checkpoint's pickled resume files (checkpoint.train_state).
     """
+    if resume and init_from:
+        raise CheckpointError("use either --resume (continue a run) or --init-from (new run from weights), not both")
+    run = Run(cfg, "pretrain", callbacks, stop_event, resume, trust_checkpoint, cfg.pretrain.report_to,
+              what="pretraining")
+    return run.execute(lambda: _build(run, probes, init_from))
+
+
+def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = None,
+                              stop_event: threading.Event | None = None, resume: bool | str | Path = False,
+                              probes: tuple[str, ...] = DEFAULT_PROBES, init_from: str | Path | None = None,
+                              trust_checkpoint: bool = False) -> Trainer:
+    """Everything run_pretraining does short of training: a ready Trainer (its fit() releases the run's lock)."""
+    run = Run(cfg, "pretrain", callbacks, stop_event, resume, trust_checkpoint, cfg.pretrain.report_to,
+              what="pretraining")
     try:
-        trainer = build_pretraining_trainer(cfg, callbacks, stop_event, resume, probes, init_from, trust_checkpoint)
-    except StoppedDuringSetup:
-        done = DoneEvent(reason="stopped", step=0, message="stopped while preparing data; nothing to save")
-        for cb in callbacks or []:
-            cb(done)
-        return done
-    return trainer.fit()
+        return _build(run, probes, init_from)
+    except BaseException:
+        run.close()
+        raise
 
 
-class StoppedDuringSetup(Exception):
-    """A stop request arrived while data was being prepared (before any step): nothing to save."""
-
-
-def setup_reporter(callbacks: list[Callback], stop_event: threading.Event | None, is_main: bool
-                   ) -> Callable[[str], None]:
-    """Progress messages of data preparation as LogEvents (a first run trains a tokenizer for seconds), and a
-    stop request honoured between stages instead of after the whole preparation."""
-
-    def say(message: str) -> None:
-        if stop_event is not None and stop_event.is_set():
-            raise StoppedDuringSetup
-        if is_main:
-            for cb in callbacks:
-                cb(LogEvent(level="info", message=message))
-    return say
-
-
-def _architecture_from(path: Path, cfg: Config) -> Any:
+def _architecture_from(path: Path, cfg: Config) -> ModelConfig:
     """The checkpoint's architecture (sizes, vocabulary) with this run's behaviour (dropout, attention kernel)."""
     saved, _ = read_config(path)
     return dataclasses.replace(saved, hidden_dropout_prob=cfg.model.hidden_dropout_prob,
@@ -172,47 +260,20 @@ def _architecture_from(path: Path, cfg: Config) -> Any:
                                attn_implementation=cfg.model.attn_implementation)
 
 
-def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = None,
-                              stop_event: threading.Event | None = None, resume: bool | str | Path = False,
-                              probes: tuple[str, ...] = DEFAULT_PROBES,
-                              init_from: str | Path | None = None, trust_checkpoint: bool = False) -> Trainer:
-    """Everything run_pretraining does short of training: data, tokenizer, model, task, a ready Trainer."""
-    callbacks = list(callbacks or [])
-    p = cfg.pretrain
-    if p.num_threads > 0:
-        torch.set_num_threads(p.num_threads)
-    device = resolve_device(p.device)
-    dist_info = init_distributed(device)
-
-    resume_path: Path | None = None
-    if resume:
-        resume_path = (ckpt.latest_resumable(cfg.paths.root, "pretrain") if resume is True
-                       else ckpt.resolve(resume))
-        if resume_path is None:
-            raise CheckpointError(f"nothing to resume: no complete pretraining checkpoint under "
-                                  f"{ckpt.kind_dir(cfg.paths.root, 'pretrain')}")
-    if resume_path is not None:
-        check_resumable(resume_path, trust_checkpoint)  # before minutes of data preparation
-    if resume_path is not None and init_from:
-        raise CheckpointError("use either --resume (continue a run) or --init-from (new run from weights), not both")
-    source = resume_path or (ckpt.resolve(init_from) if init_from else None)
+def _build(run: Run, probes: tuple[str, ...], init_from: str | Path | None) -> Trainer:
+    cfg = run.cfg
+    source = run.resume_path or (ckpt.resolve(init_from) if init_from else None)
     # Before minutes of data preparation: a model that cannot fit is refused with the estimate (bert2.memory).
     refuse_if_too_big(cfg, "pretrain", _architecture_from(source, cfg) if source is not None else None)
-
     tokenizer = read_tokenizer(source) if source else None
-    if not dist_info.is_main:
-        barrier(dist_info)  # rank 0 builds (and caches) the data first; the others then read the cache
-    reporters, where = reporters_for(cfg.pretrain.report_to, ckpt.kind_dir(cfg.paths.root, "pretrain")) \
-        if dist_info.is_main else ([], None)
-    say = setup_reporter(callbacks, stop_event, dist_info.is_main)
-    if where:
-        say(where)
-    say("preparing data (a first run trains a tokenizer and tokenises the corpus; later runs use the cache)")
-    data = prepare_pretraining_data(cfg, tokenizer, progress=say)
-    say(f"data ready: {len(data.train)} training / {len(data.validation)} validation examples, "
-        f"vocabulary {len(data.tokenizer)}")
-    if dist_info.is_main:
-        barrier(dist_info)
+    if not run.dist.is_main:
+        barrier(run.dist)  # rank 0 builds (and caches) the data first; the others then read the cache
+    run.say("preparing data (a first run trains a tokenizer and tokenises the corpus; later runs use the cache)")
+    data = prepare_pretraining_data(cfg, tokenizer, progress=run.say)
+    run.say(f"data ready: {len(data.train)} training / {len(data.validation)} validation examples, "
+            f"vocabulary {len(data.tokenizer)}")
+    if run.dist.is_main:
+        barrier(run.dist)
     tokenizer = data.tokenizer
 
     if source is not None:
@@ -225,8 +286,9 @@ def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = No
     if cfg.data.max_seq_length > model_cfg.max_position_embeddings:
         raise TrainingError(f"data.max_seq_length ({cfg.data.max_seq_length}) exceeds the model's "
                             f"max_position_embeddings ({model_cfg.max_position_embeddings})")
-    torch.manual_seed(p.seed)  # same seed, same initial weights: runs are reproducible and comparable
-    model = BertForPreTraining(model_cfg, nsp=cfg.data.nsp)
+    task_cls = pretraining_task(cfg)
+    torch.manual_seed(cfg.pretrain.seed)  # same seed, same initial weights: runs are reproducible and comparable
+    model = task_cls.build_model(model_cfg, {"nsp": cfg.data.nsp})
     if init_from and source is not None:
         state = read_weights(source)
         if not cfg.data.nsp:
@@ -236,18 +298,9 @@ def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = No
         except RuntimeError as exc:
             raise CheckpointError(f"{source}: weights do not fit a pretraining model ({str(exc).splitlines()[0]})") \
                 from None
-    task = PretrainingTask(cfg, tokenizer, data.validation, probes)
-
-    if dist_info.is_main:
-        cfg.all_stage_dirs()  # the six directories appear on first use, fine-tuning's included
-    stage_dirs = {s: cfg.stage_dir("pretrain", s, create=False) for s in STAGES}
-    if dist_info.is_main:
-        callbacks.append(jsonl_writer(ckpt.kind_dir(cfg.paths.root, "pretrain") / "metrics.jsonl"))
-        callbacks.extend(reporters)
-    settings = TrainSettings.from_section(p)
-    trainer = Trainer(model, data.train, task, settings, stage_dirs, cfg.to_dict(), device, dist_info, callbacks,
-                      stop_event, resume_path, trust_checkpoint)
+        run.say(f"weights from {source}")
+    task = task_cls(cfg, tokenizer, data.validation, probes)
+    trainer = run.trainer(model, data.train, task, cfg.pretrain, cfg.to_dict())
     if init_from:
-        say(f"weights from {source}")
         trainer.init = f"initialised from {source} (--init-from)"
     return trainer

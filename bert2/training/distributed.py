@@ -83,7 +83,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda", local % torch.cuda.device_count())
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("pretrain.device is cuda but no CUDA GPU is available; use auto or cpu")
+        raise TrainingError("runtime.device is cuda but no CUDA GPU is available; use auto or cpu")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise TrainingError("pretrain.device is mps but MPS is not available; use auto or cpu")
+        raise TrainingError("runtime.device is mps but MPS is not available; use auto or cpu")
     return dev

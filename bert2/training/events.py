@@ -36,6 +36,9 @@ class StartEvent(Event):
     run_dir: str
     """Where this run's checkpoints go (the stage directory root for its kind)."""
     info: dict[str, Any] = field(default_factory=dict)
+    run_id: str = ""
+    """The run this start begins or resumes (also in every checkpoint's trainer_state.json); empty in files
+    written before runs had ids."""
 
 
 @dataclass

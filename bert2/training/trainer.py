@@ -9,14 +9,13 @@ events. It prints nothing; callbacks receive events (bert2.training.events) and 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -24,8 +23,10 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .. import checkpoint as ckpt
 from ..allocator import tune_allocator
+from ..checkpoint.layout import now_iso
 from ..checkpoint.model_files import read_weights, write_weights
 from ..checkpoint.train_state import has_resume_state, load_resume_state, save_resume_state
+from ..config import TrainConfig
 from ..errors import CheckpointError, TrainingError
 from ..model import count_parameters
 from .distributed import DistInfo, all_reduce_mean, all_reduce_sum, broadcast_flag
@@ -63,32 +64,39 @@ class Task(Protocol):
 
 
 @dataclass
-class TrainSettings:
-    batch_size: int = 32
-    grad_accum_steps: int = 1
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.01
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-6
-    warmup_steps: int = 0
-    scheduler: str = "linear"
-    max_steps: int = 100
-    minutes: float = 0.0
-    max_grad_norm: float = 1.0
-    eval_every: int = 0
-    save_every: int = 0
-    keep_last: int = 3
-    log_every: int = 10
-    seed: int = 42
-    precision: str = "fp32"
-    on_nan: str = "stop"
-    group_by_length: bool = False
+class RunContext:
+    """Where and as what a run trains: what the run harness (tasks/run.py) prepared for the trainer."""
 
-    @classmethod
-    def from_section(cls, section: Any) -> "TrainSettings":
-        names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in vars(section).items() if k in names})
+    stage_dirs: dict[str, Path]
+    """checkpoint | best | final -> the directory of that stage for the run's kind."""
+    device: torch.device
+    run_id: str
+    """The run's identity, written into every checkpoint and StartEvent (a resume keeps its run's)."""
+    dist: DistInfo = field(default_factory=DistInfo)
+    callbacks: list[Callback] = field(default_factory=list)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    precision: str = "fp32"
+    resume_from: Path | None = None
+    trust_checkpoint: bool = False
+    """Resume from an older checkpoint's pickled .pt files (checkpoint/train_state.py)."""
+    on_finish: Callable[[], None] | None = None
+    """Called when fit() returns or raises (the harness releases the kind directory's lock)."""
+
+
+class _TaskLoss(nn.Module):
+    """What DistributedDataParallel wraps: one micro-batch's loss, so a task may call any method of its model
+    (`model.loss(...)`, `model.bert(...)`) and torchrun still synchronises the gradients. Its parameters are the
+    model's and any the task's loss trains besides (distillation's projection between widths)."""
+
+    def __init__(self, model: nn.Module, task: "Task", extra: list[nn.Parameter]):
+        super().__init__()
+        self.model = model
+        self.extra = nn.ParameterList(extra)
+        self.task = task
+
+    def forward(self, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.task.loss(self.model, batch, totals)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -101,7 +109,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def make_adamw(groups: list[dict[str, Any]], s: TrainSettings, device: torch.device) -> torch.optim.AdamW:
+def make_adamw(groups: list[dict[str, Any]], s: TrainConfig, device: torch.device) -> torch.optim.AdamW:
     """AdamW with the fused kernel where torch has one for the device (one pass over all parameters instead of
     several per tensor; identical maths)."""
     kwargs = dict(lr=s.learning_rate, betas=(s.adam_beta1, s.adam_beta2), eps=s.adam_epsilon)
@@ -142,25 +150,23 @@ def group_by_length(order: torch.Tensor, lengths: torch.Tensor, batch_size: int,
 
 
 class Trainer:
-    def __init__(self, model: nn.Module, train_data: Sequence[dict[str, Any]], task: Task, settings: TrainSettings,
-                 stage_dirs: dict[str, Path], run_config: dict[str, Any], device: torch.device,
-                 dist_info: DistInfo | None = None, callbacks: list[Callback] | None = None,
-                 stop_event: threading.Event | None = None, resume_from: Path | None = None,
-                 trust_checkpoint: bool = False):
+    def __init__(self, model: nn.Module, train_data: Sequence[dict[str, Any]], task: Task, settings: TrainConfig,
+                 run_config: dict[str, Any], ctx: RunContext):
         tune_allocator()  # reuse big freed buffers instead of page-faulting them in every step
         self.task = task
         self.s = settings
         self.train_data = train_data
-        self.stage_dirs = stage_dirs
+        self.ctx = ctx
+        self.stage_dirs = ctx.stage_dirs
         self.run_config = run_config
-        self.device = device
-        self.dist = dist_info or DistInfo()
-        self.callbacks = list(callbacks or [])
-        self.stop_event = stop_event or threading.Event()
-        self.trust_checkpoint = trust_checkpoint  # resume from an older checkpoint's pickled .pt files
-        self.init = f"resumed from {resume_from}" if resume_from is not None else "random initialisation"
+        self.device = ctx.device
+        self.dist = ctx.dist
+        self.callbacks = list(ctx.callbacks)
+        self.stop_event = ctx.stop_event
+        self.run_id = ctx.run_id
+        self.init = f"resumed from {ctx.resume_from}" if ctx.resume_from is not None else "random initialisation"
         """Where the weights came from, for the start banner (the task's run_* refines it)."""
-        self.model = model.to(device)
+        self.model = model.to(self.device)
         self.raw_model = self.model  # unwrapped, for saving and evaluation
 
         global_batch = settings.batch_size * self.dist.world_size
@@ -174,11 +180,12 @@ class Trainer:
         extra = [q for q in getattr(task, "loss_parameters", list)() if q.requires_grad]
         if extra:
             groups.append({"params": extra, "weight_decay": settings.weight_decay})
-        self.optimizer = make_adamw(groups, settings, device)
+        self.optimizer = make_adamw(groups, settings, self.device)
         self.schedule = Schedule(settings.learning_rate, settings.warmup_steps, settings.max_steps,
                                  settings.scheduler, settings.minutes * 60.0)
-        self.scaler = torch.amp.GradScaler(device.type) if settings.precision == "fp16" and device.type == "cuda" \
-            else None
+        self.precision = ctx.precision
+        self.scaler = torch.amp.GradScaler(self.device.type) \
+            if self.precision == "fp16" and self.device.type == "cuda" else None
         # Training position; all of it goes into every checkpoint so a resume continues exactly.
         self.step = 0
         self.epoch = 0
@@ -191,14 +198,16 @@ class Trainer:
         self.rollbacks = 0
         self.paused_s = 0.0  # wall time a callback asked not to count (e.g. a benchmark's own evaluation)
         self.last_checkpoint: Path | None = None
+        self.run_started = now_iso()
 
         torch.manual_seed(settings.seed)
         random.seed(settings.seed)
-        if resume_from is not None:
-            self._load(resume_from)
+        if ctx.resume_from is not None:
+            self._load(ctx.resume_from)
+        self.loss_module: nn.Module = _TaskLoss(self.raw_model, task, extra)
         if self.dist.enabled:
-            ids = [device.index] if device.type == "cuda" else None
-            self.model = DDP(self.raw_model, device_ids=ids)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.loss_module = DDP(self.loss_module, device_ids=ids)
 
     # ---------------------------------------------------------------------------------------------- events
     def emit(self, event: Event) -> None:
@@ -242,20 +251,23 @@ class Trainer:
             return None
 
     # ------------------------------------------------------------------------------------------------ loop
-    @property
-    def total_steps(self) -> int:
-        return self.s.max_steps
-
     def _autocast(self):
-        if self.s.precision == "fp32" or self.device.type == "mps":
+        if self.precision == "fp32" or self.device.type == "mps":
             return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.s.precision == "bf16" else torch.float16
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
     def _time_up(self) -> bool:
         return self.s.minutes > 0 and self.elapsed >= self.s.minutes * 60.0
 
     def fit(self) -> DoneEvent:
+        try:
+            return self._fit()
+        finally:
+            if self.ctx.on_finish is not None:
+                self.ctx.on_finish()
+
+    def _fit(self) -> DoneEvent:
         s = self.s
         budget = s.minutes > 0
         self.emit(StartEvent(kind=self.task.kind, task=self.task.name, total_steps=s.max_steps if not budget else 0,
@@ -263,11 +275,11 @@ class Trainer:
                              num_parameters=count_parameters(self.raw_model),
                              run_dir=str(self.stage_dirs["checkpoint"].parent),
                              info={"world_size": self.dist.world_size, "batch_size": s.batch_size,
-                                   "grad_accum_steps": s.grad_accum_steps, "precision": s.precision,
+                                   "grad_accum_steps": s.grad_accum_steps, "precision": self.precision,
                                    "minutes": s.minutes, "train_examples": len(self.train_data),
-                                   "init": self.init}))
+                                   "init": self.init}, run_id=self.run_id))
         batches = self._batches()
-        self.model.train()
+        self.raw_model.train()
         window_start = time.perf_counter()
         window_steps, window_tokens, window_wait = 0, 0, 0.0
         loss_acc: torch.Tensor | None = None
@@ -297,10 +309,10 @@ class Trainer:
             step_parts: dict[str, torch.Tensor] = {}
             for j, b in enumerate(micro):
                 sync = j == len(micro) - 1 or not self.dist.enabled
-                ctx = contextlib.nullcontext() if sync else self.model.no_sync()
+                ctx = contextlib.nullcontext() if sync else self.loss_module.no_sync()
                 with ctx:
                     with self._autocast():
-                        loss, parts = self.task.loss(self.model, b, totals)
+                        loss, parts = self.loss_module(b, totals)
                     (self.scaler.scale(loss) if self.scaler else loss).backward()
                 step_loss += loss.detach().float()
                 for k, v in parts.items():
@@ -325,7 +337,7 @@ class Trainer:
             if self.scaler:
                 self.scaler.unscale_(self.optimizer)
             if s.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(self.loss_module.parameters(), s.max_grad_norm)
             lr = self.schedule.lr(self.step, self.elapsed)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
@@ -410,7 +422,8 @@ class Trainer:
 
     # --------------------------------------------------------------------------------------- checkpoints
     def _state(self) -> dict[str, Any]:
-        return {"kind": self.task.kind, "task": self.task.name, "epoch": self.epoch, "consumed": self.consumed,
+        return {"kind": self.task.kind, "task": self.task.name, "run_id": self.run_id,
+                "run_started": self.run_started, "epoch": self.epoch, "consumed": self.consumed,
                 "elapsed_s": round(self.elapsed, 3), "tokens_seen": self.tokens_seen, "metrics": self.metrics,
                 "best_metric": self.task.best_metric, "best_value": self.best, "log_history": self.history,
                 "world_size": self.dist.world_size, "run_config": self.run_config}
@@ -438,11 +451,19 @@ class Trainer:
 
     def _save(self, stage: str) -> Path:
         keep = self.s.keep_last if stage == "checkpoint" else None
+        replaced: list[tuple[Path, str | None]] = []
         try:
-            path = ckpt.save_checkpoint(self.stage_dirs[stage], self.step, self._payload, self._state(), keep)
+            path = ckpt.save_checkpoint(self.stage_dirs[stage], self.step, self._payload, self._state(), keep,
+                                        replaced=replaced)
         except CheckpointError as exc:
             self.log(str(exc), "error")
             raise TrainingError(f"{exc}; training stopped, existing checkpoints are intact") from exc
+        if stage != "checkpoint":
+            for old, run in replaced:  # another run's: say so (this run's own older best is just superseded)
+                if run != self.run_id:
+                    whose = f"run {run}'s" if run else "an earlier run's"
+                    self.log(f"{stage}/ holds one checkpoint, this run's: {whose} {old.name} was replaced by "
+                             f"{path.name}")
         if stage in ("checkpoint", "final"):
             self.last_checkpoint = path
         self.emit(CheckpointEvent(step=self.step, path=str(path), stage=stage))
@@ -461,7 +482,7 @@ class Trainer:
         if missing:
             raise CheckpointError(f"cannot resume from {path}: missing {', '.join(missing)}")
         state = ckpt.read_state(path)
-        resume = load_resume_state(path, trust_legacy=self.trust_checkpoint)
+        resume = load_resume_state(path, trust_legacy=self.ctx.trust_checkpoint)
         self._restore_weights(path, resume["optimizer"])
         # The schedule is not restored: it follows this run's settings (a resume may raise max_steps).
         if self.scaler and resume.get("scaler"):
@@ -481,17 +502,8 @@ class Trainer:
         self.metrics = state.get("metrics") or {}
         self.history = list(state.get("log_history") or [])
         self.last_checkpoint = path
+        self.run_started = str(state.get("run_started") or self.run_started)
         if self.step >= self.s.max_steps and self.s.minutes <= 0:
             raise TrainingError(f"{path} is already at step {self.step}, which reaches max_steps "
                                 f"({self.s.max_steps}); raise max_steps to train further")
 
-
-def jsonl_writer(path: Path) -> Callback:
-    """A callback appending every event as one JSON line (charts survive a restart of the app)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(event: Event) -> None:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(event.to_dict(), default=str) + "\n")
-
-    return write

@@ -21,6 +21,7 @@ from textual.widgets import Footer, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from bert2.checkpoint import CheckpointInfo, list_checkpoints, read_state
+from bert2.compress import DISTILL_TEACHERS, PRUNE_TASKS
 from bert2.config import KINDS, STAGES
 from bert2.errors import CheckpointError
 
@@ -257,7 +258,7 @@ class CheckpointsScreen(Screen):
         info = self._need()
         if info is None:
             return
-        if info.task not in ("mlm+nsp", "mlm", "classify"):
+        if info.task not in DISTILL_TEACHERS:
             self.notify(f"distillation learns from a pretraining or classify teacher; this is a {info.task} "
                         "checkpoint", severity="warning")
             return
@@ -267,9 +268,8 @@ class CheckpointsScreen(Screen):
         info = self._need()
         if info is None:
             return
-        if info.task == "qa":
-            self.notify("pruning handles pretraining, classify, ner and qa-span checkpoints, not generative qa",
-                        severity="warning")
+        if info.task not in PRUNE_TASKS:
+            self.notify(f"pruning handles {', '.join(PRUNE_TASKS)} checkpoints, not {info.task}", severity="warning")
             return
         self.post_message(PruneFrom(info.path))
 

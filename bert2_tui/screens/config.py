@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from ..app import Bert2App
 
 SECTION_TITLES = {"model": "Model", "data": "Data", "pretrain": "Pretraining", "finetune": "Fine-tuning",
-                  "distill": "Distillation", "paths": "Paths"}
+                  "distill": "Distillation", "runtime": "Runtime", "paths": "Paths"}
 
 
 def dom_key(key: str) -> str:

