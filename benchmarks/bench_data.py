@@ -40,8 +40,7 @@ def main() -> None:
         t0 = time.perf_counter()
         docs = load_documents("wiki-offline")
         t_load = time.perf_counter() - t0
-        print(f"load wiki-offline (cold): {t_load:.2f} s, {len(docs)} documents, "
-              f"{sum(map(len, docs))} sentences")
+        print(f"load wiki-offline (cold): {t_load:.2f} s, {len(docs)} documents, {sum(map(len, docs))} sentences")
         t0 = time.perf_counter()
         load_documents("wiki-offline")
         print(f"load wiki-offline (warm): {time.perf_counter() - t0:.2f} s")
@@ -54,12 +53,16 @@ def main() -> None:
         t0 = time.perf_counter()
         data = prepare_pretraining_data(cfg)  # full build: corpus, tokenizer training + cache, tokenise, pairs
         info = data.info
-        print(f"prepare (full build incl. tokenizer training): {time.perf_counter() - t0:.2f} s; stages "
-              f"{info['build_seconds']}")
-        print(f"examples at max_seq_length {args.max_seq_length}: {info['train_examples']} train / "
-              f"{info['validation_examples']} validation; NotNext {info['train_not_next']} / "
-              f"{info['validation_not_next']}; corpus tokens {info['corpus_tokens']}; "
-              f"mean length {float(data.train.lengths.mean()):.1f}")
+        print(
+            f"prepare (full build incl. tokenizer training): {time.perf_counter() - t0:.2f} s; stages "
+            f"{info['build_seconds']}"
+        )
+        print(
+            f"examples at max_seq_length {args.max_seq_length}: {info['train_examples']} train / "
+            f"{info['validation_examples']} validation; NotNext {info['train_not_next']} / "
+            f"{info['validation_not_next']}; corpus tokens {info['corpus_tokens']}; "
+            f"mean length {float(data.train.lengths.mean()):.1f}"
+        )
 
         times = []
         for _ in range(5):
@@ -80,8 +83,10 @@ def main() -> None:
         for i in range(10000):
             data.train[i % len(data.train)]
         per_item = (time.perf_counter() - t0) / 10000
-        print(f"collate 32 examples: median {statistics.median(times) * 1e3:.2f} ms; "
-              f"example access {per_item * 1e6:.1f} us")
+        print(
+            f"collate 32 examples: median {statistics.median(times) * 1e3:.2f} ms; "
+            f"example access {per_item * 1e6:.1f} us"
+        )
 
 
 if __name__ == "__main__":

@@ -67,8 +67,9 @@ async def soak(minutes: float, every: float, preset: str) -> list[dict]:
 
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = make_preset(preset).with_overrides([f"paths.root={tmp}", "pretrain.max_steps=1000000",
-                                                  "pretrain.eval_every=200", "pretrain.save_every=500"])
+        cfg = make_preset(preset).with_overrides(
+            [f"paths.root={tmp}", "pretrain.max_steps=1000000", "pretrain.eval_every=200", "pretrain.save_every=500"]
+        )
         app = Bert2App(cfg, load_history=False)
         async with app.run_test(size=(120, 36)) as pilot:
             await pilot.press("2")
@@ -80,12 +81,19 @@ async def soak(minutes: float, every: float, preset: str) -> list[dict]:
                 await asyncio.sleep(every)
                 lags = sorted(probe.take()) or [float("nan")]
                 st = app.run_state
-                rows.append({"t_min": round((time.monotonic() - start) / 60, 2), "rss_mb": round(rss_mb(), 1),
-                             "lag_p50_ms": round(statistics.median(lags) * 1e3, 1),
-                             "lag_p95_ms": round(lags[int(0.95 * (len(lags) - 1))] * 1e3, 1),
-                             "lag_max_ms": round(lags[-1] * 1e3, 1), "step": st.step,
-                             "points": sum(len(s) for s in st.series.values()) + len(st.lr),
-                             "log_lines": len(st.log), "tokens_per_s": round(st.tokens_per_s)})
+                rows.append(
+                    {
+                        "t_min": round((time.monotonic() - start) / 60, 2),
+                        "rss_mb": round(rss_mb(), 1),
+                        "lag_p50_ms": round(statistics.median(lags) * 1e3, 1),
+                        "lag_p95_ms": round(lags[int(0.95 * (len(lags) - 1))] * 1e3, 1),
+                        "lag_max_ms": round(lags[-1] * 1e3, 1),
+                        "step": st.step,
+                        "points": sum(len(s) for s in st.series.values()) + len(st.lr),
+                        "log_lines": len(st.log),
+                        "tokens_per_s": round(st.tokens_per_s),
+                    }
+                )
                 print(json.dumps(rows[-1]), flush=True)
             probe.halt.set()
             app.stop_job()
@@ -104,12 +112,17 @@ def main() -> None:
     rows = asyncio.run(soak(args.minutes, args.every, args.preset))
     warm = [r for r in rows if r["t_min"] >= args.minutes * 0.2] or rows
     growth = warm[-1]["rss_mb"] - warm[0]["rss_mb"]
-    summary = {"samples": len(rows), "rss_start_mb": rows[0]["rss_mb"], "rss_end_mb": rows[-1]["rss_mb"],
-               "rss_growth_after_warmup_mb": round(growth, 1),
-               "lag_p50_ms": statistics.median(r["lag_p50_ms"] for r in rows),
-               "worst_sample_lag_p95_ms": max(r["lag_p95_ms"] for r in rows),
-               "lag_max_ms": max(r["lag_max_ms"] for r in rows),
-               "max_chart_points": max(r["points"] for r in rows), "final_step": rows[-1]["step"]}
+    summary = {
+        "samples": len(rows),
+        "rss_start_mb": rows[0]["rss_mb"],
+        "rss_end_mb": rows[-1]["rss_mb"],
+        "rss_growth_after_warmup_mb": round(growth, 1),
+        "lag_p50_ms": statistics.median(r["lag_p50_ms"] for r in rows),
+        "worst_sample_lag_p95_ms": max(r["lag_p95_ms"] for r in rows),
+        "lag_max_ms": max(r["lag_max_ms"] for r in rows),
+        "max_chart_points": max(r["points"] for r in rows),
+        "final_step": rows[-1]["step"],
+    }
     print(json.dumps(summary, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps({"samples": rows, "summary": summary}, indent=2))

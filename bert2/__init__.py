@@ -22,17 +22,21 @@ __version__ = "0.1.0"
 
 # public name -> (module that defines it, its name there); resolved on first attribute access (PEP 562)
 _API = {
-    "Config": ("bert2.config", "Config"), "load_config": ("bert2.config", "load_config"),
+    "Config": ("bert2.config", "Config"),
+    "load_config": ("bert2.config", "load_config"),
     "preset": ("bert2.config", "preset"),
     "pretrain": ("bert2.tasks.pretraining", "run_pretraining"),
     "run_pretraining": ("bert2.tasks.pretraining", "run_pretraining"),
     "finetune": ("bert2.tasks.finetuning", "run_finetuning"),
     "run_finetuning": ("bert2.tasks.finetuning", "run_finetuning"),
-    "Predictor": ("bert2.inference", "Predictor"), "Explainer": ("bert2.explain", "Explainer"),
+    "Predictor": ("bert2.inference", "Predictor"),
+    "Explainer": ("bert2.explain", "Explainer"),
     "load_checkpoint": ("bert2.checkpoint.model_files", "load_checkpoint"),
     "list_checkpoints": ("bert2.checkpoint", "list_checkpoints"),
-    "import_hf": ("bert2.checkpoint.hf", "import_hf"), "export_hf": ("bert2.checkpoint.hf", "export_hf"),
-    "prune": ("bert2.compress.prune", "run_pruning"), "run_pruning": ("bert2.compress.prune", "run_pruning"),
+    "import_hf": ("bert2.checkpoint.hf", "import_hf"),
+    "export_hf": ("bert2.checkpoint.hf", "export_hf"),
+    "prune": ("bert2.compress.prune", "run_pruning"),
+    "run_pruning": ("bert2.compress.prune", "run_pruning"),
     "prune_heads": ("bert2.compress.surgery", "prune_heads"),
 }
 __all__ = ["__version__", *_API]

@@ -11,7 +11,8 @@ else). `bert2 bench finetune_quality` prints them beside the pretrained and the 
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .data.corpus import split_sentences
 

@@ -16,8 +16,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import transformers
@@ -33,8 +34,8 @@ from .data.tokenizer import save_tokenizer, train_wordpiece
 from .inference import Predictor
 from .memory import estimate
 from .model import BertForPreTraining
-from .tasks import finetune_tasks
-from .tasks import get as get_task
+from .registry import finetune_tasks
+from .registry import get as get_task
 from .tasks.finetuning import SCRATCH, run_finetuning
 from .tasks.pretraining import PretrainingTask, build_pretraining_trainer
 from .training.events import EvalEvent
@@ -42,8 +43,14 @@ from .training.schedule import Schedule
 from .training.trainer import make_adamw, param_groups
 
 # The seed's BERT-Tiny, architecture for architecture transformers' BERT (learned absolute positions only).
-SEED_CONFIG = dict(vocab_size=30522, hidden_size=128, num_hidden_layers=2, num_attention_heads=8,
-                   intermediate_size=512, position_embedding_type="absolute")
+SEED_CONFIG = dict(
+    vocab_size=30522,
+    hidden_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=8,
+    intermediate_size=512,
+    position_embedding_type="absolute",
+)
 
 
 def _median_time(fn: Callable[[], Any], repeats: int, warmup: int) -> list[float]:
@@ -86,15 +93,22 @@ def _synthetic_batch(vocab: int, batch: int, seq: int, seed: int = 0) -> dict[st
     labels = torch.full_like(ids, -100)
     chosen = torch.rand(batch, seq, generator=g) < 0.15
     labels[chosen] = ids[chosen]
-    return {"input_ids": ids, "token_type_ids": (torch.arange(seq) >= seq // 2).long().expand(batch, seq).clone(),
-            "attention_mask": torch.ones_like(ids), "labels": labels,
-            "next_sentence_label": torch.randint(0, 2, (batch,), generator=g)}
+    return {
+        "input_ids": ids,
+        "token_type_ids": (torch.arange(seq) >= seq // 2).long().expand(batch, seq).clone(),
+        "attention_mask": torch.ones_like(ids),
+        "labels": labels,
+        "next_sentence_label": torch.randint(0, 2, (batch,), generator=g),
+    }
 
 
 def _hf_model(cfg: Any, attn: str = "sdpa"):
     # transformers' BERT has neither pre-LN nor ALiBi: its model of a bert2 config is the standard BERT of that size.
-    conf = {k: v for k, v in hf_config_dict(cfg).items()
-            if k not in ("architectures", "norm_placement", "position_embedding_type")}
+    conf = {
+        k: v
+        for k, v in hf_config_dict(cfg).items()
+        if k not in ("architectures", "norm_placement", "position_embedding_type")
+    }
     return transformers.BertForPreTraining(transformers.BertConfig(**conf, attn_implementation=attn))
 
 
@@ -110,6 +124,7 @@ def _step_fn(model: torch.nn.Module, batch: dict[str, torch.Tensor], hf: bool, p
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+
     return step
 
 
@@ -119,11 +134,17 @@ def bench_train_throughput(repeats: int = 7, warmup: int = 3, batch: int = 32, s
     peak = matmul_peak()
     peak_bf16 = matmul_peak(torch.bfloat16)
     default = Config().model
-    out: dict[str, Any] = {"threads": torch.get_num_threads(), "batch": batch, "seq": seq,
-                           "matmul_peak_gflops_fp32": round(peak / 1e9, 1),
-                           "matmul_peak_gflops_bf16": round(peak_bf16 / 1e9, 1)}
-    configs = {"seed_tiny_30522": ModelConfig(**SEED_CONFIG),
-               f"default_preset_{default.vocab_size}": ModelConfig(**{**default.__dict__})}
+    out: dict[str, Any] = {
+        "threads": torch.get_num_threads(),
+        "batch": batch,
+        "seq": seq,
+        "matmul_peak_gflops_fp32": round(peak / 1e9, 1),
+        "matmul_peak_gflops_bf16": round(peak_bf16 / 1e9, 1),
+    }
+    configs = {
+        "seed_tiny_30522": ModelConfig(**SEED_CONFIG),
+        f"default_preset_{default.vocab_size}": ModelConfig(**{**default.__dict__}),
+    }
     for name, cfg in configs.items():
         torch.manual_seed(0)
         data = _synthetic_batch(cfg.vocab_size, batch, seq)
@@ -131,18 +152,26 @@ def bench_train_throughput(repeats: int = 7, warmup: int = 3, batch: int = 32, s
         row: dict[str, Any] = {}
         ours_cfg = cfg  # bert2's defaults (dropout choices) as a user gets them
         hf_cfg = ModelConfig(**{**cfg.__dict__, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1})
-        for label, model, hf in (("bert2", BertForPreTraining(ours_cfg), False), ("transformers", _hf_model(hf_cfg), True)):
+        for label, model, hf in (
+            ("bert2", BertForPreTraining(ours_cfg), False),
+            ("transformers", _hf_model(hf_cfg), True),
+        ):
             times = _median_time(_step_fn(model, data, hf), repeats, warmup)
             med = statistics.median(times)
-            row[label] = {"ms_per_step": round(med * 1e3, 1), "tokens_per_s": round(batch * seq / med),
-                          "repeats": repeats}
+            row[label] = {
+                "ms_per_step": round(med * 1e3, 1),
+                "tokens_per_s": round(batch * seq / med),
+                "repeats": repeats,
+            }
         flops = train_flops(cfg, batch, seq, masked)
         row["bert2"]["mfu"] = round(flops / (row["bert2"]["ms_per_step"] / 1e3) / peak, 3)
         row["useful_gflop_per_step"] = round(flops / 1e9, 1)
         row["ratio"] = round(row["bert2"]["tokens_per_s"] / row["transformers"]["tokens_per_s"], 2)
         times = _median_time(_step_fn(BertForPreTraining(ours_cfg), data, False, "bf16"), repeats, warmup)
-        row["bert2_bf16"] = {"ms_per_step": round(statistics.median(times) * 1e3, 1),
-                             "tokens_per_s": round(batch * seq / statistics.median(times))}
+        row["bert2_bf16"] = {
+            "ms_per_step": round(statistics.median(times) * 1e3, 1),
+            "tokens_per_s": round(batch * seq / statistics.median(times)),
+        }
         out[name] = row
     return out
 
@@ -169,32 +198,54 @@ def bench_inference_latency(checkpoint: str | None = None, repeats: int = 200, b
         theirs = _median_time(lambda: pipe(text), repeats, 10)
         ours_batch = _median_time(lambda: predictor.fill_mask_batch(texts, 5), 5, 1)
         theirs_batch = _median_time(lambda: pipe(texts, batch_size=batch), 5, 1)
-        same = [p["token"] for p in predictor.fill_mask(text, 5)[0]] == \
-            [p["token_str"].replace(" ", "") for p in pipe(text)]
+        same = [p["token"] for p in predictor.fill_mask(text, 5)[0]] == [
+            p["token_str"].replace(" ", "") for p in pipe(text)
+        ]
     # An ALiBi checkpoint has no transformers equivalent: the pipeline then runs the same tensors without the
     # distance bias (same matmuls, so latency still compares; top-5 agreement is not expected).
     positions = predictor.model.config.position_embedding_type
 
     def pct(ts: list[float], q: float) -> float:
         return round(sorted(ts)[min(len(ts) - 1, int(q * len(ts)))] * 1e3, 2)
-    out = {"checkpoint": str(predictor.path), "position_embedding_type": positions, "same_top5": same,
-           "bert2": {"p50_ms": pct(ours, 0.5), "p95_ms": pct(ours, 0.95),
-                     "batch_sentences_per_s": round(batch / statistics.median(ours_batch), 1)},
-           "transformers_pipeline": {"p50_ms": pct(theirs, 0.5), "p95_ms": pct(theirs, 0.95),
-                                     "batch_sentences_per_s": round(batch / statistics.median(theirs_batch), 1)}}
+
+    out = {
+        "checkpoint": str(predictor.path),
+        "position_embedding_type": positions,
+        "same_top5": same,
+        "bert2": {
+            "p50_ms": pct(ours, 0.5),
+            "p95_ms": pct(ours, 0.95),
+            "batch_sentences_per_s": round(batch / statistics.median(ours_batch), 1),
+        },
+        "transformers_pipeline": {
+            "p50_ms": pct(theirs, 0.5),
+            "p95_ms": pct(theirs, 0.95),
+            "batch_sentences_per_s": round(batch / statistics.median(theirs_batch), 1),
+        },
+    }
     out["ratio"] = round(out["bert2"]["p50_ms"] / out["transformers_pipeline"]["p50_ms"], 3)  # latency: lower
-    out["batch_ratio"] = round(out["bert2"]["batch_sentences_per_s"] /
-                               out["transformers_pipeline"]["batch_sentences_per_s"], 2)
+    out["batch_ratio"] = round(
+        out["bert2"]["batch_sentences_per_s"] / out["transformers_pipeline"]["batch_sentences_per_s"], 2
+    )
     return out
 
 
-def bench_time_to_quality(minutes: float = 5.0, eval_every_s: float = 60.0, overrides: list[str] | None = None
-                          ) -> dict[str, Any]:
+def bench_time_to_quality(
+    minutes: float = 5.0, eval_every_s: float = 60.0, overrides: list[str] | None = None
+) -> dict[str, Any]:
     """Held-out masked-token accuracy and MLM loss of bert2's default pretraining vs transformers'
     BertForPreTraining trained with the same tokenizer, data, batch size and LR schedule, same wall-clock budget."""
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = Config().with_overrides([f"paths.root={tmp}", f"pretrain.minutes={minutes}", "pretrain.eval_every=0",
-                                       "pretrain.save_every=0", "pretrain.eval_batches=0", *(overrides or [])])
+        cfg = Config().with_overrides(
+            [
+                f"paths.root={tmp}",
+                f"pretrain.minutes={minutes}",
+                "pretrain.eval_every=0",
+                "pretrain.save_every=0",
+                "pretrain.eval_batches=0",
+                *(overrides or []),
+            ]
+        )
         # --- bert2: the real trainer with its default recipe, evaluated every eval_every_s of wall time
         curve_ours: list[dict[str, float]] = []
         trainer = build_pretraining_trainer(cfg, [])
@@ -211,26 +262,35 @@ def bench_time_to_quality(minutes: float = 5.0, eval_every_s: float = 60.0, over
                 m = _eval(trainer.raw_model, task)
                 curve_ours.append({"minutes": round(trainer.elapsed / 60, 2), "step": trainer.step, **m})
                 trainer.paused_s += time.perf_counter() - t_pause  # evaluation is not training time
+
         trainer.emit = emit  # type: ignore[method-assign]
         trainer.s.log_every = 5
         done = trainer.fit()
         if not curve_ours or curve_ours[-1]["step"] != done.step:  # the last timed eval may already be the end
-            curve_ours.append({"minutes": round(trainer.elapsed / 60, 2), "step": done.step,
-                               **_eval(trainer.raw_model, task)})
+            curve_ours.append(
+                {"minutes": round(trainer.elapsed / 60, 2), "step": done.step, **_eval(trainer.raw_model, task)}
+            )
 
         # --- transformers: same tokenizer/data/batches/schedule, its standard model (dropout 0.1, full head)
 
-        mc = ModelConfig(**{**trainer.raw_model.config.__dict__, "hidden_dropout_prob": 0.1,
-                            "attention_probs_dropout_prob": 0.1})
+        mc = ModelConfig(
+            **{**trainer.raw_model.config.__dict__, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}
+        )
         torch.manual_seed(cfg.pretrain.seed)
         hf = _hf_model(mc)
         p = cfg.pretrain
-        opt = torch.optim.AdamW(param_groups(hf, p.weight_decay), lr=p.learning_rate,
-                                betas=(p.adam_beta1, p.adam_beta2), eps=p.adam_epsilon)
+        opt = torch.optim.AdamW(
+            param_groups(hf, p.weight_decay), lr=p.learning_rate, betas=(p.adam_beta1, p.adam_beta2), eps=p.adam_epsilon
+        )
         sched = Schedule(p.learning_rate, p.warmup_steps, p.max_steps, p.scheduler, minutes * 60)
 
-        collator = MLMCollator(tokenizer, cfg.data.mlm_probability, cfg.data.mask_replace_prob,
-                               cfg.data.random_replace_prob, seed=cfg.data.seed)
+        collator = MLMCollator(
+            tokenizer,
+            cfg.data.mlm_probability,
+            cfg.data.mask_replace_prob,
+            cfg.data.random_replace_prob,
+            seed=cfg.data.seed,
+        )
         g = torch.Generator().manual_seed(p.seed)
         order = torch.randperm(len(data_train), generator=g).tolist()
         curve_hf: list[dict[str, float]] = []
@@ -242,7 +302,7 @@ def bench_time_to_quality(minutes: float = 5.0, eval_every_s: float = 60.0, over
             if pos + p.batch_size > len(order):
                 order = torch.randperm(len(data_train), generator=g).tolist()
                 pos = 0
-            batch = collator([data_train[i] for i in order[pos:pos + p.batch_size]])
+            batch = collator([data_train[i] for i in order[pos : pos + p.batch_size]])
             pos += p.batch_size
             loss = hf(**batch).loss
             loss.backward()
@@ -263,10 +323,14 @@ def bench_time_to_quality(minutes: float = 5.0, eval_every_s: float = 60.0, over
 
         probe = task.probes(trainer.raw_model)
     reach = next((c["minutes"] for c in curve_ours if c["mlm_accuracy"] >= curve_hf[-1]["mlm_accuracy"]), None)
-    return {"minutes_each": minutes, "bert2": curve_ours, "transformers": curve_hf,
-            "ratio": round(curve_ours[-1]["mlm_accuracy"] / max(curve_hf[-1]["mlm_accuracy"], 1e-9), 2),
-            "bert2_minutes_to_reach_transformers_final_accuracy": reach,
-            "probe": probe}
+    return {
+        "minutes_each": minutes,
+        "bert2": curve_ours,
+        "transformers": curve_hf,
+        "ratio": round(curve_ours[-1]["mlm_accuracy"] / max(curve_hf[-1]["mlm_accuracy"], 1e-9), 2),
+        "bert2_minutes_to_reach_transformers_final_accuracy": reach,
+        "probe": probe,
+    }
 
 
 @torch.no_grad()
@@ -280,8 +344,9 @@ def _eval(model: torch.nn.Module, task: Any, hf: bool = False) -> dict[str, floa
         batch = collator([task.validation[i] for i in range(start, min(start + 64, len(task.validation)))])
         labels = batch["labels"]
         sel = labels != -100
-        logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
-                       attention_mask=batch["attention_mask"]).prediction_logits[sel]  # (N, V): both models alike
+        logits = model(
+            input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"], attention_mask=batch["attention_mask"]
+        ).prediction_logits[sel]  # (N, V): both models alike
         target = labels[sel]
         loss_sum += float(torch.nn.functional.cross_entropy(logits.float(), target, reduction="sum"))
         correct += float((logits.argmax(-1) == target).sum())
@@ -316,8 +381,9 @@ def _child_peak_rss(argv: list[str], tmp: str) -> tuple[float, int, float]:
     """(peak RSS in MB, exit code, wall seconds) of `bert2 ARGV` run in a child process."""
     out = Path(tmp) / "hwm"
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _PEAK_RSS_CHILD, str(out), *argv], capture_output=True, text=True,
-                          cwd=os.getcwd())
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS_CHILD, str(out), *argv], capture_output=True, text=True, cwd=os.getcwd()
+    )
     peak_mb = float(out.read_text()) if out.exists() else 0.0
     return round(peak_mb, 1), proc.returncode, round(time.perf_counter() - t0, 1)
 
@@ -333,13 +399,33 @@ def bench_memory(presets: tuple[str, ...] = ("tiny", "mini", "small"), steps: in
         cfg = preset(name)
         est = estimate(cfg, available=None)
         with tempfile.TemporaryDirectory() as tmp:
-            mb, code, wall = _child_peak_rss(["pretrain", "--quiet", "--preset", name, "--max-steps", str(steps),
-                                              "--set", f"paths.root={json.dumps(tmp)}", "--set",
-                                              "pretrain.eval_every=0", "--set", "pretrain.save_every=0",
-                                              "--set", "pretrain.warmup_steps=3"], tmp)
-        rows[name] = {"parameters": est.parameters, "estimate_mb": round(est.total_bytes / 2**20, 1),
-                      "measured_peak_rss_mb": mb, "estimate_over_measured": round(est.total_bytes / 2**20 / mb, 2)
-                      if mb else None, "exit_code": code, "wall_s": wall}
+            mb, code, wall = _child_peak_rss(
+                [
+                    "pretrain",
+                    "--quiet",
+                    "--preset",
+                    name,
+                    "--max-steps",
+                    str(steps),
+                    "--set",
+                    f"paths.root={json.dumps(tmp)}",
+                    "--set",
+                    "pretrain.eval_every=0",
+                    "--set",
+                    "pretrain.save_every=0",
+                    "--set",
+                    "pretrain.warmup_steps=3",
+                ],
+                tmp,
+            )
+        rows[name] = {
+            "parameters": est.parameters,
+            "estimate_mb": round(est.total_bytes / 2**20, 1),
+            "measured_peak_rss_mb": mb,
+            "estimate_over_measured": round(est.total_bytes / 2**20 / mb, 2) if mb else None,
+            "exit_code": code,
+            "wall_s": wall,
+        }
     return rows
 
 
@@ -403,8 +489,9 @@ def bench_data_prep(mb: float = 25.0, corpus: str | None = None) -> dict[str, An
         cfg.data.corpus, cfg.data.tokenizer, cfg.data.cache_dir = corpus, str(root / "tokenizer"), str(root / "cache")
         cfg.save(root / "bert2.toml")
         out = root / "result.json"
-        proc = subprocess.run([sys.executable, "-c", _DATA_PREP_CHILD, str(out), str(root / "bert2.toml")],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", _DATA_PREP_CHILD, str(out), str(root / "bert2.toml")], capture_output=True, text=True
+        )
         if proc.returncode != 0:
             return {"error": proc.stderr.strip().splitlines()[-1:] or ["failed"], "exit_code": proc.returncode}
         r = json.loads(out.read_text())
@@ -418,22 +505,33 @@ def bench_data_prep(mb: float = 25.0, corpus: str | None = None) -> dict[str, An
         return round(text_mb / (seconds / parallel), 1) if seconds else None
 
     return {
-        "text_mb": round(text_mb, 1), "documents": info["documents"], "tokens": info["corpus_tokens"],
-        "train_examples": info["train_examples"], "workers": info["workers"],
-        "wall_s": round(r["wall_s"], 1), "mb_per_s": round(text_mb / r["wall_s"], 1),
+        "text_mb": round(text_mb, 1),
+        "documents": info["documents"],
+        "tokens": info["corpus_tokens"],
+        "train_examples": info["train_examples"],
+        "workers": info["workers"],
+        "wall_s": round(r["wall_s"], 1),
+        "mb_per_s": round(text_mb / r["wall_s"], 1),
         "stages_mb_per_s": {
             "read (main process)": rate(stages.get("read", 0)),
             "split sentences (per worker)": rate(stages.get("split", 0)),
             "encode (per worker)": rate(stages.get("encode", 0)),
-            f"split + encode ({workers} workers together)": rate(stages.get("split", 0) + stages.get("encode", 0),
-                                                                 workers),
+            f"split + encode ({workers} workers together)": rate(
+                stages.get("split", 0) + stages.get("encode", 0), workers
+            ),
             "write (main process)": rate(stages.get("write", 0)),
             "pairs + shuffle (main process)": rate(info["build_seconds"].get("build", 0)),
         },
-        "peak_rss_mb": {"main": round(r["main_peak_rss_mb"]), "each_worker": info.get("worker_peak_rss_mb"),
-                        "all_processes_at_most": round(r["main_peak_rss_mb"] + (info.get("worker_peak_rss_mb") or 0)
-                                                       * info["workers"])},
-        "cache_mb": round(cache_mb, 1), "cache_hit_s": round(r["cache_hit_s"], 3), "second_run_hit": r["hit"],
+        "peak_rss_mb": {
+            "main": round(r["main_peak_rss_mb"]),
+            "each_worker": info.get("worker_peak_rss_mb"),
+            "all_processes_at_most": round(
+                r["main_peak_rss_mb"] + (info.get("worker_peak_rss_mb") or 0) * info["workers"]
+            ),
+        },
+        "cache_mb": round(cache_mb, 1),
+        "cache_hit_s": round(r["cache_hit_s"], 3),
+        "second_run_hit": r["hit"],
         "generate_corpus_s": round(generate_s, 1),
     }
 
@@ -443,8 +541,7 @@ def bench_tui() -> dict[str, Any]:
 
     Runs `python -m bert2_tui.measure` in a child process, so bert2 itself never imports textual.
     """
-    proc = subprocess.run([sys.executable, "-m", "bert2_tui.measure"], capture_output=True, text=True,
-                          timeout=1800)
+    proc = subprocess.run([sys.executable, "-m", "bert2_tui.measure"], capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         return {"error": (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["failed"]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -460,8 +557,9 @@ def _baselines(task: str, data_name: str) -> dict[str, dict[str, float]]:
     return task_cls.baselines(task_cls.data(data_name))
 
 
-def bench_finetune_quality(minutes: float = 3.0, checkpoint: str | None = None,
-                           tasks: tuple[tuple[str, str], ...] = QUALITY_TASKS) -> dict[str, Any]:
+def bench_finetune_quality(
+    minutes: float = 3.0, checkpoint: str | None = None, tasks: tuple[tuple[str, str], ...] = QUALITY_TASKS
+) -> dict[str, Any]:
     """What pretraining buys: each built-in task fine-tuned from the pretraining checkpoint and from scratch (same
     architecture, tokenizer, recipe and wall-clock budget), beside the simplest baseline, all on held-out data.
 
@@ -475,15 +573,26 @@ def bench_finetune_quality(minutes: float = 3.0, checkpoint: str | None = None,
         row: dict[str, Any] = {"baselines": _baselines(task, data_name)}
         for init in ("pretrained", "scratch"):
             with tempfile.TemporaryDirectory() as tmp:
-                cfg = Config().with_overrides([
-                    f'paths.root="{tmp}"', f"finetune.task={task}", f'finetune.data="{data_name}"',
-                    f"finetune.minutes={minutes}", "finetune.max_steps=1000000", "finetune.eval_every=0",
-                    "finetune.save_every=0", f'finetune.from_checkpoint="{source}"'])
+                cfg = Config().with_overrides(
+                    [
+                        f'paths.root="{tmp}"',
+                        f"finetune.task={task}",
+                        f'finetune.data="{data_name}"',
+                        f"finetune.minutes={minutes}",
+                        "finetune.max_steps=1000000",
+                        "finetune.eval_every=0",
+                        "finetune.save_every=0",
+                        f'finetune.from_checkpoint="{source}"',
+                    ]
+                )
                 t0 = time.perf_counter()
                 done = run_finetuning(cfg, [], from_checkpoint=SCRATCH if init == "scratch" else source)
                 torch.set_num_threads(threads)
-                row[init] = {"step": done.step, "wall_s": round(time.perf_counter() - t0, 1),
-                             **{k: round(v, 4) for k, v in done.final_metrics.items()}}
+                row[init] = {
+                    "step": done.step,
+                    "wall_s": round(time.perf_counter() - t0, 1),
+                    **{k: round(v, 4) for k, v in done.final_metrics.items()},
+                }
         key = get_task(task).headline_metric
         row["pretraining_gain"] = round(row["pretrained"].get(key, 0.0) - row["scratch"].get(key, 0.0), 4)
         row["metric"] = key

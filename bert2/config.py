@@ -19,7 +19,7 @@ from typing import Any, get_type_hints
 import tomli_w
 
 from .errors import Bert2Error
-from .tasks import FINETUNE_TASKS
+from .registry import FINETUNE_TASKS
 
 DEFAULT_CONFIG_FILE = "bert2.toml"
 
@@ -56,7 +56,7 @@ def report_names(value: str) -> tuple[list[str], list[str]]:
 class ConfigError(Bert2Error, ValueError):
     """Raised for an invalid configuration; carries every field error found, not just the first."""
 
-    def __init__(self, errors: list["FieldError"]):
+    def __init__(self, errors: list[FieldError]):
         self.errors = errors
         super().__init__("; ".join(str(e) for e in errors))
 
@@ -122,8 +122,9 @@ def normalize_pruned_heads(value: Any) -> dict[str, list[int]]:
     transformers' historical config.json wrote {"0": [1, 5]} too), heads sorted without repeats, layers without
     heads dropped. Accepts int or string keys and any sequence of ints; ValueError naming what is wrong."""
     if not isinstance(value, dict):
-        raise ValueError(f"must be a table of layer -> list of head indices, e.g. {{\"0\": [1, 5]}}; got "
-                         f"{type(value).__name__}")
+        raise ValueError(
+            f'must be a table of layer -> list of head indices, e.g. {{"0": [1, 5]}}; got {type(value).__name__}'
+        )
     out: dict[int, list[int]] = {}
     for key, heads in value.items():
         text = str(key).strip()
@@ -303,7 +304,6 @@ class FinetuneConfig(TrainConfig):
     """Overlap in tokens between windows of a long context (qa-span)."""
 
 
-
 @dataclass
 class DistillConfig(TrainConfig):
     teacher: str = ""
@@ -396,7 +396,7 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], strict: bool = True) -> "Config":
+    def from_dict(cls, data: dict[str, Any], strict: bool = True) -> Config:
         """Build a config from nested dicts; with strict, unknown sections/keys and wrong types raise ConfigError."""
         cfg = cls()
         errors = _merge_into(cfg, data)
@@ -406,7 +406,7 @@ class Config:
                 raise ConfigError(errors)
         return cfg
 
-    def copy(self) -> "Config":
+    def copy(self) -> Config:
         out = Config.from_dict(self.to_dict(), strict=False)
         out.notes = list(self.notes)
         return out
@@ -437,7 +437,7 @@ class Config:
         tmp.replace(path)
         return path
 
-    def with_overrides(self, overrides: list[str]) -> "Config":
+    def with_overrides(self, overrides: list[str]) -> Config:
         """Apply `section.key=value` strings; values parse as TOML/Python literals, else stay strings."""
         data = self.to_dict()
         errors: list[FieldError] = []
@@ -487,12 +487,27 @@ class Config:
             if v not in allowed:
                 e.append(FieldError(f"{section}.{name}", f"must be one of {', '.join(allowed)}; got {v!r}"))
 
-        positive("model", m, "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                 "intermediate_size", "max_position_embeddings", "type_vocab_size", "layer_norm_eps",
-                 "initializer_range")
+        positive(
+            "model",
+            m,
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+            "layer_norm_eps",
+            "initializer_range",
+        )
         if m.num_attention_heads > 0 and m.hidden_size % m.num_attention_heads:
-            e.append(FieldError("model.hidden_size", f"must be divisible by model.num_attention_heads "
-                                f"({m.hidden_size} % {m.num_attention_heads} = {m.hidden_size % m.num_attention_heads})"))
+            e.append(
+                FieldError(
+                    "model.hidden_size",
+                    f"must be divisible by model.num_attention_heads "
+                    f"({m.hidden_size} % {m.num_attention_heads} = {m.hidden_size % m.num_attention_heads})",
+                )
+            )
         for problem in pruned_heads_problems(m.pruned_heads, m.num_hidden_layers, m.num_attention_heads):
             e.append(FieldError("model.pruned_heads", problem))
         if 0 < m.vocab_size < 100:
@@ -508,16 +523,29 @@ class Config:
             e.append(FieldError("data.corpus", "must name a corpus: wiki-offline, a hub name or a file path"))
         positive("data", d, "max_seq_length")
         if d.max_seq_length > m.max_position_embeddings:
-            e.append(FieldError("data.max_seq_length", f"{d.max_seq_length} exceeds model.max_position_embeddings "
-                                f"({m.max_position_embeddings})"))
+            e.append(
+                FieldError(
+                    "data.max_seq_length",
+                    f"{d.max_seq_length} exceeds model.max_position_embeddings ({m.max_position_embeddings})",
+                )
+            )
         if 0 < d.max_seq_length < 16:
-            e.append(FieldError("data.max_seq_length", f"must be at least 16 to hold a sentence pair, got {d.max_seq_length}"))
+            e.append(
+                FieldError(
+                    "data.max_seq_length", f"must be at least 16 to hold a sentence pair, got {d.max_seq_length}"
+                )
+            )
         probability("data", d, "mlm_probability", "mask_replace_prob", "random_replace_prob", "short_seq_prob")
         if d.mlm_probability == 0:
             e.append(FieldError("data.mlm_probability", "must be > 0: with nothing masked there is nothing to learn"))
         if d.mask_replace_prob + d.random_replace_prob > 1.0 + 1e-9:
-            e.append(FieldError("data.random_replace_prob", "mask_replace_prob + random_replace_prob must be <= 1, got "
-                                f"{d.mask_replace_prob + d.random_replace_prob:g}"))
+            e.append(
+                FieldError(
+                    "data.random_replace_prob",
+                    "mask_replace_prob + random_replace_prob must be <= 1, got "
+                    f"{d.mask_replace_prob + d.random_replace_prob:g}",
+                )
+            )
         non_negative("data", d, "max_documents")
         if not 0.0 < d.validation_fraction < 0.5:
             e.append(FieldError("data.validation_fraction", f"must be in (0, 0.5), got {d.validation_fraction}"))
@@ -528,8 +556,17 @@ class Config:
         for sec in TRAINING_SECTIONS:
             t = getattr(self, sec)
             positive(sec, t, "batch_size", "max_steps", "grad_accum_steps", "log_every", "adam_epsilon")
-            non_negative(sec, t, "weight_decay", "warmup_steps", "max_grad_norm", "eval_every", "eval_batches",
-                         "save_every", "minutes")
+            non_negative(
+                sec,
+                t,
+                "weight_decay",
+                "warmup_steps",
+                "max_grad_norm",
+                "eval_every",
+                "eval_batches",
+                "save_every",
+                "minutes",
+            )
             if t.keep_last < 1:
                 e.append(FieldError(f"{sec}.keep_last", f"must be >= 1, got {t.keep_last}"))
             for n in ("adam_beta1", "adam_beta2"):
@@ -537,8 +574,13 @@ class Config:
                     e.append(FieldError(f"{sec}.{n}", f"must be in [0, 1), got {getattr(t, n)}"))
             unknown = report_names(t.report_to)[1]
             if unknown:
-                e.append(FieldError(f"{sec}.report_to", f"unknown reporter {', '.join(map(repr, unknown))}; choose "
-                                    f"none, {', '.join(REPORTERS)} or a comma-separated list (csv,tensorboard)"))
+                e.append(
+                    FieldError(
+                        f"{sec}.report_to",
+                        f"unknown reporter {', '.join(map(repr, unknown))}; choose "
+                        f"none, {', '.join(REPORTERS)} or a comma-separated list (csv,tensorboard)",
+                    )
+                )
         r = self.runtime
         non_negative("runtime", r, "num_threads")
         dev = r.device
@@ -546,11 +588,17 @@ class Config:
             e.append(FieldError("runtime.device", f"must be auto, cpu, cuda, cuda:N or mps; got {dev!r}"))
 
         positive("finetune", f, "max_seq_length", "decoder_layers", "max_answer_length", "num_beams")
-        non_negative("finetune", f, "max_examples", "eval_max_seq_length", "minutes", "no_repeat_ngram_size", "max_word_repeats")
+        non_negative(
+            "finetune", f, "max_examples", "eval_max_seq_length", "minutes", "no_repeat_ngram_size", "max_word_repeats"
+        )
         probability("finetune", f, "classifier_dropout", "hidden_dropout_prob")
         if f.max_seq_length > m.max_position_embeddings:
-            e.append(FieldError("finetune.max_seq_length", f"{f.max_seq_length} exceeds model.max_position_embeddings "
-                                f"({m.max_position_embeddings})"))
+            e.append(
+                FieldError(
+                    "finetune.max_seq_length",
+                    f"{f.max_seq_length} exceeds model.max_position_embeddings ({m.max_position_embeddings})",
+                )
+            )
         if not 0 <= f.doc_stride < f.max_seq_length:
             e.append(FieldError("finetune.doc_stride", f"must be in [0, finetune.max_seq_length), got {f.doc_stride}"))
         e += self._validate_distill()
@@ -563,26 +611,51 @@ class Config:
         t, e = self.distill, []
         if t.temperature <= 0:
             e.append(FieldError("distill.temperature", f"must be > 0, got {t.temperature}"))
-        for n in ("student_layers", "student_hidden_size", "student_heads", "student_intermediate_size",
-                  "hidden_weight", "attention_weight", "max_examples"):
+        for n in (
+            "student_layers",
+            "student_hidden_size",
+            "student_heads",
+            "student_intermediate_size",
+            "hidden_weight",
+            "attention_weight",
+            "max_examples",
+        ):
             if getattr(t, n) < 0:
                 e.append(FieldError(f"distill.{n}", f"must be >= 0, got {getattr(t, n)}"))
         if not 0.0 <= t.alpha <= 1.0:
-            e.append(FieldError("distill.alpha", f"must be in [0, 1] (the soft loss's share; the hard loss gets "
-                                f"1 - alpha), got {t.alpha}"))
+            e.append(
+                FieldError(
+                    "distill.alpha",
+                    f"must be in [0, 1] (the soft loss's share; the hard loss gets 1 - alpha), got {t.alpha}",
+                )
+            )
         if t.student_hidden_size > 0 and t.student_heads > 0 and t.student_hidden_size % t.student_heads:
-            e.append(FieldError("distill.student_hidden_size", f"must be divisible by distill.student_heads "
-                                f"({t.student_hidden_size} % {t.student_heads} = "
-                                f"{t.student_hidden_size % t.student_heads})"))
+            e.append(
+                FieldError(
+                    "distill.student_hidden_size",
+                    f"must be divisible by distill.student_heads "
+                    f"({t.student_hidden_size} % {t.student_heads} = "
+                    f"{t.student_hidden_size % t.student_heads})",
+                )
+            )
         return e
 
 
-SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "pretrain": PretrainConfig,
-                             "finetune": FinetuneConfig, "distill": DistillConfig, "runtime": RuntimeConfig,
-                             "paths": PathsConfig}
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "pretrain": PretrainConfig,
+    "finetune": FinetuneConfig,
+    "distill": DistillConfig,
+    "runtime": RuntimeConfig,
+    "paths": PathsConfig,
+}
 
-MOVED: dict[str, str] = {"pretrain.device": "runtime.device", "pretrain.num_threads": "runtime.num_threads",
-                         **{f"{s}.precision": "runtime.precision" for s in TRAINING_SECTIONS}}
+MOVED: dict[str, str] = {
+    "pretrain.device": "runtime.device",
+    "pretrain.num_threads": "runtime.num_threads",
+    **{f"{s}.precision": "runtime.precision" for s in TRAINING_SECTIONS},
+}
 """Keys an older bert2 read from another place: a config file that has them still works, with a note that says
 where they live now (machine settings serve every run, so they have their own section)."""
 
@@ -608,8 +681,13 @@ def field_docs(section_cls: type) -> dict[str, str]:
             continue
         body = tree.body[0].body  # type: ignore[attr-defined]
         for node, nxt in zip(body, body[1:]):
-            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr) \
-                    and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)
+            ):
                 docs[node.target.id] = nxt.value.value.strip()
     _DOCS_CACHE[section_cls] = docs
     return docs
@@ -717,8 +795,9 @@ def _merge_into(cfg: Config, data: Any) -> list[FieldError]:
                 moved.append((full, value))  # applied last: over the section it moved to, as the file meant
                 continue
             if key not in types:
-                errors.append(FieldError(full, f"unknown key; {_suggest(section, key)}{section} has: "
-                                               f"{', '.join(types)}"))
+                errors.append(
+                    FieldError(full, f"unknown key; {_suggest(section, key)}{section} has: {', '.join(types)}")
+                )
                 continue
             converted, err = coerce(value, types[key], full)
             if err:
@@ -732,8 +811,10 @@ def _merge_into(cfg: Config, data: Any) -> list[FieldError]:
             errors.append(err)
             continue
         setattr(getattr(cfg, new_section), new_key, converted)
-        cfg.notes.append(f"{full} is now {MOVED[full]} (machine settings serve every run); read as {MOVED[full]} = "
-                         f"{converted!r}. Move it there to silence this note")
+        cfg.notes.append(
+            f"{full} is now {MOVED[full]} (machine settings serve every run); read as {MOVED[full]} = "
+            f"{converted!r}. Move it there to silence this note"
+        )
     return errors
 
 
@@ -765,17 +846,36 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # The seed's BERT-Tiny: 2 x 128, 8 heads, length 128. Our default; tuned to learn within minutes on a CPU.
-    "tiny": {"model": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=8, intermediate_size=512),
-             "data": dict(max_seq_length=128), "pretrain": dict(learning_rate=2e-3)},
-    "mini": {"model": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024),
-             "data": dict(max_seq_length=128), "pretrain": dict(learning_rate=5e-4)},
-    "small": {"model": dict(hidden_size=512, num_hidden_layers=4, num_attention_heads=8, intermediate_size=2048),
-              "data": dict(max_seq_length=128), "pretrain": dict(learning_rate=3e-4)},
+    "tiny": {
+        "model": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=8, intermediate_size=512),
+        "data": dict(max_seq_length=128),
+        "pretrain": dict(learning_rate=2e-3),
+    },
+    "mini": {
+        "model": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024),
+        "data": dict(max_seq_length=128),
+        "pretrain": dict(learning_rate=5e-4),
+    },
+    "small": {
+        "model": dict(hidden_size=512, num_hidden_layers=4, num_attention_heads=8, intermediate_size=2048),
+        "data": dict(max_seq_length=128),
+        "pretrain": dict(learning_rate=3e-4),
+    },
     # The first seed's BERT-Base: 12 x 768, 12 heads, 30522 tokens, length 512.
-    "base": {"model": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-                           vocab_size=30522, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
-                           position_embedding_type="absolute"),
-             "data": dict(max_seq_length=512), "pretrain": dict(learning_rate=1e-4, batch_size=16)},
+    "base": {
+        "model": dict(
+            hidden_size=768,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            intermediate_size=3072,
+            vocab_size=30522,
+            hidden_dropout_prob=0.1,
+            attention_probs_dropout_prob=0.1,
+            position_embedding_type="absolute",
+        ),
+        "data": dict(max_seq_length=512),
+        "pretrain": dict(learning_rate=1e-4, batch_size=16),
+    },
 }
 
 

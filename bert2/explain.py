@@ -51,9 +51,16 @@ class Explanation:
     nsp: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"checkpoint": self.checkpoint, "seed": self.seed, "source": self.source,
-                "examples": self.examples, "loss": self.loss, "counts": self.counts,
-                "shapes": [{"stage": s, "shape": shape} for s, shape in self.shapes], "alibi": self.alibi}
+        return {
+            "checkpoint": self.checkpoint,
+            "seed": self.seed,
+            "source": self.source,
+            "examples": self.examples,
+            "loss": self.loss,
+            "counts": self.counts,
+            "shapes": [{"stage": s, "shape": shape} for s, shape in self.shapes],
+            "alibi": self.alibi,
+        }
 
 
 class Explainer:
@@ -62,8 +69,10 @@ class Explainer:
     def __init__(self, cfg: Config, checkpoint: str | Path, device: str = "cpu"):
         loaded = load_checkpoint(checkpoint, device)
         if not hasattr(loaded.model, "mlm"):
-            raise InputError(f"{loaded.path} is a {loaded.task} checkpoint without a masked-language-model head; "
-                             "the Inside view needs a pretraining checkpoint")
+            raise InputError(
+                f"{loaded.path} is a {loaded.task} checkpoint without a masked-language-model head; "
+                "the Inside view needs a pretraining checkpoint"
+            )
         self.cfg = cfg
         self.path = loaded.path
         self.model = loaded.model.eval()
@@ -96,8 +105,10 @@ class Explainer:
         limit = self.model.config.max_position_embeddings
         if len(enc["input_ids"]) > limit:
             raise InputError(f"the text is {len(enc['input_ids'])} tokens long; this model reads at most {limit}")
-        example: dict[str, Any] = {"input_ids": enc["input_ids"],
-                                   "token_type_ids": enc.get("token_type_ids", [0] * len(enc["input_ids"]))}
+        example: dict[str, Any] = {
+            "input_ids": enc["input_ids"],
+            "token_type_ids": enc.get("token_type_ids", [0] * len(enc["input_ids"])),
+        }
         if pair is not None and self.nsp:
             example["next_sentence_label"] = 0  # your B follows your A: IsNext
         specials = set(self.tokenizer.all_special_ids)
@@ -109,8 +120,7 @@ class Explainer:
     @torch.no_grad()
     def explain(self, examples: list[dict[str, Any]], seed: int, source: str) -> Explanation:
         d = self.cfg.data
-        collator = MLMCollator(self.tokenizer, d.mlm_probability, d.mask_replace_prob, d.random_replace_prob,
-                               seed=seed)
+        collator = MLMCollator(self.tokenizer, d.mlm_probability, d.mask_replace_prob, d.random_replace_prob, seed=seed)
         if not self.nsp:
             examples = [{k: v for k, v in e.items() if k != "next_sentence_label"} for e in examples]
         batch = collator(examples, with_fates=True)
@@ -124,8 +134,9 @@ class Explainer:
             hooks.append(layer.register_forward_hook(_record(shapes, f"encoder layer {i + 1}")))
         hooks.append(self.model.bert.pooler.register_forward_hook(_record(shapes, "pooler ([CLS] -> tanh)")))
         try:
-            out = self.model(inputs["input_ids"], inputs["token_type_ids"], inputs["attention_mask"],
-                             output_attentions=True)
+            out = self.model(
+                inputs["input_ids"], inputs["token_type_ids"], inputs["attention_mask"], output_attentions=True
+            )
         finally:
             for h in hooks:
                 h.remove()
@@ -144,8 +155,12 @@ class Explainer:
                 nsp = float(F.cross_entropy(out.seq_relationship_logits.float(), nsp_label.to(device).view(-1)))
 
         mlm = float(token_loss.mean()) if targets.numel() else 0.0
-        loss = {"total": mlm + (nsp or 0.0), "mlm": mlm,
-                "masked_tokens": int(targets.numel()), "mlm_token_loss_sum": float(token_loss.sum())}
+        loss = {
+            "total": mlm + (nsp or 0.0),
+            "mlm": mlm,
+            "masked_tokens": int(targets.numel()),
+            "mlm_token_loss_sum": float(token_loss.sum()),
+        }
         if nsp is not None:
             loss["nsp"] = nsp
 
@@ -154,14 +169,33 @@ class Explainer:
         alibi: dict[str, Any] = {}
         slopes = self.model.bert.alibi_slopes
         if slopes is not None:
-            alibi = {"slopes": [round(float(s), 6) for s in slopes],
-                     "rule": "attention score of query i and key j gets -slope_h * |i - j| before softmax"}
-        return Explanation(str(self.path), seed, source, examples_out, loss, _counts(batch, collator),
-                           shapes, attention, alibi, self.nsp)
+            alibi = {
+                "slopes": [round(float(s), 6) for s in slopes],
+                "rule": "attention score of query i and key j gets -slope_h * |i - j| before softmax",
+            }
+        return Explanation(
+            str(self.path),
+            seed,
+            source,
+            examples_out,
+            loss,
+            _counts(batch, collator),
+            shapes,
+            attention,
+            alibi,
+            self.nsp,
+        )
 
-    def _rows(self, batch: dict[str, torch.Tensor], examples: list[dict[str, Any]], token_loss: torch.Tensor,
-              probs: torch.Tensor, top_p: torch.Tensor, top_i: torch.Tensor, nsp_probs: torch.Tensor | None
-              ) -> list[dict[str, Any]]:
+    def _rows(
+        self,
+        batch: dict[str, torch.Tensor],
+        examples: list[dict[str, Any]],
+        token_loss: torch.Tensor,
+        probs: torch.Tensor,
+        top_p: torch.Tensor,
+        top_i: torch.Tensor,
+        nsp_probs: torch.Tensor | None,
+    ) -> list[dict[str, Any]]:
         tok = self.tokenizer
         rows = []
         n = 0  # index into the masked rows (row-major order of labels != -100)
@@ -173,26 +207,41 @@ class Explainer:
             for t, label in enumerate(labels):
                 if label == IGNORE_INDEX:
                     continue
-                predictions.append({
-                    "position": t, "label": tok.convert_ids_to_tokens(label), "fate": fates[t],
-                    "input": tok.convert_ids_to_tokens(ids[t]),
-                    "label_probability": round(float(probs[n, label]), 6), "loss": round(float(token_loss[n]), 6),
-                    "top": [{"token": tok.convert_ids_to_tokens(int(i)), "probability": round(float(p), 6)}
-                            for p, i in zip(top_p[n].tolist(), top_i[n].tolist())]})
+                predictions.append(
+                    {
+                        "position": t,
+                        "label": tok.convert_ids_to_tokens(label),
+                        "fate": fates[t],
+                        "input": tok.convert_ids_to_tokens(ids[t]),
+                        "label_probability": round(float(probs[n, label]), 6),
+                        "loss": round(float(token_loss[n]), 6),
+                        "top": [
+                            {"token": tok.convert_ids_to_tokens(int(i)), "probability": round(float(p), 6)}
+                            for p, i in zip(top_p[n].tolist(), top_i[n].tolist())
+                        ],
+                    }
+                )
                 n += 1
             row: dict[str, Any] = {
                 "tokens": tok.convert_ids_to_tokens(ids),
                 "original_tokens": tok.convert_ids_to_tokens(batch["original_ids"][b].tolist()),
-                "input_ids": ids, "token_type_ids": batch["token_type_ids"][b].tolist(),
-                "attention_mask": batch["attention_mask"][b].tolist(), "labels": labels, "fates": fates,
-                "predictions": predictions}
+                "input_ids": ids,
+                "token_type_ids": batch["token_type_ids"][b].tolist(),
+                "attention_mask": batch["attention_mask"][b].tolist(),
+                "labels": labels,
+                "fates": fates,
+                "predictions": predictions,
+            }
             if "index" in examples[b]:
                 row["corpus_index"] = int(examples[b]["index"])
             if "next_sentence_label" in batch:
                 label = int(batch["next_sentence_label"][b])
                 row["nsp_label"] = "IsNext" if label == 0 else "NotNext"
-                row["segment_b_source"] = ("the text that follows A in the same document" if label == 0 else
-                                           "text from another document, drawn at random")
+                row["segment_b_source"] = (
+                    "the text that follows A in the same document"
+                    if label == 0
+                    else "text from another document, drawn at random"
+                )
                 if nsp_probs is not None:
                     row["nsp_probability_isnext"] = round(float(nsp_probs[b, 0]), 6)
             rows.append(row)
@@ -203,6 +252,7 @@ def _record(shapes: list[tuple[str, list[int]]], name: str):
     def hook(module: Any, args: Any, output: Any) -> None:
         tensor = output[0] if isinstance(output, tuple) else output
         shapes.append((name, list(tensor.shape)))
+
     return hook
 
 
@@ -212,11 +262,17 @@ def _counts(batch: dict[str, torch.Tensor], collator: MLMCollator) -> dict[str, 
     special = collator._special.index_select(0, batch["original_ids"].reshape(-1)).view(fates.shape)
     eligible = int((batch["attention_mask"].bool() & ~special).sum())
     selected = int((fates > 0).sum())
-    out = {"eligible": eligible, "selected": selected,
-           "selected_share": round(selected / eligible, 4) if eligible else 0.0,
-           "expected_share": collator.mlm_probability,
-           "expected_fates": {"mask": collator.mask_replace_prob, "random": collator.random_replace_prob,
-                              "keep": round(1 - collator.mask_replace_prob - collator.random_replace_prob, 6)}}
+    out = {
+        "eligible": eligible,
+        "selected": selected,
+        "selected_share": round(selected / eligible, 4) if eligible else 0.0,
+        "expected_share": collator.mlm_probability,
+        "expected_fates": {
+            "mask": collator.mask_replace_prob,
+            "random": collator.random_replace_prob,
+            "keep": round(1 - collator.mask_replace_prob - collator.random_replace_prob, 6),
+        },
+    }
     for code, name in FATE_NAMES.items():
         out[name] = int((fates == code).sum())
     return out

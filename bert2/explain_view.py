@@ -5,7 +5,8 @@ torch, so the workbench imports it at once.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -18,10 +19,20 @@ SHADES = " ░▒▓█"  # attention weight from 0 to the map's maximum
 
 
 def legend() -> Text:
-    return Text.assemble(("segment A", SEGMENT_STYLES[0]), "  ", ("segment B", SEGMENT_STYLES[1]), "  ",
-                         ("[MASK:hidden]", FATE_STYLES["mask"]), " 80%  ", ("orig→random", FATE_STYLES["random"]),
-                         " 10%  ", ("kept", FATE_STYLES["keep"]), " 10% of the selected tokens  ", ("[PAD]", "dim"),
-                         " ignored by attention")
+    return Text.assemble(
+        ("segment A", SEGMENT_STYLES[0]),
+        "  ",
+        ("segment B", SEGMENT_STYLES[1]),
+        "  ",
+        ("[MASK:hidden]", FATE_STYLES["mask"]),
+        " 80%  ",
+        ("orig→random", FATE_STYLES["random"]),
+        " 10%  ",
+        ("kept", FATE_STYLES["keep"]),
+        " 10% of the selected tokens  ",
+        ("[PAD]", "dim"),
+        " ignored by attention",
+    )
 
 
 def token_line(row: dict[str, Any]) -> Text:
@@ -29,8 +40,9 @@ def token_line(row: dict[str, Any]) -> Text:
     replacement yellow with what it replaced, a kept-but-predicted token green; padding dim."""
     text = Text()
     pads = 0
-    for tok, orig, seg, att, fate in zip(row["tokens"], row["original_tokens"], row["token_type_ids"],
-                                         row["attention_mask"], row["fates"]):
+    for tok, orig, seg, att, fate in zip(
+        row["tokens"], row["original_tokens"], row["token_type_ids"], row["attention_mask"], row["fates"]
+    ):
         if not att:
             pads += 1
             continue
@@ -52,9 +64,16 @@ def position_grid(row: dict[str, Any], width: int = 120) -> Text:
     """Position by position, in blocks that fit `width`: the token the model saw, its segment, the attention
     mask, the MLM fate (M [MASK], R random, K kept, · not selected) and the label (· for -100: no loss here)."""
     cols = []
-    for t, (tok, seg, att, fate, label, orig) in enumerate(zip(row["tokens"], row["token_type_ids"],
-                                                                row["attention_mask"], row["fates"], row["labels"],
-                                                                row["original_tokens"])):
+    for t, (tok, seg, att, fate, label, orig) in enumerate(
+        zip(
+            row["tokens"],
+            row["token_type_ids"],
+            row["attention_mask"],
+            row["fates"],
+            row["labels"],
+            row["original_tokens"],
+        )
+    ):
         cells = [str(t), tok, "AB"[seg % 2], str(att), FATE_MARKS.get(fate, "·"), orig if label != -100 else "·"]
         cols.append((cells, seg, att, fate))
     names = ["pos", "token", "segment", "attention", "fate", "label"]
@@ -72,8 +91,15 @@ def position_grid(row: dict[str, Any], width: int = 120) -> Text:
             out.append(f"{name:>9} ", style="bold dim")
             for cells, seg, att, fate in cols[start:stop]:
                 w = max(len(c) for c in cells) + 1
-                style = "dim" if not att else FATE_STYLES[fate] if (fate and r in (1, 4)) else \
-                    SEGMENT_STYLES[seg % 2] if r in (1, 2) else ""
+                style = (
+                    "dim"
+                    if not att
+                    else FATE_STYLES[fate]
+                    if (fate and r in (1, 4))
+                    else SEGMENT_STYLES[seg % 2]
+                    if r in (1, 2)
+                    else ""
+                )
                 out.append(f"{cells[r]:<{w - 1}}", style=style)
                 out.append(" ")
             out.append("\n")
@@ -98,34 +124,49 @@ def predictions_table(row: dict[str, Any], selected: int | None = None) -> Table
         table.add_column(col, justify="right" if col in ("pos", "p(label)", "token loss") else "left")
     for k, p in enumerate(row["predictions"]):
         top = ", ".join(f"{t['token']} {t['probability']:.2f}" for t in p["top"])
-        table.add_row(str(p["position"]), Text(p["fate"], style=FATE_STYLES[p["fate"]]), p["input"], p["label"],
-                      f"{p['label_probability']:.3f}", f"{p['loss']:.3f}", top,
-                      style="reverse" if k == selected else None)
+        table.add_row(
+            str(p["position"]),
+            Text(p["fate"], style=FATE_STYLES[p["fate"]]),
+            p["input"],
+            p["label"],
+            f"{p['label_probability']:.3f}",
+            f"{p['loss']:.3f}",
+            top,
+            style="reverse" if k == selected else None,
+        )
     return table
 
 
 def counts_text(c: dict[str, Any]) -> Text:
-    return Text(f"the batch: {c['selected']} of {c['eligible']} maskable tokens selected ({c['selected_share']:.1%};"
-                f" BERT's rule {c['expected_share']:.0%}): {c['mask']} [MASK], {c['random']} random, {c['keep']} "
-                f"kept (rule {c['expected_fates']['mask']:.0%}/{c['expected_fates']['random']:.0%}/"
-                f"{c['expected_fates']['keep']:.0%})")
+    return Text(
+        f"the batch: {c['selected']} of {c['eligible']} maskable tokens selected ({c['selected_share']:.1%};"
+        f" BERT's rule {c['expected_share']:.0%}): {c['mask']} [MASK], {c['random']} random, {c['keep']} "
+        f"kept (rule {c['expected_fates']['mask']:.0%}/{c['expected_fates']['random']:.0%}/"
+        f"{c['expected_fates']['keep']:.0%})"
+    )
 
 
 def shapes_table(shapes: Sequence[tuple[str, Sequence[int]]]) -> Table:
-    table = Table("stage", "output shape", show_edge=False, pad_edge=False, title="shapes through the model",
-                  title_justify="left")
+    table = Table(
+        "stage", "output shape", show_edge=False, pad_edge=False, title="shapes through the model", title_justify="left"
+    )
     for stage, shape in shapes:
         table.add_row(stage, " x ".join(map(str, shape)))
     return table
 
 
 def loss_text(loss: dict[str, Any], pairs: int) -> Text:
-    mlm = (f"MLM = mean of {loss['masked_tokens']} token losses = {loss['mlm_token_loss_sum']:.4f} / "
-           f"{loss['masked_tokens']} = {loss['mlm']:.4f}\n")
+    mlm = (
+        f"MLM = mean of {loss['masked_tokens']} token losses = {loss['mlm_token_loss_sum']:.4f} / "
+        f"{loss['masked_tokens']} = {loss['mlm']:.4f}\n"
+    )
     if "nsp" in loss:
-        return Text.assemble(mlm, f"NSP = mean cross-entropy of {pairs} pairs = {loss['nsp']:.4f}\n",
-                             (f"loss = MLM + NSP = {loss['total']:.4f}", "bold"),
-                             " (what the trainer logs for this batch)")
+        return Text.assemble(
+            mlm,
+            f"NSP = mean cross-entropy of {pairs} pairs = {loss['nsp']:.4f}\n",
+            (f"loss = MLM + NSP = {loss['total']:.4f}", "bold"),
+            " (what the trainer logs for this batch)",
+        )
     return Text.assemble(mlm, (f"loss = {loss['total']:.4f}", "bold"), " (what the trainer logs for this batch)")
 
 
@@ -149,8 +190,10 @@ def model_view(maps: Sequence[Sequence[Sequence[Sequence[float]]]], real: int, s
     n = min(real, size)
     step = real / n
     out = Text()
-    out.append("      " + "".join(f"head {h + 1:<{n - 4}} " if n >= 6 else f"h{h + 1:<{n - 1}} " for h in range(nh))
-               + "\n", style="dim")
+    out.append(
+        "      " + "".join(f"head {h + 1:<{n - 4}} " if n >= 6 else f"h{h + 1:<{n - 1}} " for h in range(nh)) + "\n",
+        style="dim",
+    )
     for layer in range(L):
         for r in range(n):
             out.append(f"L{layer + 1:<3}  " if r == 0 else "      ", style="dim")
@@ -187,17 +230,21 @@ def head_view(tokens: Sequence[str], weights: Sequence[float], query: int, layer
 
 def render(result: Any, console: Console) -> None:
     """`bert2 explain`: every example, then the batch's counts, shapes and loss."""
-    console.print(f"[bold]checkpoint[/] {result.checkpoint}   [bold]examples[/] {result.source}   "
-                  f"[bold]masking seed[/] {result.seed}")
+    console.print(
+        f"[bold]checkpoint[/] {result.checkpoint}   [bold]examples[/] {result.source}   "
+        f"[bold]masking seed[/] {result.seed}"
+    )
     console.print(legend())
     for b, row in enumerate(result.examples):
         where = f" (corpus example {row['corpus_index']})" if "corpus_index" in row else ""
         console.rule(f"example {b + 1} of {len(result.examples)}{where}")
         console.print(token_line(row))
         real = sum(row["attention_mask"])
-        console.print(f"[dim]{real} real tokens + {len(row['tokens']) - real} padding; labels: -100 at "
-                      f"{len(row['tokens']) - len(row['predictions'])} positions, the original id at "
-                      f"{len(row['predictions'])}[/]")
+        console.print(
+            f"[dim]{real} real tokens + {len(row['tokens']) - real} padding; labels: -100 at "
+            f"{len(row['tokens']) - len(row['predictions'])} positions, the original id at "
+            f"{len(row['predictions'])}[/]"
+        )
         console.print(nsp_text(row))
         if row["predictions"]:
             console.print(predictions_table(row))

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from . import tasks
+from . import registry
 from .allocator import tune_allocator
 from .checkpoint.model_files import load_checkpoint
 from .data.collator import pad_and_stack
@@ -26,7 +26,7 @@ from .tasks.qa_span import featurize_span, postprocess_span_predictions
 
 def serving(request: str) -> tuple[str, ...]:
     """The registered tasks whose checkpoints answer an inference request (classify, ner, qa, mask)."""
-    return tuple(name for name in tasks.TASKS if tasks.get(name).request == request)
+    return tuple(name for name in registry.TASKS if registry.get(name).request == request)
 
 
 def _encode(tokenizer: Any, text: str, max_length: int, text_pair: str | None = None) -> dict[str, torch.Tensor]:
@@ -50,7 +50,7 @@ class Predictor:
         self.meta = meta
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "Predictor":
+    def load(cls, path: str | Path, device: str = "cpu") -> Predictor:
         tune_allocator()
         loaded = load_checkpoint(path, device)
         return cls(loaded.model, loaded.tokenizer, loaded.task, loaded.path, loaded.meta)
@@ -58,8 +58,10 @@ class Predictor:
     def fill_mask(self, text: str, top_k: int = 5) -> list[list[dict[str, Any]]]:
         """Top-k tokens with probabilities for each [MASK] in `text` (a pretraining checkpoint)."""
         if not hasattr(self.model, "mlm"):
-            raise InputError(f"{self.path} is a {self.task} checkpoint without a masked-language-model head; "
-                             f"use a pretraining checkpoint for fill-mask")
+            raise InputError(
+                f"{self.path} is a {self.task} checkpoint without a masked-language-model head; "
+                f"use a pretraining checkpoint for fill-mask"
+            )
         return fill_mask(self.model, self.tokenizer, text, top_k)
 
     def fill_mask_batch(self, texts: list[str], top_k: int = 5) -> list[list[list[dict[str, Any]]]]:
@@ -91,13 +93,18 @@ class Predictor:
         wanted = serving(request)
         if self.task not in wanted:
             hint = f"bert2 finetune --task {wanted[0]}"
-            raise InputError(f"{self.path} is a {self.task} checkpoint; {what} needs a {' or '.join(wanted)} "
-                             f"checkpoint (train one with `{hint}`, then pass it with --checkpoint)")
+            raise InputError(
+                f"{self.path} is a {self.task} checkpoint; {what} needs a {' or '.join(wanted)} "
+                f"checkpoint (train one with `{hint}`, then pass it with --checkpoint)"
+            )
 
     def _tensors(self, enc: Any) -> dict[str, torch.Tensor]:
         ids = torch.as_tensor(enc["input_ids"], device=self.device)  # (B, T)
-        types = torch.as_tensor(enc["token_type_ids"], device=self.device) if "token_type_ids" in enc \
-            else torch.zeros_like(ids)  # (B, T)
+        types = (
+            torch.as_tensor(enc["token_type_ids"], device=self.device)
+            if "token_type_ids" in enc
+            else torch.zeros_like(ids)
+        )  # (B, T)
         mask = torch.as_tensor(enc["attention_mask"], device=self.device)  # (B, T)
         return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
 
@@ -107,15 +114,19 @@ class Predictor:
         self._require("classify", "classification")
         text = check_text(text, "text")
         # Cut as in training and evaluation (checkpoints from before head+tail cuts kept the head).
-        ids = featurize_classification([{"text": text, "label": 0}], self.tokenizer, self.max_length,
-                                       str(self.meta.get("truncation", "head")))[0]["input_ids"]
+        ids = featurize_classification(
+            [{"text": text, "label": 0}], self.tokenizer, self.max_length, str(self.meta.get("truncation", "head"))
+        )[0]["input_ids"]
         ids = ids.long()[None].to(self.device)  # (1, T)
         logits = self.model(ids, torch.zeros_like(ids), torch.ones_like(ids)).logits[0]  # (C,)
         probs = logits.float().softmax(-1).tolist()  # (C,)
         labels = list(self.meta.get("labels") or [str(i) for i in range(len(probs))])
         best = max(range(len(probs)), key=probs.__getitem__)
-        return {"label": labels[best], "score": round(probs[best], 6),
-                "scores": {name: round(p, 6) for name, p in zip(labels, probs)}}
+        return {
+            "label": labels[best],
+            "score": round(probs[best], 6),
+            "scores": {name: round(p, 6) for name, p in zip(labels, probs)},
+        }
 
     @torch.no_grad()
     def entities(self, text: str) -> dict[str, Any]:
@@ -140,8 +151,9 @@ class Predictor:
             while end < len(ids) and cut > start and word_ids[cut] == word_ids[cut - 1]:
                 cut -= 1  # back to the start of the word the window would split
             end = cut if cut > start else end
-            window = torch.tensor([[self.tokenizer.cls_token_id, *ids[start:end], self.tokenizer.sep_token_id]],
-                                  device=self.device)  # (1, n + 2)
+            window = torch.tensor(
+                [[self.tokenizer.cls_token_id, *ids[start:end], self.tokenizer.sep_token_id]], device=self.device
+            )  # (1, n + 2)
             logits = self.model(window, torch.zeros_like(window), torch.ones_like(window)).logits[0, 1:-1]  # (n, C)
             probs.append(logits.float().softmax(-1).cpu())
             start = end
@@ -160,13 +172,21 @@ class Predictor:
         found = []
         for label, a, b in entity_spans(tags):
             char_start, char_end = spans[order[a]][0], spans[order[b - 1]][1]
-            found.append({"text": text[char_start:char_end], "label": label, "start": char_start, "end": char_end,
-                          "score": round(sum(scores[a:b]) / (b - a), 6)})
+            found.append(
+                {
+                    "text": text[char_start:char_end],
+                    "label": label,
+                    "start": char_start,
+                    "end": char_end,
+                    "score": round(sum(scores[a:b]) / (b - a), 6),
+                }
+            )
         return {"entities": found}
 
     @torch.no_grad()
-    def answer(self, question: str, context: str, num_beams: int | None = None,
-               max_length: int | None = None) -> dict[str, Any]:
+    def answer(
+        self, question: str, context: str, num_beams: int | None = None, max_length: int | None = None
+    ) -> dict[str, Any]:
         """Answer `question` from `context`.
 
         Generative QA: {"answer", "score"}, with beam search of the checkpoint's beam width unless `num_beams` is
@@ -178,10 +198,10 @@ class Predictor:
         question = check_text(question, "question")
         check_text(context, "context")
         if self.task == "qa-span":
-            example = {"id": "0", "question": question, "context": context,
-                       "answers": {"text": [], "answer_start": []}}
-            feats = featurize_span([example], self.tokenizer, self.max_length,
-                                   int(self.meta.get("doc_stride", 64)), keep_offsets=True)
+            example = {"id": "0", "question": question, "context": context, "answers": {"text": [], "answer_start": []}}
+            feats = featurize_span(
+                [example], self.tokenizer, self.max_length, int(self.meta.get("doc_stride", 64)), keep_offsets=True
+            )
             if not feats:
                 raise InputError("the question leaves no room for the context; shorten the question")
             batch = {k: v.to(self.device) for k, v in pad_and_stack(feats, self.tokenizer.pad_token_id).items()}
@@ -193,13 +213,19 @@ class Predictor:
             return {"answer": pred.text, "score": round(pred.score, 6), "start": pred.start, "end": pred.end}
 
         q = truncate_question(self.tokenizer, question, min(MAX_QUERY_LENGTH, self.max_length // 2))
-        enc = self._tensors(self.tokenizer(q, context, truncation="only_second", max_length=self.max_length,
-                                           return_tensors="pt"))
+        enc = self._tensors(
+            self.tokenizer(q, context, truncation="only_second", max_length=self.max_length, return_tensors="pt")
+        )
         beams = int(num_beams if num_beams is not None else self.meta.get("num_beams", 1))
         if beams < 1:
             raise InputError(f"num_beams must be at least 1, got {beams}")
-        gen = self.model.generate(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"],
-                                  max_length=max_length or self.meta.get("max_answer_length"), num_beams=beams)
+        gen = self.model.generate(
+            enc["input_ids"],
+            enc["token_type_ids"],
+            enc["attention_mask"],
+            max_length=max_length or self.meta.get("max_answer_length"),
+            num_beams=beams,
+        )
         text = self.tokenizer.decode(gen.sequences[0], skip_special_tokens=True).strip()
         return {"answer": text, "score": round(float(gen.mean_log_probs[0].exp()), 6)}
 
@@ -211,8 +237,9 @@ class Predictor:
         """
         texts = [check_text(t, "text") for t in texts]
         core = self.model.bert if hasattr(self.model, "bert") else self.model
-        enc = self._tensors(self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True,
-                                           return_tensors="pt"))
+        enc = self._tensors(
+            self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
+        )
         hidden = core(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"]).last_hidden_state  # (N, T, H)
         return mean_pool(hidden, enc["attention_mask"])  # (N, H)
 
@@ -225,15 +252,18 @@ class Predictor:
 def check_text(text: Any, what: str) -> str:
     """Reject input with nothing to read: empty, whitespace, or punctuation only (no letter or digit)."""
     if not isinstance(text, str) or not any(ch.isalnum() for ch in text):
-        raise InputError(f"the {what} is empty; type some text" if not (isinstance(text, str) and text.strip())
-                         else f"the {what} has no words in it ({text.strip()[:40]!r}); type some text")
+        raise InputError(
+            f"the {what} is empty; type some text"
+            if not (isinstance(text, str) and text.strip())
+            else f"the {what} has no words in it ({text.strip()[:40]!r}); type some text"
+        )
     return text.strip()
 
 
 def find_task_checkpoint(root: str | Path, tasks: tuple[str, ...]) -> Path:
     """Newest complete fine-tuning checkpoint whose task is one of `tasks`: best/ first, then final/, checkpoint/.
 
-    The three fine-tuning directories hold whichever task ran last, so a classify request must not silently
+    The three fine-tuning directories (checkpoint, best, final) hold whichever task ran last, so a classify request must not silently
     pick up a QA checkpoint; when none matches, the error says what is there instead.
     """
     base = ckpt.kind_dir(root, "finetune")
@@ -250,8 +280,10 @@ def find_task_checkpoint(root: str | Path, tasks: tuple[str, ...]) -> Path:
                 return p
             seen.add(str(task))
     there = f" (it holds {', '.join(sorted(seen))} checkpoints)" if seen else ""
-    raise CheckpointError(f"no {' or '.join(tasks)} checkpoint under {base}{there}; run `bert2 finetune --task "
-                          f"{tasks[0]}` first or pass --checkpoint DIR")
+    raise CheckpointError(
+        f"no {' or '.join(tasks)} checkpoint under {base}{there}; run `bert2 finetune --task "
+        f"{tasks[0]}` first or pass --checkpoint DIR"
+    )
 
 
 def default_checkpoint_for(root: str | Path, mode: str) -> Path:

@@ -69,16 +69,23 @@ class MemoryEstimate:
 
     def summary(self) -> str:
         free = f" of {gb(self.available_bytes)} free" if self.available_bytes is not None else ""
-        return (f"{self.parameters / 1e6:,.1f}M parameters; training needs ~{gb(self.total_bytes)}{free} "
-                f"(weights {gb(self.weights_bytes)}, gradients + Adam {gb(self.optimizer_bytes)}, activations "
-                f"{gb(self.activation_bytes)}, runtime {gb(self.runtime_bytes)})")
+        return (
+            f"{self.parameters / 1e6:,.1f}M parameters; training needs ~{gb(self.total_bytes)}{free} "
+            f"(weights {gb(self.weights_bytes)}, gradients + Adam {gb(self.optimizer_bytes)}, activations "
+            f"{gb(self.activation_bytes)}, runtime {gb(self.runtime_bytes)})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"parameters": self.parameters, "weights_gb": _g(self.weights_bytes),
-                "optimizer_gb": _g(self.optimizer_bytes), "activations_gb": _g(self.activation_bytes),
-                "runtime_gb": _g(self.runtime_bytes), "total_gb": _g(self.total_bytes),
-                "available_gb": _g(self.available_bytes) if self.available_bytes is not None else None,
-                "device": self.device}
+        return {
+            "parameters": self.parameters,
+            "weights_gb": _g(self.weights_bytes),
+            "optimizer_gb": _g(self.optimizer_bytes),
+            "activations_gb": _g(self.activation_bytes),
+            "runtime_gb": _g(self.runtime_bytes),
+            "total_gb": _g(self.total_bytes),
+            "available_gb": _g(self.available_bytes) if self.available_bytes is not None else None,
+            "device": self.device,
+        }
 
 
 def gb(n: float | None) -> str:
@@ -99,8 +106,9 @@ def activation_bytes(m: ModelConfig, batch: int, seq: int, nsp: bool = True) -> 
     return FP32 * (m.num_hidden_layers * per_layer + embeddings + mlm + (B * H if nsp else 0))
 
 
-def estimate(cfg: Config, kind: str = "pretrain", model_cfg: ModelConfig | None = None,
-             available: int | None | str = "detect") -> MemoryEstimate:
+def estimate(
+    cfg: Config, kind: str = "pretrain", model_cfg: ModelConfig | None = None, available: int | None | str = "detect"
+) -> MemoryEstimate:
     """Memory of training `cfg` (its pretraining or fine-tuning section) on its device."""
     m = model_cfg or cfg.model
     section = cfg.pretrain if kind == "pretrain" else cfg.finetune
@@ -108,15 +116,20 @@ def estimate(cfg: Config, kind: str = "pretrain", model_cfg: ModelConfig | None 
     params = count_parameters(m, nsp=cfg.data.nsp)
     device = str(cfg.runtime.device)
     free = available_bytes(device) if available == "detect" else available
-    return MemoryEstimate(parameters=params, weights_bytes=FP32 * params,
-                          optimizer_bytes=(TRAIN_BYTES_PER_PARAM - FP32) * params,
-                          activation_bytes=activation_bytes(m, section.batch_size, seq, cfg.data.nsp),
-                          runtime_bytes=RUNTIME_BYTES, available_bytes=free if isinstance(free, int) else None,
-                          device=device)
+    return MemoryEstimate(
+        parameters=params,
+        weights_bytes=FP32 * params,
+        optimizer_bytes=(TRAIN_BYTES_PER_PARAM - FP32) * params,
+        activation_bytes=activation_bytes(m, section.batch_size, seq, cfg.data.nsp),
+        runtime_bytes=RUNTIME_BYTES,
+        available_bytes=free if isinstance(free, int) else None,
+        device=device,
+    )
 
 
-def memory_errors(cfg: Config, kind: str = "pretrain", model_cfg: ModelConfig | None = None,
-                  available: int | None | str = "detect") -> list[FieldError]:
+def memory_errors(
+    cfg: Config, kind: str = "pretrain", model_cfg: ModelConfig | None = None, available: int | None | str = "detect"
+) -> list[FieldError]:
     """A field error when the run cannot fit, naming the field whose change helps most."""
     return refusal(estimate(cfg, kind, model_cfg, available), kind)
 
@@ -128,8 +141,11 @@ def refusal(est: MemoryEstimate, kind: str = "pretrain") -> list[FieldError]:
     batch_field = f"{'pretrain' if kind == 'pretrain' else 'finetune'}.batch_size"
     weights = est.weights_bytes + est.optimizer_bytes
     field = "model.hidden_size" if weights >= est.activation_bytes else batch_field
-    hint = ("lower model.hidden_size, model.num_hidden_layers or model.intermediate_size" if field.startswith("model")
-            else f"lower {batch_field} (raise the accumulation steps to keep the effective batch)")
+    hint = (
+        "lower model.hidden_size, model.num_hidden_layers or model.intermediate_size"
+        if field.startswith("model")
+        else f"lower {batch_field} (raise the accumulation steps to keep the effective batch)"
+    )
     return [FieldError(field, f"this run cannot fit: {est.summary()}; {hint}")]
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import collections
 import re
 import string
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 # --------------------------------------------------------------------------------------------------------------
 # Classification
@@ -33,8 +34,15 @@ def classification_report(y_true: Sequence[int], y_pred: Sequence[int], labels: 
     idx = list(range(len(labels)))
     y_true, y_pred = list(map(int, y_true)), list(map(int, y_pred))
     if not y_true:
-        return {"accuracy": 0.0, "f1_weighted": 0.0, "precision_macro": 0.0, "recall_macro": 0.0,
-                "per_class": {}, "confusion_matrix": [[0] * len(idx) for _ in idx], "labels": list(labels)}
+        return {
+            "accuracy": 0.0,
+            "f1_weighted": 0.0,
+            "precision_macro": 0.0,
+            "recall_macro": 0.0,
+            "per_class": {},
+            "confusion_matrix": [[0] * len(idx) for _ in idx],
+            "labels": list(labels),
+        }
     p, r, f, support = precision_recall_fscore_support(y_true, y_pred, labels=idx, zero_division=0)
     pm, rm, _, _ = precision_recall_fscore_support(y_true, y_pred, labels=idx, average="macro", zero_division=0)
     return {
@@ -42,8 +50,10 @@ def classification_report(y_true: Sequence[int], y_pred: Sequence[int], labels: 
         "f1_weighted": float(f1_score(y_true, y_pred, labels=idx, average="weighted", zero_division=0)),
         "precision_macro": float(pm),
         "recall_macro": float(rm),
-        "per_class": {name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-                             "support": int(support[i])} for i, name in enumerate(labels)},
+        "per_class": {
+            name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i])}
+            for i, name in enumerate(labels)
+        },
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=idx).tolist(),
         "labels": list(labels),
     }
@@ -81,9 +91,16 @@ def entity_report(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[st
         "recall": float(recall_score(gold, predicted, zero_division=0)),
         "f1": float(f1_score(gold, predicted, zero_division=0)),
         "token_accuracy": float(accuracy_score(gold, predicted)),
-        "per_type": {name: {"precision": float(row["precision"]), "recall": float(row["recall"]),
-                            "f1": float(row["f1-score"]), "support": int(row["support"])}
-                     for name, row in per_type.items() if "avg" not in name},
+        "per_type": {
+            name: {
+                "precision": float(row["precision"]),
+                "recall": float(row["recall"]),
+                "f1": float(row["f1-score"]),
+                "support": int(row["support"]),
+            }
+            for name, row in per_type.items()
+            if "avg" not in name
+        },
     }
 
 

@@ -20,9 +20,10 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import work
@@ -110,16 +111,40 @@ class Bert2App(App[int]):
         *(entry.binding() for entry in SCREENS),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="Show every key"),
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit (asks first while a job runs)"),
-        Binding("ctrl+c", "quit(True)", "Quit", id="app.quit_ctrl_c", show=False, priority=True,
-                tooltip="Quit (asks first while a job runs; a second ctrl+c confirms)"),
-        Binding("ctrl+q", "quit", "Quit", id="app.quit_ctrl_q", show=False, priority=True,
-                tooltip="Quit (asks first while a job runs)"),
-        Binding("escape", "leave_input", "Leave field", id="app.leave_input",
-                tooltip="Leave the text field so the single-letter and number keys work again"),
+        Binding(
+            "ctrl+c",
+            "quit(True)",
+            "Quit",
+            id="app.quit_ctrl_c",
+            show=False,
+            priority=True,
+            tooltip="Quit (asks first while a job runs; a second ctrl+c confirms)",
+        ),
+        Binding(
+            "ctrl+q",
+            "quit",
+            "Quit",
+            id="app.quit_ctrl_q",
+            show=False,
+            priority=True,
+            tooltip="Quit (asks first while a job runs)",
+        ),
+        Binding(
+            "escape",
+            "leave_input",
+            "Leave field",
+            id="app.leave_input",
+            tooltip="Leave the text field so the single-letter and number keys work again",
+        ),
     ]
 
-    def __init__(self, config: Config | None = None, config_path: str | None = None,
-                 measure_startup: bool = False, load_history: bool = True):
+    def __init__(
+        self,
+        config: Config | None = None,
+        config_path: str | None = None,
+        measure_startup: bool = False,
+        load_history: bool = True,
+    ):
         super().__init__()
         self.config: Config = config or Config()
         """The last valid config of the Config screen's form (`ConfigChanged`)."""
@@ -152,9 +177,11 @@ class Bert2App(App[int]):
 
     def on_ready(self) -> None:
         if self.measure_startup:
-            self.startup = {"first_frame_s": round(time.perf_counter() - _IMPORTED_AT, 4),
-                            "since_process_start_s": process_age_s(),
-                            "torch_imported": "torch" in sys.modules}
+            self.startup = {
+                "first_frame_s": round(time.perf_counter() - _IMPORTED_AT, 4),
+                "since_process_start_s": process_age_s(),
+                "torch_imported": "torch" in sys.modules,
+            }
             self.exit(0)
 
     def on_unmount(self) -> None:
@@ -163,8 +190,15 @@ class Bert2App(App[int]):
         if self.job is not None and self.job.active:
             self.job.stop_event.set()
 
-    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
-               markup: bool = False) -> None:
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: Any = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
         """Every toast is plain text: they carry [MASK], paths and error messages, whose square brackets Textual
         would read as markup and drop (Widget.notify passes markup=True by default, so it is ignored here)."""
         if timeout is None:
@@ -203,16 +237,32 @@ class Bert2App(App[int]):
         return True
 
     def help_sections(self) -> list[tuple[str, list[Binding]]]:
-        sections: list[tuple[str, list[Binding]]] = [("Everywhere", [b for b in self.BINDINGS  # type: ignore
-                                                                    if isinstance(b, Binding)])]
+        sections: list[tuple[str, list[Binding]]] = [
+            (
+                "Everywhere",
+                [
+                    b
+                    for b in self.BINDINGS  # type: ignore
+                    if isinstance(b, Binding)
+                ],
+            )
+        ]
         for entry in SCREENS:
-            sections.append((f"{entry.title} screen ({entry.key})",
-                             [b for b in entry.screen_class().BINDINGS if isinstance(b, Binding)]))
+            sections.append(
+                (
+                    f"{entry.title} screen ({entry.key})",
+                    [b for b in entry.screen_class().BINDINGS if isinstance(b, Binding)],
+                )
+            )
         for entry in SCREENS:  # keys of focusable widgets inside a screen (the playground's attention map)
             for title, bindings in getattr(entry.screen_class(), "WIDGET_BINDINGS", {}).items():
                 sections.append((title, [b for b in bindings if isinstance(b, Binding)]))
-        sections.append(("Command palette", [Binding("ctrl+p", "command_palette", "Command palette",
-                                                     tooltip="Search every action by name")]))
+        sections.append(
+            (
+                "Command palette",
+                [Binding("ctrl+p", "command_palette", "Command palette", tooltip="Search every action by name")],
+            )
+        )
         return sections
 
     def action_help(self) -> None:
@@ -239,10 +289,15 @@ class Bert2App(App[int]):
             if st.total_steps:
                 text.append(f" {st.step}/{st.total_steps}", style="bold")
         elif st.status in ("done", "stopped", "error"):
-            text.append({"done": "✓ ", "stopped": "■ ", "error": "✗ "}[st.status],
-                        style="bold red" if st.status == "error" else "green")
-            text.append(f"{st.status} while preparing" if st.status == "error" and job is not None and not job.started
-                        else f"{st.status} at step {st.step}")
+            text.append(
+                {"done": "✓ ", "stopped": "■ ", "error": "✗ "}[st.status],
+                style="bold red" if st.status == "error" else "green",
+            )
+            text.append(
+                f"{st.status} while preparing"
+                if st.status == "error" and job is not None and not job.started
+                else f"{st.status} at step {st.step}"
+            )
         else:
             text.append("○ idle", style="dim")
         for nav in screen.query(NavBar):
@@ -301,8 +356,9 @@ class Bert2App(App[int]):
             spec = JobSpec(choice, self.config, resume=resume, probes=self.probes)
         elif choice == "prune":
             if resume:
-                self.notify("a pruning job has nothing to resume; press s to prune again", severity="warning",
-                            title="Resume")
+                self.notify(
+                    "a pruning job has nothing to resume; press s to prune again", severity="warning", title="Resume"
+                )
                 return False
             spec = JobSpec("prune", self.config)
         else:
@@ -311,21 +367,29 @@ class Bert2App(App[int]):
             from bert2.checkpoint import kind_dir, latest_resumable  # ~25 ms: not before the first frame
 
             if latest_resumable(self.config.paths.root, spec.kind) is None:
-                self.notify(f"nothing to resume: no complete checkpoint under "
-                            f"{kind_dir(self.config.paths.root, spec.kind)}", severity="warning", title="Resume")
+                self.notify(
+                    f"nothing to resume: no complete checkpoint under {kind_dir(self.config.paths.root, spec.kind)}",
+                    severity="warning",
+                    title="Resume",
+                )
                 return False
         return self.start_job(spec)
 
     def start_job(self, spec: JobSpec) -> bool:
         """Start `spec` unless a job is running; the only way a worker is ever started."""
         if self.job_active:
-            self.notify("a job is already running; stop it first (x on the Train screen)", severity="warning",
-                        title="Train")
+            self.notify(
+                "a job is already running; stop it first (x on the Train screen)", severity="warning", title="Train"
+            )
             return False
         errors = self.config_errors
         if errors:
-            self.notify(f"the config has {len(errors)} error(s); fix them on the Config screen (1) first: "
-                        + "; ".join(map(str, errors[:2])), severity="error", title="Train")
+            self.notify(
+                f"the config has {len(errors)} error(s); fix them on the Config screen (1) first: "
+                + "; ".join(map(str, errors[:2])),
+                severity="error",
+                title="Train",
+            )
             return False
         self._job_ids += 1
         job = Job(self._job_ids, spec)
@@ -341,8 +405,7 @@ class Bert2App(App[int]):
             train.post_message(JobStarted(self.job_choice))
         return True
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="train", name="train",
-          description="training job")
+    @work(thread=True, exclusive=True, exit_on_error=False, group="train", name="train", description="training job")
     def _train_worker(self, job: Job) -> DoneEvent:
         """Runs in a worker thread: the real trainer, reporting through batched post_message calls."""
         batcher = EventBatcher(lambda events: self.post_message(TrainerEvents(job.id, events)))
@@ -405,7 +468,7 @@ class Bert2App(App[int]):
             else:
                 msg = f"{type(exc).__name__}: {exc}"
                 lines = "".join(traceback.format_exception(exc)).strip().splitlines()
-                for line in (lines[:1] + ["  …"] + lines[-10:] if len(lines) > 12 else lines):
+                for line in lines[:1] + ["  …"] + lines[-10:] if len(lines) > 12 else lines:
                     st.add_log(line, "error")
             st.status = "error"
             st.status_text = f"{job.spec.title} failed: {msg}"
@@ -509,17 +572,24 @@ class Bert2App(App[int]):
             self._busy = BusyScreen("Stopping the job: saving a checkpoint…\nThe app closes when it is written.")
             self.push_screen(self._busy)
 
-        self._quit_confirm = ConfirmScreen(f"{self.job.spec.title.capitalize()} is running.\n\nStop it (a checkpoint "
-                                           f"is saved first) and quit?", yes="Stop and quit", no="Keep running")
+        self._quit_confirm = ConfirmScreen(
+            f"{self.job.spec.title.capitalize()} is running.\n\nStop it (a checkpoint is saved first) and quit?",
+            yes="Stop and quit",
+            no="Keep running",
+        )
         self.push_screen(self._quit_confirm, answer)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bert2-tui", description="Terminal workbench for bert2: configure, train, "
-                                                              "browse checkpoints, try models.")
+    p = argparse.ArgumentParser(
+        prog="bert2-tui", description="Terminal workbench for bert2: configure, train, browse checkpoints, try models."
+    )
     p.add_argument("--config", metavar="FILE", help="TOML config file (default: ./bert2.toml when present)")
-    p.add_argument("--measure-startup", action="store_true",
-                   help="print the time to the first frame as JSON and exit (also BERT2_TUI_MEASURE_STARTUP=1)")
+    p.add_argument(
+        "--measure-startup",
+        action="store_true",
+        help="print the time to the first frame as JSON and exit (also BERT2_TUI_MEASURE_STARTUP=1)",
+    )
     return p
 
 

@@ -30,11 +30,23 @@ from .widgets.charts import Point, downsample, ema, smoothing_weight
 
 OVERLAY_POINTS = 600
 """Points kept per overlay series: more than a chart has braille columns on any sensible terminal."""
-HEADLINE = {"accuracy": "acc", "f1": "F1", "exact_match": "EM", "bleu": "BLEU", "rougeL": "ROUGE-L",
-            "mlm_accuracy": "mlm acc"}
+HEADLINE = {
+    "accuracy": "acc",
+    "f1": "F1",
+    "exact_match": "EM",
+    "bleu": "BLEU",
+    "rougeL": "ROUGE-L",
+    "mlm_accuracy": "mlm acc",
+}
 """The task metric a row shows (the first one the run's evaluation has), beside the best validation loss."""
-REASONS = {"completed": "completed", "time_budget": "time budget", "stopped": "stopped", "diverged": "diverged",
-           "error": "error", "": "interrupted"}
+REASONS = {
+    "completed": "completed",
+    "time_budget": "time budget",
+    "stopped": "stopped",
+    "diverged": "diverged",
+    "error": "error",
+    "": "interrupted",
+}
 _FROM_CHECKPOINT = re.compile(r"^from (?P<path>.+) \([^)]*\): ")
 
 
@@ -121,8 +133,7 @@ class HistoryRun:
         text.append(f"{time.strftime('%b %d %H:%M', time.localtime(self.started))}  ")
         text.append(f"{steps:<14} ")
         ended = "running" if running and not self.reason else REASONS.get(self.reason, self.reason)
-        text.append(f"{ended:<11.11} ",
-                    style="red" if self.reason in ("diverged", "error") else "dim")
+        text.append(f"{ended:<11.11} ", style="red" if self.reason in ("diverged", "error") else "dim")
         text.append(self.metric_summary())
         if shown:
             text.append("  (shown)", style="italic dim")
@@ -143,7 +154,7 @@ def _origin(preamble: list[LogEvent]) -> tuple[str, str]:
         if m:
             return "pretrained", m.group("path")
         if msg.startswith("weights from "):
-            return "init", msg[len("weights from "):]
+            return "init", msg[len("weights from ") :]
     return "", ""
 
 
@@ -158,8 +169,18 @@ def history_run(source: str, index: int, run: runlog.Run) -> HistoryRun:
     """A run of a metrics.jsonl (runlog's rule for what belongs to it), with its overlay drawn once."""
     first, last = run.segments[0].start, run.segments[-1].start
     origin, origin_path = _origin(run.preamble)
-    out = HistoryRun(source, index, run.kind, run.task, run.started, origin, origin_path, run.segment_starts,
-                     last.total_steps or first.total_steps, last.start_step)
+    out = HistoryRun(
+        source,
+        index,
+        run.kind,
+        run.task,
+        run.started,
+        origin,
+        origin_path,
+        run.segment_starts,
+        last.total_steps or first.total_steps,
+        last.start_step,
+    )
     loss: list[Point] = []
     parts: dict[str, list[Point]] = {}
     lr: list[Point] = []
@@ -183,9 +204,14 @@ def history_run(source: str, index: int, run: runlog.Run) -> HistoryRun:
             out.step = max(out.step, ev.step)
             out.final_metrics = {k: v for k, v in ev.final_metrics.items() if _finite(v)}
     evals = [(s, float(m["loss"])) for s, m in out.evals if _finite(m.get("loss"))]
-    out.overlay = Overlay(out.label, time.strftime("%H:%M", time.localtime(out.started)), loss=_smooth(loss),
-                          parts={k: _smooth(v) for k, v in parts.items() if v},
-                          lr=downsample(lr, OVERLAY_POINTS), evals=downsample(evals, OVERLAY_POINTS))
+    out.overlay = Overlay(
+        out.label,
+        time.strftime("%H:%M", time.localtime(out.started)),
+        loss=_smooth(loss),
+        parts={k: _smooth(v) for k, v in parts.items() if v},
+        lr=downsample(lr, OVERLAY_POINTS),
+        evals=downsample(evals, OVERLAY_POINTS),
+    )
     return out
 
 
@@ -205,13 +231,16 @@ class RunList:
     def message(self) -> str:
         """A sentence for the picker: why the list is empty, or what was skipped."""
         skipped = sum(self.skipped.values())
-        note = (f" ({skipped} unreadable line{'s' if skipped != 1 else ''} skipped)" if skipped else "")
+        note = f" ({skipped} unreadable line{'s' if skipped != 1 else ''} skipped)" if skipped else ""
         if self.runs:
             return f"{len(self.runs)} run{'s' if len(self.runs) != 1 else ''} in metrics.jsonl" + note
         existing = [f for f in self.files if f.is_file()]
         if not existing:
-            return ("No earlier runs: there is no history yet (" + " or ".join(str(f) for f in self.files) +
-                    "). Every training run appends its curves there.")
+            return (
+                "No earlier runs: there is no history yet ("
+                + " or ".join(str(f) for f in self.files)
+                + "). Every training run appends its curves there."
+            )
         return "No earlier runs: " + ", ".join(str(f) for f in existing) + " hold no complete run start" + note + "."
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from bert2.config import KINDS, Config
-from bert2.tasks import kind_of
+from bert2.registry import kind_of
 from bert2.training import runlog
 from bert2.training.events import CheckpointEvent, DoneEvent, EvalEvent, Event, LogEvent, StartEvent, StepEvent
 
@@ -52,7 +53,8 @@ class JobSpec:
     @property
     def title(self) -> str:
         what = {"pretrain": "pretraining", "distill": "distillation", "prune": "head pruning"}.get(
-            self.kind, f"fine-tuning ({self.task or self.cfg.finetune.task})")
+            self.kind, f"fine-tuning ({self.task or self.cfg.finetune.task})"
+        )
         if self.resume:
             what += " (resume" + ("" if self.resume is True else f" from {Path(str(self.resume)).name}") + ")"
         elif self.from_checkpoint:
@@ -90,6 +92,7 @@ def import_heavy() -> None:
         import bert2.data.tokenizer  # noqa: F401
         import bert2.inference  # noqa: F401
         import bert2.model  # noqa: F401
+
         _heavy_done = True
 
 
@@ -100,23 +103,30 @@ def run_job(spec: JobSpec, callbacks: list[Callable[[Event], None]], stop_event:
     if spec.kind == "pretrain":
         from bert2.tasks.pretraining import run_pretraining  # torch: only when a job starts
 
-        return run_pretraining(cfg, callbacks=callbacks, stop_event=stop_event, resume=spec.resume,
-                               probes=tuple(spec.probes))
+        return run_pretraining(
+            cfg, callbacks=callbacks, stop_event=stop_event, resume=spec.resume, probes=tuple(spec.probes)
+        )
     if spec.kind == "distill":
         from bert2.compress.distill import run_distillation  # torch: only when a job starts
 
         if spec.from_checkpoint:
             cfg.distill.teacher = spec.from_checkpoint
-        return run_distillation(cfg, callbacks=callbacks, stop_event=stop_event, resume=spec.resume,
-                                probes=tuple(spec.probes))
+        return run_distillation(
+            cfg, callbacks=callbacks, stop_event=stop_event, resume=spec.resume, probes=tuple(spec.probes)
+        )
     if spec.kind == "prune":
         return run_prune_job(spec, cfg, callbacks, stop_event)
     from bert2.tasks.finetuning import run_finetuning  # torch: only when a job starts
 
     if spec.task:
         cfg.finetune.task = spec.task
-    return run_finetuning(cfg, callbacks=callbacks, stop_event=stop_event, resume=spec.resume,
-                          from_checkpoint=spec.from_checkpoint or None)
+    return run_finetuning(
+        cfg,
+        callbacks=callbacks,
+        stop_event=stop_event,
+        resume=spec.resume,
+        from_checkpoint=spec.from_checkpoint or None,
+    )
 
 
 PRUNE_FRACTION = 0.25
@@ -127,8 +137,9 @@ class _PruneStopped(Exception):
     """Raised from the event callback when the user stops a prune job (run_pruning saves nothing until the end)."""
 
 
-def run_prune_job(spec: JobSpec, cfg: Config, callbacks: list[Callable[[Event], None]],
-                  stop_event: threading.Event) -> DoneEvent:
+def run_prune_job(
+    spec: JobSpec, cfg: Config, callbacks: list[Callable[[Event], None]], stop_event: threading.Event
+) -> DoneEvent:
     """Head pruning as a TUI job: importance, the curve (each point an evaluation, and a step whose x is the
     number of heads masked and whose loss is the held-out loss, so the loss chart draws the curve live), the
     removal and the save; `x` stops it between evaluations, before anything is written."""
@@ -151,8 +162,16 @@ def run_prune_job(spec: JobSpec, cfg: Config, callbacks: list[Callable[[Event], 
             raise _PruneStopped()
         if isinstance(ev, EvalEvent):
             loss = float(ev.metrics.get("loss", float("nan")))
-            step = StepEvent(step=ev.step, epoch=0, loss=loss, parts={}, lr=0.0, tokens_per_s=0.0,
-                             elapsed_s=time.time() - started, eta_s=0.0)
+            step = StepEvent(
+                step=ev.step,
+                epoch=0,
+                loss=loss,
+                parts={},
+                lr=0.0,
+                tokens_per_s=0.0,
+                elapsed_s=time.time() - started,
+                eta_s=0.0,
+            )
             for cb in callbacks:
                 cb(step)
         for cb in callbacks:
@@ -160,17 +179,31 @@ def run_prune_job(spec: JobSpec, cfg: Config, callbacks: list[Callable[[Event], 
 
     for cb in callbacks:
         # total_steps: the curve's last point (all heads but one per layer masked), so the bar follows the curve
-        cb(StartEvent(kind=kind, task=f"prune {info.task}", total_steps=present - layers, start_step=0,
-                      device=cfg.runtime.device,
-                      num_parameters=0, run_dir=str(Path(source).parent),
-                      info={"checkpoint": source, "heads": heads}))
-        cb(LogEvent(level="info", message=f"pruning {heads} of the {present} heads of {source}; the loss chart's x "
-                                          "axis is the number of heads masked (the curve), not training steps"))
+        cb(
+            StartEvent(
+                kind=kind,
+                task=f"prune {info.task}",
+                total_steps=present - layers,
+                start_step=0,
+                device=cfg.runtime.device,
+                num_parameters=0,
+                run_dir=str(Path(source).parent),
+                info={"checkpoint": source, "heads": heads},
+            )
+        )
+        cb(
+            LogEvent(
+                level="info",
+                message=f"pruning {heads} of the {present} heads of {source}; the loss chart's x "
+                "axis is the number of heads masked (the curve), not training steps",
+            )
+        )
     try:
         result = run_pruning(cfg, source, heads=heads, callbacks=[relay])
     except _PruneStopped:
-        done = DoneEvent(reason="stopped", step=0, message="stopped before the pruned model was saved; nothing "
-                                                           "was written")
+        done = DoneEvent(
+            reason="stopped", step=0, message="stopped before the pruned model was saved; nothing was written"
+        )
         for cb in callbacks:
             cb(done)
         return done
@@ -312,8 +345,11 @@ class RunState:
             if live:
                 self.status = "running"
             how = f"resuming at step {ev.start_step}" if ev.start_step else "starting at step 0"
-            self.add_log(f"{ev.kind} ({ev.task}) started on {ev.device}, {ev.num_parameters / 1e6:.2f}M parameters, "
-                         f"{how}", "info", ev.time)
+            self.add_log(
+                f"{ev.kind} ({ev.task}) started on {ev.device}, {ev.num_parameters / 1e6:.2f}M parameters, {how}",
+                "info",
+                ev.time,
+            )
         elif isinstance(ev, StepEvent):
             self._series("loss").append((ev.step, ev.loss))
             for k, v in (ev.parts or {}).items():
@@ -327,8 +363,11 @@ class RunState:
                 self.probes, self.probe_step = list(ev.probes), ev.step
             names = iter_metric_names([(ev.step, ev.metrics, ev.is_best)], limit=4)
             shown = "  ".join(f"{k} {ev.metrics[k]:.4g}" for k in names if isinstance(ev.metrics[k], (int, float)))
-            self.add_log(f"eval @ {ev.step}: {shown}" + ("  ★ best improved" if ev.is_best else ""),
-                         "success" if ev.is_best else "info", ev.time)
+            self.add_log(
+                f"eval @ {ev.step}: {shown}" + ("  ★ best improved" if ev.is_best else ""),
+                "success" if ev.is_best else "info",
+                ev.time,
+            )
         elif isinstance(ev, CheckpointEvent):
             self.add_log(f"checkpoint saved ({ev.stage}) @ {ev.step}: {_short_path(ev.path)}", "info", ev.time)
         elif isinstance(ev, LogEvent):
@@ -336,8 +375,7 @@ class RunState:
         elif isinstance(ev, DoneEvent):
             self.step = max(self.step, ev.step)
             if live:
-                self.status = {"completed": "done", "time_budget": "done", "stopped": "stopped"}.get(ev.reason,
-                                                                                                    "error")
+                self.status = {"completed": "done", "time_budget": "done", "stopped": "stopped"}.get(ev.reason, "error")
             level = "success" if ev.reason in ("completed", "time_budget", "stopped") else "error"
             self.add_log(f"done: {ev.message or ev.reason}", level, ev.time)
         self.version += 1
@@ -369,15 +407,29 @@ def load_last_run(root: str | Path) -> tuple[RunState, str]:
         state.apply(ev, live=False)
     state.status = "history"
     done = best[1].done
-    state.status_text = (f"last run: {done.reason} at step {done.step}" if done
-                         else f"last run: interrupted at step {state.step}")
+    state.status_text = (
+        f"last run: {done.reason} at step {done.step}" if done else f"last run: interrupted at step {state.step}"
+    )
     return state, best[2]
 
 
 def iter_metric_names(evals: Iterable[tuple[int, dict[str, float], bool]], limit: int = 6) -> list[str]:
     """Metric columns for the eval table, most useful first."""
-    preferred = ["loss", "mlm_accuracy", "perplexity", "nsp_accuracy", "accuracy", "f1_macro", "f1", "exact_match",
-                 "bleu", "rougeL", "f1_weighted", "mlm_loss", "nsp_loss"]
+    preferred = [
+        "loss",
+        "mlm_accuracy",
+        "perplexity",
+        "nsp_accuracy",
+        "accuracy",
+        "f1_macro",
+        "f1",
+        "exact_match",
+        "bleu",
+        "rougeL",
+        "f1_weighted",
+        "mlm_loss",
+        "nsp_loss",
+    ]
     seen: list[str] = []
     for _, metrics, _ in evals:
         for k in metrics:

@@ -41,16 +41,25 @@ def first_frame(runs: int = 7) -> dict[str, Any]:
     frames, walls, torch_loaded = [], [], []
     for i in range(runs + 1):
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "bert2_tui", "--measure-startup"], capture_output=True,
-                              text=True, timeout=120, env=env)
+        proc = subprocess.run(
+            [sys.executable, "-m", "bert2_tui", "--measure-startup"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         if i == 0:
             continue
         walls.append(time.perf_counter() - t0)
         data = json.loads(proc.stdout.strip().splitlines()[-1])
         frames.append(data.get("since_process_start_s") or data["first_frame_s"])
         torch_loaded.append(data.get("torch_imported"))
-    return {"first_frame_s_median": round(statistics.median(frames), 3), "first_frame_s_all": frames,
-            "process_wall_s_median": round(statistics.median(walls), 3), "torch_imported_before_frame": any(torch_loaded)}
+    return {
+        "first_frame_s_median": round(statistics.median(frames), 3),
+        "first_frame_s_all": frames,
+        "process_wall_s_median": round(statistics.median(walls), 3),
+        "torch_imported_before_frame": any(torch_loaded),
+    }
 
 
 def _config(root: str, steps: int) -> Config:
@@ -103,9 +112,15 @@ def throughput(steps: int = 200, rounds: int = 3) -> dict[str, Any]:
         headless.append(headless_tokens_per_s(steps))
         inside.append(asyncio.run(_tui_run(steps)))
     h, t = statistics.median(headless), statistics.median(inside)
-    return {"steps": steps, "rounds": rounds, "headless_tokens_per_s": round(h), "tui_tokens_per_s": round(t),
-            "headless_all": [round(x) for x in headless], "tui_all": [round(x) for x in inside],
-            "ratio": round(t / h, 3) if h else None}
+    return {
+        "steps": steps,
+        "rounds": rounds,
+        "headless_tokens_per_s": round(h),
+        "tui_tokens_per_s": round(t),
+        "headless_all": [round(x) for x in headless],
+        "tui_all": [round(x) for x in inside],
+        "ratio": round(t / h, 3) if h else None,
+    }
 
 
 def run(steps: int = 200, rounds: int = 3) -> dict[str, Any]:

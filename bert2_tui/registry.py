@@ -40,20 +40,44 @@ class ScreenEntry:
 
     def binding(self) -> Binding:
         """The app's key binding that shows this screen."""
-        return Binding(self.key, f"goto('{self.mode}')", self.title, id=f"app.goto_{self.mode}",
-                       group=SCREENS_GROUP, tooltip=self.description)
+        return Binding(
+            self.key,
+            f"goto('{self.mode}')",
+            self.title,
+            id=f"app.goto_{self.mode}",
+            group=SCREENS_GROUP,
+            tooltip=self.description,
+        )
 
 
 SCREENS: tuple[ScreenEntry, ...] = (
-    ScreenEntry("config", "1", "Config", "Config screen: every setting, presets, save/load TOML",
-                "config", "ConfigScreen"),
+    ScreenEntry(
+        "config", "1", "Config", "Config screen: every setting, presets, save/load TOML", "config", "ConfigScreen"
+    ),
     ScreenEntry("train", "2", "Train", "Train screen: start/stop jobs, live charts", "train", "TrainScreen"),
-    ScreenEntry("checkpoints", "3", "Checkpoints", "Checkpoints screen: browse, resume, fine-tune, delete",
-                "checkpoints", "CheckpointsScreen"),
-    ScreenEntry("playground", "4", "Playground", "Playground: fill-mask, QA, classification, similarity, attention",
-                "playground", "PlaygroundScreen"),
-    ScreenEntry("inside", "5", "Inside", "Inside BERT: one real batch from text to loss (masks, labels, shapes, "
-                "attention)", "inside", "InsideScreen"),
+    ScreenEntry(
+        "checkpoints",
+        "3",
+        "Checkpoints",
+        "Checkpoints screen: browse, resume, fine-tune, delete",
+        "checkpoints",
+        "CheckpointsScreen",
+    ),
+    ScreenEntry(
+        "playground",
+        "4",
+        "Playground",
+        "Playground: fill-mask, QA, classification, similarity, attention",
+        "playground",
+        "PlaygroundScreen",
+    ),
+    ScreenEntry(
+        "inside",
+        "5",
+        "Inside",
+        "Inside BERT: one real batch from text to loss (masks, labels, shapes, attention)",
+        "inside",
+        "InsideScreen",
+    ),
 )
 """In the order of their keys (and of the tabs in the top bar)."""
-

@@ -17,8 +17,10 @@ from bert2.config import Config
 
 from .app import Bert2App
 
-WORDS = ("the cat sat on a mat while dog ran in park city of paris is capital france river flows through town "
-         "people live near sea").split()
+WORDS = (
+    "the cat sat on a mat while dog ran in park city of paris is capital france river flows through town "
+    "people live near sea"
+).split()
 
 
 def write_tiny_corpus(path: str | Path, documents: int = 60, sentences: int = 5, seed: int = 0) -> Path:
@@ -36,8 +38,15 @@ def write_tiny_corpus(path: str | Path, documents: int = 60, sentences: int = 5,
     return path
 
 
-def tiny_config(root: str | Path, corpus: str | Path | None = None, *, max_steps: int = 100_000,
-                eval_every: int = 5, save_every: int = 5, log_every: int = 1) -> Config:
+def tiny_config(
+    root: str | Path,
+    corpus: str | Path | None = None,
+    *,
+    max_steps: int = 100_000,
+    eval_every: int = 5,
+    save_every: int = 5,
+    log_every: int = 1,
+) -> Config:
     """A config whose pretraining finishes a step in milliseconds; checkpoints under `root`/saved_model."""
     root = Path(root)
     cfg = Config()

@@ -1,11 +1,11 @@
-
-
 # ---- fine-tuning fixtures (finetune helper) ------------------------------------------------------------------
 # A tiny *pretraining* checkpoint shared by the fine-tuning, heads and CLI tests: a WordPiece vocabulary trained on
 # a slice of the offline wiki summaries plus the test fixtures, and a randomly initialised BertForPreTraining
 # (hidden 32) saved exactly as the trainer saves one. Random weights are enough: the tests check plumbing and that
 # each head can fit tiny data, not what pretraining taught.
 import json as _ft_json
+import random as _data_random
+import re as _data_re
 from pathlib import Path as _FtPath
 
 import pytest as _ft_pytest
@@ -39,8 +39,15 @@ def tiny_pretrain_root(tmp_path_factory) -> _FtPath:
     from bert2.model import BertForPreTraining
 
     tokenizer = train_wordpiece(_ft_tokenizer_texts(), vocab_size=1200)
-    cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                      intermediate_size=64, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
+    cfg = ModelConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(0)
     model = BertForPreTraining(cfg, nsp=True)
     root = tmp_path_factory.mktemp("saved_model")
@@ -90,16 +97,16 @@ def tiny_pretrain_checkpoint(tiny_pretrain_root) -> _FtPath:
 # position), e.g. "d3s1w4", with a word-level vocab.txt, so every token id tells which document and sentence it
 # came from: the NSP tests use that to prove NotNext partners come from another document and IsNext partners are
 # the real continuation. `english_corpus` is plausible English for tokenizer training (vocab 200-500, fast).
-import random as _data_random
-import re as _data_re
 
 _DATA_WORD = _data_re.compile(r"^d(\d+)s(\d+)w(\d+)$")
-_DATA_LEXICON = ("the a an this that one every some many few cat dog bird horse river mountain city village "
-                 "king queen scientist painter music song story book war peace island ocean forest garden "
-                 "red green blue ancient modern small large quiet loud bright dark famous unknown early late "
-                 "runs sings writes builds paints finds loses keeps opens closes crosses remembers discovers "
-                 "quickly slowly often never always sometimes together alone near far under over beyond "
-                 "during after before within without between among across").split()
+_DATA_LEXICON = (
+    "the a an this that one every some many few cat dog bird horse river mountain city village "
+    "king queen scientist painter music song story book war peace island ocean forest garden "
+    "red green blue ancient modern small large quiet loud bright dark famous unknown early late "
+    "runs sings writes builds paints finds loses keeps opens closes crosses remembers discovers "
+    "quickly slowly often never always sometimes together alone near far under over beyond "
+    "during after before within without between among across"
+).split()
 
 
 class WordCorpus:
@@ -127,12 +134,14 @@ def _write_word_corpus(directory, n_docs: int = 40, seed: int = 0, long_sentence
             doc.append([f"d{d}s{s}w{k}" for k in range(n_words)])
         documents.append(doc)
     path = directory / "words.txt"
-    path.write_text("\n\n".join("\n".join(" ".join(sent) + " ." for sent in doc) for doc in documents) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        "\n\n".join("\n".join(" ".join(sent) + " ." for sent in doc) for doc in documents) + "\n", encoding="utf-8"
+    )
     words = [w for doc in documents for sent in doc for w in sent]
     vocab_path = directory / "vocab.txt"
-    vocab_path.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "."] + words) + "\n",
-                          encoding="utf-8")
+    vocab_path.write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "."] + words) + "\n", encoding="utf-8"
+    )
     return WordCorpus(path, vocab_path, documents)
 
 

@@ -22,6 +22,7 @@ def payload(value: float):
 
         save_file({"w": torch.full((4, 4), value)}, str(d / ckpt.WEIGHTS_FILE))
         (d / ckpt.CONFIG_FILE).write_text(json.dumps({"value": value}))
+
     return write
 
 
@@ -31,8 +32,10 @@ def test_save_list_and_retention(tmp_path):
         ckpt.save_checkpoint(stage, step, payload(step), {"metrics": {"loss": 1.0 / step}}, keep_last=2)
     assert [p.name for p in ckpt.step_dirs(stage)] == ["step-00000030", "step-00000040"]
     infos = ckpt.list_checkpoints(tmp_path)
-    assert [(i.kind, i.stage, i.step, i.valid) for i in infos] == [("pretrain", "checkpoint", 30, True),
-                                                                   ("pretrain", "checkpoint", 40, True)]
+    assert [(i.kind, i.stage, i.step, i.valid) for i in infos] == [
+        ("pretrain", "checkpoint", 30, True),
+        ("pretrain", "checkpoint", 40, True),
+    ]
     assert infos[0].metrics == {"loss": pytest.approx(1 / 30)} and infos[0].size_bytes > 0 and infos[0].created
     # best/ and final/ keep one; resolve() accepts stage and kind directories
     best = tmp_path / "transformer/pretrain/best"
@@ -61,6 +64,7 @@ def test_unwritable_directory_reports_and_keeps_old(tmp_path):
 
         def full_disk(d: Path):
             raise OSError(28, "No space left on device")
+
         with pytest.raises(CheckpointError, match="No space left"):
             ckpt.save_checkpoint(stage, 2, full_disk, {})
     else:
@@ -111,8 +115,9 @@ def test_sigkill_during_save_leaves_previous_checkpoint(tmp_path):
     stage = tmp_path / "transformer/pretrain/checkpoint"
     ckpt.save_checkpoint(stage, 1, payload(1.0), {"metrics": {"loss": 3.0}}, keep_last=3)
     marker = tmp_path / "paused"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(stage), str(marker)],
-                             cwd=Path(__file__).resolve().parents[1])
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(stage), str(marker)], cwd=Path(__file__).resolve().parents[1]
+    )
     deadline = time.time() + 60
     while not marker.exists() and time.time() < deadline and child.poll() is None:
         time.sleep(0.05)

@@ -20,8 +20,17 @@ def run(capsys, *argv):
 
 
 def test_mask_json_shape(capsys, tiny_pretrain_root):
-    code, out, err = run(capsys, "inference", "mask", "The capital of [MASK] is [MASK].", "--json", "--top-k", "3",
-                         "--set", f"paths.root={tiny_pretrain_root}")
+    code, out, err = run(
+        capsys,
+        "inference",
+        "mask",
+        "The capital of [MASK] is [MASK].",
+        "--json",
+        "--top-k",
+        "3",
+        "--set",
+        f"paths.root={tiny_pretrain_root}",
+    )
     assert code == 0, err
     data = json.loads(out)
     assert list(data) == ["predictions"] and len(data["predictions"]) == 2
@@ -39,12 +48,15 @@ def test_checkpoints_json_shape(capsys, tiny_pretrain_root):
     assert items[0]["kind"] == "pretrain" and items[0]["stage"] == "final" and items[0]["valid"] is True
 
 
-@pytest.mark.parametrize("text,fragment", [
-    ("The capital of France is Paris.", "no [MASK]"),
-    ("", "empty"),
-    ("   ", "empty"),
-    ("word " * 300 + "[MASK]", "at most 128"),
-])
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("The capital of France is Paris.", "no [MASK]"),
+        ("", "empty"),
+        ("   ", "empty"),
+        ("word " * 300 + "[MASK]", "at most 128"),
+    ],
+)
 def test_mask_bad_text_exits_2(capsys, tiny_pretrain_root, text, fragment):
     code, out, err = run(capsys, "inference", "mask", text, "--set", f"paths.root={tiny_pretrain_root}")
     assert code == 2 and out == ""
@@ -105,15 +117,31 @@ def test_corpus_errors_exit_2(capsys, tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     for corpus, fragment in [(tmp_path / "missing.txt", "missing.txt"), (empty, "empty")]:
-        code, _, err = run(capsys, "pretrain", "--set", f"data.corpus={corpus}", "--set", f"paths.root={tmp_path}",
-                           "--set", f"data.cache_dir={tmp_path / 'c'}", "--max-steps", "2")
+        code, _, err = run(
+            capsys,
+            "pretrain",
+            "--set",
+            f"data.corpus={corpus}",
+            "--set",
+            f"paths.root={tmp_path}",
+            "--set",
+            f"data.cache_dir={tmp_path / 'c'}",
+            "--max-steps",
+            "2",
+        )
         assert code == 2 and fragment in err, err
 
 
 def test_real_process_exit_code_and_no_traceback(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "bert2", "inference", "mask", "no mask here", "--checkpoint",
-                           str(tmp_path)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bert2", "inference", "mask", "no mask here", "--checkpoint", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.startswith("error:")
 
 

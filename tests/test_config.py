@@ -28,7 +28,12 @@ def test_defaults_and_presets_are_valid():
     for name in PRESETS:
         assert preset(name).validate() == [], name
     tiny = preset("tiny").model
-    assert (tiny.num_hidden_layers, tiny.hidden_size, tiny.num_attention_heads, tiny.intermediate_size) == (2, 128, 8, 512)
+    assert (tiny.num_hidden_layers, tiny.hidden_size, tiny.num_attention_heads, tiny.intermediate_size) == (
+        2,
+        128,
+        8,
+        512,
+    )
     base = preset("base")
     assert (base.model.num_hidden_layers, base.model.hidden_size, base.model.vocab_size) == (12, 768, 30522)
     assert base.data.max_seq_length == 512
@@ -41,23 +46,26 @@ def test_every_field_has_a_docstring():
         assert not missing, (cls.__name__, missing)
 
 
-@pytest.mark.parametrize("override,key,fragment", [
-    ("model.hidden_size=100", "model.hidden_size", "divisible"),
-    ("data.mlm_probability=1.5", "data.mlm_probability", "[0, 1]"),
-    ("pretrain.learning_rate=-1", "pretrain.learning_rate", "> 0"),
-    ("pretrain.batch_size=0", "pretrain.batch_size", "> 0"),
-    ("data.max_seq_length=1024", "data.max_seq_length", "max_position_embeddings"),
-    ("model.foo=1", "model.foo", "unknown key"),
-    ("nosuch.key=1", "nosuch", "unknown section"),
-    ("pretrain.batch_size=abc", "pretrain.batch_size", "integer"),
-    ("pretrain.batch_size=3.5", "pretrain.batch_size", "integer"),
-    ("data.nsp=maybe", "data.nsp", "true or false"),
-    ("pretrain.scheduler=step", "pretrain.scheduler", "linear, cosine, constant"),
-    ("model.vocab_size=5", "model.vocab_size", "implausibly small"),
-    ("pretrain.keep_last=0", "pretrain.keep_last", ">= 1"),
-    ("runtime.device=tpu", "runtime.device", "auto"),
-    ("pretrain.learning_rate=nan", "pretrain.learning_rate", "finite"),
-])
+@pytest.mark.parametrize(
+    "override,key,fragment",
+    [
+        ("model.hidden_size=100", "model.hidden_size", "divisible"),
+        ("data.mlm_probability=1.5", "data.mlm_probability", "[0, 1]"),
+        ("pretrain.learning_rate=-1", "pretrain.learning_rate", "> 0"),
+        ("pretrain.batch_size=0", "pretrain.batch_size", "> 0"),
+        ("data.max_seq_length=1024", "data.max_seq_length", "max_position_embeddings"),
+        ("model.foo=1", "model.foo", "unknown key"),
+        ("nosuch.key=1", "nosuch", "unknown section"),
+        ("pretrain.batch_size=abc", "pretrain.batch_size", "integer"),
+        ("pretrain.batch_size=3.5", "pretrain.batch_size", "integer"),
+        ("data.nsp=maybe", "data.nsp", "true or false"),
+        ("pretrain.scheduler=step", "pretrain.scheduler", "linear, cosine, constant"),
+        ("model.vocab_size=5", "model.vocab_size", "implausibly small"),
+        ("pretrain.keep_last=0", "pretrain.keep_last", ">= 1"),
+        ("runtime.device=tpu", "runtime.device", "auto"),
+        ("pretrain.learning_rate=nan", "pretrain.learning_rate", "finite"),
+    ],
+)
 def test_field_errors_name_the_field(override, key, fragment):
     with pytest.raises(ConfigError) as info:
         Config().with_overrides([override])
@@ -66,8 +74,15 @@ def test_field_errors_name_the_field(override, key, fragment):
 
 
 def test_overrides_parse_types():
-    cfg = Config().with_overrides(["pretrain.max_steps=7", "pretrain.learning_rate=2e-4", "data.nsp=false",
-                                   "data.corpus=my file.txt", "paths.root=/tmp/x"])
+    cfg = Config().with_overrides(
+        [
+            "pretrain.max_steps=7",
+            "pretrain.learning_rate=2e-4",
+            "data.nsp=false",
+            "data.corpus=my file.txt",
+            "paths.root=/tmp/x",
+        ]
+    )
     assert cfg.pretrain.max_steps == 7 and cfg.pretrain.learning_rate == 2e-4
     assert cfg.data.nsp is False and cfg.data.corpus == "my file.txt" and cfg.paths.root == "/tmp/x"
 
@@ -80,12 +95,15 @@ def test_toml_round_trip(tmp_path):
     assert load_config(path, ["pretrain.max_steps=5"]).pretrain.max_steps == 5
 
 
-@pytest.mark.parametrize("text,fragment", [
-    ("[model]\nhidden_size = 'big'\n", "model.hidden_size: must be an integer"),
-    ("[model]\nwidth = 3\n", "model.width: unknown key"),
-    ("[model\n", "not valid TOML"),
-    ("model = 3\n", "must be a table"),
-])
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("[model]\nhidden_size = 'big'\n", "model.hidden_size: must be an integer"),
+        ("[model]\nwidth = 3\n", "model.width: unknown key"),
+        ("[model\n", "not valid TOML"),
+        ("model = 3\n", "must be a table"),
+    ],
+)
 def test_bad_files_are_reported(tmp_path, text, fragment):
     f = tmp_path / "c.toml"
     f.write_text(text)
@@ -117,8 +135,10 @@ def test_six_directories_created_on_first_use(tmp_path):
 
 def test_machine_settings_of_an_older_file_are_read_from_their_old_place_with_a_note(tmp_path):
     old = tmp_path / "old.toml"
-    old.write_text('[pretrain]\ndevice = "cpu"\nnum_threads = 2\nprecision = "bf16"\nmax_steps = 7\n'
-                   '[finetune]\nprecision = "bf16"\n')
+    old.write_text(
+        '[pretrain]\ndevice = "cpu"\nnum_threads = 2\nprecision = "bf16"\nmax_steps = 7\n'
+        '[finetune]\nprecision = "bf16"\n'
+    )
     cfg = load_config(old)
     assert (cfg.runtime.device, cfg.runtime.num_threads, cfg.runtime.precision) == ("cpu", 2, "bf16")
     assert cfg.pretrain.max_steps == 7

@@ -20,27 +20,35 @@ from bert2.errors import DataError
 
 # ---- sentences -------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, expected", [
-    ("Arthur C. Clarke wrote it. Then he left.", ["Arthur C. Clarke wrote it.", "Then he left."]),
-    ("He served in the U.S. Navy. It was 3.5 km long.", ["He served in the U.S. Navy.", "It was 3.5 km long."]),
-    ("Dr. Smith met Mr. Jones. They talked!", ["Dr. Smith met Mr. Jones.", "They talked!"]),
-    ("No. 5 was built c. 1500. Was it? Yes.", ["No. 5 was built c. 1500.", "Was it?", "Yes."]),
-    ('He said "Go." She went.', ['He said "Go."', "She went."]),
-    ("J. R. R. Tolkien wrote books, e.g. The Hobbit. Fine.",
-     ["J. R. R. Tolkien wrote books, e.g. The Hobbit.", "Fine."]),
-    ("line one\nline two. Three", ["line one", "line two.", "Three"]),
-    ("pi is 3.14159 and so on. the end", ["pi is 3.14159 and so on. the end"]),
-])
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Arthur C. Clarke wrote it. Then he left.", ["Arthur C. Clarke wrote it.", "Then he left."]),
+        ("He served in the U.S. Navy. It was 3.5 km long.", ["He served in the U.S. Navy.", "It was 3.5 km long."]),
+        ("Dr. Smith met Mr. Jones. They talked!", ["Dr. Smith met Mr. Jones.", "They talked!"]),
+        ("No. 5 was built c. 1500. Was it? Yes.", ["No. 5 was built c. 1500.", "Was it?", "Yes."]),
+        ('He said "Go." She went.', ['He said "Go."', "She went."]),
+        (
+            "J. R. R. Tolkien wrote books, e.g. The Hobbit. Fine.",
+            ["J. R. R. Tolkien wrote books, e.g. The Hobbit.", "Fine."],
+        ),
+        ("line one\nline two. Three", ["line one", "line two.", "Three"]),
+        ("pi is 3.14159 and so on. the end", ["pi is 3.14159 and so on. the end"]),
+    ],
+)
 def test_split_sentences(text, expected):
     assert split_sentences(text) == expected
 
 
 # ---- local corpora -------------------------------------------------------------------------------------------
 
+
 def test_txt_documents_and_sentences(tmp_path):
     p = tmp_path / "c.txt"
-    p.write_text("First doc. Second sentence.\nA new line.\n\n\n  \nSecond doc only.\r\n\r\nThird: one. Two.\n",
-                 encoding="utf-8")
+    p.write_text(
+        "First doc. Second sentence.\nA new line.\n\n\n  \nSecond doc only.\r\n\r\nThird: one. Two.\n", encoding="utf-8"
+    )
     docs = load_documents(str(p))
     assert docs == [["First doc.", "Second sentence.", "A new line."], ["Second doc only."], ["Third: one.", "Two."]]
     assert len(load_documents(str(p), max_documents=2)) == 2
@@ -170,14 +178,24 @@ def test_hub_probe_is_bounded(monkeypatch):
 
 
 def test_wikitext_rows_become_articles():
-    lines = ["", " = Valkyria Chronicles III = \n", "", " Senjō no Valkyria 3 is a game . It was released in 2011 .\n",
-             " = = Gameplay = = \n", " The game 's battle system @-@ like its predecessors @-@ is turn @-@ based , "
-             "with 1 @,@ 000 units ( roughly ) .\n", " = Tower Building = \n", " The tower is 3 @.@ 5 m tall .\n"]
+    lines = [
+        "",
+        " = Valkyria Chronicles III = \n",
+        "",
+        " Senjō no Valkyria 3 is a game . It was released in 2011 .\n",
+        " = = Gameplay = = \n",
+        " The game 's battle system @-@ like its predecessors @-@ is turn @-@ based , "
+        "with 1 @,@ 000 units ( roughly ) .\n",
+        " = Tower Building = \n",
+        " The tower is 3 @.@ 5 m tall .\n",
+    ]
     docs = list(corpus_mod._wikitext_documents(lines))
     assert len(docs) == 2
-    assert split_sentences(docs[0]) == ["Senjō no Valkyria 3 is a game.", "It was released in 2011.",
-                                        "The game's battle system-like its predecessors-is turn-based, with 1,000 "
-                                        "units (roughly)."]
+    assert split_sentences(docs[0]) == [
+        "Senjō no Valkyria 3 is a game.",
+        "It was released in 2011.",
+        "The game's battle system-like its predecessors-is turn-based, with 1,000 units (roughly).",
+    ]
     assert docs[1] == "The tower is 3.5 m tall."
 
 
@@ -202,6 +220,7 @@ def test_wiki_offline_loads_every_article():
 
 # ---- split -------------------------------------------------------------------------------------------------------
 
+
 def test_validation_mask_is_a_stable_per_document_draw():
     """Held-out documents are decided by document number alone: any range gives the same answers as the whole,
     so a stream can decide as documents arrive and two passes agree."""
@@ -214,6 +233,7 @@ def test_validation_mask_is_a_stable_per_document_draw():
 
 
 # ---- pair building on synthetic spans ----------------------------------------------------------------------------
+
 
 def _synthetic_spans(n_docs=300, seed=0):
     """Documents of 1-8 sentences of 1-60 tokens, laid out contiguously; token t belongs to doc owner[t]."""
@@ -279,6 +299,7 @@ def test_single_document_never_pairs_with_itself():
 
 # ---- prepare_pretraining_data end to end -------------------------------------------------------------------------
 
+
 def _decode(tokenizer, ids):
     return [WordCorpus.where(t) for t in tokenizer.convert_ids_to_tokens(ids)]
 
@@ -300,8 +321,8 @@ def test_prepare_pairs_end_to_end(word_corpus, word_tokenizer, data_cfg):
         seps = [i for i, t in enumerate(ids) if t == tok.sep_token_id]
         assert ids[0] == tok.cls_token_id and len(seps) == 2 and seps[1] == len(ids) - 1
         assert types == [0] * (seps[0] + 1) + [1] * (len(ids) - seps[0] - 1)
-        a = [w for w in _decode(tok, ids[1:seps[0]]) if w]
-        b = [w for w in _decode(tok, ids[seps[0] + 1:-1]) if w]
+        a = [w for w in _decode(tok, ids[1 : seps[0]]) if w]
+        b = [w for w in _decode(tok, ids[seps[0] + 1 : -1]) if w]
         if label == 1:
             assert a[0][0] != b[0][0]
         else:
@@ -380,6 +401,7 @@ def test_examples_are_list_like(word_corpus, word_tokenizer, data_cfg):
 
 # ---- collator ----------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def mlm_batch(word_tokenizer):
     """32 variable-length pair examples over the word vocabulary."""
@@ -389,9 +411,20 @@ def mlm_batch(word_tokenizer):
     examples = []
     for _ in range(32):
         la, lb = rng.randint(1, 60), rng.randint(1, 60)
-        ids = [tok.cls_token_id, *rng.sample(ordinary, la), tok.sep_token_id, *rng.sample(ordinary, lb), tok.sep_token_id]
-        examples.append({"input_ids": ids, "token_type_ids": [0] * (la + 2) + [1] * (lb + 1),
-                         "next_sentence_label": rng.randint(0, 1)})
+        ids = [
+            tok.cls_token_id,
+            *rng.sample(ordinary, la),
+            tok.sep_token_id,
+            *rng.sample(ordinary, lb),
+            tok.sep_token_id,
+        ]
+        examples.append(
+            {
+                "input_ids": ids,
+                "token_type_ids": [0] * (la + 2) + [1] * (lb + 1),
+                "next_sentence_label": rng.randint(0, 1),
+            }
+        )
     return examples
 
 
@@ -450,8 +483,9 @@ def test_masking_statistics(word_tokenizer, mlm_batch, probs):
 def test_at_least_one_token_is_selected(word_tokenizer):
     c = MLMCollator(word_tokenizer, mlm_probability=1e-9, seed=0)
     tok = word_tokenizer
-    batch = c([{"input_ids": [tok.cls_token_id, 10, tok.sep_token_id]},
-               {"input_ids": [tok.cls_token_id, tok.sep_token_id]}])
+    batch = c(
+        [{"input_ids": [tok.cls_token_id, 10, tok.sep_token_id]}, {"input_ids": [tok.cls_token_id, tok.sep_token_id]}]
+    )
     assert int((batch["labels"] != IGNORE_INDEX).sum()) == 1
     assert batch["labels"][0, 1] == 10
 
@@ -470,15 +504,16 @@ def test_collator_state_resumes_exactly(word_tokenizer, mlm_batch):
     other = MLMCollator(word_tokenizer, seed=6)(mlm_batch)
     first = MLMCollator(word_tokenizer, seed=5)(mlm_batch)
     assert not torch.equal(other["labels"], first["labels"])
-    assert MLMCollator.from_config(word_tokenizer, type("D", (), dict(mlm_probability=0.15, mask_replace_prob=0.8,
-                                   random_replace_prob=0.1, seed=5))())(mlm_batch)["labels"].equal(first["labels"])
-
-
+    assert MLMCollator.from_config(
+        word_tokenizer,
+        type("D", (), dict(mlm_probability=0.15, mask_replace_prob=0.8, random_replace_prob=0.1, seed=5))(),
+    )(mlm_batch)["labels"].equal(first["labels"])
 
 
 def test_truncate_seq_pair_closed_form_matches_the_token_by_token_rule():
     """The closed form trims exactly the tokens the reference's loop would (longer side first, B on a tie), and
     each trimmed token comes off the front or the back with even odds."""
+
     def loop(la, lb, m):
         while la + lb > m:
             if la > lb:

@@ -88,8 +88,12 @@ def test_student_shape_and_initialisation_from_the_teacher(tiny_pretrain_checkpo
     student = BertForPreTraining(s_cfg)
     report = init_from_teacher(student, teacher, [1])  # student layer 0 <- teacher layer 1
     t, s = teacher.state_dict(), student.state_dict()
-    for name in ("bert.embeddings.word_embeddings.weight", "mlm.transform.weight", "nsp.weight",
-                 "bert.pooler.dense.weight"):
+    for name in (
+        "bert.embeddings.word_embeddings.weight",
+        "mlm.transform.weight",
+        "nsp.weight",
+        "bert.pooler.dense.weight",
+    ):
         assert torch.equal(s[name], t[name]), name
     assert torch.equal(s["bert.encoder.layers.0.attention.qkv.weight"], t["bert.encoder.layers.1.attention.qkv.weight"])
     assert not report.missing and all(n.startswith("bert.encoder.layers.0.") for n in report.unused)
@@ -103,11 +107,23 @@ def test_student_shape_and_initialisation_from_the_teacher(tiny_pretrain_checkpo
 
 # ------------------------------------------------------------------------------------------------ pretraining
 def distill_cfg(root: Path, teacher: Path, corpus: Path, *extra: str) -> Config:
-    sets = [f'paths.root="{root}"', f'distill.teacher="{teacher}"', f'data.corpus="{corpus}"',
-            f'data.cache_dir="{root.parent / "cache"}"', "data.max_seq_length=32", "distill.batch_size=8",
-            "distill.max_steps=16", "distill.warmup_steps=1", "distill.learning_rate=3e-3", "distill.log_every=1",
-            "distill.eval_every=8", "distill.save_every=8", "distill.eval_batches=2", "runtime.num_threads=1",
-            "runtime.device=cpu"]
+    sets = [
+        f'paths.root="{root}"',
+        f'distill.teacher="{teacher}"',
+        f'data.corpus="{corpus}"',
+        f'data.cache_dir="{root.parent / "cache"}"',
+        "data.max_seq_length=32",
+        "distill.batch_size=8",
+        "distill.max_steps=16",
+        "distill.warmup_steps=1",
+        "distill.learning_rate=3e-3",
+        "distill.log_every=1",
+        "distill.eval_every=8",
+        "distill.save_every=8",
+        "distill.eval_batches=2",
+        "runtime.num_threads=1",
+        "runtime.device=cpu",
+    ]
     return Config().with_overrides(sets + list(extra))
 
 
@@ -139,8 +155,14 @@ def distilled(tmp_path_factory, opinionated_teacher, corpus):
     """One pretraining distillation with every loss term (soft, hidden, attention), watched from inside; a random
     student, so that the soft targets have something to teach it."""
     root = tmp_path_factory.mktemp("distilled") / "saved_model"
-    cfg = distill_cfg(root, opinionated_teacher, corpus, "distill.attention_weight=1", "distill.student_init=random",
-                      "distill.learning_rate=1e-2")
+    cfg = distill_cfg(
+        root,
+        opinionated_teacher,
+        corpus,
+        "distill.attention_weight=1",
+        "distill.student_init=random",
+        "distill.learning_rate=1e-2",
+    )
     events = []
     threads = torch.get_num_threads()
     try:
@@ -164,7 +186,9 @@ def test_distillation_loss_falls_and_every_term_is_reported(distilled):
     assert sum(soft[-4:]) < sum(soft[:4]), soft
     assert isinstance(events[-1], DoneEvent) and sum(isinstance(e, DoneEvent) for e in events) == 1
     m = done.final_metrics
-    assert {"teacher/mlm_accuracy", "student/mlm_accuracy", "teacher/examples_per_s", "student/examples_per_s"} <= set(m)
+    assert {"teacher/mlm_accuracy", "student/mlm_accuracy", "teacher/examples_per_s", "student/examples_per_s"} <= set(
+        m
+    )
     assert m["student/parameters"] < m["teacher/parameters"] and m["student/layers"] == 1
     start = next(e for e in events if isinstance(e, StartEvent))
     assert start.kind == "pretrain" and "distilled from" in start.info["init"]
@@ -191,8 +215,7 @@ def test_student_is_an_ordinary_pretraining_checkpoint(distilled, opinionated_te
     meta = ckpt.read_json(final / "config.json")["bert2"]
     assert meta["task"] == "mlm+nsp" and meta["distilled_from"] == str(opinionated_teacher.resolve())
     assert meta["distillation"]["temperature"] == 2.0 and meta["distillation"]["attention_weight"] == 1.0
-    assert main(["inference", "mask", "The capital of France is [MASK].", "--checkpoint", str(final),
-                 "--json"]) == 0
+    assert main(["inference", "mask", "The capital of France is [MASK].", "--checkpoint", str(final), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)
     assert main(["checkpoints", "--json", "--set", f'paths.root="{root}"']) == 0
     infos = json.loads(capsys.readouterr().out)
@@ -210,12 +233,18 @@ def test_student_is_an_ordinary_pretraining_checkpoint(distilled, opinionated_te
     assert [r["model"] for r in rows] == ["teacher", "student (distilled)"]
 
 
-def test_no_teacher_baseline_and_a_narrow_student_with_a_projection(tmp_path, tiny_pretrain_checkpoint, corpus,
-                                                                    capsys):
+def test_no_teacher_baseline_and_a_narrow_student_with_a_projection(tmp_path, tiny_pretrain_checkpoint, corpus, capsys):
     root = tmp_path / "saved_model"
-    base = [f'paths.root="{root}"', f'data.corpus="{corpus}"', f'data.cache_dir="{tmp_path / "cache"}"',
-            "data.max_seq_length=32", "distill.batch_size=8", "distill.eval_batches=1", "runtime.num_threads=1",
-            "runtime.device=cpu"]
+    base = [
+        f'paths.root="{root}"',
+        f'data.corpus="{corpus}"',
+        f'data.cache_dir="{tmp_path / "cache"}"',
+        "data.max_seq_length=32",
+        "distill.batch_size=8",
+        "distill.eval_batches=1",
+        "runtime.num_threads=1",
+        "runtime.device=cpu",
+    ]
     threads = torch.get_num_threads()
     try:
         args = ["distill", "--teacher", str(tiny_pretrain_checkpoint), "--max-steps", "3", "--json"]
@@ -223,16 +252,26 @@ def test_no_teacher_baseline_and_a_narrow_student_with_a_projection(tmp_path, ti
         first = json.loads(capsys.readouterr().out)
         assert main(args + ["--no-teacher"] + sum((["--set", s] for s in base), [])) == 0
         out = json.loads(capsys.readouterr().out)
-        assert [r["model"] for r in out["table"]] == ["teacher", "student (no-teacher)",
-                                                      "student (distilled, earlier run)"]
+        assert [r["model"] for r in out["table"]] == [
+            "teacher",
+            "student (no-teacher)",
+            "student (distilled, earlier run)",
+        ]
         assert first["metrics"]["student/parameters"] == out["metrics"]["student/parameters"]
         # --resume continues the latest distilled checkpoint, with the teacher and loss it names.
         assert main(["distill", "--resume", "--max-steps", "5", "--json"] + sum((["--set", s] for s in base), [])) == 0
         resumed = json.loads(capsys.readouterr().out)
         assert resumed["step"] == 5 and [r["model"] for r in resumed["table"]][1] == "student (no-teacher)"
         # A narrower student: random encoder, hidden states compared through a learned projection (not saved).
-        cfg = Config().with_overrides(base + [f'distill.teacher="{tiny_pretrain_checkpoint}"', "distill.max_steps=2",
-                                              "distill.student_hidden_size=16", f'paths.root="{tmp_path / "narrow"}"'])
+        cfg = Config().with_overrides(
+            base
+            + [
+                f'distill.teacher="{tiny_pretrain_checkpoint}"',
+                "distill.max_steps=2",
+                "distill.student_hidden_size=16",
+                f'paths.root="{tmp_path / "narrow"}"',
+            ]
+        )
         run = build_distillation(cfg, [], probes=())
         assert run.trainer.task.projection is not None
         projection = {id(p) for p in run.trainer.task.projection.parameters()}
@@ -254,19 +293,41 @@ def test_classifier_student_from_a_classify_teacher(tmp_path, tiny_pretrain_chec
     teacher_root, root = tmp_path / "teacher", tmp_path / "student"
     threads = torch.get_num_threads()
     try:
-        ft = Config().with_overrides([f'paths.root="{teacher_root}"', "finetune.task=classify",
-                                      f'finetune.data="{data}"', "finetune.max_steps=5", "finetune.warmup_steps=1",
-                                      "finetune.batch_size=8", "finetune.max_examples=64",
-                                      "finetune.max_seq_length=32", "finetune.doc_stride=8", "finetune.eval_every=0",
-                                      "finetune.save_every=0",
-                                      "runtime.num_threads=1", "runtime.device=cpu"])
+        ft = Config().with_overrides(
+            [
+                f'paths.root="{teacher_root}"',
+                "finetune.task=classify",
+                f'finetune.data="{data}"',
+                "finetune.max_steps=5",
+                "finetune.warmup_steps=1",
+                "finetune.batch_size=8",
+                "finetune.max_examples=64",
+                "finetune.max_seq_length=32",
+                "finetune.doc_stride=8",
+                "finetune.eval_every=0",
+                "finetune.save_every=0",
+                "runtime.num_threads=1",
+                "runtime.device=cpu",
+            ]
+        )
         assert run_finetuning(ft, [], from_checkpoint=tiny_pretrain_checkpoint).reason == "completed"
         teacher = ckpt.default_checkpoint(teacher_root, "finetune")
         events = []
-        cfg = Config().with_overrides([f'paths.root="{root}"', f'distill.teacher="{teacher}"', "distill.max_steps=8",
-                                       "distill.batch_size=8", "distill.warmup_steps=1", "distill.log_every=1",
-                                       "distill.eval_every=0", "distill.save_every=4", "runtime.num_threads=1",
-                                       "runtime.device=cpu", "distill.temperature=3"])
+        cfg = Config().with_overrides(
+            [
+                f'paths.root="{root}"',
+                f'distill.teacher="{teacher}"',
+                "distill.max_steps=8",
+                "distill.batch_size=8",
+                "distill.warmup_steps=1",
+                "distill.log_every=1",
+                "distill.eval_every=0",
+                "distill.save_every=4",
+                "runtime.num_threads=1",
+                "runtime.device=cpu",
+                "distill.temperature=3",
+            ]
+        )
         run = build_distillation(cfg, [events.append])
         done = run.finish(run.trainer.fit())
     finally:
@@ -290,9 +351,12 @@ def test_distill_config_section():
     assert not [f for f in DistillConfig.__dataclass_fields__ if not docs.get(f)]
     cfg = Config().with_overrides(["distill.temperature=4", "distill.alpha=0.25"])
     assert cfg.distill.temperature == 4.0 and "[distill]" in cfg.to_toml()
-    for override, key in (("distill.alpha=1.5", "distill.alpha"), ("distill.temperature=0", "distill.temperature"),
-                          ("distill.student_init=copy", "distill.student_init"),
-                          ("distill.hidden_weight=-1", "distill.hidden_weight")):
+    for override, key in (
+        ("distill.alpha=1.5", "distill.alpha"),
+        ("distill.temperature=0", "distill.temperature"),
+        ("distill.student_init=copy", "distill.student_init"),
+        ("distill.hidden_weight=-1", "distill.hidden_weight"),
+    ):
         with pytest.raises(ConfigError) as info:
             Config().with_overrides([override])
         assert key in {e.key for e in info.value.errors}, override
@@ -319,11 +383,21 @@ def test_cli_errors_exit_2_with_the_reason(tmp_path, tiny_pretrain_checkpoint, c
     (qa / "config.json").write_text(json.dumps(config))
     code, _, err = run_cli(capsys, "distill", "--teacher", str(qa), *root)
     assert code == 2 and "qa-span" in err and "classify" in err and "mlm+nsp" in err
-    code, _, err = run_cli(capsys, "distill", "--teacher", str(tiny_pretrain_checkpoint), "--student-layers", "3",
-                           *root)
+    code, _, err = run_cli(
+        capsys, "distill", "--teacher", str(tiny_pretrain_checkpoint), "--student-layers", "3", *root
+    )
     assert code == 2 and "distill.hidden_weight" in err and "more than the teacher's 2" in err
-    code, _, err = run_cli(capsys, "distill", "--teacher", str(tiny_pretrain_checkpoint), "--set",
-                           "distill.attention_weight=1", "--set", "distill.student_heads=4", *root)
+    code, _, err = run_cli(
+        capsys,
+        "distill",
+        "--teacher",
+        str(tiny_pretrain_checkpoint),
+        "--set",
+        "distill.attention_weight=1",
+        "--set",
+        "distill.student_heads=4",
+        *root,
+    )
     assert code == 2 and "distill.attention_weight" in err and "4 heads" in err
 
 
@@ -340,8 +414,10 @@ def test_a_teacher_where_the_student_writes_is_read_from_a_kept_copy(tmp_path, t
     shutil.copytree(tiny_pretrain_checkpoint, teacher)
     kept = keep_teacher_safe(teacher, str(root), "pretrain")
     assert kept == root / "transformer" / "pretrain" / TEACHERS_DIR / f"final-{teacher.name}"
-    assert ckpt.is_complete(kept) and (kept / "model.safetensors").read_bytes() == \
-        (teacher / "model.safetensors").read_bytes()
+    assert (
+        ckpt.is_complete(kept)
+        and (kept / "model.safetensors").read_bytes() == (teacher / "model.safetensors").read_bytes()
+    )
     assert not any((kept / f).exists() for f in ("resume.safetensors", "resume.json"))
     assert keep_teacher_safe(kept, str(root), "pretrain") == kept  # the copy is safe as it is
     assert keep_teacher_safe(teacher, str(tmp_path / "other"), "pretrain") == teacher  # elsewhere: read in place

@@ -17,8 +17,9 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, port: int, corpus: str, root: str, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     from bert2.config import Config
     from bert2.tasks.pretraining import build_pretraining_trainer
@@ -34,8 +35,10 @@ def _worker(rank: int, world: int, port: int, corpus: str, root: str, out: str) 
     trainer = build_pretraining_trainer(cfg, [events.append])
     done = trainer.fit()
     flat = torch.cat([p.detach().flatten() for p in trainer.raw_model.parameters()])
-    torch.save({"weights": flat, "reason": done.reason, "events": len(events),
-                "steps_seen": trainer.step}, Path(out) / f"rank{rank}.pt")
+    torch.save(
+        {"weights": flat, "reason": done.reason, "events": len(events), "steps_seen": trainer.step},
+        Path(out) / f"rank{rank}.pt",
+    )
     torch.distributed.destroy_process_group()
 
 
@@ -43,8 +46,13 @@ def test_two_cpu_processes_agree_and_rank0_writes(tmp_path, english_corpus):
     root = tmp_path / "saved_model"
     for attempt in range(3):  # the free port can be taken by another process before rank 0 binds it: retry
         try:
-            mp.start_processes(_worker, args=(2, _free_port(), str(english_corpus), str(root), str(tmp_path)),
-                               nprocs=2, join=True, start_method="spawn")
+            mp.start_processes(
+                _worker,
+                args=(2, _free_port(), str(english_corpus), str(root), str(tmp_path)),
+                nprocs=2,
+                join=True,
+                start_method="spawn",
+            )
             break
         except mp.ProcessRaisedException as exc:
             if "address already in use" not in str(exc).lower() or attempt == 2:

@@ -38,9 +38,48 @@ def test_same_ids_as_the_library_on_real_text(tokenizers, case):
     _check(tokenizers[case], [s for t in texts for s in split_sentences(t)])
 
 
-ODD = ["\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0", "\u2028", "\u2029", "\u3000", "\u200b", "\ufeff", "\u00ad",
-       "\t", "\r", "\n", " ", "\x00", "\x7f", "\u0301", "é", "Ö", "ß", "中", "文", "日本", "😀", "[MASK]", "[SEP]",
-       "[UNK]", "##", "-", "'", ".", ",", "(", "Ǆ", "ﬁ", "İ", "\u0130", "x" * 120]
+ODD = [
+    "\x0b",
+    "\x0c",
+    "\x1c",
+    "\x1f",
+    "\x85",
+    "\xa0",
+    "\u2028",
+    "\u2029",
+    "\u3000",
+    "\u200b",
+    "\ufeff",
+    "\u00ad",
+    "\t",
+    "\r",
+    "\n",
+    " ",
+    "\x00",
+    "\x7f",
+    "\u0301",
+    "é",
+    "Ö",
+    "ß",
+    "中",
+    "文",
+    "日本",
+    "😀",
+    "[MASK]",
+    "[SEP]",
+    "[UNK]",
+    "##",
+    "-",
+    "'",
+    ".",
+    ",",
+    "(",
+    "Ǆ",
+    "ﬁ",
+    "İ",
+    "\u0130",
+    "x" * 120,
+]
 
 
 def test_same_ids_as_the_library_on_adversarial_strings(tokenizers):

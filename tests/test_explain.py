@@ -84,8 +84,10 @@ def test_text_input_and_bad_input(explainer, tiny_run, capsys, tiny_pretrain_roo
     with pytest.raises(InputError, match="no token that can be masked"):
         explainer.text_examples("[SEP]")
     cfg, step3 = tiny_run
-    assert main(["explain", "--checkpoint", str(step3), "--text", "", "--set",
-                 f"paths.root={json.dumps(cfg.paths.root)}"]) == 2
+    assert (
+        main(["explain", "--checkpoint", str(step3), "--text", "", "--set", f"paths.root={json.dumps(cfg.paths.root)}"])
+        == 2
+    )
     assert "the text is empty" in capsys.readouterr().err
     code = main(["explain", "--checkpoint", str(step3), "--text", "the cat sat on the mat .", "--json"])
     out = json.loads(capsys.readouterr().out)
@@ -101,8 +103,12 @@ def test_a_checkpoint_without_mlm_head_is_refused(tiny_run, tmp_path, capsys):
     _, step3 = tiny_run
     loaded = load_checkpoint(step3, weights=False)
     head = build_model("classify", loaded.model_cfg, {"labels": ["a", "b"]})
-    path = ckpt.save_checkpoint(tmp_path / "final", 1, lambda d: write_model(head, loaded.tokenizer, d, {
-        "task": "classify", "labels": ["a", "b"]}), {"kind": "finetune", "task": "classify"})
+    path = ckpt.save_checkpoint(
+        tmp_path / "final",
+        1,
+        lambda d: write_model(head, loaded.tokenizer, d, {"task": "classify", "labels": ["a", "b"]}),
+        {"kind": "finetune", "task": "classify"},
+    )
     assert main(["explain", "--checkpoint", str(path)]) == 2
     assert "without a masked-language-model head" in capsys.readouterr().err
 

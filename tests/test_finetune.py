@@ -15,7 +15,7 @@ from bert2.cli.main import build_parser
 from bert2.cli.train import FULL_FINETUNE_STEPS, finetune_overrides, full_finetune_steps
 from bert2.config import STAGES, Config, FinetuneConfig
 from bert2.errors import CheckpointError, DataError, InputError
-from bert2.tasks import get as get_task
+from bert2.registry import get as get_task
 from bert2.training.events import DoneEvent, EvalEvent, StartEvent, StepEvent
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -23,12 +23,24 @@ SQUAD = FIXTURES / "squad_tiny.json"
 
 
 def make_cfg(root: Path, task: str, data: str, steps: int = 24, **extra) -> Config:
-    sets = {"paths.root": f'"{root}"', "finetune.task": task, "finetune.data": f'"{data}"',
-            "finetune.batch_size": 8, "finetune.max_steps": steps, "finetune.warmup_steps": 2,
-            "finetune.learning_rate": 3e-3, "finetune.eval_every": steps // 2, "finetune.save_every": steps // 3,
-            "finetune.max_seq_length": 64, "finetune.doc_stride": 16, "finetune.max_examples": 32,
-            "finetune.max_answer_length": 12, "finetune.log_every": 2, "runtime.device": "cpu",
-            "runtime.num_threads": 1}
+    sets = {
+        "paths.root": f'"{root}"',
+        "finetune.task": task,
+        "finetune.data": f'"{data}"',
+        "finetune.batch_size": 8,
+        "finetune.max_steps": steps,
+        "finetune.warmup_steps": 2,
+        "finetune.learning_rate": 3e-3,
+        "finetune.eval_every": steps // 2,
+        "finetune.save_every": steps // 3,
+        "finetune.max_seq_length": 64,
+        "finetune.doc_stride": 16,
+        "finetune.max_examples": 32,
+        "finetune.max_answer_length": 12,
+        "finetune.log_every": 2,
+        "runtime.device": "cpu",
+        "runtime.num_threads": 1,
+    }
     sets.update(extra)
     return Config().with_overrides([f"{k}={v}" for k, v in sets.items()])
 
@@ -98,8 +110,9 @@ def test_resume_continues_the_same_task_only(tmp_path, tiny_pretrain_checkpoint,
         cfg = make_cfg(tmp_path, "classify", str(sentiment_file), steps=6)
         run_finetuning(cfg, [], from_checkpoint=tiny_pretrain_checkpoint)
         events = []
-        done = run_finetuning(make_cfg(tmp_path, "classify", str(sentiment_file), steps=9), [events.append],
-                              resume=True)
+        done = run_finetuning(
+            make_cfg(tmp_path, "classify", str(sentiment_file), steps=9), [events.append], resume=True
+        )
         assert next(e for e in events if isinstance(e, StartEvent)).start_step == 6 and done.step == 9
         with pytest.raises(CheckpointError, match="classify"):
             run_finetuning(make_cfg(tmp_path, "qa", "wiki-qa", steps=12), [], resume=True)
@@ -141,7 +154,7 @@ def test_predictor_serves_each_task_and_refuses_the_wrong_one(runs, tiny_pretrai
     context = json.loads(SQUAD.read_text())["data"][3]["paragraphs"][0]["context"]  # longer than one window
     ans = span.answer("Which pigment captures the energy of sunlight?", context)
     assert set(ans) == {"answer", "score", "start", "end"}
-    assert ans["start"] >= 0 and context[ans["start"]:ans["end"]] == ans["answer"]
+    assert ans["start"] >= 0 and context[ans["start"] : ans["end"]] == ans["answer"]
     for bad in ("", "   ", "?!"):
         with pytest.raises(InputError):
             span.answer(bad, context)
@@ -162,31 +175,56 @@ def run_cli(capsys, *argv):
 
 
 def test_cli_inference_json_shapes(runs, tiny_pretrain_checkpoint, capsys):
-    code, out, _ = run_cli(capsys, "inference", "classify", "a wonderful film", "--json",
-                           "--set", f'paths.root="{runs["classify"][0]}"')  # default: the root's classify run
+    code, out, _ = run_cli(
+        capsys, "inference", "classify", "a wonderful film", "--json", "--set", f'paths.root="{runs["classify"][0]}"'
+    )  # default: the root's classify run
     assert code == 0 and set(json.loads(out)) == {"label", "score", "scores"}
-    code, out, _ = run_cli(capsys, "inference", "qa", "--question", "What is Paris?", "--context",
-                           "Paris is the capital of France.", "--checkpoint", str(final_of(runs, "qa")), "--json")
+    code, out, _ = run_cli(
+        capsys,
+        "inference",
+        "qa",
+        "--question",
+        "What is Paris?",
+        "--context",
+        "Paris is the capital of France.",
+        "--checkpoint",
+        str(final_of(runs, "qa")),
+        "--json",
+    )
     assert code == 0 and set(json.loads(out)) == {"answer", "score"}
-    code, out, _ = run_cli(capsys, "inference", "qa", "--question", "What is the capital of France?", "--context",
-                           "Paris is the capital of France.", "--json",
-                           "--set", f'paths.root="{runs["qa-span"][0]}"')
+    code, out, _ = run_cli(
+        capsys,
+        "inference",
+        "qa",
+        "--question",
+        "What is the capital of France?",
+        "--context",
+        "Paris is the capital of France.",
+        "--json",
+        "--set",
+        f'paths.root="{runs["qa-span"][0]}"',
+    )
     result = json.loads(out)
     assert code == 0 and set(result) == {"answer", "score", "start", "end"}
-    code, out, _ = run_cli(capsys, "inference", "similarity", "a cat", "a dog", "--json",
-                           "--checkpoint", str(tiny_pretrain_checkpoint))
+    code, out, _ = run_cli(
+        capsys, "inference", "similarity", "a cat", "a dog", "--json", "--checkpoint", str(tiny_pretrain_checkpoint)
+    )
     assert code == 0 and set(json.loads(out)) == {"similarity"}
-    code, out, _ = run_cli(capsys, "inference", "classify", "a wonderful film",
-                           "--checkpoint", str(final_of(runs, "classify")))
+    code, out, _ = run_cli(
+        capsys, "inference", "classify", "a wonderful film", "--checkpoint", str(final_of(runs, "classify"))
+    )
     assert code == 0 and "label:" in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["inference", "qa", "--question", "", "--context", "Paris is in France."], "question is empty"),
-    (["inference", "qa", "--question", "Where?", "--context", " ... "], "context has no words"),
-    (["inference", "classify", "   "], "text is empty"),
-    (["inference", "classify", "hello", "--checkpoint", "/no/such/checkpoint"], "checkpoint not found"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["inference", "qa", "--question", "", "--context", "Paris is in France."], "question is empty"),
+        (["inference", "qa", "--question", "Where?", "--context", " ... "], "context has no words"),
+        (["inference", "classify", "   "], "text is empty"),
+        (["inference", "classify", "hello", "--checkpoint", "/no/such/checkpoint"], "checkpoint not found"),
+    ],
+)
 def test_cli_bad_input_is_one_line_and_exit_code_2(runs, capsys, argv, message):
     code, out, err = run_cli(capsys, *argv, "--set", f'paths.root="{runs["qa-span"][0]}"')
     assert code == 2 and message in err and err.count("\n") == 1 and not out
@@ -204,25 +242,55 @@ def test_cli_wrong_task_and_missing_default_are_exit_code_2(runs, tmp_path, caps
 def test_cli_finetune_command(tmp_path, tiny_pretrain_checkpoint, sentiment_file, capsys):
     threads = torch.get_num_threads()
     try:
-        code, out, _ = run_cli(capsys, "finetune", "--task", "classify", "--data", str(sentiment_file), "--from",
-                               str(tiny_pretrain_checkpoint), "--max-steps", "4", "--quiet", "--report-to", "csv",
-                               "--set", f'paths.root="{tmp_path}"', "--set", "finetune.batch_size=8",
-                               "--set", "runtime.num_threads=1", "--set", "finetune.max_seq_length=32",
-                               "--set", "finetune.doc_stride=8")
+        code, out, _ = run_cli(
+            capsys,
+            "finetune",
+            "--task",
+            "classify",
+            "--data",
+            str(sentiment_file),
+            "--from",
+            str(tiny_pretrain_checkpoint),
+            "--max-steps",
+            "4",
+            "--quiet",
+            "--report-to",
+            "csv",
+            "--set",
+            f'paths.root="{tmp_path}"',
+            "--set",
+            "finetune.batch_size=8",
+            "--set",
+            "runtime.num_threads=1",
+            "--set",
+            "finetune.max_seq_length=32",
+            "--set",
+            "finetune.doc_stride=8",
+        )
     finally:
         torch.set_num_threads(threads)
     result = json.loads(out)
     assert code == 0 and result["reason"] == "completed" and result["step"] == 4 and "accuracy" in result["metrics"]
     rows = (tmp_path / "bert" / "finetuning" / "metrics.csv").read_text().splitlines()  # beside metrics.jsonl
     assert rows[0] == "run,time,step,event,name,value" and any(",eval,accuracy," in r for r in rows)
-    code, _, err = run_cli(capsys, "finetune", "--task", "qa", "--data", "wiki-topic", "--from",
-                           str(tiny_pretrain_checkpoint), "--set", f'paths.root="{tmp_path}"')
+    code, _, err = run_cli(
+        capsys,
+        "finetune",
+        "--task",
+        "qa",
+        "--data",
+        "wiki-topic",
+        "--from",
+        str(tiny_pretrain_checkpoint),
+        "--set",
+        f'paths.root="{tmp_path}"',
+    )
     assert code == 2 and "classify dataset" in err  # another task's built-in is an error, before any training
 
 
 # ---------------------------------------------------------------------------------------------------- data
 def test_builtin_datasets():
-    from bert2.tasks import get as get_task
+    from bert2.registry import get as get_task
 
     imdb = get_task("classify").data("imdb-offline", max_examples=200)
     assert imdb.labels == ["negative", "positive"] and len(imdb.train) == 200
@@ -238,7 +306,7 @@ def test_builtin_datasets():
 
 
 def test_data_name_resolution():
-    from bert2.tasks import get as get_task
+    from bert2.registry import get as get_task
 
     assert get_task("classify").resolve_data_name("imdb-offline") == "imdb-offline"
     assert get_task("qa").resolve_data_name("imdb-offline") == "wiki-qa"  # the config default belongs to classify
@@ -249,12 +317,14 @@ def test_data_name_resolution():
         get_task("classify").resolve_data_name("wiki-qa")
 
 
-@pytest.mark.parametrize("task, name, hint", [("classify", "imdb", "imdb-offline"), ("qa", "ms_marco", "wiki-qa"),
-                                              ("qa-span", "squad", "SQuAD-format")])
+@pytest.mark.parametrize(
+    "task, name, hint",
+    [("classify", "imdb", "imdb-offline"), ("qa", "ms_marco", "wiki-qa"), ("qa-span", "squad", "SQuAD-format")],
+)
 def test_hub_datasets_fail_fast_offline(monkeypatch, task, name, hint):
     import datasets
 
-    from bert2.tasks import get as get_task
+    from bert2.registry import get as get_task
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     seen: list[bool] = []
@@ -270,7 +340,7 @@ def test_hub_datasets_fail_fast_offline(monkeypatch, task, name, hint):
 
 
 def test_local_file_errors(tmp_path):
-    from bert2.tasks import get as get_task
+    from bert2.registry import get as get_task
 
     with pytest.raises(DataError, match="not found"):
         get_task("classify").data(str(tmp_path / "missing.csv"))
@@ -312,15 +382,37 @@ def test_span_features_use_doc_stride_and_point_at_the_answer(tiny_pretrain_chec
 
 def test_cli_full_pretrains_then_finetunes(tmp_path, sentiment_file, capsys):
     threads = torch.get_num_threads()
-    tiny = ["model.hidden_size=32", "model.num_attention_heads=2", "model.intermediate_size=64",
-            "model.vocab_size=600", "data.max_documents=40", "data.max_seq_length=64", "pretrain.batch_size=8",
-            "pretrain.eval_batches=1", "runtime.num_threads=1", "finetune.batch_size=8",
-            "finetune.max_seq_length=32", "finetune.doc_stride=8", f'paths.root="{tmp_path / "saved"}"',
-            f'data.cache_dir="{tmp_path / "cache"}"']
+    tiny = [
+        "model.hidden_size=32",
+        "model.num_attention_heads=2",
+        "model.intermediate_size=64",
+        "model.vocab_size=600",
+        "data.max_documents=40",
+        "data.max_seq_length=64",
+        "pretrain.batch_size=8",
+        "pretrain.eval_batches=1",
+        "runtime.num_threads=1",
+        "finetune.batch_size=8",
+        "finetune.max_seq_length=32",
+        "finetune.doc_stride=8",
+        f'paths.root="{tmp_path / "saved"}"',
+        f'data.cache_dir="{tmp_path / "cache"}"',
+    ]
     try:
-        code, out, err = run_cli(capsys, "full", "--task", "classify", "--data", str(sentiment_file),
-                                 "--pretrain-steps", "3", "--finetune-steps", "3", "--quiet",
-                                 *[a for s in tiny for a in ("--set", s)])
+        code, out, err = run_cli(
+            capsys,
+            "full",
+            "--task",
+            "classify",
+            "--data",
+            str(sentiment_file),
+            "--pretrain-steps",
+            "3",
+            "--finetune-steps",
+            "3",
+            "--quiet",
+            *[a for s in tiny for a in ("--set", s)],
+        )
     finally:
         torch.set_num_threads(threads)
     assert code == 0, err
@@ -331,10 +423,17 @@ def test_cli_full_pretrains_then_finetunes(tmp_path, sentiment_file, capsys):
 
 
 @pytest.mark.parametrize("task,data", [("classify", None), ("qa", "wiki-qa")])
-def test_learning_rate_zero_is_the_tasks_recipe_and_is_recorded(tmp_path, tiny_pretrain_checkpoint, sentiment_file,
-                                                                task, data):
-    done, events = train(task, data or str(sentiment_file), tmp_path, tiny_pretrain_checkpoint, steps=4,
-                         **{"finetune.learning_rate": 0, "finetune.warmup_steps": 0, "finetune.log_every": 1})
+def test_learning_rate_zero_is_the_tasks_recipe_and_is_recorded(
+    tmp_path, tiny_pretrain_checkpoint, sentiment_file, task, data
+):
+    done, events = train(
+        task,
+        data or str(sentiment_file),
+        tmp_path,
+        tiny_pretrain_checkpoint,
+        steps=4,
+        **{"finetune.learning_rate": 0, "finetune.warmup_steps": 0, "finetune.log_every": 1},
+    )
     assert done.reason == "completed"
     expected = get_task(task).learning_rate
     assert max(e.lr for e in events if isinstance(e, StepEvent)) == pytest.approx(expected)
@@ -362,8 +461,10 @@ def test_head_tail_cut_is_exactly_full_tokenisation_cut(tiny_pretrain_checkpoint
     tok = load_tokenizer(str(tiny_pretrain_checkpoint))
     rng = random.Random(0)
     words = "the river flows north through a wide valley where people farm wheat and barley".split()
-    texts = [" ".join(rng.choice(words) for _ in range(n)) + (" END" if n % 2 else "")
-             for n in (3, 20, 60, 61, 200, 333, 1500)]
+    texts = [
+        " ".join(rng.choice(words) for _ in range(n)) + (" END" if n % 2 else "")
+        for n in (3, 20, 60, 61, 200, 333, 1500)
+    ]
     examples = [{"text": t, "label": 0} for t in texts]
     for truncation in ("head+tail", "head"):
         for max_length in (16, 48):
@@ -380,28 +481,32 @@ def test_head_tail_cut_is_exactly_full_tokenisation_cut(tiny_pretrain_checkpoint
 
 def test_wiki_span_answers_are_spans_close_to_the_description():
     from bert2.metrics import token_f1
-    from bert2.tasks import get as get_task
+    from bert2.registry import get as get_task
     from bert2.tasks.qa_span import SPAN_MIN_F1
 
     data = get_task("qa-span").data("wiki-span")
     assert len(data.train) > 6000 and 0 < len(data.validation) <= 1000
     for ex in data.train[:500] + data.validation:
         (text,), (start,) = ex["answers"]["text"], ex["answers"]["answer_start"]
-        assert ex["context"][start:start + len(text)] == text and text.strip()
+        assert ex["context"][start : start + len(text)] == text and text.strip()
         assert ex["question"].startswith("What is ")
         assert token_f1(text, ex["description"]) >= SPAN_MIN_F1 - 1e-9
 
 
-def test_from_scratch_loads_no_weights_and_refuses_resume(tmp_path, tiny_pretrain_checkpoint, sentiment_file,
-                                                          capsys):
+def test_from_scratch_loads_no_weights_and_refuses_resume(tmp_path, tiny_pretrain_checkpoint, sentiment_file, capsys):
     from bert2.errors import TrainingError
     from bert2.tasks.finetuning import run_finetuning
 
     threads = torch.get_num_threads()
     try:
         events = []
-        cfg = make_cfg(tmp_path, "classify", str(sentiment_file), steps=2,
-                       **{"finetune.from_checkpoint": f'"{tiny_pretrain_checkpoint}"'})
+        cfg = make_cfg(
+            tmp_path,
+            "classify",
+            str(sentiment_file),
+            steps=2,
+            **{"finetune.from_checkpoint": f'"{tiny_pretrain_checkpoint}"'},
+        )
         run_finetuning(cfg, [events.append], from_checkpoint="scratch")
         logs = " ".join(getattr(e, "message", "") for e in events)
         assert "from scratch" in logs and "initialised" not in logs
@@ -421,19 +526,32 @@ def test_export_refuses_a_mean_pooled_classifier(runs, tmp_path):
 
 
 def test_qa_files_without_answers_or_with_answers_outside_the_context(tmp_path):
-    from bert2.tasks import get as get_task
+    from bert2.registry import get as get_task
 
     empty = tmp_path / "noanswers.jsonl"
-    empty.write_text("".join(json.dumps({"question": f"q{i}?", "context": "c", "answer": ""}) + "\n"
-                             for i in range(4)), encoding="utf-8")
+    empty.write_text(
+        "".join(json.dumps({"question": f"q{i}?", "context": "c", "answer": ""}) + "\n" for i in range(4)),
+        encoding="utf-8",
+    )
     with pytest.raises(DataError, match="no record has both a question and an answer"):
         get_task("qa").data(str(empty))
     some = tmp_path / "some.jsonl"
-    some.write_text("".join(json.dumps({"question": f"q{i}?", "context": "c", "answer": "a" if i % 2 else ""}) + "\n"
-                            for i in range(8)), encoding="utf-8")
+    some.write_text(
+        "".join(
+            json.dumps({"question": f"q{i}?", "context": "c", "answer": "a" if i % 2 else ""}) + "\n" for i in range(8)
+        ),
+        encoding="utf-8",
+    )
     assert "4 records left out" in " ".join(get_task("qa").data(str(some)).notes)
-    rows = [{"id": str(i), "question": "Where?", "context": f"It lies in Paris {i}.",
-             "answers": {"text": ["Paris" if i % 4 else "Rome"], "answer_start": [11]}} for i in range(8)]
+    rows = [
+        {
+            "id": str(i),
+            "question": "Where?",
+            "context": f"It lies in Paris {i}.",
+            "answers": {"text": ["Paris" if i % 4 else "Rome"], "answer_start": [11]},
+        }
+        for i in range(8)
+    ]
     span = tmp_path / "span.jsonl"
     span.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     data = get_task("qa-span").data(str(span))

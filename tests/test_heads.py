@@ -15,15 +15,28 @@ from bert2.model import (
     load_pretrained,
 )
 
-CFG = ModelConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                  max_position_embeddings=64, hidden_dropout_prob=0.0)
+CFG = ModelConfig(
+    vocab_size=120,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=64,
+    hidden_dropout_prob=0.0,
+)
 START, EOS, PAD, MASK = 2, 3, 0, 4
 
 
 def gen_model(seed=0):
     torch.manual_seed(seed)
-    return BertForGenerativeQA(CFG, decoder_layers=2, max_target_positions=8, start_token_id=START,
-                               eos_token_id=EOS, suppress_token_ids=(MASK, 1)).eval()
+    return BertForGenerativeQA(
+        CFG,
+        decoder_layers=2,
+        max_target_positions=8,
+        start_token_id=START,
+        eos_token_id=EOS,
+        suppress_token_ids=(MASK, 1),
+    ).eval()
 
 
 def inputs(b=3, t=10, seed=1):
@@ -55,8 +68,16 @@ def test_load_pretrained_copies_encoder_and_reports_the_rest():
 
     span = BertForQuestionAnswering(CFG)
     load_pretrained(span, state)
-    other = BertForPreTraining(ModelConfig(vocab_size=120, hidden_size=48, num_hidden_layers=2, num_attention_heads=2,
-                                           intermediate_size=64, max_position_embeddings=64))
+    other = BertForPreTraining(
+        ModelConfig(
+            vocab_size=120,
+            hidden_size=48,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        )
+    )
     with pytest.raises(CheckpointError, match="shape"):
         load_pretrained(BertForQuestionAnswering(CFG), other.state_dict())
     with pytest.raises(CheckpointError, match="encoder weights"):
@@ -117,8 +138,9 @@ def test_beam_search_is_at_least_as_likely_as_greedy():
         # the beam search itself (without the greedy candidate) reports the likelihood of what it returns
         source = model.encode(ids, types, mask)
         raw = model._beam(source, 6, 4)
-        assert torch.allclose(model.sequence_log_prob(ids, types, mask, raw.sequences, raw.finished), raw.scores,
-                              atol=1e-4)
+        assert torch.allclose(
+            model.sequence_log_prob(ids, types, mask, raw.sequences, raw.finished), raw.scores, atol=1e-4
+        )
         for seq, done in zip(beam.sequences + greedy.sequences, beam.finished + greedy.finished):
             assert len(seq) + int(done) <= 6
             assert not {PAD, START, MASK, 1} & set(seq)
@@ -161,12 +183,14 @@ def test_postprocess_picks_best_window_and_maps_characters():
 
     context = "alpha beta gamma delta"
     examples = [{"id": "x", "context": context}]
-    feats = [{"example_index": 0, "offsets": [None, (0, 5), (6, 10), None]},
-             {"example_index": 0, "offsets": [None, (11, 16), (17, 22), None]}]
+    feats = [
+        {"example_index": 0, "offsets": [None, (0, 5), (6, 10), None]},
+        {"example_index": 0, "offsets": [None, (11, 16), (17, 22), None]},
+    ]
     starts = [[0, 1.0, 1.0, 0], [0, 8.0, 0, 0]]
     ends = [[0, 1.0, 1.0, 0], [0, 0, 8.0, 0]]
     (pred,) = postprocess_span_predictions(examples, feats, starts, ends)
-    assert pred.text == "gamma delta" and context[pred.start:pred.end] == pred.text
+    assert pred.text == "gamma delta" and context[pred.start : pred.end] == pred.text
     assert pred.score > 0.9
     (none,) = postprocess_span_predictions(examples, [], [], [])
     assert none.text == "" and none.start == -1
@@ -225,8 +249,15 @@ def test_copy_mechanism_answers_with_context_words_the_vocabulary_head_cannot_pr
 def test_no_repeat_ngram_bars_loops():
     torch.manual_seed(0)
     for n in (1, 2):
-        model = BertForGenerativeQA(CFG, decoder_layers=1, max_target_positions=8, start_token_id=START,
-                                    eos_token_id=EOS, copy=False, no_repeat_ngram_size=n).eval()
+        model = BertForGenerativeQA(
+            CFG,
+            decoder_layers=1,
+            max_target_positions=8,
+            start_token_id=START,
+            eos_token_id=EOS,
+            copy=False,
+            no_repeat_ngram_size=n,
+        ).eval()
         with torch.no_grad():
             model.lm_head.bias.fill_(0.0)
             model.lm_head.bias[[40, 41]] = 30.0  # a decoder that loves two words
@@ -234,7 +265,7 @@ def test_no_repeat_ngram_bars_loops():
         for beams in (1, 3):
             out = model.generate(ids, types, mask, max_length=7, min_length=7, num_beams=beams)
             for seq in out.sequences:
-                grams = [tuple(seq[i:i + n]) for i in range(len(seq) - n + 1)]
+                grams = [tuple(seq[i : i + n]) for i in range(len(seq) - n + 1)]
                 assert len(grams) == len(set(grams)), (n, seq)
     looping = BertForGenerativeQA(CFG, 1, 8, START, EOS, copy=False).eval()
     with torch.no_grad():

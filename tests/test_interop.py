@@ -31,15 +31,26 @@ SENTENCE = "The capital of France is [MASK]."
 TOL = 1e-5
 
 
-def _hf_config(vocab: int, **extra) -> "transformers.BertConfig":
-    return transformers.BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                   intermediate_size=64, max_position_embeddings=64, **extra)
+def _hf_config(vocab: int, **extra) -> transformers.BertConfig:
+    return transformers.BertConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        **extra,
+    )
 
 
 def _batch(tokenizer):
     """A padded pair batch: real token types and a real attention mask, so both are exercised."""
-    enc = tokenizer(["the capital of france is paris .", "a cat sat on the mat"],
-                    ["the river flowed to the sea .", "music"], padding=True, return_tensors="pt")
+    enc = tokenizer(
+        ["the capital of france is paris .", "a cat sat on the mat"],
+        ["the river flowed to the sea .", "music"],
+        padding=True,
+        return_tensors="pt",
+    )
     return enc["input_ids"], enc["token_type_ids"], enc["attention_mask"]
 
 
@@ -67,9 +78,16 @@ def pretrain_ckpt(tokenizer, tmp_path_factory) -> Path:
     from bert2.checkpoint.model_files import write_model
     from bert2.model import BertForPreTraining
 
-    cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                      intermediate_size=64, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
-                      position_embedding_type="absolute")
+    cfg = ModelConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id,
+        position_embedding_type="absolute",
+    )
     torch.manual_seed(0)
     model = BertForPreTraining(cfg, nsp=True)
     _peaked(model, "mlm.bias")
@@ -87,7 +105,7 @@ def _finetuned(task: str, tokenizer, source: Path, root: Path, labels=None) -> P
 
     from bert2.checkpoint.hf import model_config_from_hf
     from bert2.model import load_pretrained
-    from bert2.tasks import get as get_task
+    from bert2.registry import get as get_task
     from bert2.tasks.base import TaskData
 
     cfg = Config()
@@ -95,17 +113,25 @@ def _finetuned(task: str, tokenizer, source: Path, root: Path, labels=None) -> P
     cfg.finetune.pooling = "cls"  # transformers' BertForSequenceClassification reads the pooled [CLS] vector
     model_cfg = model_config_from_hf(ckpt.read_json(source / ckpt.CONFIG_FILE))
     task_cls = get_task(task)
-    meta = {"task": task, "data": "tiny", "source_checkpoint": str(source), "max_seq_length": 64,
-            "max_answer_length": cfg.finetune.max_answer_length,
-            **task_cls.metadata(cfg, tokenizer, TaskData([], [], labels))}
+    meta = {
+        "task": task,
+        "data": "tiny",
+        "source_checkpoint": str(source),
+        "max_seq_length": 64,
+        "max_answer_length": cfg.finetune.max_answer_length,
+        **task_cls.metadata(cfg, tokenizer, TaskData([], [], labels)),
+    }
     torch.manual_seed(3)
     model = task_cls.build_model(model_cfg, meta, tokenizer)
     load_pretrained(model, load_file(str(source / ckpt.WEIGHTS_FILE)))
     task_obj = task_cls(tokenizer, meta, [], [], 8)
 
     def payload(directory: Path) -> None:
-        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()},
-                  str(directory / ckpt.WEIGHTS_FILE), metadata={"format": "pt"})
+        save_file(
+            {k: v.detach().contiguous() for k, v in model.state_dict().items()},
+            str(directory / ckpt.WEIGHTS_FILE),
+            metadata={"format": "pt"},
+        )
         task_obj.save_files(model, directory)
 
     return ckpt.save_checkpoint(root / task, 1, payload, {"kind": "finetune", "task": task, "metrics": {}})
@@ -181,8 +207,9 @@ def test_import_bert_model_only_warns_and_works(tokenizer, tmp_path, capsys):
 
     from bert2.model import BertForSequenceClassification, load_pretrained
 
-    report = load_pretrained(BertForSequenceClassification(ours.model.config, 2),
-                             load_file(str(tmp_path / "out" / ckpt.WEIGHTS_FILE)))
+    report = load_pretrained(
+        BertForSequenceClassification(ours.model.config, 2), load_file(str(tmp_path / "out" / ckpt.WEIGHTS_FILE))
+    )
     assert report.missing == ["classifier.bias", "classifier.weight"]
 
 
@@ -291,16 +318,19 @@ def test_export_pretraining_loads_cleanly_and_fill_mask_agrees(pretrain_ckpt, to
 def test_export_classify_and_span_qa(pretrain_ckpt, tokenizer, tmp_path):
     root = tmp_path / "finetune"
     labels = ["negative", "positive", "neutral"]
-    for task, cls_name, extra in [("classify", "BertForSequenceClassification", labels),
-                                  ("qa-span", "BertForQuestionAnswering", None)]:
+    for task, cls_name, extra in [
+        ("classify", "BertForSequenceClassification", labels),
+        ("qa-span", "BertForQuestionAnswering", None),
+    ]:
         source = _finetuned(task, tokenizer, pretrain_ckpt, root, extra)
         result = export_hf(source, tmp_path / task)
         assert result.architecture == cls_name
         hf, info = getattr(transformers, cls_name).from_pretrained(str(result.path), output_loading_info=True)
         assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
         ours = Predictor.load(source).model
-        enc = tokenizer(["what is the capital of france ?"], ["paris is the capital of france ."],
-                        return_tensors="pt")  # no padding: bert2 pushes padded span logits to -inf, HF does not
+        enc = tokenizer(
+            ["what is the capital of france ?"], ["paris is the capital of france ."], return_tensors="pt"
+        )  # no padding: bert2 pushes padded span logits to -inf, HF does not
         ids, types, mask = enc["input_ids"], enc["token_type_ids"], enc["attention_mask"]
         with torch.no_grad():
             ref, got = hf.eval()(input_ids=ids, token_type_ids=types, attention_mask=mask), ours(ids, types, mask)
@@ -308,8 +338,10 @@ def test_export_classify_and_span_qa(pretrain_ckpt, tokenizer, tmp_path):
             assert hf.config.id2label == dict(enumerate(labels))
             diff = (ref.logits - got.logits).abs().max().item()
         else:
-            diff = max((ref.start_logits - got.start_logits).abs().max().item(),
-                       (ref.end_logits - got.end_logits).abs().max().item())
+            diff = max(
+                (ref.start_logits - got.start_logits).abs().max().item(),
+                (ref.end_logits - got.end_logits).abs().max().item(),
+            )
         print(f"{task} export parity: max abs diff {diff:.3g}")
         assert diff <= TOL, (task, diff)
 
@@ -339,13 +371,17 @@ def test_import_reads_bin_legacy_names_and_shards(tokenizer, tmp_path, layout):
     (src / "vocab.txt").write_text("".join(t + "\n" for t, _ in vocab), encoding="utf-8")
     sd = {k: v.clone() for k, v in hf.state_dict().items()}
     if layout == "legacy-bin":
-        sd = {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
-              for k, v in sd.items()}
+        sd = {
+            k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
+            for k, v in sd.items()
+        }
         torch.save(sd, src / "pytorch_model.bin")
     else:
         names = sorted(sd)
-        shards = {"model-00001-of-00002.safetensors": names[: len(names) // 2],
-                  "model-00002-of-00002.safetensors": names[len(names) // 2:]}
+        shards = {
+            "model-00001-of-00002.safetensors": names[: len(names) // 2],
+            "model-00002-of-00002.safetensors": names[len(names) // 2 :],
+        }
         for shard, keys in shards.items():
             save_file({k: sd[k].contiguous() for k in keys if "decoder" not in k}, str(src / shard))
         index = {"weight_map": {k: shard for shard, keys in shards.items() for k in keys if "decoder" not in k}}
@@ -365,8 +401,15 @@ def test_export_mlm_only_checkpoint_is_masked_lm(tokenizer, tmp_path):
     from bert2.checkpoint.model_files import write_model
     from bert2.model import BertForPreTraining
 
-    cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                      intermediate_size=64, max_position_embeddings=64, position_embedding_type="absolute")
+    cfg = ModelConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        position_embedding_type="absolute",
+    )
     model = BertForPreTraining(cfg, nsp=False)
 
     def payload(directory: Path) -> None:
@@ -409,8 +452,15 @@ def _loads_back_but_is_not_exported(cfg: ModelConfig, tokenizer, tmp_path: Path,
 def test_pre_ln_checkpoint_loads_back_and_refuses_export(tokenizer, tmp_path):
     """A pre-LN model (model.norm_placement = "pre") keeps that setting in config.json, so inference rebuilds the
     same architecture; export says why transformers cannot hold it instead of writing wrong weights."""
-    cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                      intermediate_size=64, max_position_embeddings=64, norm_placement="pre")
+    cfg = ModelConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        norm_placement="pre",
+    )
     model, predictor = _loads_back_but_is_not_exported(cfg, tokenizer, tmp_path, "pre-LN")
     assert "bert.encoder.final_norm.weight" in model.state_dict()
     assert predictor.model.config.norm_placement == "pre"
@@ -422,8 +472,9 @@ def _saved(model: torch.nn.Module, tokenizer, stage: Path, meta: dict) -> Path:
     def payload(directory: Path) -> None:
         write_model(model, tokenizer, directory, meta)
 
-    return ckpt.save_checkpoint(stage, 1, payload, {"kind": "pretrain", "task": meta["task"],
-                                                    "metrics": {"loss": 3.25, "mlm_accuracy": 0.41}})
+    return ckpt.save_checkpoint(
+        stage, 1, payload, {"kind": "pretrain", "task": meta["task"], "metrics": {"loss": 3.25, "mlm_accuracy": 0.41}}
+    )
 
 
 def test_alibi_model_exports_with_remote_code_and_fill_mask_matches(tokenizer, tmp_path):
@@ -434,8 +485,14 @@ def test_alibi_model_exports_with_remote_code_and_fill_mask_matches(tokenizer, t
     from bert2.checkpoint.hf import model_config_from_hf
     from bert2.model import BertForPreTraining
 
-    cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                      intermediate_size=64, max_position_embeddings=64)
+    cfg = ModelConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     assert cfg.position_embedding_type == "alibi"
     torch.manual_seed(0)
     model = BertForPreTraining(cfg).eval()
@@ -470,7 +527,7 @@ def test_alibi_model_exports_with_remote_code_and_fill_mask_matches(tokenizer, t
     assert torch.allclose(theirs[real], mine[real], atol=TOL)
 
     card = (out / "README.md").read_text()
-    assert card.startswith("---\nlibrary_name: \"transformers\"\npipeline_tag: \"fill-mask\"")
+    assert card.startswith('---\nlibrary_name: "transformers"\npipeline_tag: "fill-mask"')
     assert "trust_remote_code=True" in card and "mlm_accuracy" in card and "transformer/pretrain/final" in card
     assert "imdb" not in card  # a pretraining model's card names its corpus, not the fine-tuning default
 
@@ -484,13 +541,20 @@ def test_alibi_classifier_span_qa_and_ner_export_with_remote_code(tokenizer, tmp
     """Fine-tuned ALiBi heads export the same way and compute the same logits in transformers."""
     from bert2.checkpoint.model_files import build_model
 
-    cfg = ModelConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                      intermediate_size=64, max_position_embeddings=64)
+    cfg = ModelConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     ids, types, mask = _batch(tokenizer)
-    for task, meta, auto in (("classify", {"labels": ["neg", "pos"], "pooling": "cls"},
-                              transformers.AutoModelForSequenceClassification),
-                             ("qa-span", {}, transformers.AutoModelForQuestionAnswering),
-                             ("ner", {"labels": ["O", "B-PER", "I-PER"]}, transformers.AutoModelForTokenClassification)):
+    for task, meta, auto in (
+        ("classify", {"labels": ["neg", "pos"], "pooling": "cls"}, transformers.AutoModelForSequenceClassification),
+        ("qa-span", {}, transformers.AutoModelForQuestionAnswering),
+        ("ner", {"labels": ["O", "B-PER", "I-PER"]}, transformers.AutoModelForTokenClassification),
+    ):
         torch.manual_seed(0)
         head = build_model(task, cfg, meta).eval()
         source = _saved(head, tokenizer, tmp_path / task / "final", {"task": task, **meta})
@@ -502,11 +566,11 @@ def test_alibi_classifier_span_qa_and_ner_export_with_remote_code(tokenizer, tmp
             mine = head(ids, types, mask)
         if task == "classify":
             assert torch.allclose(theirs.logits, mine.logits, atol=TOL)
-            assert "pipeline_tag: \"text-classification\"" in (out / "README.md").read_text()
+            assert 'pipeline_tag: "text-classification"' in (out / "README.md").read_text()
         elif task == "ner":  # one row per token; the BIO tags travel as id2label
             assert hf.config.id2label == {0: "O", 1: "B-PER", 2: "I-PER"}
             assert torch.allclose(theirs.logits[mask.bool()], mine.logits[mask.bool()], atol=TOL)
-            assert "pipeline_tag: \"token-classification\"" in (out / "README.md").read_text()
+            assert 'pipeline_tag: "token-classification"' in (out / "README.md").read_text()
         else:
             real = mask.bool()
             assert torch.allclose(theirs.start_logits[real], mine.start_logits[real], atol=TOL)

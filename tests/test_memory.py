@@ -13,13 +13,30 @@ from bert2.config import Config, ModelConfig
 from bert2.model import BertForPreTraining, count_parameters
 from bert2_tui.testing import make_app, widget_text
 
-HUGE = ["model.hidden_size=16384", "model.num_hidden_layers=24", "model.intermediate_size=65536",
-        "model.num_attention_heads=16"]
+HUGE = [
+    "model.hidden_size=16384",
+    "model.num_hidden_layers=24",
+    "model.intermediate_size=65536",
+    "model.num_attention_heads=16",
+]
 
 
-@pytest.mark.parametrize("kw", [{}, {"norm_placement": "pre"}, {"position_embedding_type": "absolute"},
-                                {"vocab_size": 300, "hidden_size": 32, "num_hidden_layers": 3,
-                                 "intermediate_size": 48, "num_attention_heads": 2, "max_position_embeddings": 64}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"norm_placement": "pre"},
+        {"position_embedding_type": "absolute"},
+        {
+            "vocab_size": 300,
+            "hidden_size": 32,
+            "num_hidden_layers": 3,
+            "intermediate_size": 48,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 64,
+        },
+    ],
+)
 @pytest.mark.parametrize("nsp", [True, False])
 def test_parameter_count_matches_the_model(kw, nsp):
     m = ModelConfig(**kw)
@@ -45,8 +62,12 @@ def test_activation_bound_run_names_the_batch_size():
 def test_cli_refuses_before_preparing_data(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 24 * 2**30)
     cache = tmp_path / "cache"
-    sets = [a for kv in HUGE + [f"data.cache_dir={json.dumps(str(cache))}",
-                                f"paths.root={json.dumps(str(tmp_path / 'saved'))}"] for a in ("--set", kv)]
+    sets = [
+        a
+        for kv in HUGE
+        + [f"data.cache_dir={json.dumps(str(cache))}", f"paths.root={json.dumps(str(tmp_path / 'saved'))}"]
+        for a in ("--set", kv)
+    ]
     assert main(["pretrain", *sets]) == 2
     err = capsys.readouterr().err
     assert "model.hidden_size: this run cannot fit" in err and "GB" in err and "Traceback" not in err

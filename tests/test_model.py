@@ -8,8 +8,15 @@ from bert2.config import ModelConfig
 from bert2.model import BertForPreTraining
 
 # transformers' architecture (learned absolute positions only), for the parity tests...
-CFG = ModelConfig(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                  intermediate_size=128, max_position_embeddings=64, position_embedding_type="absolute")
+CFG = ModelConfig(
+    vocab_size=300,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=128,
+    max_position_embeddings=64,
+    position_embedding_type="absolute",
+)
 # ...and bert2's default, with ALiBi distance biases in attention.
 ALIBI = ModelConfig(**{**CFG.__dict__, "position_embedding_type": "alibi"})
 
@@ -29,6 +36,7 @@ def padded_batch(vocab: int = 300):
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_parity_with_transformers_bert_for_pretraining(attn):
     import transformers
+
     torch.manual_seed(0)
     hf_cfg = transformers.BertConfig(**{k: v for k, v in hf_config_dict(CFG).items() if k != "architectures"})
     hf = transformers.BertForPreTraining(hf_cfg).eval()
@@ -106,14 +114,14 @@ def test_attention_maps_and_sdpa_agree(cfg):
 def test_alibi_slopes_and_bias():
     from bert2.model.bert import alibi_bias, alibi_slopes
 
-    assert torch.allclose(alibi_slopes(8), torch.tensor([2.0 ** -k for k in range(1, 9)]))
+    assert torch.allclose(alibi_slopes(8), torch.tensor([2.0**-k for k in range(1, 9)]))
     six = alibi_slopes(6)  # not a power of two: the paper's interleaving, still distinct and decreasing
     assert six.shape == (6,) and len(set(six.tolist())) == 6 and bool((six > 0).all())
     key_mask = torch.tensor([[1, 1, 1, 0]]).bool()[:, None, None, :]  # (1, 1, 1, 4): last key is padding
     bias = alibi_bias(alibi_slopes(2), 4, key_mask)  # (1, 2, 4, 4)
     assert bias.shape == (1, 2, 4, 4)
-    assert bias[0, 0, 2, 0].item() == -2 * 2.0 ** -4  # head 0: slope 1/16, |2 - 0| = 2
-    assert bias[0, 1, 1, 2].item() == -1 * 2.0 ** -8
+    assert bias[0, 0, 2, 0].item() == -2 * 2.0**-4  # head 0: slope 1/16, |2 - 0| = 2
+    assert bias[0, 1, 1, 2].item() == -1 * 2.0**-8
     assert torch.equal(bias[0, :, 1, 2], bias[0, :, 2, 1])  # symmetric: an encoder reads both ways
     assert bool(torch.isinf(bias[..., 3]).all()) and bool(torch.isfinite(bias[..., :3]).all())
 

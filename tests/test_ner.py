@@ -16,14 +16,19 @@ from bert2.cli import main as cli_main  # the entry point function
 from bert2.config import Config
 from bert2.errors import DataError
 from bert2.metrics import entity_report
-from bert2.tasks import get as get_task
+from bert2.registry import get as get_task
 from bert2.tasks.ner import entity_spans, featurize_ner, read_conll, tag_names, word_predictions
 from bert2.training.events import DoneEvent, EvalEvent, StepEvent
 
 PEOPLE = ["Marie Curie", "Alan Turing", "Ada Lovelace", "Isaac Newton", "Niels Bohr", "Emmy Noether"]
 PLACES = ["Paris", "London", "New York", "Berlin", "Cairo", "Tokyo"]
-TEMPLATES = ["{p} lives in {l} .", "{p} visited {l} yesterday .", "In {l} , {p} gave a talk .",
-             "the river near {l} is wide .", "{p} wrote a letter ."]
+TEMPLATES = [
+    "{p} lives in {l} .",
+    "{p} visited {l} yesterday .",
+    "In {l} , {p} gave a talk .",
+    "the river near {l} is wide .",
+    "{p} wrote a letter .",
+]
 
 
 def synthetic_sentences(n: int, seed: int = 0) -> list[tuple[list[str], list[str]]]:
@@ -67,11 +72,14 @@ def test_read_conll_keeps_first_and_last_columns_and_skips_docstart(conll_file):
     assert tag_names(sentences) == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("Paris B-LOC\nis\n", "line 2: expected 'word TAG'"),
-    ("Paris LOC\n", "line 1: tag 'LOC' is not BIO"),
-    ("-DOCSTART- O\n\n", "holds no sentences"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("Paris B-LOC\nis\n", "line 2: expected 'word TAG'"),
+        ("Paris LOC\n", "line 1: tag 'LOC' is not BIO"),
+        ("-DOCSTART- O\n\n", "holds no sentences"),
+    ],
+)
 def test_read_conll_errors_name_the_line(tmp_path, text, message):
     path = tmp_path / "bad.conll"
     path.write_text(text, encoding="utf-8")
@@ -90,8 +98,18 @@ def test_builtin_wnut16_is_real_and_split_deterministically():
     data = get_task("ner").data("wnut16-offline")
     assert len(data.train) + len(data.validation) == 2394  # WNUT 2016's training tweets
     assert len(data.validation) == 239
-    assert {t[2:] for t in data.labels if t != "O"} == {"company", "facility", "geo-loc", "movie", "musicartist",
-                                                         "other", "person", "product", "sportsteam", "tvshow"}
+    assert {t[2:] for t in data.labels if t != "O"} == {
+        "company",
+        "facility",
+        "geo-loc",
+        "movie",
+        "musicartist",
+        "other",
+        "person",
+        "product",
+        "sportsteam",
+        "tvshow",
+    }
     assert get_task("ner").data("wnut16-offline").validation == data.validation
 
 
@@ -139,9 +157,11 @@ def test_entity_report_matches_a_hand_count():
 
 
 def test_lookup_baseline_tags_known_words_only():
-    train = [{"tokens": ["Paris", "is", "big"], "tags": ["B-LOC", "O", "O"]},
-             {"tokens": ["Paris", "Hilton"], "tags": ["B-PER", "I-PER"]},
-             {"tokens": ["in", "Paris"], "tags": ["O", "B-LOC"]}]
+    train = [
+        {"tokens": ["Paris", "is", "big"], "tags": ["B-LOC", "O", "O"]},
+        {"tokens": ["Paris", "Hilton"], "tags": ["B-PER", "I-PER"]},
+        {"tokens": ["in", "Paris"], "tags": ["O", "B-LOC"]},
+    ]
     assert ner_lookup_tags(train, ["Paris", "Hilton", "Rome"]) == ["B-LOC", "I-PER", "O"]
     scores = ner_lookup_f1(train, [{"tokens": ["Paris", "Rome"], "tags": ["B-LOC", "B-LOC"]}])
     assert scores["precision"] == 1.0 and scores["recall"] == 0.5
@@ -149,11 +169,22 @@ def test_lookup_baseline_tags_known_words_only():
 
 # ------------------------------------------------------------------------------------------------ training
 def ner_cfg(root: Path, data: Path, steps: int = 40) -> Config:
-    sets = {"paths.root": f'"{root}"', "finetune.task": "ner", "finetune.data": f'"{data}"',
-            "finetune.batch_size": 16, "finetune.max_steps": steps, "finetune.warmup_steps": 2,
-            "finetune.learning_rate": 5e-3, "finetune.eval_every": steps // 4, "finetune.save_every": steps // 2,
-            "finetune.max_seq_length": 64, "finetune.doc_stride": 16, "finetune.log_every": 2,
-            "runtime.device": "cpu", "runtime.num_threads": 1}
+    sets = {
+        "paths.root": f'"{root}"',
+        "finetune.task": "ner",
+        "finetune.data": f'"{data}"',
+        "finetune.batch_size": 16,
+        "finetune.max_steps": steps,
+        "finetune.warmup_steps": 2,
+        "finetune.learning_rate": 5e-3,
+        "finetune.eval_every": steps // 4,
+        "finetune.save_every": steps // 2,
+        "finetune.max_seq_length": 64,
+        "finetune.doc_stride": 16,
+        "finetune.log_every": 2,
+        "runtime.device": "cpu",
+        "runtime.num_threads": 1,
+    }
     return Config().with_overrides([f"{k}={v}" for k, v in sets.items()])
 
 
@@ -202,12 +233,12 @@ def test_predictor_entities_have_offsets_into_the_text(ner_run):
     result = predictor.entities(text)
     assert result["entities"], "the run learnt the template names"
     for e in result["entities"]:
-        assert text[e["start"]:e["end"]] == e["text"]
+        assert text[e["start"] : e["end"]] == e["text"]
         assert e["label"] in ("PER", "LOC") and 0.0 < e["score"] <= 1.0
     # A text longer than the model reads is tagged window by window, offsets still into the whole text.
     long_text = " ".join(["the river near Paris is wide ."] * 40)
     found = predictor.entities(long_text)["entities"]
-    assert all(long_text[e["start"]:e["end"]] == e["text"] for e in found)
+    assert all(long_text[e["start"] : e["end"]] == e["text"] for e in found)
     assert max(e["start"] for e in found) > len(long_text) // 2
 
 
@@ -219,14 +250,25 @@ def run_cli(capsys, *argv):
 
 def test_cli_ner_json_and_errors(ner_run, tiny_pretrain_checkpoint, conll_file, tmp_path, capsys):
     root = ner_run[0]
-    code, out, _ = run_cli(capsys, "inference", "ner", "Alan Turing visited Berlin .", "--json",
-                           "--set", f'paths.root="{root}"')
+    code, out, _ = run_cli(
+        capsys, "inference", "ner", "Alan Turing visited Berlin .", "--json", "--set", f'paths.root="{root}"'
+    )
     assert code == 0
     assert set(json.loads(out)) == {"entities"}
     code, _, err = run_cli(capsys, "inference", "ner", "Paris", "--checkpoint", str(tiny_pretrain_checkpoint))
     assert code == 2 and "ner checkpoint" in err
     bad = tmp_path / "bad.conll"
     bad.write_text("Paris LOC\n", encoding="utf-8")
-    code, _, err = run_cli(capsys, "finetune", "--task", "ner", "--data", str(bad), "--from",
-                           str(tiny_pretrain_checkpoint), "--set", f'paths.root="{tmp_path}"')
+    code, _, err = run_cli(
+        capsys,
+        "finetune",
+        "--task",
+        "ner",
+        "--data",
+        str(bad),
+        "--from",
+        str(tiny_pretrain_checkpoint),
+        "--set",
+        f'paths.root="{tmp_path}"',
+    )
     assert code == 2 and "not BIO" in err and err.count("\n") == 1

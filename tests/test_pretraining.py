@@ -73,6 +73,7 @@ def test_resume_continues_exactly(tmp_path, english_corpus):
         part_events.append(e)
         if isinstance(e, StepEvent) and e.step == 7:
             stop.set()
+
     assert run_pretraining(cfg_b, [stop_at_7], stop).reason == "stopped"
     assert run_pretraining(cfg_b, [part_events.append], resume=True).reason == "completed"
 

@@ -8,9 +8,15 @@ from bert2.config import SECTIONS, Config, ConfigError, field_types
 from bert2.errors import Bert2Error
 
 KEYS = [(s, k) for s, cls in SECTIONS.items() for k in field_types(cls)]
-values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
-                   st.text(max_size=30), st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5),
-                                                                                          st.integers(), max_size=2))
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -43,9 +49,13 @@ def predictor(tiny_pretrain_checkpoint):
     return Predictor.load(tiny_pretrain_checkpoint)
 
 
-texts = st.one_of(st.text(max_size=200), st.text(max_size=80).map(lambda t: t + " [MASK] " + t),
-                  st.just("[MASK]" * 5), st.just("[MASK] " * 200), st.text(alphabet="\u0000\ud7ff\ufffd\u200b\t\n ",
-                                                                          max_size=20))
+texts = st.one_of(
+    st.text(max_size=200),
+    st.text(max_size=80).map(lambda t: t + " [MASK] " + t),
+    st.just("[MASK]" * 5),
+    st.just("[MASK] " * 200),
+    st.text(alphabet="\u0000\ud7ff\ufffd\u200b\t\n ", max_size=20),
+)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -37,8 +37,14 @@ REMOVE = {0: [1, 2], 1: [0]}  # of 4 heads per layer
 
 
 def tiny_cfg(**kw) -> ModelConfig:
-    base = dict(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                max_position_embeddings=64)
+    base = dict(
+        vocab_size=120,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     return ModelConfig(**{**base, **kw})
 
 
@@ -122,8 +128,8 @@ def test_importance_ranks_a_dead_head_least_and_order_keeps_one_per_layer():
     model = BertForPreTraining(tiny_cfg()).eval()
     hs, H = 8, 32
     with torch.no_grad():  # layer 1, head 2: zero value rows
-        model.bert.encoder.layers[1].attention.qkv.weight[2 * H + 2 * hs: 2 * H + 3 * hs] = 0
-        model.bert.encoder.layers[1].attention.qkv.bias[2 * H + 2 * hs: 2 * H + 3 * hs] = 0
+        model.bert.encoder.layers[1].attention.qkv.weight[2 * H + 2 * hs : 2 * H + 3 * hs] = 0
+        model.bert.encoder.layers[1].attention.qkv.bias[2 * H + 2 * hs : 2 * H + 3 * hs] = 0
     ids, types, mask = padded_batch()
     labels = torch.full_like(ids, -100)
     labels[:, 1:4] = ids[:, 1:4]
@@ -165,8 +171,12 @@ def test_pruned_heads_config_validation_and_round_trips(tmp_path):
     cfg = Config().with_overrides(["model.pruned_heads={1: [3, 0], 0: [2]}"])
     assert cfg.model.pruned_heads == {"0": [2], "1": [0, 3]}
     assert Config.from_dict(__import__("tomllib").loads(cfg.to_toml())).model.pruned_heads == cfg.model.pruned_heads
-    for bad, words in (("{5: [1]}", "layer 5 does not exist"), ("{0: [9]}", "head 9 does not exist"),
-                       ("{0: [0,1,2,3,4,5,6,7]}", "keep at least one per layer"), ("[1]", "table of layer")):
+    for bad, words in (
+        ("{5: [1]}", "layer 5 does not exist"),
+        ("{0: [9]}", "head 9 does not exist"),
+        ("{0: [0,1,2,3,4,5,6,7]}", "keep at least one per layer"),
+        ("[1]", "table of layer"),
+    ):
         with pytest.raises(ConfigError, match=words):
             Config().with_overrides([f"model.pruned_heads={bad}"])
 
@@ -187,9 +197,14 @@ def test_pruned_heads_config_validation_and_round_trips(tmp_path):
 
 def test_how_many_heads_and_curve_counts():
     assert heads_to_remove(16, 2, heads=14) == 14 and heads_to_remove(16, 2, fraction=0.25) == 4
-    for kwargs, words in (({"heads": 15}, "at most 14"), ({"heads": 0}, "at least 1"), ({}, "one of them"),
-                          ({"heads": 2, "fraction": 0.5}, "one of them"), ({"fraction": 1.5}, "between 0 and 1"),
-                          ({"fraction": 0.01}, "rounds to 0")):
+    for kwargs, words in (
+        ({"heads": 15}, "at most 14"),
+        ({"heads": 0}, "at least 1"),
+        ({}, "one of them"),
+        ({"heads": 2, "fraction": 0.5}, "one of them"),
+        ({"fraction": 1.5}, "between 0 and 1"),
+        ({"fraction": 0.01}, "rounds to 0"),
+    ):
         with pytest.raises(PruningError, match=words):
             heads_to_remove(16, 2, **kwargs)
     assert curve_counts(14, 4) == list(range(15))
@@ -212,18 +227,35 @@ def small_corpus(tmp_path_factory) -> Path:
     """A few hundred short English-like documents (the tiny pretraining checkpoint carries no run_config, so the
     held-out split comes from [data], pointed here)."""
     rng = random.Random(0)
-    words = ("the a city river king music song story war island forest ancient modern small famous runs sings "
-             "writes builds finds near far under over during after before").split()
-    docs = ["\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(5, 12))).capitalize() + "."
-                      for _ in range(rng.randint(2, 4))) for _ in range(200)]
+    words = (
+        "the a city river king music song story war island forest ancient modern small famous runs sings "
+        "writes builds finds near far under over during after before"
+    ).split()
+    docs = [
+        "\n".join(
+            " ".join(rng.choice(words) for _ in range(rng.randint(5, 12))).capitalize() + "."
+            for _ in range(rng.randint(2, 4))
+        )
+        for _ in range(200)
+    ]
     path = tmp_path_factory.mktemp("corpus") / "docs.txt"
     path.write_text("\n\n".join(docs) + "\n", encoding="utf-8")
     return path
 
 
 def _data_sets(corpus: Path, cache: Path) -> list[str]:
-    return ["--set", f'data.corpus="{corpus}"', "--set", f'data.cache_dir="{cache}"', "--set",
-            "data.max_seq_length=32", "--set", "data.validation_fraction=0.3", "--set", "runtime.device=\"cpu\""]
+    return [
+        "--set",
+        f'data.corpus="{corpus}"',
+        "--set",
+        f'data.cache_dir="{cache}"',
+        "--set",
+        "data.max_seq_length=32",
+        "--set",
+        "data.validation_fraction=0.3",
+        "--set",
+        'runtime.device="cpu"',
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -233,9 +265,26 @@ def pruned_pretrain(tiny_pretrain_checkpoint, small_corpus, tmp_path_factory):
     out = base / "pruned-bert"
     threads = torch.get_num_threads()
     try:
-        code = main(["prune", str(tiny_pretrain_checkpoint), "--heads", "1", "--batches", "2", "--eval-batches",
-                     "2", "--batch-size", "8", "--repeats", "1", "--out", str(out), "--json",
-                     *_data_sets(small_corpus, base / "cache")])
+        code = main(
+            [
+                "prune",
+                str(tiny_pretrain_checkpoint),
+                "--heads",
+                "1",
+                "--batches",
+                "2",
+                "--eval-batches",
+                "2",
+                "--batch-size",
+                "8",
+                "--repeats",
+                "1",
+                "--out",
+                str(out),
+                "--json",
+                *_data_sets(small_corpus, base / "cache"),
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     assert code == 0
@@ -261,8 +310,9 @@ def test_cli_prune_writes_a_checkpoint_that_loads_and_matches(pruned_pretrain, t
     head_mask = mask_without((2, 2), [(int(layer), h) for h in heads])
     with torch.no_grad():
         a = pruned.model.bert(tok["input_ids"], tok["token_type_ids"], tok["attention_mask"]).last_hidden_state
-        b = masked_run(full.model.bert, head_mask, tok["input_ids"], tok["token_type_ids"],
-                       tok["attention_mask"]).last_hidden_state
+        b = masked_run(
+            full.model.bert, head_mask, tok["input_ids"], tok["token_type_ids"], tok["attention_mask"]
+        ).last_hidden_state
     real = tok["attention_mask"].bool()
     assert torch.allclose(a[real], b[real], atol=TOL)
 
@@ -275,16 +325,30 @@ def test_finetune_from_pruned_checkpoint_then_prune_and_export_classifier(pruned
 
     rng = random.Random(0)
     filler, good, bad = "the a film story plot acting scene".split(), ["wonderful", "great"], ["awful", "boring"]
-    rows = [{"text": " ".join(rng.sample(filler, 4) + [rng.choice(good if i % 2 else bad)]),
-             "label": "pos" if i % 2 else "neg"} for i in range(48)]
+    rows = [
+        {
+            "text": " ".join(rng.sample(filler, 4) + [rng.choice(good if i % 2 else bad)]),
+            "label": "pos" if i % 2 else "neg",
+        }
+        for i in range(48)
+    ]
     data = tmp_path / "sentiment.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     root = tmp_path / "root"
-    sets = {"paths.root": f'"{root}"', "finetune.task": "classify", "finetune.data": f'"{data}"',
-            "finetune.batch_size": 8, "finetune.max_steps": 3, "finetune.warmup_steps": 1, "finetune.eval_every": 0,
-            "finetune.save_every": 0, "finetune.max_seq_length": 32, "finetune.doc_stride": 8,
-            "finetune.pooling": '"cls"',
-            "runtime.device": '"cpu"'}
+    sets = {
+        "paths.root": f'"{root}"',
+        "finetune.task": "classify",
+        "finetune.data": f'"{data}"',
+        "finetune.batch_size": 8,
+        "finetune.max_steps": 3,
+        "finetune.warmup_steps": 1,
+        "finetune.eval_every": 0,
+        "finetune.save_every": 0,
+        "finetune.max_seq_length": 32,
+        "finetune.doc_stride": 8,
+        "finetune.pooling": '"cls"',
+        "runtime.device": '"cpu"',
+    }
     cfg = Config().with_overrides([f"{k}={v}" for k, v in sets.items()])
     threads = torch.get_num_threads()
     try:
@@ -292,8 +356,9 @@ def test_finetune_from_pruned_checkpoint_then_prune_and_export_classifier(pruned
         finetuned = ckpt.default_checkpoint(tmp_path / "root", "finetune")
         assert read_config(finetuned)[0].pruned_heads == read_config(pruned_pretrain)[0].pruned_heads
         events = []
-        result = run_pruning(cfg, finetuned, heads=1, batches=1, eval_batches=1, batch_size=8, repeats=1,
-                             callbacks=[events.append])
+        result = run_pruning(
+            cfg, finetuned, heads=1, batches=1, eval_batches=1, batch_size=8, repeats=1, callbacks=[events.append]
+        )
     finally:
         torch.set_num_threads(threads)
     # default destination: the kind's final/, replacing the previous final (here: the fine-tuned source was best/)
@@ -310,11 +375,13 @@ def test_finetune_from_pruned_checkpoint_then_prune_and_export_classifier(pruned
     assert any("zero" in w for w in exported.warnings)
     hf_config = json.loads((tmp_path / "hf" / "config.json").read_text())
     assert "pruned_heads" not in hf_config and hf_config["bert2_export"]["zeroed_heads"] == result.pruned_heads
-    hf = transformers.AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "hf"),
-                                                                         trust_remote_code=True).eval()
+    hf = transformers.AutoModelForSequenceClassification.from_pretrained(
+        str(tmp_path / "hf"), trust_remote_code=True
+    ).eval()
     ours = Predictor.load(result.path).model
-    tok = Predictor.load(result.path).tokenizer(["a wonderful film", "the worst boring plot ever"], padding=True,
-                                                return_tensors="pt")
+    tok = Predictor.load(result.path).tokenizer(
+        ["a wonderful film", "the worst boring plot ever"], padding=True, return_tensors="pt"
+    )
     with torch.no_grad():
         theirs = hf(**tok).logits
         mine = ours(tok["input_ids"], tok["token_type_ids"], tok["attention_mask"]).logits
@@ -327,13 +394,16 @@ def test_export_of_pruned_absolute_model_matches_transformers(tmp_path):
     from bert2.checkpoint.model_files import write_model
     from bert2.data.tokenizer import train_wordpiece
 
-    tokenizer = train_wordpiece(["the cat sat on the mat", "a dog ran to the river and the sea"] * 20,
-                                vocab_size=120)
+    tokenizer = train_wordpiece(["the cat sat on the mat", "a dog ran to the river and the sea"] * 20, vocab_size=120)
     torch.manual_seed(0)
     model = BertForPreTraining(tiny_cfg(vocab_size=len(tokenizer), position_embedding_type="absolute"))
     prune_heads(model, REMOVE)
-    source = ckpt.save_checkpoint(tmp_path / "final", 1, lambda d: write_model(model, tokenizer, d, {
-        "task": "mlm+nsp", "nsp": True}), {"kind": "pretrain", "task": "mlm+nsp", "metrics": {}})
+    source = ckpt.save_checkpoint(
+        tmp_path / "final",
+        1,
+        lambda d: write_model(model, tokenizer, d, {"task": "mlm+nsp", "nsp": True}),
+        {"kind": "pretrain", "task": "mlm+nsp", "metrics": {}},
+    )
     assert export_hf(source, tmp_path / "hf", arch="masked-lm").architecture == "BertForMaskedLM"
     hf = transformers.BertForMaskedLM.from_pretrained(str(tmp_path / "hf")).eval()
     ids, types, mask = padded_batch(len(tokenizer))
@@ -344,13 +414,16 @@ def test_export_of_pruned_absolute_model_matches_transformers(tmp_path):
     assert torch.allclose(theirs[real], mine[real], atol=TOL)
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--heads", "1", "--fraction", "0.5"], "--heads N or --fraction F"),
-    (["--heads", "3"], "at most 2 can be removed"),
-    ([], "--heads N or --fraction F"),
-    (["--fraction", "0.9"], "at most 2 can go"),
-    (["--heads", "1", "--batches", "0"], "--batches must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--heads", "1", "--fraction", "0.5"], "--heads N or --fraction F"),
+        (["--heads", "3"], "at most 2 can be removed"),
+        ([], "--heads N or --fraction F"),
+        (["--fraction", "0.9"], "at most 2 can go"),
+        (["--heads", "1", "--batches", "0"], "--batches must be at least 1"),
+    ],
+)
 def test_cli_errors_are_one_line_exit_2(tiny_pretrain_checkpoint, capsys, argv, words):
     code, out, err = _run(capsys, "prune", tiny_pretrain_checkpoint, *argv, "--dry-run")
     assert code == 2 and words in err and err.count("\n") == 1 and not out

@@ -13,12 +13,24 @@ from bert2.cli import main
 
 
 def tiny_sets(tmp_path, corpus) -> list[str]:
-    sets = {"data.corpus": f'"{corpus}"', "paths.root": f'"{tmp_path / "saved"}"',
-            "data.cache_dir": f'"{tmp_path / "cache"}"', "data.max_seq_length": 32, "model.vocab_size": 300,
-            "model.hidden_size": 32, "model.num_hidden_layers": 1, "model.num_attention_heads": 2,
-            "model.intermediate_size": 64, "pretrain.batch_size": 8, "pretrain.log_every": 2,
-            "pretrain.eval_every": 4, "pretrain.eval_batches": 1, "pretrain.save_every": 0,
-            "pretrain.warmup_steps": 1, "pretrain.num_threads": 1}
+    sets = {
+        "data.corpus": f'"{corpus}"',
+        "paths.root": f'"{tmp_path / "saved"}"',
+        "data.cache_dir": f'"{tmp_path / "cache"}"',
+        "data.max_seq_length": 32,
+        "model.vocab_size": 300,
+        "model.hidden_size": 32,
+        "model.num_hidden_layers": 1,
+        "model.num_attention_heads": 2,
+        "model.intermediate_size": 64,
+        "pretrain.batch_size": 8,
+        "pretrain.log_every": 2,
+        "pretrain.eval_every": 4,
+        "pretrain.eval_batches": 1,
+        "pretrain.save_every": 0,
+        "pretrain.warmup_steps": 1,
+        "pretrain.num_threads": 1,
+    }
     return [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
 
 
@@ -27,16 +39,25 @@ def test_redirected_run_prints_plain_step_lines_and_reports_csv_and_tensorboard(
 
     threads = torch.get_num_threads()
     try:
-        code = main(["pretrain", "--max-steps", "8", "--report-to", "csv,tensorboard", *tiny_sets(tmp_path,
-                                                                                                  english_corpus)])
+        code = main(
+            ["pretrain", "--max-steps", "8", "--report-to", "csv,tensorboard", *tiny_sets(tmp_path, english_corpus)]
+        )
     finally:
         torch.set_num_threads(threads)
     captured = capsys.readouterr()
     out, err = captured.out, captured.err
     assert code == 0, err
     lines = [line for line in out.splitlines() if line.startswith("step ")]  # stdout is redirected: it gets them
-    assert [int(re.match(r"step (\d+)/8 loss \d+\.\d{4} mlm \d+\.\d{4} nsp \d+\.\d{4} lr \S+ tok/s \d+ elapsed "
-                         r"\d+:\d\d eta \d+:\d\d$", line).group(1)) for line in lines] == [2, 4, 6, 8], lines
+    assert [
+        int(
+            re.match(
+                r"step (\d+)/8 loss \d+\.\d{4} mlm \d+\.\d{4} nsp \d+\.\d{4} lr \S+ tok/s \d+ elapsed "
+                r"\d+:\d\d eta \d+:\d\d$",
+                line,
+            ).group(1)
+        )
+        for line in lines
+    ] == [2, 4, 6, 8], lines
     assert any(line.startswith("eval step 4:") for line in out.splitlines())  # one line per evaluation too
 
     kind_dir = tmp_path / "saved/transformer/pretrain"
@@ -87,8 +108,10 @@ def test_report_to_config_key_appends_each_run_to_one_csv(tmp_path, english_corp
     rows = list(csv.DictReader(lines))
     runs = list(dict.fromkeys(r["run"] for r in rows))
     assert len(runs) == 2
-    steps = {run: [int(r["step"]) for r in rows if r["run"] == run and r["event"] == "train" and r["name"] == "loss"]
-             for run in runs}
+    steps = {
+        run: [int(r["step"]) for r in rows if r["run"] == run and r["event"] == "train" and r["name"] == "loss"]
+        for run in runs
+    }
     assert steps == {runs[0]: [2, 4], runs[1]: [2]}
     assert not (tmp_path / "saved/transformer/pretrain/runs").exists()  # csv alone makes no TensorBoard directory
 
@@ -98,7 +121,9 @@ def test_report_to_is_validated_with_the_config():
 
     cfg = Config()
     cfg.finetune.report_to = "csv,wandb"
-    assert [str(e) for e in cfg.validate()] == ["finetune.report_to: unknown reporter 'wandb'; choose none, csv, "
-                                                "tensorboard or a comma-separated list (csv,tensorboard)"]
+    assert [str(e) for e in cfg.validate()] == [
+        "finetune.report_to: unknown reporter 'wandb'; choose none, csv, "
+        "tensorboard or a comma-separated list (csv,tensorboard)"
+    ]
     cfg.finetune.report_to = " csv , tensorboard "
     assert cfg.validate() == []

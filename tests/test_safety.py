@@ -55,10 +55,16 @@ def test_checkpoint_files_are_safetensors_and_json_only(tiny_run):
 def test_resume_state_round_trips_exactly(tmp_path):
     import random
 
-    opt_state = {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(4, 2)}},
-                 "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.98), "eps": 1e-6, "params": [0], "fused": None}]}
-    state = {"optimizer": opt_state, "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
-             "scaler": {"scale": float("inf")}, "task": {}}
+    opt_state = {
+        "state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(4, 2)}},
+        "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.98), "eps": 1e-6, "params": [0], "fused": None}],
+    }
+    state = {
+        "optimizer": opt_state,
+        "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+        "scaler": {"scale": float("inf")},
+        "task": {},
+    }
     train_state.save_resume_state(tmp_path, state)
     back = train_state.load_resume_state(tmp_path)
     assert back["rng"]["python"] == random.getstate()  # tuples stay tuples, ints exact
@@ -108,14 +114,35 @@ def test_planted_pickle_payload_never_runs(tiny_run, tmp_path, capsys):
     assert not marker.exists()
 
     data = tmp_path / "sentiment.jsonl"
-    data.write_text("".join(json.dumps({"text": f"the cat {w} the dog", "label": w})
-                            + "\n" for w in ["good", "bad"] * 16))
+    data.write_text(
+        "".join(json.dumps({"text": f"the cat {w} the dog", "label": w}) + "\n" for w in ["good", "bad"] * 16)
+    )
     threads = torch.get_num_threads()
     try:
-        code = main(["finetune", "--task", "classify", "--data", str(data), "--from", str(planted), "--max-steps",
-                     "2", "--quiet", "--set", f"paths.root={json.dumps(str(root))}", "--set",
-                     "finetune.batch_size=8", "--set", "finetune.max_seq_length=32", "--set", "finetune.doc_stride=8", "--set",
-                     "pretrain.num_threads=1"])
+        code = main(
+            [
+                "finetune",
+                "--task",
+                "classify",
+                "--data",
+                str(data),
+                "--from",
+                str(planted),
+                "--max-steps",
+                "2",
+                "--quiet",
+                "--set",
+                f"paths.root={json.dumps(str(root))}",
+                "--set",
+                "finetune.batch_size=8",
+                "--set",
+                "finetune.max_seq_length=32",
+                "--set",
+                "finetune.doc_stride=8",
+                "--set",
+                "pretrain.num_threads=1",
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     assert code == 0 and json.loads(capsys.readouterr().out)["reason"] == "completed"

@@ -18,15 +18,49 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_saves_checkpoint_and_exits_cleanly(tmp_path, english_corpus, sig):
     root = tmp_path / "saved_model"
-    args = [sys.executable, "-m", "bert2", "pretrain", "--quiet", "--max-steps", "100000",
-            "--set", f"data.corpus={english_corpus}", "--set", f"paths.root={root}",
-            "--set", f"data.cache_dir={tmp_path / 'cache'}", "--set", "data.max_seq_length=32",
-            "--set", "model.vocab_size=300", "--set", "model.hidden_size=32", "--set", "model.num_hidden_layers=1",
-            "--set", "model.num_attention_heads=2", "--set", "model.intermediate_size=64",
-            "--set", "pretrain.batch_size=8", "--set", "pretrain.log_every=1", "--set", "pretrain.eval_every=0",
-            "--set", "pretrain.save_every=0"]
-    proc = subprocess.Popen(args, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [
+        sys.executable,
+        "-m",
+        "bert2",
+        "pretrain",
+        "--quiet",
+        "--max-steps",
+        "100000",
+        "--set",
+        f"data.corpus={english_corpus}",
+        "--set",
+        f"paths.root={root}",
+        "--set",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "--set",
+        "data.max_seq_length=32",
+        "--set",
+        "model.vocab_size=300",
+        "--set",
+        "model.hidden_size=32",
+        "--set",
+        "model.num_hidden_layers=1",
+        "--set",
+        "model.num_attention_heads=2",
+        "--set",
+        "model.intermediate_size=64",
+        "--set",
+        "pretrain.batch_size=8",
+        "--set",
+        "pretrain.log_every=1",
+        "--set",
+        "pretrain.eval_every=0",
+        "--set",
+        "pretrain.save_every=0",
+    ]
+    proc = subprocess.Popen(
+        args,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     log = root / "transformer/pretrain/metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:

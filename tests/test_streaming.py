@@ -41,8 +41,8 @@ def shards(tmp_path):
     d.mkdir()
     third = len(docs) // 3
     (d / "part-0.jsonl.gz").write_bytes(gzip.compress(_jsonl(docs[:third])))
-    _zstd(_jsonl(docs[third:2 * third]), d / "part-1.jsonl.zst")
-    (d / "part-2.jsonl.bz2").write_bytes(bz2.compress(_jsonl(docs[2 * third:])))
+    _zstd(_jsonl(docs[third : 2 * third]), d / "part-1.jsonl.zst")
+    (d / "part-2.jsonl.bz2").write_bytes(bz2.compress(_jsonl(docs[2 * third :])))
     return whole, d
 
 
@@ -88,7 +88,7 @@ def test_bad_shards_are_named_with_where_they_broke(tmp_path, shards):
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     (corrupt / "a.jsonl.gz").write_bytes(good)
-    (corrupt / "b.jsonl.gz").write_bytes(good[:len(good) // 2])  # truncated
+    (corrupt / "b.jsonl.gz").write_bytes(good[: len(good) // 2])  # truncated
     msg = _error(corrupt)
     assert "b.jsonl.gz" in msg and "corrupt or truncated" in msg and "uncompressed bytes" in msg and "line" in msg
 
@@ -147,15 +147,21 @@ def test_a_killed_build_is_rebuilt_never_used(tmp_path, word_free_cfg):
 
     tok = train_wordpiece(iter(" ".join(d) for d in docs), 300)
     save_tokenizer(tok, tmp_path / "tok")
-    script = ("import sys; from bert2.config import load_config; from bert2.data.tokenizer import load_tokenizer; "
-              "from bert2.data import pretraining as pre; import time\n"
-              "orig = pre._write_examples\n"
-              "def slow(*a, **k):\n    print('building', flush=True); time.sleep(60); return orig(*a, **k)\n"
-              "pre._write_examples = slow\n"
-              f"pre.prepare_pretraining_data(load_config({str(tmp_path / 'k.toml')!r}), "
-              f"load_tokenizer({str(tmp_path / 'tok')!r}))\n")
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    script = (
+        "import sys; from bert2.config import load_config; from bert2.data.tokenizer import load_tokenizer; "
+        "from bert2.data import pretraining as pre; import time\n"
+        "orig = pre._write_examples\n"
+        "def slow(*a, **k):\n    print('building', flush=True); time.sleep(60); return orig(*a, **k)\n"
+        "pre._write_examples = slow\n"
+        f"pre.prepare_pretraining_data(load_config({str(tmp_path / 'k.toml')!r}), "
+        f"load_tokenizer({str(tmp_path / 'tok')!r}))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
     try:
         assert proc.stdout.readline().strip() == "building"  # pass 1 is written; pass 2 has begun
         proc.send_signal(signal.SIGKILL)
@@ -185,14 +191,17 @@ def test_two_processes_build_one_cache_once(tmp_path, word_free_cfg):
     from bert2.data.tokenizer import save_tokenizer, train_wordpiece
 
     save_tokenizer(train_wordpiece(iter(" ".join(d) for d in english_documents()), 300), tmp_path / "tok")
-    script = ("import json; from bert2.config import load_config; from bert2.data.tokenizer import load_tokenizer; "
-              "from bert2.data import pretraining as pre\n"
-              f"d = pre.prepare_pretraining_data(load_config({str(tmp_path / 'two.toml')!r}), "
-              f"load_tokenizer({str(tmp_path / 'tok')!r}))\n"
-              "print(json.dumps([d.info['cache_hit'], len(d.train)]))\n")
+    script = (
+        "import json; from bert2.config import load_config; from bert2.data.tokenizer import load_tokenizer; "
+        "from bert2.data import pretraining as pre\n"
+        f"d = pre.prepare_pretraining_data(load_config({str(tmp_path / 'two.toml')!r}), "
+        f"load_tokenizer({str(tmp_path / 'tok')!r}))\n"
+        "print(json.dumps([d.info['cache_hit'], len(d.train)]))\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)
+    ]
     results = [json.loads(p.communicate(timeout=300)[0].strip().splitlines()[-1]) for p in procs]
     assert sorted(hit for hit, _ in results) == [False, True]  # built once, read once
     assert results[0][1] == results[1][1] > 0
@@ -236,7 +245,7 @@ def test_external_shuffle_is_a_permutation_in_bounded_buckets(tmp_path, monkeypa
         parts = []
         for k, lo in enumerate(range(0, 1000, 300)):
             path = tmp_path / f"x_index.part-{k}"
-            rows[lo:lo + 300].tofile(path)
+            rows[lo : lo + 300].tofile(path)
             parts.append(path)
         pre._shuffle_into(tmp_path, "x", parts, 1000, np.random.default_rng(seed))
         out = np.load(tmp_path / "x_index.npy")

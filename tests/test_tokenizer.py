@@ -26,8 +26,13 @@ def test_train_wordpiece_layout(trained):
     assert isinstance(trained, BertTokenizerFast)
     assert 100 <= len(trained) <= 300
     assert [trained.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
-    assert (trained.pad_token_id, trained.unk_token_id, trained.cls_token_id, trained.sep_token_id,
-            trained.mask_token_id) == (0, 1, 2, 3, 4)
+    assert (
+        trained.pad_token_id,
+        trained.unk_token_id,
+        trained.cls_token_id,
+        trained.sep_token_id,
+        trained.mask_token_id,
+    ) == (0, 1, 2, 3, 4)
     enc = trained("The ancient City sings.", "A dog runs!")
     sep = enc["input_ids"].index(3)
     assert enc["input_ids"][0] == 2 and enc["input_ids"][-1] == 3

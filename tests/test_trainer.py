@@ -26,6 +26,7 @@ class Toy(nn.Module):
 
 class ToyTask:
     """Regression with dropout and a collate-time random noise generator: both RNGs must survive a resume."""
+
     name, kind, best_metric = "toy", "pretrain", "loss"
 
     def __init__(self, poison_at: int | None = None):
@@ -80,10 +81,26 @@ def dirs(root: Path):
 
 def make(root, steps=12, callbacks=None, stop=None, resume=None, task=None, **kw):
     torch.manual_seed(123)  # model init; the trainer reseeds its own RNGs from settings.seed
-    s = TrainConfig(batch_size=16, learning_rate=1e-2, max_steps=steps, warmup_steps=3, log_every=1,
-                    eval_every=4, save_every=4, keep_last=2, group_by_length=False, **kw)
-    ctx = RunContext(dirs(root), torch.device("cpu"), "toy-run", callbacks=list(callbacks or []),
-                     stop_event=stop or threading.Event(), resume_from=resume)
+    s = TrainConfig(
+        batch_size=16,
+        learning_rate=1e-2,
+        max_steps=steps,
+        warmup_steps=3,
+        log_every=1,
+        eval_every=4,
+        save_every=4,
+        keep_last=2,
+        group_by_length=False,
+        **kw,
+    )
+    ctx = RunContext(
+        dirs(root),
+        torch.device("cpu"),
+        "toy-run",
+        callbacks=list(callbacks or []),
+        stop_event=stop or threading.Event(),
+        resume_from=resume,
+    )
     return Trainer(Toy(), data(), task or ToyTask(), s, {"toy": True}, ctx)
 
 
@@ -103,6 +120,7 @@ def test_exact_resume_matches_uninterrupted(tmp_path):
         first_events.append(e)
         if isinstance(e, StepEvent) and e.step == 5:
             stop.set()
+
     part = make(tmp_path / "b", callbacks=[stop_at_5], stop=stop)
     done = part.fit()
     assert done.reason == "stopped" and done.step == 5
@@ -162,6 +180,7 @@ def test_nan_rollback_continues(tmp_path):
         if calls["n"] != 10:
             loss, parts = (model(batch["x"]) - batch["y"]).pow(2).sum() / totals["examples"], parts
         return loss, parts
+
     task.loss = once_poisoned
     events = []
     done = make(tmp_path, steps=14, callbacks=[events.append], task=task, on_nan="rollback").fit()
@@ -198,5 +217,6 @@ def test_group_by_length_is_a_permutation_with_less_padding():
 
     def padded(o):  # tokens the collator pads each batch of 32 to
         return sum(int(lengths[b].max()) * len(b) for b in o.split(32))
+
     assert padded(grouped) < 0.75 * padded(order)
     assert int(lengths[grouped[:32]].max()) == int(lengths.max())  # the longest batch comes first

@@ -47,8 +47,7 @@ def points_plotted(screen, chart_id: str) -> int:
 # ------------------------------------------------------------------------------------------- import hygiene
 def _run_python(code: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
 
 
 def test_bert2_never_imports_textual():
@@ -69,15 +68,24 @@ def test_bert2_never_imports_textual():
 
 
 def test_tui_app_import_does_not_import_torch():
-    result = _run_python("import sys, bert2_tui.app; bad = [m for m in ('torch', 'transformers', 'datasets') "
-                         "if m in sys.modules]; assert not bad, bad")
+    result = _run_python(
+        "import sys, bert2_tui.app; bad = [m for m in ('torch', 'transformers', 'datasets') "
+        "if m in sys.modules]; assert not bad, bad"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_measure_startup_prints_first_frame_time(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-m", "bert2_tui", "--measure-startup"], capture_output=True, text=True,
-                            env=env, cwd=tmp_path, timeout=60, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [sys.executable, "-m", "bert2_tui", "--measure-startup"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(result.stdout.strip().splitlines()[-1])
     assert data["torch_imported"] is False
@@ -97,9 +105,15 @@ def test_bad_config_file_exits_with_message(tmp_path, capsys):
 def test_event_batcher_batches_steps_and_flushes_urgent_events():
     posted: list[list] = []
     batcher = EventBatcher(posted.append, interval=0.2)
-    step = lambda i: StepEvent(step=i, epoch=0, loss=1.0, parts={}, lr=1e-3, tokens_per_s=1, elapsed_s=0, eta_s=0)
-    batcher(StartEvent(kind="pretrain", task="mlm", total_steps=10, start_step=0, device="cpu", num_parameters=1,
-                       run_dir="x"))
+
+    def step(i):
+        return StepEvent(step=i, epoch=0, loss=1.0, parts={}, lr=1e-3, tokens_per_s=1, elapsed_s=0, eta_s=0)
+
+    batcher(
+        StartEvent(
+            kind="pretrain", task="mlm", total_steps=10, start_step=0, device="cpu", num_parameters=1, run_dir="x"
+        )
+    )
     assert len(posted) == 1  # start is urgent
     for i in range(50):
         batcher(step(i))
@@ -118,15 +132,38 @@ def test_event_batcher_batches_steps_and_flushes_urgent_events():
 
 def test_run_state_is_bounded_and_resume_joins_runs(tmp_path):
     def start(s):
-        return StartEvent(kind="pretrain", task="mlm+nsp", total_steps=100, start_step=s, device="cpu",
-                          num_parameters=10, run_dir="r", time=1000.0 + s)
+        return StartEvent(
+            kind="pretrain",
+            task="mlm+nsp",
+            total_steps=100,
+            start_step=s,
+            device="cpu",
+            num_parameters=10,
+            run_dir="r",
+            time=1000.0 + s,
+        )
 
     def step(i):
-        return StepEvent(step=i, epoch=0, loss=5 - i / 100, parts={"mlm": 4.0, "nsp": 0.7}, lr=1e-3, tokens_per_s=10,
-                         elapsed_s=i, eta_s=100 - i, time=1000.0 + i)
+        return StepEvent(
+            step=i,
+            epoch=0,
+            loss=5 - i / 100,
+            parts={"mlm": 4.0, "nsp": 0.7},
+            lr=1e-3,
+            tokens_per_s=10,
+            elapsed_s=i,
+            eta_s=100 - i,
+            time=1000.0 + i,
+        )
 
-    events = [start(0), *[step(i) for i in range(1, 61)], CheckpointEvent(step=40, path="p", stage="checkpoint"),
-              DoneEvent(reason="stopped", step=60), start(40), *[step(i) for i in range(41, 51)]]
+    events = [
+        start(0),
+        *[step(i) for i in range(1, 61)],
+        CheckpointEvent(step=40, path="p", stage="checkpoint"),
+        DoneEvent(reason="stopped", step=60),
+        start(40),
+        *[step(i) for i in range(41, 51)],
+    ]
     run = last_run(events)
     assert len(run.segments) == 2 and run.events[0].start_step == 0  # the resumed run is joined to its parent
     assert [e.step for e in run.events if isinstance(e, StepEvent)] == list(range(1, 51))  # 41..60 superseded
@@ -160,8 +197,10 @@ def test_playground_reads_the_predictor_result_shapes():
     from bert2_tui.screens.playground import normalize_answer, normalize_classes
 
     # Predictor.classify: {"label", "score", "scores"}
-    assert normalize_classes({"label": "pos", "score": 0.7, "scores": {"neg": 0.3, "pos": 0.7}}) == \
-        [("pos", 0.7), ("neg", 0.3)]
+    assert normalize_classes({"label": "pos", "score": 0.7, "scores": {"neg": 0.3, "pos": 0.7}}) == [
+        ("pos", 0.7),
+        ("neg", 0.3),
+    ]
     context = "Paris is the capital and largest city of France."
     # span QA: character offsets are highlighted as given; no answer is start = end = -1
     assert normalize_answer({"answer": "Paris", "score": 0.5, "start": 0, "end": 5}, context) == ("Paris", 0.5, (0, 5))
@@ -175,12 +214,14 @@ def test_playground_colours_entities_at_their_offsets():
     from bert2_tui.screens.playground import entity_text
 
     text = "Marie Curie moved to Paris."
-    entities = [{"text": "Marie Curie", "label": "PER", "start": 0, "end": 11, "score": 0.9},
-                {"text": "Paris", "label": "LOC", "start": 21, "end": 26, "score": 0.6}]
+    entities = [
+        {"text": "Marie Curie", "label": "PER", "start": 0, "end": 11, "score": 0.9},
+        {"text": "Paris", "label": "LOC", "start": 21, "end": 26, "score": 0.6},
+    ]
     out = entity_text(text, entities, ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"])
     plain = out.plain
     assert plain.startswith("Marie Curie PER moved to Paris LOC.")  # each entity followed by its type
-    styles = {plain[span.start:span.end]: str(span.style) for span in out.spans}
+    styles = {plain[span.start : span.end]: str(span.style) for span in out.spans}
     assert styles["Marie Curie"] != styles["Paris"]  # one colour per type
     assert "0.900" in plain and "types:" in plain
     assert "no entities found" in entity_text("nothing here", [], ["O", "B-PER", "I-PER"]).plain
@@ -219,8 +260,14 @@ async def test_number_keys_help_palette_and_escape(tmp_path):
         from bert2_tui.commands import all_commands
 
         titles = [t for t, _, _ in all_commands(app)]
-        for needle in ("Go to Config", "Train: Start", "Train: Stop", "Checkpoints: Delete", "Config: Save TOML",
-                       "Playground: Attention view"):
+        for needle in (
+            "Go to Config",
+            "Train: Start",
+            "Train: Stop",
+            "Checkpoints: Delete",
+            "Config: Save TOML",
+            "Playground: Attention view",
+        ):
             assert any(needle in t for t in titles), needle
         await pilot.press("ctrl+p")
         await pilot.pause()
@@ -229,8 +276,11 @@ async def test_number_keys_help_palette_and_escape(tmp_path):
 
         def best_hit_is_checkpoints() -> bool:
             hits = app.screen.query_one(CommandList)
-            return (hits.option_count > 0 and hits.highlighted == 0
-                    and "Go to Checkpoints" in str(hits.get_option_at_index(0).prompt))
+            return (
+                hits.option_count > 0
+                and hits.highlighted == 0
+                and "Go to Checkpoints" in str(hits.get_option_at_index(0).prompt)
+            )
 
         assert await wait_for(pilot, best_hit_is_checkpoints, 10)
         await pilot.press("enter")
@@ -259,8 +309,9 @@ async def test_config_screen_validates_inline_and_saves_loads_toml(tmp_path):
         heads = screen.query_one("#f-model--num_attention_heads")
         heads.focus()
         await pilot.press("ctrl+a", "shift+end", "backspace", "3")  # select all / delete / type
-        assert await wait_for(pilot, lambda: "divisible by model.num_attention_heads"
-                              in screen.error_text("model.hidden_size"), 10)
+        assert await wait_for(
+            pilot, lambda: "divisible by model.num_attention_heads" in screen.error_text("model.hidden_size"), 10
+        )
         assert heads.value == "3"
         assert "divisible" in widget_text(screen.query_one("#help-model--hidden_size"))  # shown under the help text
         assert app.config.model.num_attention_heads == 2
@@ -321,9 +372,18 @@ def _fake_checkpoint(stage_dir: Path, step: int, loss: float, kind: str = "pretr
     (d / "config.json").write_text(json.dumps({"bert2": {"task": "mlm+nsp"}}))
     history = [{"step": s, "loss": 6.0 - s / 100, "lr": 1e-3} for s in range(10, step + 1, 10)]
     history += [{"step": step, "eval": {"loss": loss}}]
-    (d / "trainer_state.json").write_text(json.dumps({
-        "step": step, "kind": kind, "task": "mlm+nsp", "created": "2025-01-02T03:04:05+00:00",
-        "metrics": {"loss": loss, "mlm_accuracy": 0.25}, "log_history": history}))
+    (d / "trainer_state.json").write_text(
+        json.dumps(
+            {
+                "step": step,
+                "kind": kind,
+                "task": "mlm+nsp",
+                "created": "2025-01-02T03:04:05+00:00",
+                "metrics": {"loss": loss, "mlm_accuracy": 0.25},
+                "log_history": history,
+            }
+        )
+    )
     return d
 
 
@@ -337,8 +397,7 @@ async def test_checkpoints_screen_lists_shows_and_deletes(tmp_path):
     app = make_app(cfg, load_history=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")
-        assert await wait_for(pilot, lambda: app.current_mode == "checkpoints" and app.screen.selected is not None,
-                              10)
+        assert await wait_for(pilot, lambda: app.current_mode == "checkpoints" and app.screen.selected is not None, 10)
         screen = app.screen
         assert {Path(i.path) for i in screen.infos} == {keep, doomed, broken}
         assert [i.valid for i in screen.infos if Path(i.path) == broken] == [False]
@@ -384,16 +443,46 @@ async def test_checkpoints_screen_lists_shows_and_deletes(tmp_path):
 T_RUNS = 1_700_000_000.0
 
 
-def _history_run(kind: str, task: str, t: float, steps: int, preamble: tuple[str, ...] = (), parts: bool = False,
-                 accuracy: float = 0.0, start_step: int = 0, done: bool = True) -> list:
+def _history_run(
+    kind: str,
+    task: str,
+    t: float,
+    steps: int,
+    preamble: tuple[str, ...] = (),
+    parts: bool = False,
+    accuracy: float = 0.0,
+    start_step: int = 0,
+    done: bool = True,
+) -> list:
     """The events one run writes to metrics.jsonl: set-up logs, start, a step each step, an eval every 10."""
     events: list = [LogEvent(level="info", message=m, time=t - 1) for m in preamble]
-    events.append(StartEvent(kind=kind, task=task, total_steps=steps, start_step=start_step, device="cpu",
-                             num_parameters=1000, run_dir="r", time=t))
+    events.append(
+        StartEvent(
+            kind=kind,
+            task=task,
+            total_steps=steps,
+            start_step=start_step,
+            device="cpu",
+            num_parameters=1000,
+            run_dir="r",
+            time=t,
+        )
+    )
     for s in range(start_step + 1, steps + 1):
         loss = 2.0 - s / steps
-        events.append(StepEvent(step=s, epoch=0, loss=loss, parts={"mlm": loss - 0.5, "nsp": 0.5} if parts else {},
-                                lr=1e-3 * (1 - s / steps), tokens_per_s=1.0, elapsed_s=s, eta_s=steps - s, time=t + s))
+        events.append(
+            StepEvent(
+                step=s,
+                epoch=0,
+                loss=loss,
+                parts={"mlm": loss - 0.5, "nsp": 0.5} if parts else {},
+                lr=1e-3 * (1 - s / steps),
+                tokens_per_s=1.0,
+                elapsed_s=s,
+                eta_s=steps - s,
+                time=t + s,
+            )
+        )
         if s % 10 == 0:
             metrics = {"loss": loss + 0.1, **({"accuracy": accuracy} if accuracy else {"mlm_accuracy": 0.2})}
             events.append(EvalEvent(step=s, metrics=metrics, is_best=True, time=t + s + 0.5))
@@ -426,11 +515,14 @@ def test_list_runs_joins_resumes_and_reads_how_each_run_began(tmp_path):
     from bert2_tui.history import list_runs
 
     ft = tmp_path / "bert" / "finetuning" / "metrics.jsonl"
-    _write_jsonl(ft, _history_run("finetune", "classify", T_RUNS, 40, ("from scratch: random weights",),
-                                  accuracy=0.6, done=False)
-                 + _history_run("finetune", "classify", T_RUNS + 100, 60, start_step=20, accuracy=0.7)
-                 + _history_run("finetune", "qa-span", T_RUNS + 500, 20,
-                                ("from /x/pretrain/best/step-1 (mlm+nsp): loaded 40 tensors",)))
+    _write_jsonl(
+        ft,
+        _history_run("finetune", "classify", T_RUNS, 40, ("from scratch: random weights",), accuracy=0.6, done=False)
+        + _history_run("finetune", "classify", T_RUNS + 100, 60, start_step=20, accuracy=0.7)
+        + _history_run(
+            "finetune", "qa-span", T_RUNS + 500, 20, ("from /x/pretrain/best/step-1 (mlm+nsp): loaded 40 tensors",)
+        ),
+    )
     listing = list_runs(tmp_path)
     assert [(r.task, r.origin) for r in listing.runs] == [("qa-span", "pretrained"), ("classify", "scratch")]
     resumed = listing.runs[1]
@@ -445,13 +537,22 @@ def test_list_runs_joins_resumes_and_reads_how_each_run_began(tmp_path):
 async def test_overlay_picker_draws_an_earlier_run_over_the_current_one(tmp_path):
     cfg = tiny_config(tmp_path)
     root = Path(cfg.paths.root)
-    _write_jsonl(root / "transformer" / "pretrain" / "metrics.jsonl",
-                 _history_run("pretrain", "mlm+nsp", T_RUNS - 7200, 50, parts=True))
-    _write_jsonl(root / "bert" / "finetuning" / "metrics.jsonl",
-                 _history_run("finetune", "classify", T_RUNS, 40, ("from scratch: random weights",), accuracy=0.61)
-                 + _history_run("finetune", "classify", T_RUNS + 3600, 30,
-                                ("from saved_model/transformer/pretrain/best/step-00000050 (mlm+nsp): loaded",),
-                                accuracy=0.85))
+    _write_jsonl(
+        root / "transformer" / "pretrain" / "metrics.jsonl",
+        _history_run("pretrain", "mlm+nsp", T_RUNS - 7200, 50, parts=True),
+    )
+    _write_jsonl(
+        root / "bert" / "finetuning" / "metrics.jsonl",
+        _history_run("finetune", "classify", T_RUNS, 40, ("from scratch: random weights",), accuracy=0.61)
+        + _history_run(
+            "finetune",
+            "classify",
+            T_RUNS + 3600,
+            30,
+            ("from saved_model/transformer/pretrain/best/step-00000050 (mlm+nsp): loaded",),
+            accuracy=0.85,
+        ),
+    )
     app = make_app(cfg)  # loads the last run (the pretrained classify run) as the current one
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
@@ -493,8 +594,17 @@ async def test_overlay_picker_draws_an_earlier_run_over_the_current_one(tmp_path
         assert _overlay_labels(parts_chart) == []  # the fine-tuning run logged no loss parts
         # it stays while a new run streams in
         st = app.run_state
-        st.apply(StartEvent(kind="finetune", task="classify", total_steps=100, start_step=0, device="cpu",
-                            num_parameters=1000, run_dir="r"))
+        st.apply(
+            StartEvent(
+                kind="finetune",
+                task="classify",
+                total_steps=100,
+                start_step=0,
+                device="cpu",
+                num_parameters=1000,
+                run_dir="r",
+            )
+        )
         for s in range(1, 13):
             st.apply(StepEvent(step=s, epoch=0, loss=1.0, parts={}, lr=1e-3, tokens_per_s=1, elapsed_s=s, eta_s=1))
         train.tick(True)
@@ -545,9 +655,14 @@ async def test_overlay_picker_survives_a_missing_and_a_corrupt_history(tmp_path)
         lines = [json.dumps(e.to_dict()) for e in good]
         start_at = next(i for i, e in enumerate(good) if isinstance(e, StartEvent))
         step6 = next(i for i, e in enumerate(good) if isinstance(e, StepEvent) and e.step == 6)
-        bad = ["not json at all", json.dumps({"type": "FancyEvent", "step": 3}),
-               json.dumps({**good[start_at + 1].to_dict(), "step": 4, "loss": "abc"}), "[1, 2, 3]",
-               json.dumps({"type": "StepEvent"}), json.dumps({"type": "StepEvent", "step": None, "loss": 1.0})]
+        bad = [
+            "not json at all",
+            json.dumps({"type": "FancyEvent", "step": 3}),
+            json.dumps({**good[start_at + 1].to_dict(), "step": 4, "loss": "abc"}),
+            "[1, 2, 3]",
+            json.dumps({"type": "StepEvent"}),
+            json.dumps({"type": "StepEvent", "step": None, "loss": 1.0}),
+        ]
         body = "\n".join(lines[:step6] + bad + lines[step6:]) + "\n"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(body.encode() + b"\xff\xfe not utf-8\n\n" + b'{"type": "StepEvent", "step": 9, "epo')
@@ -585,12 +700,12 @@ async def test_train_job_from_keyboard_charts_checkpoints_stop_resume_quit(tmp_p
         await pilot.press("s")  # a second start while running does not start a second job
         await pilot.pause()
         assert app.job is first
-        assert await wait_for(pilot, lambda: app.run_state.step >= 7 and app.run_state.evals, 90), \
-            app.run_state.log
+        assert await wait_for(pilot, lambda: app.run_state.step >= 7 and app.run_state.evals, 90), app.run_state.log
         assert len([w for w in app.workers if w.group == "train" and w.is_running]) == 1
         screen = app.screen
-        assert await wait_for(pilot, lambda: all(points_plotted(screen, f"chart-{n}") > 0
-                                                 for n in ("loss", "parts", "lr")), 10)
+        assert await wait_for(
+            pilot, lambda: all(points_plotted(screen, f"chart-{n}") > 0 for n in ("loss", "parts", "lr")), 10
+        )
         assert await wait_for(pilot, lambda: screen.query_one("#eval-table").row_count >= 1, 10)
         assert "capital of france" in widget_text(screen.query_one("#probe-results")).lower()
         assert screen.query_one("#probe-input").display  # a pretraining run's probes can be edited
@@ -719,9 +834,12 @@ async def test_prune_and_distill_run_as_jobs_from_the_checkpoints_screen(trained
         assert await wait_for(pilot, lambda: not app.job_active, 180), app.run_state.status_text
         assert app.run_state.status == "done", [line.text for line in app.run_state.log][-5:]
         assert len(app.run_state.series["loss"]) >= 3
-        students = [p for stage in ("checkpoint", "best", "final")
-                    for p in ckpt.step_dirs(ckpt.kind_dir(cfg.paths.root, "pretrain") / stage)
-                    if "distilled_from" in ckpt.read_json(p / ckpt.CONFIG_FILE)["bert2"]]
+        students = [
+            p
+            for stage in ("checkpoint", "best", "final")
+            for p in ckpt.step_dirs(ckpt.kind_dir(cfg.paths.root, "pretrain") / stage)
+            if "distilled_from" in ckpt.read_json(p / ckpt.CONFIG_FILE)["bert2"]
+        ]
         assert students, "the student saved its checkpoints beside the teacher's"
         kept = Path(ckpt.read_json(students[0] / ckpt.CONFIG_FILE)["bert2"]["distilled_from"])
         assert kept.is_dir() and Path(chosen).name in kept.name  # the teacher, read from its kept copy
@@ -732,12 +850,13 @@ async def test_playground_predicts_from_a_real_checkpoint(trained_root):
     app = make_app(trained_root, load_history=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")
-        assert await wait_for(pilot, lambda: app.current_mode == "checkpoints" and app.screen.selected is not None,
-                              10)
+        assert await wait_for(pilot, lambda: app.current_mode == "checkpoints" and app.screen.selected is not None, 10)
         await pilot.press("p")  # "use in playground" on the selected checkpoint
         assert await wait_for(pilot, lambda: app.current_mode == "playground", 5)
         screen = app.screen
-        assert await wait_for(pilot, lambda: screen.predictor is not None, 60), widget_text(screen.query_one("#pg-status"))
+        assert await wait_for(pilot, lambda: screen.predictor is not None, 60), widget_text(
+            screen.query_one("#pg-status")
+        )
         out = screen.query_one("#mask-output")
         assert await wait_for(pilot, lambda: "%" in widget_text(out), 20)
         assert widget_text(out).count("%") == 5  # top-5 for the one [MASK]
@@ -764,8 +883,9 @@ async def test_playground_predicts_from_a_real_checkpoint(trained_root):
         await pilot.pause()
         screen.query_one("#sim-a").value = "the cat sat on the mat"
         screen.query_one("#sim-b").value = "a dog ran in the park"
-        assert await wait_for(pilot, lambda: "cosine similarity" in widget_text(screen.query_one("#similarity-output")),
-                              10), widget_text(screen.query_one("#similarity-output"))
+        assert await wait_for(
+            pilot, lambda: "cosine similarity" in widget_text(screen.query_one("#similarity-output")), 10
+        ), widget_text(screen.query_one("#similarity-output"))
         # attention view: a heat map for layer 0 / head 0, arrows change the head
         await pilot.press("ctrl+t")
         await pilot.pause()
@@ -787,11 +907,24 @@ def test_run_state_chart_data_and_log_stay_bounded():
     from bert2_tui.jobs import MAX_POINTS, RunState
 
     st = RunState()
-    st.apply(StartEvent(kind="pretrain", task="mlm+nsp", total_steps=0, start_step=0, device="cpu",
-                        num_parameters=1, run_dir="x"))
+    st.apply(
+        StartEvent(
+            kind="pretrain", task="mlm+nsp", total_steps=0, start_step=0, device="cpu", num_parameters=1, run_dir="x"
+        )
+    )
     for s in range(1, MAX_POINTS + 2001):
-        st.apply(StepEvent(step=s, epoch=0, loss=1.0, parts={"mlm": 0.7, "nsp": 0.3}, lr=1e-3, tokens_per_s=1.0,
-                           elapsed_s=0.0, eta_s=0.0))
+        st.apply(
+            StepEvent(
+                step=s,
+                epoch=0,
+                loss=1.0,
+                parts={"mlm": 0.7, "nsp": 0.3},
+                lr=1e-3,
+                tokens_per_s=1.0,
+                elapsed_s=0.0,
+                eta_s=0.0,
+            )
+        )
         if s % 3 == 0:
             st.apply(LogEvent(level="info", message=f"line {s}"))
     assert all(len(series) == MAX_POINTS for series in st.series.values()) and len(st.lr) == MAX_POINTS

@@ -38,28 +38,61 @@ def snap_cfg(tmp_path, monkeypatch) -> Config:
 
 def write_history(root: Path, steps: int = 400) -> None:
     """A finished pretraining run in metrics.jsonl: the Train screen draws it on start."""
-    events = [LogEvent(level="info", message="data: 5200 training / 270 validation examples, vocabulary 8192",
-                       time=T0),
-              StartEvent(kind="pretrain", task="mlm+nsp", total_steps=steps, start_step=0, device="cpu",
-                         num_parameters=4_400_000, run_dir=str(root / "transformer/pretrain"), time=T0 + 1)]
+    events = [
+        LogEvent(level="info", message="data: 5200 training / 270 validation examples, vocabulary 8192", time=T0),
+        StartEvent(
+            kind="pretrain",
+            task="mlm+nsp",
+            total_steps=steps,
+            start_step=0,
+            device="cpu",
+            num_parameters=4_400_000,
+            run_dir=str(root / "transformer/pretrain"),
+            time=T0 + 1,
+        ),
+    ]
     for s in range(10, steps + 1, 10):
         mlm = 9.0 * math.exp(-s / 150) + 3.0 + 0.15 * math.sin(s / 7)
         nsp = 0.69 - 0.25 * s / steps + 0.02 * math.cos(s / 5)
         lr = 1e-3 * min(1.0, s / 40) * (1 - s / steps) + 1e-6
-        events.append(StepEvent(step=s, epoch=s // 150, loss=mlm + nsp, parts={"mlm": mlm, "nsp": nsp}, lr=lr,
-                                tokens_per_s=41_250.0, elapsed_s=s * 0.3, eta_s=(steps - s) * 0.3, time=T0 + 2 + s))
+        events.append(
+            StepEvent(
+                step=s,
+                epoch=s // 150,
+                loss=mlm + nsp,
+                parts={"mlm": mlm, "nsp": nsp},
+                lr=lr,
+                tokens_per_s=41_250.0,
+                elapsed_s=s * 0.3,
+                eta_s=(steps - s) * 0.3,
+                time=T0 + 2 + s,
+            )
+        )
         if s % 100 == 0:
-            metrics = {"loss": mlm + nsp - 0.1, "mlm_accuracy": 0.05 + s / 2000, "perplexity": math.exp(mlm - 0.1),
-                       "nsp_accuracy": 0.5 + s / 1600}
-            probes = [{"text": "The capital of France is [MASK].",
-                       "predictions": [[{"token": t, "score": p} for t, p in
-                                        (("paris", 0.31), ("london", 0.12), ("the", 0.08), ("rome", 0.05),
-                                         ("a", 0.03))]]}]
+            metrics = {
+                "loss": mlm + nsp - 0.1,
+                "mlm_accuracy": 0.05 + s / 2000,
+                "perplexity": math.exp(mlm - 0.1),
+                "nsp_accuracy": 0.5 + s / 1600,
+            }
+            probes = [
+                {
+                    "text": "The capital of France is [MASK].",
+                    "predictions": [
+                        [
+                            {"token": t, "score": p}
+                            for t, p in (("paris", 0.31), ("london", 0.12), ("the", 0.08), ("rome", 0.05), ("a", 0.03))
+                        ]
+                    ],
+                }
+            ]
             events.append(EvalEvent(step=s, metrics=metrics, is_best=True, probes=probes, time=T0 + 2.5 + s))
-            events.append(CheckpointEvent(step=s, path=str(root / f"transformer/pretrain/best/step-{s:08d}"),
-                                          stage="best", time=T0 + 2.6 + s))
-    events.append(DoneEvent(reason="completed", step=steps, message=f"completed at step {steps}",
-                            time=T0 + 3 + steps))
+            events.append(
+                CheckpointEvent(
+                    step=s, path=str(root / f"transformer/pretrain/best/step-{s:08d}"), stage="best", time=T0 + 2.6 + s
+                )
+            )
+    events.append(DoneEvent(reason="completed", step=steps, message=f"completed at step {steps}", time=T0 + 3 + steps))
     path = root / "transformer" / "pretrain" / "metrics.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(e.to_dict()) + "\n" for e in events))
@@ -70,13 +103,23 @@ def write_checkpoint(stage_dir: Path, step: int, loss: float, task: str = "mlm+n
     d.mkdir(parents=True)
     (d / "model.safetensors").write_bytes(b"\0" * 180_000)
     (d / "config.json").write_text(json.dumps({"bert2": {"task": task}}))
-    history = [{"step": s, "loss": 9.0 * math.exp(-s / 150) + 3.7 + 0.1 * math.sin(s), "lr": 1e-3}
-               for s in range(10, step + 1, 10)]
+    history = [
+        {"step": s, "loss": 9.0 * math.exp(-s / 150) + 3.7 + 0.1 * math.sin(s), "lr": 1e-3}
+        for s in range(10, step + 1, 10)
+    ]
     history += [{"step": s, "eval": {"loss": 9.0 * math.exp(-s / 150) + 3.6}} for s in range(100, step + 1, 100)]
-    (d / "trainer_state.json").write_text(json.dumps({
-        "step": step, "kind": "pretrain" if task.startswith("mlm") else "finetune", "task": task,
-        "created": "2025-03-14T15:09:26+00:00", "metrics": {"loss": loss, "mlm_accuracy": 0.21, "perplexity": 41.5},
-        "log_history": history}))
+    (d / "trainer_state.json").write_text(
+        json.dumps(
+            {
+                "step": step,
+                "kind": "pretrain" if task.startswith("mlm") else "finetune",
+                "task": task,
+                "created": "2025-03-14T15:09:26+00:00",
+                "metrics": {"loss": loss, "mlm_accuracy": 0.21, "perplexity": 41.5},
+                "log_history": history,
+            }
+        )
+    )
 
 
 def _footer_ready(app) -> bool:

@@ -28,7 +28,7 @@ from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, HfHubHTTP
 from safetensors.torch import load_file
 from transformers.utils import logging as hf_logging
 
-from .. import tasks
+from .. import registry
 from ..config import ModelConfig
 from ..data.hub import hub_offline_mode, hub_reachable, offline_env
 from ..data.tokenizer import load_tokenizer, save_tokenizer
@@ -54,10 +54,14 @@ from .train_state import check_safe_torch
 _ONE_TO_ONE = [
     (r"bert\.embeddings\.norm\.(weight|bias)", "bert.embeddings.LayerNorm.{0}"),
     (r"bert\.embeddings\.(word|position|token_type)_embeddings\.weight", "bert.embeddings.{0}_embeddings.weight"),
-    (r"bert\.encoder\.layers\.(\d+)\.attention\.out\.(weight|bias)",
-     "bert.encoder.layer.{0}.attention.output.dense.{1}"),
-    (r"bert\.encoder\.layers\.(\d+)\.attention_norm\.(weight|bias)",
-     "bert.encoder.layer.{0}.attention.output.LayerNorm.{1}"),
+    (
+        r"bert\.encoder\.layers\.(\d+)\.attention\.out\.(weight|bias)",
+        "bert.encoder.layer.{0}.attention.output.dense.{1}",
+    ),
+    (
+        r"bert\.encoder\.layers\.(\d+)\.attention_norm\.(weight|bias)",
+        "bert.encoder.layer.{0}.attention.output.LayerNorm.{1}",
+    ),
     (r"bert\.encoder\.layers\.(\d+)\.ffn\.up\.(weight|bias)", "bert.encoder.layer.{0}.intermediate.dense.{1}"),
     (r"bert\.encoder\.layers\.(\d+)\.ffn\.down\.(weight|bias)", "bert.encoder.layer.{0}.output.dense.{1}"),
     (r"bert\.encoder\.layers\.(\d+)\.ffn_norm\.(weight|bias)", "bert.encoder.layer.{0}.output.LayerNorm.{1}"),
@@ -111,8 +115,10 @@ def from_hf_state_dict(hf: dict[str, torch.Tensor], unused: list[str] | None = N
         key = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key))
         return prefix + key
 
-    reverse = [(re.compile(re.escape(target).replace(r"\{0\}", r"(\w+)").replace(r"\{1\}", r"(\w+)")), pattern)
-               for pattern, target in _ONE_TO_ONE]
+    reverse = [
+        (re.compile(re.escape(target).replace(r"\{0\}", r"(\w+)").replace(r"\{1\}", r"(\w+)")), pattern)
+        for pattern, target in _ONE_TO_ONE
+    ]
     out: dict[str, torch.Tensor] = {}
     qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
     for original, t in hf.items():
@@ -126,17 +132,17 @@ def from_hf_state_dict(hf: dict[str, torch.Tensor], unused: list[str] | None = N
             mm = rx.fullmatch(name)
             if mm:
                 groups = iter(mm.groups())
-                out[re.sub(r"\([^)]*\)", lambda _: next(groups), pattern).replace("\\.", ".")] = t
+                out[re.sub(r"\([^)]*\)", lambda _, g=groups: next(g), pattern).replace("\\.", ".")] = t
                 break
         else:
             if unused is not None:
                 unused.append(original)
     for (layer, kind), parts in qkv.items():
         if len(parts) != 3:
-            raise KeyError(f"layer {layer} has only the {'/'.join(sorted(parts))} attention {kind} of "
-                           "query/key/value")
+            raise KeyError(f"layer {layer} has only the {'/'.join(sorted(parts))} attention {kind} of query/key/value")
         out[f"bert.encoder.layers.{layer}.attention.qkv.{kind}"] = torch.cat(
-            [parts["query"], parts["key"], parts["value"]], dim=0)  # 3 x (H, ...) -> (3H, ...)
+            [parts["query"], parts["key"], parts["value"]], dim=0
+        )  # 3 x (H, ...) -> (3H, ...)
     return out
 
 
@@ -185,17 +191,23 @@ FRESH_GROUPS = {
 
 # An ALiBi model exports as transformers' BERT with the attention mask swapped (checkpoint/remote/), loaded with
 # trust_remote_code=True: these are the classes and the auto_map that tells transformers where they are.
-REMOTE_CLASSES = {"BertForPreTraining": "Bert2AlibiForPreTraining", "BertForMaskedLM": "Bert2AlibiForMaskedLM",
-                  "BertForSequenceClassification": "Bert2AlibiForSequenceClassification",
-                  "BertForQuestionAnswering": "Bert2AlibiForQuestionAnswering",
-                  "BertForTokenClassification": "Bert2AlibiForTokenClassification"}
+REMOTE_CLASSES = {
+    "BertForPreTraining": "Bert2AlibiForPreTraining",
+    "BertForMaskedLM": "Bert2AlibiForMaskedLM",
+    "BertForSequenceClassification": "Bert2AlibiForSequenceClassification",
+    "BertForQuestionAnswering": "Bert2AlibiForQuestionAnswering",
+    "BertForTokenClassification": "Bert2AlibiForTokenClassification",
+}
 REMOTE_FILES = ("configuration_bert2.py", "modeling_bert2.py")
-REMOTE_AUTO_MAP = {"AutoConfig": "configuration_bert2.Bert2AlibiConfig", "AutoModel": "modeling_bert2.Bert2AlibiModel",
-                   "AutoModelForPreTraining": "modeling_bert2.Bert2AlibiForPreTraining",
-                   "AutoModelForMaskedLM": "modeling_bert2.Bert2AlibiForMaskedLM",
-                   "AutoModelForSequenceClassification": "modeling_bert2.Bert2AlibiForSequenceClassification",
-                   "AutoModelForQuestionAnswering": "modeling_bert2.Bert2AlibiForQuestionAnswering",
-                   "AutoModelForTokenClassification": "modeling_bert2.Bert2AlibiForTokenClassification"}
+REMOTE_AUTO_MAP = {
+    "AutoConfig": "configuration_bert2.Bert2AlibiConfig",
+    "AutoModel": "modeling_bert2.Bert2AlibiModel",
+    "AutoModelForPreTraining": "modeling_bert2.Bert2AlibiForPreTraining",
+    "AutoModelForMaskedLM": "modeling_bert2.Bert2AlibiForMaskedLM",
+    "AutoModelForSequenceClassification": "modeling_bert2.Bert2AlibiForSequenceClassification",
+    "AutoModelForQuestionAnswering": "modeling_bert2.Bert2AlibiForQuestionAnswering",
+    "AutoModelForTokenClassification": "modeling_bert2.Bert2AlibiForTokenClassification",
+}
 # --arch choices for pretraining checkpoints (fine-tuned ones have exactly one transformers class).
 EXPORT_ARCHS = {"pretraining": "BertForPreTraining", "masked-lm": "BertForMaskedLM"}
 
@@ -220,9 +232,16 @@ class ImportResult:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "source": self.source, "source_dir": str(self.source_dir),
-                "architecture": self.architecture, "model": asdict(self.model_config), "fresh": self.fresh,
-                "unused": self.unused, "warnings": self.warnings}
+        return {
+            "path": str(self.path),
+            "source": self.source,
+            "source_dir": str(self.source_dir),
+            "architecture": self.architecture,
+            "model": asdict(self.model_config),
+            "fresh": self.fresh,
+            "unused": self.unused,
+            "warnings": self.warnings,
+        }
 
 
 @dataclass
@@ -238,8 +257,13 @@ class ExportResult:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "checkpoint": str(self.checkpoint), "task": self.task,
-                "architecture": self.architecture, "warnings": self.warnings}
+        return {
+            "path": str(self.path),
+            "checkpoint": str(self.checkpoint),
+            "task": self.task,
+            "architecture": self.architecture,
+            "warnings": self.warnings,
+        }
 
 
 # ---- reading a Hugging Face directory -------------------------------------------------------------------------
@@ -253,8 +277,10 @@ def resolve_hf_source(source: str | os.PathLike) -> Path:
     """
     text = str(source).strip()
     if not text:
-        raise CheckpointError("no source given: pass a Hugging Face model directory (config.json + weights) or a "
-                              "hub id such as google-bert/bert-base-uncased")
+        raise CheckpointError(
+            "no source given: pass a Hugging Face model directory (config.json + weights) or a "
+            "hub id such as google-bert/bert-base-uncased"
+        )
     path = Path(text).expanduser()
     if path.is_dir():
         return path
@@ -280,20 +306,25 @@ def _fetch_from_hub(repo_id: str) -> Path:
         except EntryNotFoundError:
             return None
         except GatedRepoError:
-            raise CheckpointError(f"hub model {repo_id!r} is gated: accept its terms on huggingface.co and log in "
-                                  "(`hf auth login`), or pass a local directory") from None
+            raise CheckpointError(
+                f"hub model {repo_id!r} is gated: accept its terms on huggingface.co and log in "
+                "(`hf auth login`), or pass a local directory"
+            ) from None
         except RepositoryNotFoundError:
-            raise CheckpointError(f"{repo_id!r} is neither a local directory nor a model on the Hugging Face hub"
-                                  ) from None
+            raise CheckpointError(
+                f"{repo_id!r} is neither a local directory nor a model on the Hugging Face hub"
+            ) from None
         except (HfHubHTTPError, OSError, ValueError) as exc:
             raise CheckpointError(f"could not download {name} of {repo_id!r}: {type(exc).__name__}: {exc}") from None
 
     config = get("config.json")
     if config is None:
         if not online:
-            raise CheckpointError(f"{repo_id!r} is not a local directory, the Hugging Face hub cannot be reached "
-                                  f"({why}) and the model is not in the local cache; download it on a connected "
-                                  f"machine (`hf download {repo_id}`) and pass the directory")
+            raise CheckpointError(
+                f"{repo_id!r} is not a local directory, the Hugging Face hub cannot be reached "
+                f"({why}) and the model is not in the local cache; download it on a connected "
+                f"machine (`hf download {repo_id}`) and pass the directory"
+            )
         raise CheckpointError(f"hub model {repo_id!r} has no config.json; it is not a transformers model")
     for name in HF_TOKENIZER_FILES:
         get(name)
@@ -301,8 +332,9 @@ def _fetch_from_hub(repo_id: str) -> Path:
         index = get("model.safetensors.index.json") or get("pytorch_model.bin.index.json")
         if index is None:
             where = "in the local cache" if not online else "on the hub"
-            raise CheckpointError(f"{repo_id!r} has no PyTorch weights {where} (model.safetensors or "
-                                  "pytorch_model.bin)")
+            raise CheckpointError(
+                f"{repo_id!r} has no PyTorch weights {where} (model.safetensors or pytorch_model.bin)"
+            )
         for shard in sorted(set(_read_index(index).values())):
             if get(shard) is None:
                 raise CheckpointError(f"{repo_id!r}: weight shard {shard} is missing")
@@ -326,39 +358,51 @@ def read_hf_config(directory: Path) -> tuple[dict[str, Any], ModelConfig]:
     f = directory / "config.json"
     if not f.is_file():
         listing = ", ".join(sorted(p.name for p in directory.iterdir())[:8]) or "nothing"
-        raise CheckpointError(f"{directory} is not a Hugging Face model directory: config.json is missing "
-                              f"(it holds: {listing})")
+        raise CheckpointError(
+            f"{directory} is not a Hugging Face model directory: config.json is missing (it holds: {listing})"
+        )
     d = read_json(f)
     if isinstance(d.get("bert2"), dict) and (directory / "trainer_state.json").is_file():
         raise CheckpointError(f"{directory} is already a bert2 checkpoint; use it directly (--checkpoint, --from)")
     model_type = d.get("model_type")
     architectures = [str(a) for a in d.get("architectures") or []]
-    if model_type != "bert" and not (model_type is None and architectures
-                                     and all(a.startswith("Bert") for a in architectures)):
+    if model_type != "bert" and not (
+        model_type is None and architectures and all(a.startswith("Bert") for a in architectures)
+    ):
         what = f"a {model_type!r} model" if model_type else "a model without model_type"
-        raise CheckpointError(f"{f} describes {what}, not BERT; bert2 imports model_type 'bert' checkpoints "
-                              "only (BertModel, BertForPreTraining, BertForMaskedLM and fine-tuned BertFor...)")
-    missing = [k for k in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                           "intermediate_size") if k not in d]
+        raise CheckpointError(
+            f"{f} describes {what}, not BERT; bert2 imports model_type 'bert' checkpoints "
+            "only (BertModel, BertForPreTraining, BertForMaskedLM and fine-tuned BertFor...)"
+        )
+    missing = [
+        k
+        for k in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+        if k not in d
+    ]
     if missing:
         raise CheckpointError(f"{f} lacks {', '.join(missing)}")
     act = d.get("hidden_act", "gelu")
     if act not in HF_ACTIVATIONS:
-        raise CheckpointError(f"{f}: hidden_act {act!r} is not supported; bert2 implements "
-                              f"{', '.join(sorted(HF_ACTIVATIONS))}")
+        raise CheckpointError(
+            f"{f}: hidden_act {act!r} is not supported; bert2 implements {', '.join(sorted(HF_ACTIVATIONS))}"
+        )
     if d.get("position_embedding_type", "absolute") != "absolute":
-        raise CheckpointError(f"{f}: position_embedding_type {d['position_embedding_type']!r} is not supported; "
-                              "bert2 imports absolute position embeddings only")
+        raise CheckpointError(
+            f"{f}: position_embedding_type {d['position_embedding_type']!r} is not supported; "
+            "bert2 imports absolute position embeddings only"
+        )
     if d.get("is_decoder") or d.get("add_cross_attention"):
-        raise CheckpointError(f"{f} is a BERT decoder (is_decoder / add_cross_attention); bert2 imports the "
-                              "bidirectional encoder only")
+        raise CheckpointError(
+            f"{f} is a BERT decoder (is_decoder / add_cross_attention); bert2 imports the bidirectional encoder only"
+        )
     try:
         cfg = model_config_from_hf(d)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{f} has an invalid value: {exc}") from None
     if cfg.hidden_size % cfg.num_attention_heads:
-        raise CheckpointError(f"{f}: hidden_size {cfg.hidden_size} is not divisible by num_attention_heads "
-                              f"{cfg.num_attention_heads}")
+        raise CheckpointError(
+            f"{f}: hidden_size {cfg.hidden_size} is not divisible by num_attention_heads {cfg.num_attention_heads}"
+        )
     return d, cfg
 
 
@@ -375,10 +419,17 @@ def read_hf_weights(directory: Path) -> dict[str, torch.Tensor]:
         index = next((i for i in indexes if i.is_file()), None)
         if index is None:
             other = [n for n in ("tf_model.h5", "flax_model.msgpack", "model.ckpt.index") if (directory / n).exists()]
-            hint = (f" ({', '.join(other)} is TensorFlow/Flax: load it with transformers and save_pretrained it "
-                    "as PyTorch first)") if other else ""
-            raise CheckpointError(f"{directory} has no PyTorch weights: expected model.safetensors or "
-                                  f"pytorch_model.bin{hint}")
+            hint = (
+                (
+                    f" ({', '.join(other)} is TensorFlow/Flax: load it with transformers and save_pretrained it "
+                    "as PyTorch first)"
+                )
+                if other
+                else ""
+            )
+            raise CheckpointError(
+                f"{directory} has no PyTorch weights: expected model.safetensors or pytorch_model.bin{hint}"
+            )
         files = [directory / shard for shard in sorted(set(_read_index(index).values()))]
     out: dict[str, torch.Tensor] = {}
     for f in files:
@@ -399,8 +450,9 @@ def read_hf_weights(directory: Path) -> dict[str, torch.Tensor]:
 
 def _guess_architecture(weights: dict[str, torch.Tensor]) -> str:
     if any(k.startswith("cls.predictions.") for k in weights):
-        return "BertForPreTraining" if any(k.startswith("cls.seq_relationship.") for k in weights) \
-            else "BertForMaskedLM"
+        return (
+            "BertForPreTraining" if any(k.startswith("cls.seq_relationship.") for k in weights) else "BertForMaskedLM"
+        )
     return "BertModel"
 
 
@@ -410,8 +462,9 @@ def _group(name: str) -> str:
 
 
 # ---- import ---------------------------------------------------------------------------------------------------
-def import_hf(source: str | os.PathLike, out_dir: str | os.PathLike, force: bool = False,
-              seed: int = 0) -> ImportResult:
+def import_hf(
+    source: str | os.PathLike, out_dir: str | os.PathLike, force: bool = False, seed: int = 0
+) -> ImportResult:
     """Turn a Hugging Face BERT checkpoint (directory or hub id) into a complete bert2 pretraining checkpoint.
 
     The output is a BertForPreTraining with NSP ("mlm+nsp"), because that is the one model every bert2 path
@@ -447,8 +500,10 @@ def import_hf(source: str | os.PathLike, out_dir: str | os.PathLike, force: bool
     decoder = weights.get("cls.predictions.decoder.weight")
     embeddings = state.get("bert.embeddings.word_embeddings.weight")
     if decoder is not None and embeddings is not None and not torch.equal(decoder, embeddings):
-        warnings.append("the source's MLM output projection is not tied to its word embeddings; bert2 ties them, "
-                        "so cls.predictions.decoder.weight was dropped and fill-mask scores will differ")
+        warnings.append(
+            "the source's MLM output projection is not tied to its word embeddings; bert2 ties them, "
+            "so cls.predictions.decoder.weight was dropped and fill-mask scores will differ"
+        )
         expected.discard("cls.predictions.decoder.weight")
     unused = [k for k in hf_unused if k not in expected and not k.endswith(("position_ids", "token_type_ids"))]
 
@@ -456,14 +511,18 @@ def import_hf(source: str | os.PathLike, out_dir: str | os.PathLike, force: bool
     if embeddings is not None:
         rows = embeddings.shape[0]
         if rows < vocab:
-            raise CheckpointError(f"{src}: the tokenizer has {vocab} tokens but the embedding table only {rows} "
-                                  "rows; the tokenizer does not belong to these weights")
+            raise CheckpointError(
+                f"{src}: the tokenizer has {vocab} tokens but the embedding table only {rows} "
+                "rows; the tokenizer does not belong to these weights"
+            )
         if rows > vocab:
             state["bert.embeddings.word_embeddings.weight"] = embeddings[:vocab].clone()  # (V, H)
             if "mlm.bias" in state:
                 state["mlm.bias"] = state["mlm.bias"][:vocab].clone()  # (V,)
-            warnings.append(f"the embedding table has {rows} rows but the tokenizer {vocab} tokens; the "
-                            f"{rows - vocab} rows no token id reaches were dropped")
+            warnings.append(
+                f"the embedding table has {rows} rows but the tokenizer {vocab} tokens; the "
+                f"{rows - vocab} rows no token id reaches were dropped"
+            )
     cfg = dataclasses.replace(cfg, vocab_size=vocab, pad_token_id=int(tokenizer.pad_token_id))
 
     with torch.random.fork_rng(devices=[]):  # a fixed seed without disturbing the caller's random state
@@ -476,48 +535,64 @@ def import_hf(source: str | os.PathLike, out_dir: str | os.PathLike, force: bool
             unused.append(name)
             continue
         if own[name].shape != tensor.shape:
-            raise CheckpointError(f"{src}: {name} has shape {tuple(tensor.shape)} but config.json implies "
-                                  f"{tuple(own[name].shape)}; config.json and the weights disagree")
+            raise CheckpointError(
+                f"{src}: {name} has shape {tuple(tensor.shape)} but config.json implies "
+                f"{tuple(own[name].shape)}; config.json and the weights disagree"
+            )
         mapped[name] = tensor
     lost = [k for k in own if k not in mapped and k.startswith(("bert.embeddings.", "bert.encoder."))]
     if lost:
-        raise CheckpointError(f"{src} lacks encoder weights ({', '.join(lost[:3])}{' ...' if len(lost) > 3 else ''})"
-                              "; is it a complete BERT checkpoint?")
+        raise CheckpointError(
+            f"{src} lacks encoder weights ({', '.join(lost[:3])}{' ...' if len(lost) > 3 else ''})"
+            "; is it a complete BERT checkpoint?"
+        )
     model.load_state_dict(mapped, strict=False)
     fresh = sorted({_group(k) for k in own if k not in mapped})
     if fresh:
         what = ", ".join(FRESH_GROUPS.get(g, g) for g in fresh)
-        consequence = ("fill-mask predictions are meaningless until you continue pretraining; fine-tuning, "
-                       "embeddings and similarity use the imported encoder and are unaffected"
-                       if "mlm" in fresh else
-                       "next-sentence logits are random until you continue pretraining; fill-mask and "
-                       "fine-tuning use the imported weights")
-        warnings.insert(0, f"{source} is a {architecture} checkpoint without {what}: "
-                           f"{'they were' if len(fresh) > 1 else 'it was'} freshly initialised; {consequence}")
+        consequence = (
+            "fill-mask predictions are meaningless until you continue pretraining; fine-tuning, "
+            "embeddings and similarity use the imported encoder and are unaffected"
+            if "mlm" in fresh
+            else "next-sentence logits are random until you continue pretraining; fill-mask and "
+            "fine-tuning use the imported weights"
+        )
+        warnings.insert(
+            0,
+            f"{source} is a {architecture} checkpoint without {what}: "
+            f"{'they were' if len(fresh) > 1 else 'it was'} freshly initialised; {consequence}",
+        )
     if unused:
         groups = sorted({n.rsplit(".", 1)[0] for n in unused})
-        warnings.append(f"not imported (no place for them in bert2's BertForPreTraining): {', '.join(groups[:6])}"
-                        f"{' ...' if len(groups) > 6 else ''}")
+        warnings.append(
+            f"not imported (no place for them in bert2's BertForPreTraining): {', '.join(groups[:6])}"
+            f"{' ...' if len(groups) > 6 else ''}"
+        )
 
-    provenance = {"source": str(source), "source_dir": str(src.resolve()), "architecture": architecture,
-                  "fresh": fresh}
+    provenance = {"source": str(source), "source_dir": str(src.resolve()), "architecture": architecture, "fresh": fresh}
     out_path = Path(out_dir).expanduser()
 
     def payload(directory: Path) -> None:
         write_weights(model, directory)
         write_model_files(cfg, tokenizer, directory, {"task": "mlm+nsp", "nsp": True, "imported_from": provenance})
         save_tokenizer(tokenizer, directory)  # adds the classic vocab.txt beside tokenizer.json
-        write_state(directory, kind="pretrain", task="mlm+nsp", step=0, imported_from=provenance,
-                    note=f"imported from the Hugging Face checkpoint {source} by `bert2 import-hf`; no optimizer "
-                         "state")
+        write_state(
+            directory,
+            kind="pretrain",
+            task="mlm+nsp",
+            step=0,
+            imported_from=provenance,
+            note=f"imported from the Hugging Face checkpoint {source} by `bert2 import-hf`; no optimizer state",
+        )
 
     path = write_directory(out_path, payload, force, protect=(src,))
     return ImportResult(path, str(source), src, architecture, cfg, fresh, sorted(unused), warnings)
 
 
 # ---- export ---------------------------------------------------------------------------------------------------
-def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: bool = False,
-              arch: str | None = None) -> ExportResult:
+def export_hf(
+    checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: bool = False, arch: str | None = None
+) -> ExportResult:
     """Write a bert2 checkpoint as a transformers model directory (config.json, model.safetensors, tokenizer).
 
     The weights go through the transformers class itself (instantiate, `load_state_dict`, `save_pretrained`),
@@ -538,20 +613,24 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
     meta = config.get("bert2") or {}
     task = str(meta.get("task", "mlm+nsp"))
     try:
-        task_cls = tasks.get(task)
-    except tasks.UnknownTask as exc:
+        task_cls = registry.get(task)
+    except registry.UnknownTask as exc:
         raise CheckpointError(f"{p}: {exc}") from None
     problem = task_cls.export_problem(meta)
     if problem:
         raise CheckpointError(f"{p} cannot be exported: {problem}")
     if model_cfg.norm_placement != "post":
-        raise CheckpointError(f"{p} uses pre-LN layers (model.norm_placement = \"pre\"); transformers' BERT is "
-                              "post-LN, so these weights have no transformers equivalent and cannot be exported")
+        raise CheckpointError(
+            f'{p} uses pre-LN layers (model.norm_placement = "pre"); transformers\' BERT is '
+            "post-LN, so these weights have no transformers equivalent and cannot be exported"
+        )
     if arch is not None and arch not in EXPORT_ARCHS:
         raise CheckpointError(f"unknown --arch {arch!r}; choose {' or '.join(EXPORT_ARCHS)}")
     if arch is not None and task_cls.kind != "pretrain":
-        raise CheckpointError(f"--arch applies to pretraining checkpoints; {p} is a {task} checkpoint and exports "
-                              f"as {task_cls.export_class}")
+        raise CheckpointError(
+            f"--arch applies to pretraining checkpoints; {p} is a {task} checkpoint and exports "
+            f"as {task_cls.export_class}"
+        )
     tokenizer = read_tokenizer(p, model_cfg.vocab_size)
     state = read_weights(p)
     if model_cfg.pruned_heads:  # bert2 prune removed heads: back to full size, the removed ones zero (exact)
@@ -559,23 +638,26 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
 
     cls_name = EXPORT_ARCHS[arch] if arch else task_cls.export_class
     if cls_name == "BertForPreTraining" and "nsp.weight" not in state:
-        raise CheckpointError(f"{p} was pretrained without next-sentence prediction, so BertForPreTraining would "
-                              "lack its NSP head; export it with --arch masked-lm")
+        raise CheckpointError(
+            f"{p} was pretrained without next-sentence prediction, so BertForPreTraining would "
+            "lack its NSP head; export it with --arch masked-lm"
+        )
     try:
         hf_state = to_hf_state_dict(state)
     except KeyError as exc:
         raise CheckpointError(f"{p}: {exc.args[0]}; it is not a {task} checkpoint bert2 can export") from None
     if cls_name == "BertForMaskedLM":  # no pooler, no NSP head in that class
-        hf_state = {k: v for k, v in hf_state.items()
-                    if not k.startswith(("bert.pooler.", "cls.seq_relationship."))}
+        hf_state = {k: v for k, v in hf_state.items() if not k.startswith(("bert.pooler.", "cls.seq_relationship."))}
 
     alibi = model_cfg.position_embedding_type == "alibi"
     hf_dict = hf_config_dict(model_cfg)
     hf_dict.pop("position_embedding_type", None)  # the learned table is used either way; ALiBi is `alibi` below
     hf_dict.pop("pruned_heads", None)  # the export is full size (zero heads), so nothing is pruned for transformers
-    hf_dict.update(architectures=[cls_name], pad_token_id=int(tokenizer.pad_token_id),
-                   bert2_export={"checkpoint": portable_name(p), "task": task,
-                                 "step": int(read_state(p).get("step", 0))})
+    hf_dict.update(
+        architectures=[cls_name],
+        pad_token_id=int(tokenizer.pad_token_id),
+        bert2_export={"checkpoint": portable_name(p), "task": task, "step": int(read_state(p).get("step", 0))},
+    )
     if model_cfg.pruned_heads:
         hf_dict["bert2_export"]["zeroed_heads"] = model_cfg.pruned_heads
     if task_cls.kind == "finetune" and task_cls.labelled:  # label names into transformers' id2label
@@ -583,9 +665,11 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
         n = int(state["classifier.weight"].shape[0])
         if len(labels) != n:
             labels = [f"LABEL_{i}" for i in range(n)]
-        hf_dict.update(id2label={str(i): name for i, name in enumerate(labels)},
-                       label2id={name: i for i, name in enumerate(labels)},
-                       classifier_dropout=meta.get("classifier_dropout"))
+        hf_dict.update(
+            id2label={str(i): name for i, name in enumerate(labels)},
+            label2id={name: i for i, name in enumerate(labels)},
+            classifier_dropout=meta.get("classifier_dropout"),
+        )
         if task_cls.export_class == "BertForSequenceClassification":
             hf_dict.update(problem_type="single_label_classification")
     if alibi:  # transformers' BERT plus the modelling code shipped beside the weights (trust_remote_code)
@@ -597,8 +681,9 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
         hf_model = getattr(transformers, cls_name)(transformers.BertConfig(**hf_dict)).eval()
     missing, unexpected = hf_model.load_state_dict(hf_state, strict=False)
     if missing or unexpected:  # a bug or a checkpoint with surprising contents: never write a half-model
-        raise CheckpointError(f"{p} does not map onto {cls_name}: missing {sorted(missing)[:4]}, "
-                              f"unexpected {sorted(unexpected)[:4]}")
+        raise CheckpointError(
+            f"{p} does not map onto {cls_name}: missing {sorted(missing)[:4]}, unexpected {sorted(unexpected)[:4]}"
+        )
 
     # So the fill-mask pipeline and friends truncate to what the position table can read (a freshly loaded
     # tokenizer: nothing else sees the change).
@@ -616,17 +701,21 @@ def export_hf(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: 
         if alibi:
             for name in REMOTE_FILES:
                 shutil.copyfile(Path(remote_modeling.__file__).with_name(name), directory / name)
-        (directory / "README.md").write_text(model_card(p, task, cls_name, model_cfg, config_meta=meta,
-                                                        state=read_state(p), remote_code=alibi), encoding="utf-8")
+        (directory / "README.md").write_text(
+            model_card(p, task, cls_name, model_cfg, config_meta=meta, state=read_state(p), remote_code=alibi),
+            encoding="utf-8",
+        )
 
     path = write_directory(out_dir, payload, force, protect=(p,))
     warnings: list[str] = []
     if model_cfg.pruned_heads:
         removed = sum(len(v) for v in model_cfg.pruned_heads.values())
-        warnings.append(f"{p} has {removed} pruned attention head(s) ({model_cfg.pruned_heads}); transformers 5 "
-                        "cannot prune, so they were re-expanded as zero query/key/value rows and zero "
-                        "out-projection columns: the same outputs exactly, at the unpruned size and speed "
-                        "(config.json bert2_export.zeroed_heads lists them)")
+        warnings.append(
+            f"{p} has {removed} pruned attention head(s) ({model_cfg.pruned_heads}); transformers 5 "
+            "cannot prune, so they were re-expanded as zero query/key/value rows and zero "
+            "out-projection columns: the same outputs exactly, at the unpruned size and speed "
+            "(config.json bert2_export.zeroed_heads lists them)"
+        )
     if cls_name == "BertForMaskedLM" and "nsp.weight" in state:
         warnings.append("exported as BertForMaskedLM: the pooler and the NSP head were left out")
     return ExportResult(path, p, task, cls_name, warnings)

@@ -20,10 +20,11 @@ import re
 import secrets
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import __version__
 from ..config import KINDS, STAGES
@@ -99,7 +100,7 @@ def written_at(path: Path) -> float:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+    return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -125,16 +126,25 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-STATE_DEFAULTS: dict[str, Any] = {"epoch": 0, "consumed": 0, "elapsed_s": 0.0, "tokens_seen": 0, "metrics": {},
-                                  "best_metric": "loss", "best_value": None, "log_history": []}
+STATE_DEFAULTS: dict[str, Any] = {
+    "epoch": 0,
+    "consumed": 0,
+    "elapsed_s": 0.0,
+    "tokens_seen": 0,
+    "metrics": {},
+    "best_metric": "loss",
+    "best_value": None,
+    "log_history": [],
+}
 
 
 def write_state(directory: Path, **state: Any) -> None:
     """trainer_state.json: the trainer's counters and metrics (defaults for a checkpoint no trainer wrote, such as
     an import), when it was made and by which bert2. Written last into a checkpoint: its presence marks the
     directory complete."""
-    write_json(Path(directory) / STATE_FILE,
-               {**STATE_DEFAULTS, **state, "created": now_iso(), "bert2_version": __version__})
+    write_json(
+        Path(directory) / STATE_FILE, {**STATE_DEFAULTS, **state, "created": now_iso(), "bert2_version": __version__}
+    )
 
 
 def sweep_temporaries(stage_dir: Path) -> None:
@@ -165,7 +175,6 @@ def publish_dir(tmp: Path, target: Path) -> None:
     _fsync_dir(target.parent)
 
 
-
 def check_output_dir(out_dir: str | os.PathLike, force: bool, protect: tuple[Path, ...] = ()) -> Path:
     """The directory a command may write a model into (export-hf, import-hf, prune --out), checked before any
     work: never one that holds a source in `protect`, never a file, and an existing non-empty directory only with
@@ -183,13 +192,16 @@ def check_output_dir(out_dir: str | os.PathLike, force: bool, protect: tuple[Pat
         if not force:
             raise CheckpointError(f"{out} is not empty; pass --force to replace it, or choose another directory")
         if not (out / CONFIG_FILE).is_file():
-            raise CheckpointError(f"{out} is not empty and does not look like a model directory (no config.json); "
-                                  "refusing to replace it even with --force")
+            raise CheckpointError(
+                f"{out} is not empty and does not look like a model directory (no config.json); "
+                "refusing to replace it even with --force"
+            )
     return out
 
 
-def write_directory(out_dir: str | os.PathLike, payload: Callable[[Path], None], force: bool,
-                    protect: tuple[Path, ...] = ()) -> Path:
+def write_directory(
+    out_dir: str | os.PathLike, payload: Callable[[Path], None], force: bool, protect: tuple[Path, ...] = ()
+) -> Path:
     """Create `out_dir` from `payload(tmpdir)` the way save_checkpoint does: write a hidden `.tmp-` sibling, fsync
     every file, then rename it into place, so an interrupted import, export or prune never leaves a half-written
     directory that later loads as if it were whole. `check_output_dir` decides whether `out_dir` may be written."""
@@ -209,9 +221,15 @@ def write_directory(out_dir: str | os.PathLike, payload: Callable[[Path], None],
     return out
 
 
-def save_checkpoint(stage_dir: Path, step: int, write_payload: Callable[[Path], None], state: dict[str, Any],
-                    keep_last: int | None = None, protect: set[Path] | None = None,
-                    replaced: list[tuple[Path, str | None]] | None = None) -> Path:
+def save_checkpoint(
+    stage_dir: Path,
+    step: int,
+    write_payload: Callable[[Path], None],
+    state: dict[str, Any],
+    keep_last: int | None = None,
+    protect: set[Path] | None = None,
+    replaced: list[tuple[Path, str | None]] | None = None,
+) -> Path:
     """Atomically create `stage_dir/step-N` from `write_payload(tmpdir)` plus `state` as trainer_state.json.
 
     keep_last=None keeps only the new checkpoint (best/, final/: one per kind, the newest run's); an int keeps
@@ -261,8 +279,7 @@ def _step_of(p: Path) -> int:
     return int(m.group(1)) if m else -1
 
 
-def rotate(stage_dir: Path, keep_last: int, protect: set[Path] | None = None, run_id: str | None = None
-           ) -> list[Path]:
+def rotate(stage_dir: Path, keep_last: int, protect: set[Path] | None = None, run_id: str | None = None) -> list[Path]:
     """Delete all but the newest `keep_last` step directories, never a protected one. With `run_id`, only that
     run's checkpoints count and can go ("" : those of no run); another run's are never touched."""
     protect = {p.resolve() for p in (protect or set())}
@@ -350,13 +367,16 @@ def latest_in(stage_dir: Path) -> Path | None:
     return None
 
 
-def latest_resumable(root: str | os.PathLike, kind: str, accept: Callable[[Path], bool] | None = None
-                     ) -> Path | None:
+def latest_resumable(root: str | os.PathLike, kind: str, accept: Callable[[Path], bool] | None = None) -> Path | None:
     """The most recently written complete checkpoint of `kind` in checkpoint/ or final/ (what `--resume` and the
     TUI's `r` continue): the run a learner stopped last, never an older run's higher step. `accept` narrows the
     choice (distillation resumes only distilled checkpoints)."""
-    found = [p for stage in ("checkpoint", "final") for p in step_dirs(kind_dir(root, kind) / stage)
-             if is_complete(p) and (accept is None or accept(p))]
+    found = [
+        p
+        for stage in ("checkpoint", "final")
+        for p in step_dirs(kind_dir(root, kind) / stage)
+        if is_complete(p) and (accept is None or accept(p))
+    ]
     return max(found, key=written_at, default=None)
 
 

@@ -54,8 +54,13 @@ def _read_holder(path: Path) -> Holder | None:
     if not isinstance(data, dict):
         return None
     try:
-        return Holder(int(data.get("pid", 0)), str(data.get("command", "")), float(data.get("started", 0.0)),
-                      str(data.get("run_id", "")), str(data.get("host", "")))
+        return Holder(
+            int(data.get("pid", 0)),
+            str(data.get("command", "")),
+            float(data.get("started", 0.0)),
+            str(data.get("run_id", "")),
+            str(data.get("host", "")),
+        )
     except (TypeError, ValueError):
         return None
 
@@ -96,13 +101,20 @@ class KindLock:
             os.close(fd)
             holder = _read_holder(self.path)
             who = holder.describe() if holder else "another process"
-            raise CheckpointError(f"{self.path.parent} is being written by {who}; one run at a time writes a kind "
-                                  "directory. Wait for it, stop it, or use another paths.root") from None
+            raise CheckpointError(
+                f"{self.path.parent} is being written by {who}; one run at a time writes a kind "
+                "directory. Wait for it, stop it, or use another paths.root"
+            ) from None
         previous = _read_holder(self.path)
         if previous is not None and previous.pid != os.getpid():
             self.stale = previous
-        record = {"pid": os.getpid(), "command": _command_line(), "started": time.time(), "run_id": run_id,
-                  "host": socket.gethostname()}
+        record = {
+            "pid": os.getpid(),
+            "command": _command_line(),
+            "started": time.time(),
+            "run_id": run_id,
+            "host": socket.gethostname(),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
         self._fd = fd
@@ -117,7 +129,7 @@ class KindLock:
             pass
         os.close(fd)  # closing drops the flock
 
-    def __enter__(self) -> "KindLock":
+    def __enter__(self) -> KindLock:
         self.acquire()
         return self
 

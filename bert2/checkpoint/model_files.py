@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .. import tasks
+from .. import registry
 from ..config import CHOICES, ModelConfig, normalize_pruned_heads, pruned_heads_problems
 from ..data.tokenizer import load_tokenizer
 from ..errors import CheckpointError
@@ -27,8 +27,15 @@ from .layout import CONFIG_FILE, WEIGHTS_FILE, read_json, resolve, write_json
 
 # transformers' hidden_act names -> bert2's. gelu_new, gelu_pytorch_tanh, gelu_fast and gelu_accurate are all the
 # tanh approximation 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))); gelu and gelu_python are the exact erf GELU.
-HF_ACTIVATIONS = {"gelu": "gelu", "gelu_python": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
-                  "gelu_fast": "gelu_tanh", "gelu_accurate": "gelu_tanh", "relu": "relu"}
+HF_ACTIVATIONS = {
+    "gelu": "gelu",
+    "gelu_python": "gelu",
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu_fast": "gelu_tanh",
+    "gelu_accurate": "gelu_tanh",
+    "relu": "relu",
+}
 
 
 def hf_config_dict(cfg: ModelConfig) -> dict:
@@ -67,18 +74,26 @@ def model_config_from_hf(d: dict) -> ModelConfig:
     # Absent in transformers' own files (and written as "absolute" by transformers 4); bert2 writes "alibi".
     positions = str(d.get("position_embedding_type", "absolute"))
     if positions not in CHOICES["model.position_embedding_type"]:
-        raise ValueError(f"position_embedding_type {positions!r} is not supported; bert2 reads "
-                         f"{' or '.join(CHOICES['model.position_embedding_type'])}")
+        raise ValueError(
+            f"position_embedding_type {positions!r} is not supported; bert2 reads "
+            f"{' or '.join(CHOICES['model.position_embedding_type'])}"
+        )
     return ModelConfig(
-        vocab_size=int(d["vocab_size"]), hidden_size=int(d["hidden_size"]),
-        num_hidden_layers=int(d["num_hidden_layers"]), num_attention_heads=int(d["num_attention_heads"]),
-        intermediate_size=int(d["intermediate_size"]), hidden_act=act.get(d.get("hidden_act", "gelu"), "gelu"),
+        vocab_size=int(d["vocab_size"]),
+        hidden_size=int(d["hidden_size"]),
+        num_hidden_layers=int(d["num_hidden_layers"]),
+        num_attention_heads=int(d["num_attention_heads"]),
+        intermediate_size=int(d["intermediate_size"]),
+        hidden_act=act.get(d.get("hidden_act", "gelu"), "gelu"),
         hidden_dropout_prob=float(d.get("hidden_dropout_prob", defaults.hidden_dropout_prob)),
         attention_probs_dropout_prob=float(d.get("attention_probs_dropout_prob", 0.1)),
         max_position_embeddings=int(d.get("max_position_embeddings", 512)),
-        type_vocab_size=int(d.get("type_vocab_size", 2)), layer_norm_eps=float(d.get("layer_norm_eps", 1e-12)),
-        initializer_range=float(d.get("initializer_range", 0.02)), pad_token_id=int(d.get("pad_token_id") or 0),
-        norm_placement=str(d.get("norm_placement", "post")), position_embedding_type=positions,
+        type_vocab_size=int(d.get("type_vocab_size", 2)),
+        layer_norm_eps=float(d.get("layer_norm_eps", 1e-12)),
+        initializer_range=float(d.get("initializer_range", 0.02)),
+        pad_token_id=int(d.get("pad_token_id") or 0),
+        norm_placement=str(d.get("norm_placement", "post")),
+        position_embedding_type=positions,
         pruned_heads=_pruned_heads(d),
     )
 
@@ -119,8 +134,10 @@ def read_tokenizer(path: Path | str, vocab_size: int | None = None) -> Any:
     except Exception as exc:  # TokenizerError, or whatever transformers raises on a damaged file
         raise CheckpointError(f"{path} has no usable tokenizer: {exc}") from None
     if vocab_size is not None and len(tokenizer) != vocab_size:
-        raise CheckpointError(f"{path}: the tokenizer has {len(tokenizer)} tokens but the model's vocabulary is "
-                              f"{vocab_size}; the checkpoint is inconsistent")
+        raise CheckpointError(
+            f"{path}: the tokenizer has {len(tokenizer)} tokens but the model's vocabulary is "
+            f"{vocab_size}; the checkpoint is inconsistent"
+        )
     return tokenizer
 
 
@@ -137,8 +154,8 @@ def build_model(task: str, model_cfg: ModelConfig, meta: dict[str, Any], tokeniz
     """An untrained model of the class a checkpoint's task needs, as the task registry builds it (its weights are
     loaded afterwards)."""
     try:
-        task_cls = tasks.get(task)
-    except tasks.UnknownTask as exc:
+        task_cls = registry.get(task)
+    except registry.UnknownTask as exc:
         raise CheckpointError(f"{exc} (config.json bert2.task)") from None
     return task_cls.build_model(model_cfg, meta, tokenizer)
 
@@ -184,8 +201,9 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu", weight
 # --------------------------------------------------------------------------------------------------------------
 
 
-def write_model_files(model_cfg: ModelConfig, tokenizer: Any, directory: Path, meta: dict[str, Any],
-                      extra: dict[str, Any] | None = None) -> None:
+def write_model_files(
+    model_cfg: ModelConfig, tokenizer: Any, directory: Path, meta: dict[str, Any], extra: dict[str, Any] | None = None
+) -> None:
     """config.json (transformers keys, `extra` keys such as id2label, and a "bert2" block with the task metadata
     and bert2's own model fields) and the tokenizer files."""
     data = hf_config_dict(model_cfg)
@@ -201,8 +219,9 @@ def write_weights(model: nn.Module, directory: Path) -> None:
     save_file(sd, str(Path(directory) / WEIGHTS_FILE), metadata={"format": "pt"})
 
 
-def write_model(model: nn.Module, tokenizer: Any, directory: Path, meta: dict[str, Any],
-                extra: dict[str, Any] | None = None) -> None:
+def write_model(
+    model: nn.Module, tokenizer: Any, directory: Path, meta: dict[str, Any], extra: dict[str, Any] | None = None
+) -> None:
     """Everything but trainer_state.json: weights, config.json (from `model.config`) and tokenizer."""
     write_weights(model, directory)
     write_model_files(model.config, tokenizer, directory, meta, extra)

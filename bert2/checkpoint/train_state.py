@@ -69,7 +69,7 @@ def _decode(value: Any, tensors: dict[str, torch.Tensor], where: str = "resume.j
     if isinstance(value, list):
         return [_decode(v, tensors, where) for v in value]
     if isinstance(value, dict) and len(value) == 1:
-        (tag, inner), = value.items()
+        ((tag, inner),) = value.items()
         if tag == _TENSOR and isinstance(inner, str):
             if inner not in tensors:
                 raise CheckpointError(f"{where} names tensor {inner!r}, which {TENSORS_FILE} lacks")
@@ -122,11 +122,13 @@ def check_resumable(directory: Path, trust_legacy: bool = False) -> None:
 
 def _legacy_refusal(d: Path) -> str:
     present = ", ".join(f for f in LEGACY_FILES if (d / f).is_file())
-    return (f"{d} keeps its resume state in pickle files ({present}, written by an older bert2). Unpickling a file "
-            "can run any code it contains, so bert2 does not resume from them by default. Its weights are safe and "
-            "still load for inference and fine-tuning. If you made this checkpoint yourself, resume with "
-            "--trust-checkpoint (read with torch's restricted loader); otherwise start a new run from its weights "
-            "with --init-from DIR")
+    return (
+        f"{d} keeps its resume state in pickle files ({present}, written by an older bert2). Unpickling a file "
+        "can run any code it contains, so bert2 does not resume from them by default. Its weights are safe and "
+        "still load for inference and fine-tuning. If you made this checkpoint yourself, resume with "
+        "--trust-checkpoint (read with torch's restricted loader); otherwise start a new run from its weights "
+        "with --init-from DIR"
+    )
 
 
 def load_resume_state(directory: Path, trust_legacy: bool = False) -> dict[str, Any]:
@@ -159,9 +161,11 @@ def check_safe_torch(what: str) -> None:
     """Refuse torch.load on a torch whose weights_only unpickler has known holes."""
     version = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2] if x.isdigit())
     if version < SAFE_TORCH:
-        raise CheckpointError(f"reading {what} needs torch >= {'.'.join(map(str, SAFE_TORCH))}: torch "
-                              f"{torch.__version__}'s restricted unpickler has a known memory-corruption hole "
-                              "(CVE-2026-24747); upgrade torch or convert the file to safetensors")
+        raise CheckpointError(
+            f"reading {what} needs torch >= {'.'.join(map(str, SAFE_TORCH))}: torch "
+            f"{torch.__version__}'s restricted unpickler has a known memory-corruption hole "
+            "(CVE-2026-24747); upgrade torch or convert the file to safetensors"
+        )
 
 
 def _load_legacy(d: Path) -> dict[str, Any]:
@@ -174,8 +178,14 @@ def _load_legacy(d: Path) -> dict[str, Any]:
         try:
             parts[f] = torch.load(d / f, map_location="cpu", weights_only=True)
         except Exception as exc:  # the restricted unpickler refuses anything but tensors and plain data
-            raise CheckpointError(f"{d / f} is not plain tensor data ({type(exc).__name__}: {str(exc)[:160]}); "
-                                  "refusing to resume from it") from None
+            raise CheckpointError(
+                f"{d / f} is not plain tensor data ({type(exc).__name__}: {str(exc)[:160]}); refusing to resume from it"
+            ) from None
     sched, rng = parts["scheduler.pt"], parts["rng.pt"]
-    return {"optimizer": parts["optimizer.pt"], "schedule": sched.get("schedule"), "scaler": sched.get("scaler"),
-            "rng": {k: v for k, v in rng.items() if k != "task"}, "task": rng.get("task", {})}
+    return {
+        "optimizer": parts["optimizer.pt"],
+        "schedule": sched.get("schedule"),
+        "scaler": sched.get("scaler"),
+        "rng": {k: v for k, v in rng.items() if k != "task"},
+        "task": rng.get("task", {}),
+    }

@@ -11,8 +11,16 @@ from .common import UsageError, command, print_json
 
 # Names of bert2.bench.BENCHMARKS, listed here so that `bert2 --help` does not import torch (a test keeps the
 # two lists equal).
-BENCH_NAMES = ("train_throughput", "time_to_quality", "inference_latency", "tui", "quick_rss", "memory",
-               "finetune_quality", "data_prep")
+BENCH_NAMES = (
+    "train_throughput",
+    "time_to_quality",
+    "inference_latency",
+    "tui",
+    "quick_rss",
+    "memory",
+    "finetune_quality",
+    "data_prep",
+)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -22,11 +30,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(bench.BENCHMARKS)}")
     names = args.names or [n for n in bench.BENCHMARKS if n not in bench.SLOW]
-    kwargs = {"time_to_quality": {"minutes": args.minutes},
-              "inference_latency": {"checkpoint": args.checkpoint},
-              "finetune_quality": {"checkpoint": args.checkpoint,
-                                   **({"minutes": args.finetune_minutes} if args.finetune_minutes else {})},
-              "data_prep": {"mb": args.mb, "corpus": args.corpus}}
+    kwargs = {
+        "time_to_quality": {"minutes": args.minutes},
+        "inference_latency": {"checkpoint": args.checkpoint},
+        "finetune_quality": {
+            "checkpoint": args.checkpoint,
+            **({"minutes": args.finetune_minutes} if args.finetune_minutes else {}),
+        },
+        "data_prep": {"mb": args.mb, "corpus": args.corpus},
+    }
     results = {}
     for name in names:
         sys.stderr.write(f"running {name} ...\n")
@@ -40,21 +52,39 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    p = command(sub, "bench", "benchmarks against transformers (measured numbers, not tests)",
-                "Each benchmark prints what it measured on this machine; never run two at once.",
-                ("bert2 bench train_throughput", "bert2 bench memory --json",
-                 "bert2 bench finetune_quality --finetune-minutes 1.5", "bert2 bench data_prep --mb 500"))
-    p.add_argument("names", nargs="*", metavar="NAME",
-                   help=f"which to run (default: all but finetune_quality, which fine-tunes 8 models, memory, "
-                        f"which pretrains three presets, and data_prep, which writes a corpus): "
-                        f"{', '.join(BENCH_NAMES)}")
+    p = command(
+        sub,
+        "bench",
+        "benchmarks against transformers (measured numbers, not tests)",
+        "Each benchmark prints what it measured on this machine; never run two at once.",
+        (
+            "bert2 bench train_throughput",
+            "bert2 bench memory --json",
+            "bert2 bench finetune_quality --finetune-minutes 1.5",
+            "bert2 bench data_prep --mb 500",
+        ),
+    )
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"which to run (default: all but finetune_quality, which fine-tunes 8 models, memory, "
+        f"which pretrains three presets, and data_prep, which writes a corpus): "
+        f"{', '.join(BENCH_NAMES)}",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object keyed by benchmark name")
     p.add_argument("--minutes", type=float, default=5.0, help="time_to_quality: budget per model (default 5)")
-    p.add_argument("--checkpoint", metavar="DIR",
-                   help="inference_latency, finetune_quality: checkpoint (default: pretrain best)")
-    p.add_argument("--finetune-minutes", type=float, metavar="M",
-                   help="finetune_quality: training minutes per run (default 3)")
-    p.add_argument("--mb", type=float, default=25.0,
-                   help="data_prep: size of the generated corpus in MB (default 25; needs ~1.2x its size on disk)")
+    p.add_argument(
+        "--checkpoint", metavar="DIR", help="inference_latency, finetune_quality: checkpoint (default: pretrain best)"
+    )
+    p.add_argument(
+        "--finetune-minutes", type=float, metavar="M", help="finetune_quality: training minutes per run (default 3)"
+    )
+    p.add_argument(
+        "--mb",
+        type=float,
+        default=25.0,
+        help="data_prep: size of the generated corpus in MB (default 25; needs ~1.2x its size on disk)",
+    )
     p.add_argument("--corpus", metavar="CORPUS", help="data_prep: prepare this corpus instead of a generated one")
     p.set_defaults(func=cmd_bench)

@@ -30,8 +30,9 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
     for i in infos:
         metrics = " ".join(f"{k}={v:.3g}" for k, v in list(i.metrics.items())[:3])
         valid = ("yes" if i.valid else f"no ({i.error})") + (f"; {i.note}" if i.note else "")
-        table.add_row(i.kind, i.stage, str(i.step), i.task, metrics, i.created[:19], f"{i.size_bytes / 1e6:.1f} MB",
-                      valid, i.path)
+        table.add_row(
+            i.kind, i.stage, str(i.step), i.task, metrics, i.created[:19], f"{i.size_bytes / 1e6:.1f} MB", valid, i.path
+        )
     Console().print(table if infos else f"no checkpoints under {cfg.paths.root} yet: run `bert2 quick`")
     return 0
 
@@ -47,10 +48,12 @@ def cmd_import_hf(args: argparse.Namespace) -> int:
         return 0
     cfg = result.model_config
     out = shlex.quote(str(result.path))
-    print(f"imported {result.source} ({result.architecture}: {cfg.num_hidden_layers} layers, hidden "
-          f"{cfg.hidden_size}, vocabulary {cfg.vocab_size}) -> {result.path}")
+    print(
+        f"imported {result.source} ({result.architecture}: {cfg.num_hidden_layers} layers, hidden "
+        f"{cfg.hidden_size}, vocabulary {cfg.vocab_size}) -> {result.path}"
+    )
     print("try:")
-    print(f"  bert2 inference mask \"The capital of France is [MASK].\" --checkpoint {out}")
+    print(f'  bert2 inference mask "The capital of France is [MASK]." --checkpoint {out}')
     print(f"  bert2 finetune --task classify --from {out}")
     return 0
 
@@ -67,50 +70,64 @@ def cmd_export_hf(args: argparse.Namespace) -> int:
     print(f"exported {result.checkpoint} ({result.task}) as transformers.{result.architecture} -> {result.path}")
     print(f"load it with: transformers.{result.architecture}.from_pretrained({str(result.path)!r})")
     if result.architecture in ("BertForPreTraining", "BertForMaskedLM"):
-        print(f"  or: transformers.pipeline(\"fill-mask\", model={str(result.path)!r})")
+        print(f'  or: transformers.pipeline("fill-mask", model={str(result.path)!r})')
     return 0
 
 
 def add_parsers(sub: Any) -> None:
-    p = command(sub, "checkpoints", "list the checkpoints in the six saved_model directories",
-                "Reads trainer_state.json only (never the weights): kind, stage, step, task, metrics, size.",
-                ("bert2 checkpoints", "bert2 checkpoints --json"))
+    p = command(
+        sub,
+        "checkpoints",
+        "list the checkpoints in the six saved_model directories",
+        "Reads trainer_state.json only (never the weights): kind, stage, step, task, metrics, size.",
+        ("bert2 checkpoints", "bert2 checkpoints --json"),
+    )
     add_common(p, example="paths.root=other_saved_model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_checkpoints)
 
     p = sub.add_parser(
-        "import-hf", formatter_class=HelpFormatter, epilog="examples:\n  bert2 import-hf path/to/hf-bert my-bert\n"
+        "import-hf",
+        formatter_class=HelpFormatter,
+        epilog="examples:\n  bert2 import-hf path/to/hf-bert my-bert\n"
         "  bert2 import-hf google-bert/bert-base-uncased my-bert   # online, or in the Hugging Face cache",
         help="turn a Hugging Face BERT checkpoint (directory or hub id) into a bert2 checkpoint",
         description="Convert a transformers BERT checkpoint (config.json + model.safetensors or pytorch_model.bin, "
-                    "with vocab.txt or tokenizer.json) into a complete bert2 pretraining checkpoint usable with "
-                    "`bert2 inference --checkpoint`, `bert2 finetune --from` and the workbench. Heads the source "
-                    "lacks (MLM and NSP of a bare BertModel, NSP of a BertForMaskedLM) are freshly initialised, "
-                    "with a warning. A hub id needs the network unless the model is in the Hugging Face cache. "
-                    "A pytorch_model.bin is read with torch's restricted loader (weights_only) and needs "
-                    "torch >= 2.10.")
-    p.add_argument("source", metavar="HF_DIR",
-                   help="model directory, or a hub id such as google-bert/bert-base-uncased")
+        "with vocab.txt or tokenizer.json) into a complete bert2 pretraining checkpoint usable with "
+        "`bert2 inference --checkpoint`, `bert2 finetune --from` and the workbench. Heads the source "
+        "lacks (MLM and NSP of a bare BertModel, NSP of a BertForMaskedLM) are freshly initialised, "
+        "with a warning. A hub id needs the network unless the model is in the Hugging Face cache. "
+        "A pytorch_model.bin is read with torch's restricted loader (weights_only) and needs "
+        "torch >= 2.10.",
+    )
+    p.add_argument(
+        "source", metavar="HF_DIR", help="model directory, or a hub id such as google-bert/bert-base-uncased"
+    )
     p.add_argument("out_dir", metavar="OUT_DIR", help="bert2 checkpoint directory to create")
     p.add_argument("--force", action="store_true", help="replace OUT_DIR if it holds a model already")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_import_hf)
 
     p = sub.add_parser(
-        "export-hf", formatter_class=HelpFormatter,
+        "export-hf",
+        formatter_class=HelpFormatter,
         epilog="examples:\n  bert2 export-hf saved_model/transformer/pretrain hf-out\n"
-               "  bert2 export-hf saved_model/bert/finetuning hf-classifier",
+        "  bert2 export-hf saved_model/bert/finetuning hf-classifier",
         help="write a bert2 checkpoint as a transformers model directory",
         description="Write a bert2 checkpoint so transformers loads it with no missing or unexpected keys: "
-                    "pretraining -> BertForPreTraining (or BertForMaskedLM with --arch masked-lm, the class the "
-                    "fill-mask pipeline uses), classify -> BertForSequenceClassification, qa-span -> "
-                    "BertForQuestionAnswering. The tokenizer is saved alongside. Generative QA (task qa) has no "
-                    "transformers equivalent.")
+        "pretraining -> BertForPreTraining (or BertForMaskedLM with --arch masked-lm, the class the "
+        "fill-mask pipeline uses), classify -> BertForSequenceClassification, qa-span -> "
+        "BertForQuestionAnswering. The tokenizer is saved alongside. Generative QA (task qa) has no "
+        "transformers equivalent.",
+    )
     p.add_argument("checkpoint", metavar="CKPT_DIR", help="a step directory, or a stage / kind directory (its newest)")
     p.add_argument("out_dir", metavar="OUT_DIR", help="directory to create")
-    p.add_argument("--arch", choices=["pretraining", "masked-lm"], default=None,
-                   help="pretraining checkpoints only: BertForPreTraining (default with NSP) or BertForMaskedLM")
+    p.add_argument(
+        "--arch",
+        choices=["pretraining", "masked-lm"],
+        default=None,
+        help="pretraining checkpoints only: BertForPreTraining (default with NSP) or BertForMaskedLM",
+    )
     p.add_argument("--force", action="store_true", help="replace OUT_DIR if it holds a model already")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_export_hf)

@@ -12,7 +12,8 @@ import json
 import signal
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -37,22 +38,31 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
-def command(sub: Any, name: str, help: str, description: str = "", examples: tuple[str, ...] = ()
-            ) -> argparse.ArgumentParser:
+def command(
+    sub: Any, name: str, help: str, description: str = "", examples: tuple[str, ...] = ()
+) -> argparse.ArgumentParser:
     """A sub-command whose --help has a description, the defaults and examples."""
     epilog = ("examples:\n" + "\n".join(f"  {e}" for e in examples)) if examples else None
-    return sub.add_parser(name, help=help, description=description or help, epilog=epilog,
-                          formatter_class=HelpFormatter)
+    return sub.add_parser(
+        name, help=help, description=description or help, epilog=epilog, formatter_class=HelpFormatter
+    )
 
 
-def add_common(p: argparse.ArgumentParser, preset_choice: bool = False, example: str = "pretrain.max_steps=100"
-               ) -> None:
+def add_common(
+    p: argparse.ArgumentParser, preset_choice: bool = False, example: str = "pretrain.max_steps=100"
+) -> None:
     """--config and --set (every command; also accepted before the command), and --preset where a model is
     built. `example` is a --set this command actually reads."""
-    p.add_argument("--config", metavar="FILE", default=None,
-                   help=f"TOML config (default: ./{DEFAULT_CONFIG_FILE} if present)")
-    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", default=[],
-                   help=f"override one setting, e.g. --set {example} (repeatable; `bert2 config show` lists them)")
+    p.add_argument(
+        "--config", metavar="FILE", default=None, help=f"TOML config (default: ./{DEFAULT_CONFIG_FILE} if present)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="SECTION.KEY=VALUE",
+        default=[],
+        help=f"override one setting, e.g. --set {example} (repeatable; `bert2 config show` lists them)",
+    )
     if preset_choice:
         p.add_argument("--preset", choices=list(PRESETS), help="model size preset applied before --set")
 
@@ -60,8 +70,14 @@ def add_common(p: argparse.ArgumentParser, preset_choice: bool = False, example:
 def add_global(parser: argparse.ArgumentParser) -> None:
     """`bert2 --config F --set k=v COMMAND ...` works as well as after the command."""
     parser.add_argument("--config", dest="global_config", metavar="FILE", help="TOML config for any command")
-    parser.add_argument("--set", dest="global_set", action="append", metavar="SECTION.KEY=VALUE", default=[],
-                        help="override one setting for any command (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="global_set",
+        action="append",
+        metavar="SECTION.KEY=VALUE",
+        default=[],
+        help="override one setting for any command (repeatable)",
+    )
 
 
 def load(args: argparse.Namespace, extra: list[str] | None = None) -> Config:
@@ -119,27 +135,44 @@ class EventPrinter:
         kind = type(event).__name__
         if kind == "StartEvent":
             init = event.info.get("init") or ""
-            where = f"step {event.start_step} of {event.total_steps}" if event.total_steps else \
-                f"step {event.start_step} (time budget)"
-            self.console.print(f"[bold]{event.kind}[/] {event.task} on {event.device}: "
-                               f"{event.num_parameters / 1e6:.2f}M parameters, {init}, {where} -> {event.run_dir}",
-                               highlight=False)
+            where = (
+                f"step {event.start_step} of {event.total_steps}"
+                if event.total_steps
+                else f"step {event.start_step} (time budget)"
+            )
+            self.console.print(
+                f"[bold]{event.kind}[/] {event.task} on {event.device}: "
+                f"{event.num_parameters / 1e6:.2f}M parameters, {init}, {where} -> {event.run_dir}",
+                highlight=False,
+            )
             total = event.total_steps or None
             self.total = event.total_steps
             if self.plain:  # no bar: one line per logged step instead (see the class docstring)
                 return
-            self.progress = Progress(TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
-                                     TextColumn("ETA {task.fields[eta]}"), console=self.console,
-                                     disable=self.quiet, transient=False)
+            self.progress = Progress(
+                TextColumn("[bold blue]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[stats]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA {task.fields[eta]}"),
+                console=self.console,
+                disable=self.quiet,
+                transient=False,
+            )
             self.progress.start()
             self.task_id = self.progress.add_task("train", total=total, completed=event.start_step, stats="", eta="?")
         elif kind == "StepEvent" and self.plain and not self.quiet:
             parts = " ".join(f"{k} {v:.4f}" for k, v in event.parts.items())
             total = f"/{self.total}" if self.total else ""
-            self.console.print(f"step {event.step}{total} loss {event.loss:.4f} {parts} lr {event.lr:.3e} "
-                               f"tok/s {event.tokens_per_s:.0f} elapsed {fmt_s(event.elapsed_s)} "
-                               f"eta {fmt_s(event.eta_s)}", markup=False, highlight=False, soft_wrap=True)
+            self.console.print(
+                f"step {event.step}{total} loss {event.loss:.4f} {parts} lr {event.lr:.3e} "
+                f"tok/s {event.tokens_per_s:.0f} elapsed {fmt_s(event.elapsed_s)} "
+                f"eta {fmt_s(event.eta_s)}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         elif kind == "StepEvent" and self.progress is not None:
             parts = " ".join(f"{k} {v:.3f}" for k, v in event.parts.items())
             stats = f"loss {event.loss:.3f} ({parts}) lr {event.lr:.2e} {event.tokens_per_s:,.0f} tok/s"
@@ -171,8 +204,9 @@ def probe_line(probe: dict[str, Any]) -> str:
     if "error" in probe:
         return f"{text!r}: {probe['error']}"
     if "predictions" in probe:
-        guesses = " | ".join(", ".join(f"{p['token']} {p['score']:.3f}" for p in per_mask[:5])
-                             for per_mask in probe["predictions"])
+        guesses = " | ".join(
+            ", ".join(f"{p['token']} {p['score']:.3f}" for p in per_mask[:5]) for per_mask in probe["predictions"]
+        )
         return f"{text!r}: {guesses}"
     if "label" in probe:
         gold = f" (gold {probe['gold']})" if probe.get("gold") is not None else ""

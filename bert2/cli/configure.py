@@ -32,10 +32,14 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    p = command(sub, "config", "show, init or validate the configuration",
-                "show: every setting with its help (TOML); init: write it to bert2.toml (or -o FILE) to edit;\n"
-                "validate: check a file and the --set overrides, naming each bad field.",
-                ("bert2 config show", "bert2 config init --preset mini", "bert2 --config my.toml config validate"))
+    p = command(
+        sub,
+        "config",
+        "show, init or validate the configuration",
+        "show: every setting with its help (TOML); init: write it to bert2.toml (or -o FILE) to edit;\n"
+        "validate: check a file and the --set overrides, naming each bad field.",
+        ("bert2 config show", "bert2 config init --preset mini", "bert2 --config my.toml config validate"),
+    )
     p.add_argument("action", choices=["show", "init", "validate"])
     add_common(p, preset_choice=True)
     p.add_argument("--json", action="store_true", help="show as JSON")

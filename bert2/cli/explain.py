@@ -36,13 +36,20 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    p = command(sub, "explain", "follow one real training batch from text to loss",
-                "Takes a batch from the configured corpus (or your text), masks it with the trainer's own\n"
-                "collator, runs the checkpoint's forward pass and shows every step: tokens, segments, padding,\n"
-                "which tokens were selected and what became of them (80% [MASK] / 10% random / 10% kept), the\n"
-                "labels, the predictions at each masked position with its loss, NSP, and how it adds up.",
-                ("bert2 explain", 'bert2 explain --text "The capital of France is Paris." --pair "It lies on '
-                 'the Seine."', "bert2 explain --seed 7 --batch-size 4 --json"))
+    p = command(
+        sub,
+        "explain",
+        "follow one real training batch from text to loss",
+        "Takes a batch from the configured corpus (or your text), masks it with the trainer's own\n"
+        "collator, runs the checkpoint's forward pass and shows every step: tokens, segments, padding,\n"
+        "which tokens were selected and what became of them (80% [MASK] / 10% random / 10% kept), the\n"
+        "labels, the predictions at each masked position with its loss, NSP, and how it adds up.",
+        (
+            "bert2 explain",
+            'bert2 explain --text "The capital of France is Paris." --pair "It lies on the Seine."',
+            "bert2 explain --seed 7 --batch-size 4 --json",
+        ),
+    )
     add_common(p, example="data.mlm_probability=0.3")
     p.add_argument("--checkpoint", metavar="DIR", help="pretraining checkpoint (default: pretrain best, else final)")
     p.add_argument("--text", help="your own sentence instead of corpus examples (segment A)")

@@ -13,10 +13,13 @@ from ..errors import InputError
 from .common import add_common, bar, command, load, print_json
 
 MODES = ("mask", "classify", "ner", "qa", "similarity")
-DEFAULT_CHECKPOINTS = {"mask": "pretrain best, else final", "classify": "finetune best, else final, of a classify run",
-                       "ner": "finetune best, else final, of a ner run",
-                       "qa": "finetune best, else final, of a qa or qa-span run",
-                       "similarity": "pretrain best, else final"}
+DEFAULT_CHECKPOINTS = {
+    "mask": "pretrain best, else final",
+    "classify": "finetune best, else final, of a classify run",
+    "ner": "finetune best, else final, of a ner run",
+    "qa": "finetune best, else final, of a qa or qa-span run",
+    "similarity": "pretrain best, else final",
+}
 
 
 def _check_input(args: argparse.Namespace, check_mask_text: Any, check_text: Any) -> None:
@@ -81,38 +84,64 @@ def cmd_inference(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    p = command(sub, "inference", "fill-mask, classify, ner, qa or similarity with a checkpoint",
-                "One request to one checkpoint; the input is checked before the model loads.",
-                ('bert2 inference mask "The capital of France is [MASK]."',
-                 'bert2 inference classify "A wonderful, moving film." --json',
-                 'bert2 inference ner "Barack Obama visited the Empire State Building in New York." --json',
-                 'bert2 inference qa --question "What is Paris?" --context "Paris is the capital of France."',
-                 'bert2 inference similarity "a cat" "a kitten"'))
+    p = command(
+        sub,
+        "inference",
+        "fill-mask, classify, ner, qa or similarity with a checkpoint",
+        "One request to one checkpoint; the input is checked before the model loads.",
+        (
+            'bert2 inference mask "The capital of France is [MASK]."',
+            'bert2 inference classify "A wonderful, moving film." --json',
+            'bert2 inference ner "Barack Obama visited the Empire State Building in New York." --json',
+            'bert2 inference qa --question "What is Paris?" --context "Paris is the capital of France."',
+            'bert2 inference similarity "a cat" "a kitten"',
+        ),
+    )
     isub = p.add_subparsers(dest="mode", required=True, metavar="MODE")
-    m = command(isub, "mask", 'top-k predictions for each [MASK], e.g. "The capital of France is [MASK]."',
-                examples=('bert2 inference mask "The capital of France is [MASK]." --top-k 10',))
+    m = command(
+        isub,
+        "mask",
+        'top-k predictions for each [MASK], e.g. "The capital of France is [MASK]."',
+        examples=('bert2 inference mask "The capital of France is [MASK]." --top-k 10',),
+    )
     m.add_argument("text")
     m.add_argument("--top-k", type=int, default=5, help="predictions per [MASK]")
-    c = command(isub, "classify", "label a text with a classify checkpoint",
-                examples=('bert2 inference classify "A wonderful, moving film."',))
+    c = command(
+        isub,
+        "classify",
+        "label a text with a classify checkpoint",
+        examples=('bert2 inference classify "A wonderful, moving film."',),
+    )
     c.add_argument("text")
-    n = command(isub, "ner", "named entities in a text, with character offsets, from a ner checkpoint",
-                examples=('bert2 inference ner "Barack Obama visited the Empire State Building in New York."',))
+    n = command(
+        isub,
+        "ner",
+        "named entities in a text, with character offsets, from a ner checkpoint",
+        examples=('bert2 inference ner "Barack Obama visited the Empire State Building in New York."',),
+    )
     n.add_argument("text")
-    q = command(isub, "qa", "answer a question from a context with a qa or qa-span checkpoint",
-                examples=('bert2 inference qa --question "What is Paris?" --context "Paris is the capital of '
-                          'France."',))
+    q = command(
+        isub,
+        "qa",
+        "answer a question from a context with a qa or qa-span checkpoint",
+        examples=('bert2 inference qa --question "What is Paris?" --context "Paris is the capital of France."',),
+    )
     q.add_argument("--question", required=True)
     q.add_argument("--context", required=True)
     q.add_argument("--num-beams", type=int, help="beam width for generative QA (default: the checkpoint's)")
     q.add_argument("--max-length", type=int, help="longest answer in tokens (default: the checkpoint's)")
-    s = command(isub, "similarity", "cosine similarity of two texts (any checkpoint)",
-                examples=('bert2 inference similarity "a cat sat" "a kitten sat"',))
+    s = command(
+        isub,
+        "similarity",
+        "cosine similarity of two texts (any checkpoint)",
+        examples=('bert2 inference similarity "a cat sat" "a kitten sat"',),
+    )
     s.add_argument("text_a")
     s.add_argument("text_b")
     for name, mp in (("mask", m), ("classify", c), ("ner", n), ("qa", q), ("similarity", s)):
         add_common(mp, example="paths.root=other_saved_model")
-        mp.add_argument("--checkpoint", metavar="DIR",
-                        help=f"checkpoint directory (default: {DEFAULT_CHECKPOINTS[name]})")
+        mp.add_argument(
+            "--checkpoint", metavar="DIR", help=f"checkpoint directory (default: {DEFAULT_CHECKPOINTS[name]})"
+        )
         mp.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_inference)

@@ -17,19 +17,29 @@ from ..errors import Bert2Error
 from . import bench, checkpoints, compress, configure, explain, infer, train
 from .common import EXIT_USAGE, add_global
 
-COMMAND_GROUPS = (train, infer, explain, compress, checkpoints, configure, bench)  # in the order `bert2 --help` lists them
+COMMAND_GROUPS = (
+    train,
+    infer,
+    explain,
+    compress,
+    checkpoints,
+    configure,
+    bench,
+)  # in the order `bert2 --help` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="bert2", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="bert2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="BERT from scratch: pretrain (MLM + NSP), fine-tune (classify, qa, qa-span), infer.\n"
-                    "`bert2 COMMAND --help` shows each command's options, defaults and examples; the workbench "
-                    "is `bert2-tui`.",
+        "`bert2 COMMAND --help` shows each command's options, defaults and examples; the workbench "
+        "is `bert2-tui`.",
         epilog="first steps:\n  bert2 quick                      # pretrain BERT-Tiny for a few minutes\n"
-               "  bert2 inference mask \"The capital of France is [MASK].\"\n"
-               "  bert2 finetune                   # classify IMDB reviews from that checkpoint\n"
-               "  bert2 inference classify \"A wonderful, moving film.\"")
+        '  bert2 inference mask "The capital of France is [MASK]."\n'
+        "  bert2 finetune                   # classify IMDB reviews from that checkpoint\n"
+        '  bert2 inference classify "A wonderful, moving film."',
+    )
     parser.add_argument("--version", action="version", version=f"bert2 {__version__}")
     add_global(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

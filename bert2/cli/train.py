@@ -28,8 +28,14 @@ from .common import (
 
 # `bert2 quick`: a real pretraining run of the tiny preset on a slice of the offline corpus, sized to fill the
 # three pretrain directories in a few minutes on a 2-core laptop.
-QUICK_OVERRIDES = ["pretrain.max_steps=1200", "pretrain.warmup_steps=100", "pretrain.eval_every=300",
-                   "pretrain.save_every=300", "pretrain.log_every=10", "pretrain.eval_batches=0"]
+QUICK_OVERRIDES = [
+    "pretrain.max_steps=1200",
+    "pretrain.warmup_steps=100",
+    "pretrain.eval_every=300",
+    "pretrain.save_every=300",
+    "pretrain.log_every=10",
+    "pretrain.eval_batches=0",
+]
 
 
 def report_overrides(args: argparse.Namespace, *sections: str) -> list[str]:
@@ -51,9 +57,16 @@ def cmd_pretrain(args: argparse.Namespace, extra: list[str] | None = None) -> in
         overrides.append(f"pretrain.minutes={args.minutes}")
     cfg = load(args, overrides + report_overrides(args, "pretrain"))
     callbacks = [EventPrinter(quiet=args.quiet)]
-    done = with_stop_signals(lambda stop: run_pretraining(
-        cfg, callbacks, stop, resume=resume_arg(args), init_from=getattr(args, "init_from", None),
-        trust_checkpoint=args.trust_checkpoint))
+    done = with_stop_signals(
+        lambda stop: run_pretraining(
+            cfg,
+            callbacks,
+            stop,
+            resume=resume_arg(args),
+            init_from=getattr(args, "init_from", None),
+            trust_checkpoint=args.trust_checkpoint,
+        )
+    )
     if done.final_metrics and args.quiet:
         print_json({"reason": done.reason, "step": done.step, "metrics": done.final_metrics})
     elif done.reason == "stopped" and done.step:
@@ -65,8 +78,10 @@ def cmd_quick(args: argparse.Namespace) -> int:
     args.preset = args.preset or "tiny"
     t0 = time.perf_counter()
     code = cmd_pretrain(args, QUICK_OVERRIDES)
-    sys.stderr.write(f"quick run finished in {time.perf_counter() - t0:.0f} s; try:\n"
-                     f"  bert2 inference mask \"The capital of France is [MASK].\"\n")
+    sys.stderr.write(
+        f"quick run finished in {time.perf_counter() - t0:.0f} s; try:\n"
+        f'  bert2 inference mask "The capital of France is [MASK]."\n'
+    )
     return code
 
 
@@ -89,13 +104,21 @@ def finetune_overrides(args: argparse.Namespace, max_steps: int | None) -> list[
     return out
 
 
-def _run_finetune(cfg: Config, args: argparse.Namespace, printer: Any, from_checkpoint: Any = None,
-                  resume: Any = False) -> Any:
+def _run_finetune(
+    cfg: Config, args: argparse.Namespace, printer: Any, from_checkpoint: Any = None, resume: Any = False
+) -> Any:
     from ..tasks.finetuning import run_finetuning  # torch: see the module docstring
 
-    return with_stop_signals(lambda stop: run_finetuning(cfg, [printer], stop, resume=resume,
-                                                         from_checkpoint=from_checkpoint,
-                                                         trust_checkpoint=getattr(args, "trust_checkpoint", False)))
+    return with_stop_signals(
+        lambda stop: run_finetuning(
+            cfg,
+            [printer],
+            stop,
+            resume=resume,
+            from_checkpoint=from_checkpoint,
+            trust_checkpoint=getattr(args, "trust_checkpoint", False),
+        )
+    )
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -136,16 +159,20 @@ def cmd_full(args: argparse.Namespace) -> int:
         extra.append(f"pretrain.max_steps={args.pretrain_steps}")
         if not any(s.startswith("pretrain.warmup_steps=") for s in (args.set or [])):
             extra.append(f"pretrain.warmup_steps={args.pretrain_steps // 10}")
-    cfg = load(args, extra + finetune_overrides(args, full_finetune_steps(args))
-               + report_overrides(args, "pretrain", "finetune"))
+    cfg = load(
+        args,
+        extra + finetune_overrides(args, full_finetune_steps(args)) + report_overrides(args, "pretrain", "finetune"),
+    )
     t0 = time.perf_counter()
     printer = EventPrinter(quiet=args.quiet)
     if not args.no_task_text:
         corpus = task_adaptive_corpus(cfg)
         if corpus != cfg.data.corpus:
             if not args.quiet:
-                sys.stderr.write(f"pretraining corpus: {corpus} (the task's unlabelled training text joins the "
-                                 f"corpus; --no-task-text to leave it out)\n")
+                sys.stderr.write(
+                    f"pretraining corpus: {corpus} (the task's unlabelled training text joins the "
+                    f"corpus; --no-task-text to leave it out)\n"
+                )
             cfg.data.corpus = corpus
     done = with_stop_signals(lambda stop: run_pretraining(cfg, [printer], stop))
     if done.reason not in ("completed", "time_budget"):
@@ -156,8 +183,9 @@ def cmd_full(args: argparse.Namespace) -> int:
     if args.quiet:
         print_json({"reason": done.reason, "step": done.step, "metrics": done.final_metrics})
     else:
-        sys.stderr.write(f"pretraining + fine-tuning took {time.perf_counter() - t0:.0f} s\n"
-                         + next_steps(cfg.finetune.task))
+        sys.stderr.write(
+            f"pretraining + fine-tuning took {time.perf_counter() - t0:.0f} s\n" + next_steps(cfg.finetune.task)
+        )
     return train_exit_code(done)
 
 
@@ -187,86 +215,152 @@ def next_steps(task: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ parsers
-REPORT_HELP = (f"also write the run's numbers to {' and/or '.join(REPORTERS)} (comma-separated; none): "
-               "metrics.csv beside metrics.jsonl, TensorBoard files in runs/<start time>/ "
-               "(default: the report_to config key)")
-TRUST_HELP = ("resume from a checkpoint of an older bert2 whose resume state is pickled (.pt files); only for "
-              "checkpoints you made yourself: unpickling can run code")
+REPORT_HELP = (
+    f"also write the run's numbers to {' and/or '.join(REPORTERS)} (comma-separated; none): "
+    "metrics.csv beside metrics.jsonl, TensorBoard files in runs/<start time>/ "
+    "(default: the report_to config key)"
+)
+TRUST_HELP = (
+    "resume from a checkpoint of an older bert2 whose resume state is pickled (.pt files); only for "
+    "checkpoints you made yourself: unpickling can run code"
+)
 
 
 def add_parsers(sub: Any) -> None:
     def pretrain_args(p: argparse.ArgumentParser) -> None:
         add_common(p, preset_choice=True)
-        p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="DIR",
-                       help="continue from the latest checkpoint (or DIR)")
+        p.add_argument(
+            "--resume",
+            nargs="?",
+            const="latest",
+            default=None,
+            metavar="DIR",
+            help="continue from the latest checkpoint (or DIR)",
+        )
         p.add_argument("--trust-checkpoint", action="store_true", help=TRUST_HELP)
-        p.add_argument("--init-from", metavar="DIR",
-                       help="start a new run from a checkpoint's weights and tokenizer (e.g. from import-hf)")
-        p.add_argument("--max-steps", type=int, help=f"optimizer steps (default: pretrain.max_steps, "
-                                                     f"{PretrainConfig().max_steps}; quick: 1200)")
-        p.add_argument("--minutes", type=float, help="wall-clock budget; the LR schedule spans it (default: "
-                                                     "pretrain.minutes, 0 = off)")
+        p.add_argument(
+            "--init-from",
+            metavar="DIR",
+            help="start a new run from a checkpoint's weights and tokenizer (e.g. from import-hf)",
+        )
+        p.add_argument(
+            "--max-steps",
+            type=int,
+            help=f"optimizer steps (default: pretrain.max_steps, {PretrainConfig().max_steps}; quick: 1200)",
+        )
+        p.add_argument(
+            "--minutes",
+            type=float,
+            help="wall-clock budget; the LR schedule spans it (default: pretrain.minutes, 0 = off)",
+        )
         p.add_argument("--quiet", action="store_true", help="no progress bar; print final metrics as JSON")
         p.add_argument("--report-to", action="append", metavar="NAMES", help=REPORT_HELP)
 
-    p = command(sub, "quick", "tiny pretraining run on the offline corpus (a few minutes)",
-                "BERT-Tiny (2 layers x 128) on the 10,033 offline Wikipedia summaries for 1,200 steps: fills\n"
-                "saved_model/transformer/pretrain/{checkpoint,best,final}. Ctrl-C saves a resumable checkpoint.",
-                ("bert2 quick", "bert2 quick --report-to csv", "bert2 quick --resume"))
+    p = command(
+        sub,
+        "quick",
+        "tiny pretraining run on the offline corpus (a few minutes)",
+        "BERT-Tiny (2 layers x 128) on the 10,033 offline Wikipedia summaries for 1,200 steps: fills\n"
+        "saved_model/transformer/pretrain/{checkpoint,best,final}. Ctrl-C saves a resumable checkpoint.",
+        ("bert2 quick", "bert2 quick --report-to csv", "bert2 quick --resume"),
+    )
     pretrain_args(p)
     p.set_defaults(func=cmd_quick)
 
-    p = command(sub, "pretrain", "pretrain with MLM + NSP into saved_model/transformer/pretrain",
-                "Masked-language-model + next-sentence-prediction pretraining with the [pretrain] settings.\n"
-                "Ctrl-C (or SIGTERM) saves a checkpoint and exits 130 (143); --resume continues it exactly.",
-                ("bert2 pretrain --minutes 10", "bert2 pretrain --preset mini --set pretrain.batch_size=64",
-                 "bert2 pretrain --resume", "bert2 pretrain --init-from my-imported-bert",
-                 "torchrun --standalone --nproc_per_node=2 -m bert2 pretrain"))
+    p = command(
+        sub,
+        "pretrain",
+        "pretrain with MLM + NSP into saved_model/transformer/pretrain",
+        "Masked-language-model + next-sentence-prediction pretraining with the [pretrain] settings.\n"
+        "Ctrl-C (or SIGTERM) saves a checkpoint and exits 130 (143); --resume continues it exactly.",
+        (
+            "bert2 pretrain --minutes 10",
+            "bert2 pretrain --preset mini --set pretrain.batch_size=64",
+            "bert2 pretrain --resume",
+            "bert2 pretrain --init-from my-imported-bert",
+            "torchrun --standalone --nproc_per_node=2 -m bert2 pretrain",
+        ),
+    )
     pretrain_args(p)
     p.set_defaults(func=cmd_pretrain)
 
     def task_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--task", choices=CHOICES["finetune.task"],
-                       help=f"{', '.join(CHOICES['finetune.task'])} (classify: one label per text; ner: named "
-                            "entities; qa: generative; qa-span: extractive); default: finetune.task")
-        p.add_argument("--data", metavar="NAME_OR_PATH",
-                       help="imdb-offline, wiki-topic (classify), wnut16-offline (ner), wiki-qa (qa), wiki-span "
-                            "(qa-span), a hub name (imdb, conll2003, ms_marco, squad) or a local file (a CoNLL file "
-                            "for ner); default: finetune.data, or the task's built-in")
+        p.add_argument(
+            "--task",
+            choices=CHOICES["finetune.task"],
+            help=f"{', '.join(CHOICES['finetune.task'])} (classify: one label per text; ner: named "
+            "entities; qa: generative; qa-span: extractive); default: finetune.task",
+        )
+        p.add_argument(
+            "--data",
+            metavar="NAME_OR_PATH",
+            help="imdb-offline, wiki-topic (classify), wnut16-offline (ner), wiki-qa (qa), wiki-span "
+            "(qa-span), a hub name (imdb, conll2003, ms_marco, squad) or a local file (a CoNLL file "
+            "for ner); default: finetune.data, or the task's built-in",
+        )
         p.add_argument("--max-examples", type=int, metavar="N", help="use at most N training examples")
         p.add_argument("--quiet", action="store_true", help="no progress bar; print final metrics as JSON")
         p.add_argument("--report-to", action="append", metavar="NAMES", help=REPORT_HELP)
 
-    p = command(sub, "finetune", "fine-tune a pretraining checkpoint into saved_model/bert/finetuning",
-                "Fine-tune with the [finetune] settings, from pretrain best (else final) unless --from says\n"
-                "otherwise. Built-in offline data: imdb-offline and wiki-topic (classify), wnut16-offline\n"
-                "(ner), wiki-qa (qa), wiki-span (qa-span).",
-                ("bert2 finetune", "bert2 finetune --task qa-span", "bert2 finetune --task ner",
-                 "bert2 finetune --from scratch",
-                 "bert2 finetune --task classify --data reviews.csv --set finetune.max_steps=300",
-                 "bert2 finetune --resume"))
+    p = command(
+        sub,
+        "finetune",
+        "fine-tune a pretraining checkpoint into saved_model/bert/finetuning",
+        "Fine-tune with the [finetune] settings, from pretrain best (else final) unless --from says\n"
+        "otherwise. Built-in offline data: imdb-offline and wiki-topic (classify), wnut16-offline\n"
+        "(ner), wiki-qa (qa), wiki-span (qa-span).",
+        (
+            "bert2 finetune",
+            "bert2 finetune --task qa-span",
+            "bert2 finetune --task ner",
+            "bert2 finetune --from scratch",
+            "bert2 finetune --task classify --data reviews.csv --set finetune.max_steps=300",
+            "bert2 finetune --resume",
+        ),
+    )
     add_common(p, example="finetune.learning_rate=1e-3")
     task_args(p)
-    p.add_argument("--from", dest="from_dir", metavar="DIR",
-                   help="checkpoint to start from (default: pretrain best, else final); 'scratch': the same "
-                        "architecture with random weights, to see what pretraining buys")
-    p.add_argument("--max-steps", type=int, help=f"optimizer steps (default: finetune.max_steps, "
-                                                 f"{FinetuneConfig().max_steps})")
-    p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="DIR",
-                   help="continue the latest fine-tuning checkpoint (or DIR)")
+    p.add_argument(
+        "--from",
+        dest="from_dir",
+        metavar="DIR",
+        help="checkpoint to start from (default: pretrain best, else final); 'scratch': the same "
+        "architecture with random weights, to see what pretraining buys",
+    )
+    p.add_argument(
+        "--max-steps", type=int, help=f"optimizer steps (default: finetune.max_steps, {FinetuneConfig().max_steps})"
+    )
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        default=None,
+        metavar="DIR",
+        help="continue the latest fine-tuning checkpoint (or DIR)",
+    )
     p.add_argument("--trust-checkpoint", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=cmd_finetune)
 
-    p = command(sub, "full", "pretrain, then fine-tune from the new pretraining checkpoint",
-                "The seed's `main.py full`: pretraining, then fine-tuning from the checkpoint it wrote. For the\n"
-                "IMDB task the training reviews' text joins the pretraining corpus (--no-task-text: not).",
-                ("bert2 full", "bert2 full --task qa --pretrain-steps 3000"))
+    p = command(
+        sub,
+        "full",
+        "pretrain, then fine-tune from the new pretraining checkpoint",
+        "The seed's `main.py full`: pretraining, then fine-tuning from the checkpoint it wrote. For the\n"
+        "IMDB task the training reviews' text joins the pretraining corpus (--no-task-text: not).",
+        ("bert2 full", "bert2 full --task qa --pretrain-steps 3000"),
+    )
     add_common(p, preset_choice=True, example="finetune.max_steps=300")
     task_args(p)
     p.add_argument("--pretrain-steps", type=int, help="pretraining steps (pretrain.max_steps)")
-    p.add_argument("--finetune-steps", type=int,
-                   help=f"fine-tuning steps (default: {FULL_FINETUNE_STEPS}, longer than `bert2 finetune`'s "
-                        f"{FinetuneConfig().max_steps}, unless finetune.max_steps is set)")
-    p.add_argument("--no-task-text", action="store_true",
-                   help="pretrain on data.corpus alone (by default the IMDB task adds its training reviews' text)")
+    p.add_argument(
+        "--finetune-steps",
+        type=int,
+        help=f"fine-tuning steps (default: {FULL_FINETUNE_STEPS}, longer than `bert2 finetune`'s "
+        f"{FinetuneConfig().max_steps}, unless finetune.max_steps is set)",
+    )
+    p.add_argument(
+        "--no-task-text",
+        action="store_true",
+        help="pretrain on data.corpus alone (by default the IMDB task adds its training reviews' text)",
+    )
     p.set_defaults(func=cmd_full)

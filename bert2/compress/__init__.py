@@ -6,7 +6,7 @@ Nothing heavy is imported here, so `import bert2.compress` (the TUI's checkpoint
 distilled or pruned) stays free of torch until a command needs it.
 """
 
-from ..tasks import PRETRAIN_TASKS
+from ..registry import PRETRAIN_TASKS
 
 DISTILL_TEACHERS: tuple[str, ...] = (*PRETRAIN_TASKS, "classify")
 """Checkpoints a student can learn from: pretraining ones (masked-word distributions) and classifiers (label

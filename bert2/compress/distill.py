@@ -42,15 +42,16 @@ import shutil
 import statistics
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .. import checkpoint as ckpt
-from .. import tasks
+from .. import registry
 from ..checkpoint.layout import LEGACY_RESUME_FILES, RESUME_FILES
 from ..checkpoint.model_files import load_checkpoint, read_config, write_model_files
 from ..config import KINDS, Config, ConfigError, DataConfig, DistillConfig, FieldError, ModelConfig
@@ -78,8 +79,9 @@ HEADLINE = {"pretrain": ("mlm_accuracy", "mlm_loss"), "finetune": ("accuracy", "
 # --------------------------------------------------------------------------------------------------------------
 
 
-def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
-                     reduction: str = "mean") -> torch.Tensor:
+def soft_target_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float, reduction: str = "mean"
+) -> torch.Tensor:
     """KL(p_teacher || p_student) between distributions softened by `temperature`, times T^2.
 
     p = softmax(logits / T) row by row; KL = sum_c p_t(c) * (log p_t(c) - log p_s(c)). It is zero exactly when
@@ -96,9 +98,13 @@ def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     return total * (t * t)
 
 
-def hidden_state_loss(student_states: Sequence[torch.Tensor], teacher_states: Sequence[torch.Tensor],
-                      pairs: Sequence[tuple[int, int]], projection: nn.Module | None = None,
-                      attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+def hidden_state_loss(
+    student_states: Sequence[torch.Tensor],
+    teacher_states: Sequence[torch.Tensor],
+    pairs: Sequence[tuple[int, int]],
+    projection: nn.Module | None = None,
+    attention_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Mean squared error between student and teacher hidden states of mapped layers (TinyBERT).
 
     `pairs` lists (student state, teacher state) indices into the L+1 hidden states (0: the embeddings).
@@ -116,8 +122,12 @@ def hidden_state_loss(student_states: Sequence[torch.Tensor], teacher_states: Se
     return torch.stack(losses).mean()
 
 
-def attention_loss(student_maps: Sequence[torch.Tensor], teacher_maps: Sequence[torch.Tensor],
-                   pairs: Sequence[tuple[int, int]], attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+def attention_loss(
+    student_maps: Sequence[torch.Tensor],
+    teacher_maps: Sequence[torch.Tensor],
+    pairs: Sequence[tuple[int, int]],
+    attention_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """KL(teacher || student) between the attention distributions of mapped layers, per head and query (MiniLM).
 
     Each row of an attention map is a probability distribution over the keys: where token i looks. Matching it
@@ -179,14 +189,24 @@ def student_config(teacher: ModelConfig, d: DistillConfig) -> ModelConfig:
     hidden = d.student_hidden_size or teacher.hidden_size
     heads = d.student_heads or teacher.num_attention_heads
     if hidden % heads:
-        raise ConfigError([FieldError("distill.student_heads", f"the student's width {hidden} is not divisible by "
-                                      f"{heads} heads; set distill.student_heads to a divisor of {hidden}")])
+        raise ConfigError(
+            [
+                FieldError(
+                    "distill.student_heads",
+                    f"the student's width {hidden} is not divisible by "
+                    f"{heads} heads; set distill.student_heads to a divisor of {hidden}",
+                )
+            ]
+        )
     return dataclasses.replace(
-        teacher, num_hidden_layers=d.student_layers or max(1, teacher.num_hidden_layers // 2), hidden_size=hidden,
+        teacher,
+        num_hidden_layers=d.student_layers or max(1, teacher.num_hidden_layers // 2),
+        hidden_size=hidden,
         num_attention_heads=heads,
-        intermediate_size=d.student_intermediate_size or max(1, teacher.intermediate_size * hidden
-                                                             // teacher.hidden_size),
-        pruned_heads={})  # a pruned teacher's missing heads are its own: the student has every head
+        intermediate_size=d.student_intermediate_size
+        or max(1, teacher.intermediate_size * hidden // teacher.hidden_size),
+        pruned_heads={},
+    )  # a pruned teacher's missing heads are its own: the student has every head
 
 
 _LAYER = re.compile(r"^bert\.encoder\.layers\.(\d+)\.")
@@ -206,7 +226,7 @@ def init_from_teacher(student: nn.Module, teacher: nn.Module, layer_map: Sequenc
     with torch.no_grad():
         for name, tensor in student.state_dict().items():  # state_dict tensors share storage with the parameters
             m = _LAYER.match(name)
-            teacher_name = f"bert.encoder.layers.{layer_map[int(m.group(1))]}.{name[m.end():]}" if m else name
+            teacher_name = f"bert.encoder.layers.{layer_map[int(m.group(1))]}.{name[m.end() :]}" if m else name
             src = source.get(teacher_name)
             if src is not None and src.shape == tensor.shape:
                 tensor.copy_(src)
@@ -264,8 +284,16 @@ class DistillPretrainingTask(PretrainingTask):
     dropped it, and its two-way distribution carries little dark knowledge.
     """
 
-    def __init__(self, cfg: Config, tokenizer: Any, validation: Any, teacher: nn.Module | None, weights: LossWeights,
-                 provenance: dict[str, Any], probes: tuple[str, ...] = DEFAULT_PROBES):
+    def __init__(
+        self,
+        cfg: Config,
+        tokenizer: Any,
+        validation: Any,
+        teacher: nn.Module | None,
+        weights: LossWeights,
+        provenance: dict[str, Any],
+        probes: tuple[str, ...] = DEFAULT_PROBES,
+    ):
         super().__init__(cfg, tokenizer, validation, probes)
         self.teacher = teacher
         self.w = weights
@@ -287,12 +315,17 @@ class DistillPretrainingTask(PretrainingTask):
         """Trained with the student (the trainer adds them to its optimizer), kept out of its weights."""
         return list(self.projection.parameters()) if self.projection is not None else []
 
-    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self.teacher is None or not self.w.teacher_signal:
             return super().loss(model, batch, totals)  # the baseline: plain pretraining of the same student
-        ids, types, mask, labels = batch["input_ids"], batch.get("token_type_ids"), batch.get("attention_mask"), \
-            batch["labels"]
+        ids, types, mask, labels = (
+            batch["input_ids"],
+            batch.get("token_type_ids"),
+            batch.get("attention_mask"),
+            batch["labels"],
+        )
         selected = labels != -100  # (B, T) the masked positions
         targets = labels[selected]  # (N,)
         masked_share = 1.0 / totals["masked"].clamp(min=1)  # sums over this micro-batch / the accumulated batch
@@ -303,17 +336,20 @@ class DistillPretrainingTask(PretrainingTask):
         s_logits = model.mlm(s.last_hidden_state[selected], model.bert.embeddings.word_embeddings.weight)  # (N, V)
         with torch.no_grad():  # ... and so is the teacher; it only ever answers
             t = self.teacher.bert(ids, types, mask, **wants)
-            t_logits = self.teacher.mlm(t.last_hidden_state[selected],
-                                        self.teacher.bert.embeddings.word_embeddings.weight) \
-                if self.w.alpha > 0 else None  # (N, V)
+            t_logits = (
+                self.teacher.mlm(t.last_hidden_state[selected], self.teacher.bert.embeddings.word_embeddings.weight)
+                if self.w.alpha > 0
+                else None
+            )  # (N, V)
 
         mlm = F.cross_entropy(s_logits.float(), targets, reduction="sum") * masked_share
         parts = {"mlm": mlm}
         hard = mlm
         if model.nsp is not None and batch.get("next_sentence_label") is not None:
             nsp_logits = model.nsp(s.pooler_output)  # (B, 2)
-            nsp = F.cross_entropy(nsp_logits.float(), batch["next_sentence_label"].view(-1), ignore_index=-100) \
-                * (ids.shape[0] / totals["examples"])
+            nsp = F.cross_entropy(nsp_logits.float(), batch["next_sentence_label"].view(-1), ignore_index=-100) * (
+                ids.shape[0] / totals["examples"]
+            )
             parts["nsp"] = nsp
             hard = hard + nsp
         loss = (1.0 - self.w.alpha) * hard
@@ -322,8 +358,10 @@ class DistillPretrainingTask(PretrainingTask):
             parts["soft"] = soft
             loss = loss + self.w.alpha * soft
         if self.hidden_pairs:
-            hidden = hidden_state_loss(s.hidden_states, t.hidden_states, self.hidden_pairs, self.projection,
-                                       mask) * token_share
+            hidden = (
+                hidden_state_loss(s.hidden_states, t.hidden_states, self.hidden_pairs, self.projection, mask)
+                * token_share
+            )
             parts["hidden"] = hidden
             loss = loss + self.w.hidden * hidden
         if self.attention_pairs:
@@ -334,8 +372,9 @@ class DistillPretrainingTask(PretrainingTask):
 
     def save_files(self, model: nn.Module, directory: Path) -> None:
         """An ordinary pretraining checkpoint whose "bert2" block also says where it came from."""
-        write_model_files(model.config, self.tokenizer, directory,
-                          {"task": self.name, "nsp": self.nsp, **self.provenance})
+        write_model_files(
+            model.config, self.tokenizer, directory, {"task": self.name, "nsp": self.nsp, **self.provenance}
+        )
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
@@ -358,15 +397,23 @@ class DistillClassificationTask(ClassifyTask):
     is an ordinary fine-tuned classifier.
     """
 
-    def __init__(self, tokenizer: Any, meta: dict[str, Any], validation: list[dict[str, Any]],
-                 validation_features: list[dict[str, Any]], batch_size: int, teacher: nn.Module | None,
-                 weights: LossWeights):
+    def __init__(
+        self,
+        tokenizer: Any,
+        meta: dict[str, Any],
+        validation: list[dict[str, Any]],
+        validation_features: list[dict[str, Any]],
+        batch_size: int,
+        teacher: nn.Module | None,
+        weights: LossWeights,
+    ):
         super().__init__(tokenizer, meta, validation, validation_features, batch_size)
         self.teacher = teacher
         self.w = weights
 
-    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self.teacher is None or self.w.alpha <= 0:
             return super().loss(model, batch, totals)
         self._moved()
@@ -385,8 +432,12 @@ class DistillClassificationTask(ClassifyTask):
 # --------------------------------------------------------------------------------------------------------------
 
 
-def inference_speeds(forwards: dict[str, Callable[[dict[str, torch.Tensor]], Any]],
-                     batches: list[dict[str, torch.Tensor]], repeats: int = 9, warmup: int = 2) -> dict[str, float]:
+def inference_speeds(
+    forwards: dict[str, Callable[[dict[str, torch.Tensor]], Any]],
+    batches: list[dict[str, torch.Tensor]],
+    repeats: int = 9,
+    warmup: int = 2,
+) -> dict[str, float]:
     """Examples per second of each forward over `batches`: the median of `repeats` timed passes after `warmup`
     untimed ones (the first passes pay for memory allocation and kernel choice).
 
@@ -425,22 +476,27 @@ def _speed_batches(task: Any, kind: str, device: torch.device, n_batches: int = 
     else:
         rows = list(task.validation_features[: n_batches * task.batch_size])
         collate = task.collate
-    return [{k: v.to(device) for k, v in collate(rows[i:i + task.batch_size]).items()}
-            for i in range(0, len(rows), task.batch_size)]
+    return [
+        {k: v.to(device) for k, v in collate(rows[i : i + task.batch_size]).items()}
+        for i in range(0, len(rows), task.batch_size)
+    ]
 
 
 def _inference_forward(model: nn.Module, kind: str) -> Callable[[dict[str, torch.Tensor]], Any]:
     """What inference computes: fill-mask's encoder + MLM head at the [MASK] rows, or a classifier's logits."""
     if kind == "pretrain":
+
         def fill(b: dict[str, torch.Tensor]) -> torch.Tensor:
             hidden = model.bert(b["input_ids"], b["token_type_ids"], b["attention_mask"]).last_hidden_state
             return model.mlm(hidden[b["labels"] != -100], model.bert.embeddings.word_embeddings.weight)  # (N, V)
+
         return fill
     return lambda b: model(b["input_ids"], b["token_type_ids"], b["attention_mask"]).logits  # (B, C)
 
 
-def compare(student: nn.Module, teacher: nn.Module, task: Any, kind: str, device: torch.device
-            ) -> dict[str, dict[str, float]]:
+def compare(
+    student: nn.Module, teacher: nn.Module, task: Any, kind: str, device: torch.device
+) -> dict[str, dict[str, float]]:
     """Held-out quality (the task's own evaluation, same examples and masks for both) and inference speed."""
     models = {"teacher": teacher, "student": student}
     was_training = student.training
@@ -450,11 +506,16 @@ def compare(student: nn.Module, teacher: nn.Module, task: Any, kind: str, device
         with torch.no_grad():
             metrics = task.evaluate(model)
         out[who] = {k: float(metrics[k]) for k in HEADLINE[kind] if k in metrics}
-    speeds = inference_speeds({who: _inference_forward(m, kind) for who, m in models.items()},
-                              _speed_batches(task, kind, device))
+    speeds = inference_speeds(
+        {who: _inference_forward(m, kind) for who, m in models.items()}, _speed_batches(task, kind, device)
+    )
     for who, model in models.items():
-        out[who].update(examples_per_s=speeds[who], parameters=float(count_parameters(model)),
-                        layers=float(model.config.num_hidden_layers), hidden_size=float(model.config.hidden_size))
+        out[who].update(
+            examples_per_s=speeds[who],
+            parameters=float(count_parameters(model)),
+            layers=float(model.config.num_hidden_layers),
+            hidden_size=float(model.config.hidden_size),
+        )
     student.train(was_training)
     return out
 
@@ -464,8 +525,13 @@ def compare(student: nn.Module, teacher: nn.Module, task: Any, kind: str, device
 # --------------------------------------------------------------------------------------------------------------
 
 
-def run_distillation(cfg: Config, callbacks: list[Callback] | None = None, stop_event: threading.Event | None = None,
-                     resume: bool | str | Path = False, probes: tuple[str, ...] = DEFAULT_PROBES) -> DoneEvent:
+def run_distillation(
+    cfg: Config,
+    callbacks: list[Callback] | None = None,
+    stop_event: threading.Event | None = None,
+    resume: bool | str | Path = False,
+    probes: tuple[str, ...] = DEFAULT_PROBES,
+) -> DoneEvent:
     """Train a student from cfg.distill.teacher (or resume one); events go to `callbacks`.
 
     Checkpoints go where the student's kind goes: a pretraining teacher's student into
@@ -506,14 +572,16 @@ class DistillationRun:
         the trainer's was held back for, so that it is the last event and carries the comparison."""
         try:
             if done.reason in ("completed", "time_budget"):
-                numbers = compare(self.trainer.raw_model, self.teacher, self.trainer.task, self.kind,
-                                  self.trainer.device)
-                done.final_metrics = {**done.final_metrics, **{f"{who}/{k}": v for who, row in numbers.items()
-                                                               for k, v in row.items()}}
+                numbers = compare(
+                    self.trainer.raw_model, self.teacher, self.trainer.task, self.kind, self.trainer.device
+                )
+                done.final_metrics = {
+                    **done.final_metrics,
+                    **{f"{who}/{k}": v for who, row in numbers.items() for k, v in row.items()},
+                }
                 entry = _record(self.cfg, self.kind, self.teacher_path, self.trainer, self.weights, numbers)
                 self.run.say(summary_line(entry))
-            done = DoneEvent(reason=done.reason, step=done.step, message=done.message,
-                             final_metrics=done.final_metrics)
+            done = DoneEvent(reason=done.reason, step=done.step, message=done.message, final_metrics=done.final_metrics)
             for cb in self.run.callbacks:
                 cb(done)
             return done
@@ -521,20 +589,26 @@ class DistillationRun:
             self.run.close()
 
 
-def build_distillation(cfg: Config, callbacks: list[Callback] | None = None,
-                       stop_event: threading.Event | None = None, resume: bool | str | Path = False,
-                       probes: tuple[str, ...] = DEFAULT_PROBES) -> DistillationRun:
+def build_distillation(
+    cfg: Config,
+    callbacks: list[Callback] | None = None,
+    stop_event: threading.Event | None = None,
+    resume: bool | str | Path = False,
+    probes: tuple[str, ...] = DEFAULT_PROBES,
+) -> DistillationRun:
     """Everything run_distillation does short of training: teacher, data, student, task, a ready Trainer (the
     kind directory's lock is held until `finish`)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise TrainingError("distillation runs in one process (its teacher answers every batch on rank 0's "
-                            "device); run bert2 distill without torchrun")
+        raise TrainingError(
+            "distillation runs in one process (its teacher answers every batch on rank 0's "
+            "device); run bert2 distill without torchrun"
+        )
     d = cfg.distill
     weights = LossWeights(d.temperature, d.alpha, d.hidden_weight, d.attention_weight)
     resume_path, teacher_path = _resolve_paths(cfg, resume)
     if resume_path is not None:
         weights = _saved_weights(resume_path, weights)
-    kind = tasks.kind_of(_task_of(teacher_path))
+    kind = registry.kind_of(_task_of(teacher_path))
     run = Run(cfg, kind, callbacks, stop_event, resume_path or False, report_to=d.report_to, what="distillation")
     try:
         return _build(run, weights, teacher_path, probes)
@@ -557,17 +631,26 @@ def _build(run: Run, weights: LossWeights, teacher_path: Path, probes: tuple[str
         run.say(note, "warning" if note.startswith("note:") else "info")
     if kind == "finetune":
         weights = dataclasses.replace(weights, hidden=0.0, attention=0.0)
-    provenance = {"distilled_from": str(teacher_path),
-                  "distillation": {"temperature": weights.temperature, "alpha": weights.alpha,
-                                   "hidden_weight": weights.hidden, "attention_weight": weights.attention,
-                                   "teacher_signal": weights.teacher_signal, "student_init": d.student_init,
-                                   "init_layers": init_layer_map(s_cfg.num_hidden_layers, t_cfg.num_hidden_layers)}}
+    provenance = {
+        "distilled_from": str(teacher_path),
+        "distillation": {
+            "temperature": weights.temperature,
+            "alpha": weights.alpha,
+            "hidden_weight": weights.hidden,
+            "attention_weight": weights.attention,
+            "teacher_signal": weights.teacher_signal,
+            "student_init": d.student_init,
+            "init_layers": init_layer_map(s_cfg.num_hidden_layers, t_cfg.num_hidden_layers),
+        },
+    }
     if kind == "pretrain":
-        student, task, train_data = _pretraining_setup(cfg, teacher_ckpt, s_cfg, weights, provenance, run.say,
-                                                       probes, run.device)
+        student, task, train_data = _pretraining_setup(
+            cfg, teacher_ckpt, s_cfg, weights, provenance, run.say, probes, run.device
+        )
     else:
-        student, task, train_data = _classification_setup(cfg, teacher_ckpt, s_cfg, weights, provenance, run.say,
-                                                          resume_path)
+        student, task, train_data = _classification_setup(
+            cfg, teacher_ckpt, s_cfg, weights, provenance, run.say, resume_path
+        )
     if resume_path is None:
         if d.student_init == "teacher":
             report = init_from_teacher(student, teacher, provenance["distillation"]["init_layers"])
@@ -587,9 +670,12 @@ def _build(run: Run, weights: LossWeights, teacher_path: Path, probes: tuple[str
     run_config["distilled_from"] = str(teacher_path)
     ctx = dataclasses.replace(run.context(), callbacks=[relay], on_finish=None)  # the lock outlives fit()
     trainer = Trainer(student, train_data, task, cfg.distill, run_config, ctx)
-    trainer.init = (f"resumed from {resume_path}" if resume_path is not None else
-                    f"{'distilled from' if weights.teacher_signal else 'no teacher signal; shaped by'} {teacher_path}"
-                    f" ({weights.describe()})")
+    trainer.init = (
+        f"resumed from {resume_path}"
+        if resume_path is not None
+        else f"{'distilled from' if weights.teacher_signal else 'no teacher signal; shaped by'} {teacher_path}"
+        f" ({weights.describe()})"
+    )
     return DistillationRun(trainer, teacher, teacher_path, kind, weights, cfg, run)
 
 
@@ -610,8 +696,7 @@ def _resolve_paths(cfg: Config, resume: bool | str | Path) -> tuple[Path | None,
     resume_path = None
     if resume:
         if resume is True:
-            found = [p for kind in KINDS
-                     if (p := ckpt.latest_resumable(cfg.paths.root, kind, _distilled)) is not None]
+            found = [p for kind in KINDS if (p := ckpt.latest_resumable(cfg.paths.root, kind, _distilled)) is not None]
             resume_path = max(found, key=ckpt.written_at, default=None)
             if resume_path is None:
                 raise CheckpointError(f"nothing to resume: no distilled checkpoint under {cfg.paths.root}")
@@ -619,28 +704,42 @@ def _resolve_paths(cfg: Config, resume: bool | str | Path) -> tuple[Path | None,
             resume_path = ckpt.resolve(resume)
         meta = ckpt.read_json(resume_path / ckpt.CONFIG_FILE).get("bert2") or {}
         if "distilled_from" not in meta:
-            raise CheckpointError(f"{resume_path} is not a distillation run; resume it with bert2 pretrain --resume "
-                                  f"or bert2 finetune --resume")
+            raise CheckpointError(
+                f"{resume_path} is not a distillation run; resume it with bert2 pretrain --resume "
+                f"or bert2 finetune --resume"
+            )
         teacher = d.teacher.strip() or str(meta["distilled_from"])
     else:
         teacher = d.teacher.strip()
         if not teacher:
-            raise ConfigError([FieldError("distill.teacher", "is empty: name the checkpoint to learn from, e.g. "
-                                          "bert2 distill --teacher saved_model/transformer/pretrain")])
+            raise ConfigError(
+                [
+                    FieldError(
+                        "distill.teacher",
+                        "is empty: name the checkpoint to learn from, e.g. "
+                        "bert2 distill --teacher saved_model/transformer/pretrain",
+                    )
+                ]
+            )
     teacher_path = ckpt.resolve(teacher).resolve()  # CheckpointError "checkpoint not found: ..."; then absolute
     task = _task_of(teacher_path)
     if task not in TEACHER_TASKS:
-        raise CheckpointError(f"{teacher_path} is a {task} checkpoint; distillation supports pretraining teachers "
-                              f"({', '.join(tasks.PRETRAIN_TASKS)}) and classify teachers, not {task}")
+        raise CheckpointError(
+            f"{teacher_path} is a {task} checkpoint; distillation supports pretraining teachers "
+            f"({', '.join(registry.PRETRAIN_TASKS)}) and classify teachers, not {task}"
+        )
     return resume_path, teacher_path
 
 
 def _saved_weights(path: Path, default: LossWeights) -> LossWeights:
     """A resumed run keeps the loss it started with (a no-teacher baseline stays one)."""
     saved = (ckpt.read_json(path / ckpt.CONFIG_FILE).get("bert2") or {}).get("distillation") or {}
-    return LossWeights(float(saved.get("temperature", default.temperature)), float(saved.get("alpha", default.alpha)),
-                       float(saved.get("hidden_weight", default.hidden)),
-                       float(saved.get("attention_weight", default.attention)))
+    return LossWeights(
+        float(saved.get("temperature", default.temperature)),
+        float(saved.get("alpha", default.alpha)),
+        float(saved.get("hidden_weight", default.hidden)),
+        float(saved.get("attention_weight", default.attention)),
+    )
 
 
 TEACHERS_DIR = "teachers"
@@ -671,27 +770,52 @@ def _check_plan(s: ModelConfig, t: ModelConfig, w: LossWeights, kind: str) -> li
     if kind == "pretrain":
         for name, weight in (("hidden_weight", w.hidden), ("attention_weight", w.attention)):
             if weight > 0 and s.num_hidden_layers > t.num_hidden_layers:
-                raise ConfigError([FieldError(f"distill.{name}", f"the student has {s.num_hidden_layers} layers, more "
-                                              f"than the teacher's {t.num_hidden_layers}, so its layers cannot each "
-                                              f"imitate a teacher layer; set distill.{name}=0 or "
-                                              f"distill.student_layers <= {t.num_hidden_layers}")])
+                raise ConfigError(
+                    [
+                        FieldError(
+                            f"distill.{name}",
+                            f"the student has {s.num_hidden_layers} layers, more "
+                            f"than the teacher's {t.num_hidden_layers}, so its layers cannot each "
+                            f"imitate a teacher layer; set distill.{name}=0 or "
+                            f"distill.student_layers <= {t.num_hidden_layers}",
+                        )
+                    ]
+                )
         if w.attention > 0 and t.pruned_heads:
-            raise ConfigError([FieldError("distill.attention_weight", "the teacher has pruned heads (bert2 prune), so "
-                                          "its layers have fewer heads than the student's; set "
-                                          "distill.attention_weight=0")])
+            raise ConfigError(
+                [
+                    FieldError(
+                        "distill.attention_weight",
+                        "the teacher has pruned heads (bert2 prune), so "
+                        "its layers have fewer heads than the student's; set "
+                        "distill.attention_weight=0",
+                    )
+                ]
+            )
         if w.attention > 0 and s.num_attention_heads != t.num_attention_heads:
-            raise ConfigError([FieldError("distill.attention_weight", f"attention matching pairs head h with head h, "
-                                          f"but the student has {s.num_attention_heads} heads and the teacher "
-                                          f"{t.num_attention_heads}; set distill.student_heads="
-                                          f"{t.num_attention_heads} or distill.attention_weight=0")])
+            raise ConfigError(
+                [
+                    FieldError(
+                        "distill.attention_weight",
+                        f"attention matching pairs head h with head h, "
+                        f"but the student has {s.num_attention_heads} heads and the teacher "
+                        f"{t.num_attention_heads}; set distill.student_heads="
+                        f"{t.num_attention_heads} or distill.attention_weight=0",
+                    )
+                ]
+            )
     elif w.hidden or w.attention:
-        notes.append("a classifier student learns from the teacher's label distribution; distill.hidden_weight and "
-                     "attention_weight apply to pretraining teachers and are not used here")
+        notes.append(
+            "a classifier student learns from the teacher's label distribution; distill.hidden_weight and "
+            "attention_weight apply to pretraining teachers and are not used here"
+        )
     s_params, t_params = _encoder_size(s), _encoder_size(t)
     if s_params >= t_params:
-        notes.append(f"note: the student's encoder ({s.num_hidden_layers} x {s.hidden_size}) is not smaller than the "
-                     f"teacher's ({t.num_hidden_layers} x {t.hidden_size}); allowed (a born-again student can match "
-                     f"its teacher), but it will not be faster")
+        notes.append(
+            f"note: the student's encoder ({s.num_hidden_layers} x {s.hidden_size}) is not smaller than the "
+            f"teacher's ({t.num_hidden_layers} x {t.hidden_size}); allowed (a born-again student can match "
+            f"its teacher), but it will not be faster"
+        )
     return notes
 
 
@@ -701,9 +825,16 @@ def _encoder_size(c: ModelConfig) -> int:
     return c.num_hidden_layers * (4 * h * h + 2 * h * i)
 
 
-def _pretraining_setup(cfg: Config, teacher_ckpt: Any, s_cfg: ModelConfig, weights: LossWeights,
-                       provenance: dict[str, Any], say: Callable[[str], None], probes: tuple[str, ...],
-                       device: torch.device) -> tuple[nn.Module, DistillPretrainingTask, Any]:
+def _pretraining_setup(
+    cfg: Config,
+    teacher_ckpt: Any,
+    s_cfg: ModelConfig,
+    weights: LossWeights,
+    provenance: dict[str, Any],
+    say: Callable[[str], None],
+    probes: tuple[str, ...],
+    device: torch.device,
+) -> tuple[nn.Module, DistillPretrainingTask, Any]:
     """The teacher's corpus, masking and validation split (its trainer_state.json), read with its tokenizer."""
     run_cfg = teacher_data_config(cfg, teacher_ckpt)
     say(f"preparing data ({run_cfg.data.corpus}, as the teacher was trained; cached after the first run)")
@@ -711,8 +842,9 @@ def _pretraining_setup(cfg: Config, teacher_ckpt: Any, s_cfg: ModelConfig, weigh
     say(f"data ready: {len(data.train)} training / {len(data.validation)} validation examples")
     torch.manual_seed(cfg.distill.seed)
     student = pretraining_task(run_cfg).build_model(s_cfg, {"nsp": run_cfg.data.nsp})
-    task = DistillPretrainingTask(run_cfg, teacher_ckpt.tokenizer, data.validation, teacher_ckpt.model, weights,
-                                  provenance, probes)
+    task = DistillPretrainingTask(
+        run_cfg, teacher_ckpt.tokenizer, data.validation, teacher_ckpt.model, weights, provenance, probes
+    )
     task.plan(s_cfg, teacher_ckpt.model_cfg, device)
     return student, task, data.train
 
@@ -737,9 +869,15 @@ def teacher_data_config(cfg: Config, teacher_ckpt: Any) -> Config:
     return run_cfg
 
 
-def _classification_setup(cfg: Config, teacher_ckpt: Any, s_cfg: ModelConfig, weights: LossWeights,
-                          provenance: dict[str, Any], say: Callable[[str], None], resume_path: Path | None
-                          ) -> tuple[nn.Module, DistillClassificationTask, list[dict[str, Any]]]:
+def _classification_setup(
+    cfg: Config,
+    teacher_ckpt: Any,
+    s_cfg: ModelConfig,
+    weights: LossWeights,
+    provenance: dict[str, Any],
+    say: Callable[[str], None],
+    resume_path: Path | None,
+) -> tuple[nn.Module, DistillClassificationTask, list[dict[str, Any]]]:
     """The task data the teacher was fine-tuned on (its config.json names it), cut and truncated as it was."""
     d = cfg.distill
     t_meta = dict(teacher_ckpt.meta)
@@ -751,10 +889,17 @@ def _classification_setup(cfg: Config, teacher_ckpt: Any, s_cfg: ModelConfig, we
     seed = int(((state.get("run_config") or {}).get("data") or {}).get("seed", cfg.data.seed))
     data = ClassifyTask.data(data_name, d.max_examples, seed=seed)
     if data.labels != t_meta.get("labels"):
-        raise DataError(f"{data_name} has labels {data.labels}, the teacher {t_meta.get('labels')}; a student learns "
-                        f"the teacher's labels, so distill on the teacher's task data")
-    meta = {**t_meta, "source_checkpoint": str(teacher_ckpt.path), "data": data_name,
-            "init": "teacher" if d.student_init == "teacher" else "random", **provenance}
+        raise DataError(
+            f"{data_name} has labels {data.labels}, the teacher {t_meta.get('labels')}; a student learns "
+            f"the teacher's labels, so distill on the teacher's task data"
+        )
+    meta = {
+        **t_meta,
+        "source_checkpoint": str(teacher_ckpt.path),
+        "data": data_name,
+        "init": "teacher" if d.student_init == "teacher" else "random",
+        **provenance,
+    }
     if resume_path is not None:
         meta = {**(ckpt.read_json(resume_path / ckpt.CONFIG_FILE).get("bert2") or {}), **provenance}
         meta.pop("model", None)
@@ -766,14 +911,16 @@ def _classification_setup(cfg: Config, teacher_ckpt: Any, s_cfg: ModelConfig, we
         limit = d.eval_batches * d.batch_size
         data.validation, validation = data.validation[:limit], validation[:limit]
     if len(train) < d.batch_size:
-        raise DataError(f"{data_name!r} gives {len(train)} training examples, fewer than one batch of "
-                        f"{d.batch_size}; lower distill.batch_size or use more data")
-    say(f"data {data_name}: {len(train)} training / {len(validation)} validation examples, "
-        f"{len(data.labels)} labels")
+        raise DataError(
+            f"{data_name!r} gives {len(train)} training examples, fewer than one batch of "
+            f"{d.batch_size}; lower distill.batch_size or use more data"
+        )
+    say(f"data {data_name}: {len(train)} training / {len(validation)} validation examples, {len(data.labels)} labels")
     torch.manual_seed(d.seed)
     student = ClassifyTask.build_model(s_cfg, meta)
-    task = DistillClassificationTask(teacher_ckpt.tokenizer, meta, data.validation, validation, d.batch_size,
-                                     teacher_ckpt.model, weights)
+    task = DistillClassificationTask(
+        teacher_ckpt.tokenizer, meta, data.validation, validation, d.batch_size, teacher_ckpt.model, weights
+    )
     return student, task, train
 
 
@@ -782,13 +929,23 @@ def _classification_setup(cfg: Config, teacher_ckpt: Any, s_cfg: ModelConfig, we
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _record(cfg: Config, kind: str, teacher: Path, trainer: Trainer, weights: LossWeights,
-            numbers: dict[str, dict[str, float]]) -> dict[str, Any]:
+def _record(
+    cfg: Config, kind: str, teacher: Path, trainer: Trainer, weights: LossWeights, numbers: dict[str, dict[str, float]]
+) -> dict[str, Any]:
     """Append this run to distill_runs.jsonl (kept when a later run replaces the checkpoints) and return it."""
-    entry = {"created": ckpt.now_iso(), "time": time.time(), "kind": kind, "teacher_path": str(teacher),
-             "mode": "distilled" if weights.teacher_signal else "no-teacher", "weights": weights.describe(),
-             "steps": trainer.step, "wall_s": round(trainer.elapsed, 1), "minutes": cfg.distill.minutes,
-             "checkpoint": str(trainer.last_checkpoint or ""), **numbers}
+    entry = {
+        "created": ckpt.now_iso(),
+        "time": time.time(),
+        "kind": kind,
+        "teacher_path": str(teacher),
+        "mode": "distilled" if weights.teacher_signal else "no-teacher",
+        "weights": weights.describe(),
+        "steps": trainer.step,
+        "wall_s": round(trainer.elapsed, 1),
+        "minutes": cfg.distill.minutes,
+        "checkpoint": str(trainer.last_checkpoint or ""),
+        **numbers,
+    }
     path = ckpt.kind_dir(cfg.paths.root, kind) / RUNS_FILE
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(entry) + "\n")
@@ -811,21 +968,31 @@ def read_runs(root: str | Path, kind: str) -> list[dict[str, Any]]:
 def comparison_rows(root: str | Path) -> list[dict[str, Any]]:
     """The table `bert2 distill` prints: the teacher, the latest run, and the latest earlier run of the other
     mode (distilled / no-teacher) with the same teacher, so running the command twice compares both students."""
-    runs = sorted((r for kind in ("pretrain", "finetune") for r in read_runs(root, kind)),
-                  key=lambda r: float(r.get("time", 0)))  # stable: file order among equal times
+    runs = sorted(
+        (r for kind in ("pretrain", "finetune") for r in read_runs(root, kind)), key=lambda r: float(r.get("time", 0))
+    )  # stable: file order among equal times
     if not runs:
         return []
     last = runs[-1]
-    other = [r for r in runs if r is not last and r.get("teacher_path") == last.get("teacher_path")
-             and r.get("kind") == last.get("kind") and r.get("mode") != last.get("mode")]
+    other = [
+        r
+        for r in runs
+        if r is not last
+        and r.get("teacher_path") == last.get("teacher_path")
+        and r.get("kind") == last.get("kind")
+        and r.get("mode") != last.get("mode")
+    ]
+
     def student(run: dict[str, Any], label: str) -> dict[str, Any]:
         # Speed-up against the teacher timed in the same run, turn about: another run's absolute examples/s were
         # measured under another load.
         speedup = run["student"]["examples_per_s"] / max(run["teacher"]["examples_per_s"], 1e-9)
         return {"model": label, "wall_s": run["wall_s"], "steps": run["steps"], **run["student"], "speedup": speedup}
 
-    rows = [{"model": "teacher", "wall_s": None, "steps": None, **last["teacher"], "speedup": 1.0},
-            student(last, f"student ({last['mode']})")]
+    rows = [
+        {"model": "teacher", "wall_s": None, "steps": None, **last["teacher"], "speedup": 1.0},
+        student(last, f"student ({last['mode']})"),
+    ]
     if other:
         rows.append(student(other[-1], f"student ({other[-1]['mode']}, earlier run)"))
     return rows
@@ -836,7 +1003,9 @@ def summary_line(entry: dict[str, Any]) -> str:
     s, t = entry["student"], entry["teacher"]
     metric = HEADLINE[entry["kind"]][0]
     speed = s["examples_per_s"] / max(t["examples_per_s"], 1e-9)
-    return (f"student ({entry['mode']}): {metric} {s.get(metric, float('nan')):.4f} vs teacher "
-            f"{t.get(metric, float('nan')):.4f}; {s['examples_per_s']:.0f} vs {t['examples_per_s']:.0f} examples/s "
-            f"({speed:.2f}x), {s['parameters'] / 1e6:.2f}M vs {t['parameters'] / 1e6:.2f}M parameters, "
-            f"{entry['steps']} steps in {entry['wall_s']:.0f} s")
+    return (
+        f"student ({entry['mode']}): {metric} {s.get(metric, float('nan')):.4f} vs teacher "
+        f"{t.get(metric, float('nan')):.4f}; {s['examples_per_s']:.0f} vs {t['examples_per_s']:.0f} examples/s "
+        f"({speed:.2f}x), {s['parameters'] / 1e6:.2f}M vs {t['parameters'] / 1e6:.2f}M parameters, "
+        f"{entry['steps']} steps in {entry['wall_s']:.0f} s"
+    )

@@ -35,15 +35,16 @@ import math
 import random
 import statistics
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from .. import checkpoint as ckpt
-from .. import tasks
+from .. import registry
 from ..checkpoint.layout import check_output_dir, write_directory, write_state
 from ..checkpoint.lock import KindLock
 from ..checkpoint.model_files import load_checkpoint, write_model_files, write_weights
@@ -68,8 +69,9 @@ MAX_CURVE_POINTS = 16  # default step: at most this many evaluations along the c
 # --------------------------------------------------------------------------------------------------------------
 
 
-def head_importance(model: nn.Module, batches: Sequence[Any], loss_fn: Callable[[nn.Module, Any], torch.Tensor],
-                    normalize: bool = True) -> torch.Tensor:
+def head_importance(
+    model: nn.Module, batches: Sequence[Any], loss_fn: Callable[[nn.Module, Any], torch.Tensor], normalize: bool = True
+) -> torch.Tensor:
     """(L, nh) importance of every head: mean over `batches` of |dL/dm_h|, L = `loss_fn(model, batch)` computed
     with a head mask m of ones; with `normalize`, divided per layer by the layer's L2 norm (Michel et al.).
     Heads already pruned are NaN.
@@ -112,8 +114,9 @@ def pruning_order(importance: torch.Tensor) -> list[tuple[int, int]]:
     layer's maximum, since every other head of that layer comes earlier in the walk."""
     L, nh = importance.shape
     left = [int((~importance[i].isnan()).sum()) for i in range(L)]
-    ranked = sorted(((float(importance[i, h]), i, h) for i in range(L) for h in range(nh)
-                     if not math.isnan(float(importance[i, h]))))
+    ranked = sorted(
+        (float(importance[i, h]), i, h) for i in range(L) for h in range(nh) if not math.isnan(float(importance[i, h]))
+    )
     order = []
     for _, layer, head in ranked:
         if left[layer] > 1:
@@ -144,8 +147,9 @@ def by_layer(pairs: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
 
 
 @torch.no_grad()
-def measure_speed(full: nn.Module, pruned: nn.Module, batches: Sequence[dict[str, torch.Tensor]],
-                  warmup: int = 1, repeats: int = 5) -> dict[str, dict[str, float]]:
+def measure_speed(
+    full: nn.Module, pruned: nn.Module, batches: Sequence[dict[str, torch.Tensor]], warmup: int = 1, repeats: int = 5
+) -> dict[str, dict[str, float]]:
     """Inference time of `full` and `pruned` on the same `batches`: for the encoder alone (where pruning acts)
     and for the whole task model (heads included), each the median of `repeats` timed passes over all batches
     after `warmup` untimed ones. Full and pruned alternate pass by pass, so a slow moment of a shared machine hits
@@ -155,6 +159,7 @@ def measure_speed(full: nn.Module, pruned: nn.Module, batches: Sequence[dict[str
     With one thread (runtime.num_threads = 1) CPU time counts the work done and not the time spent waiting for
     cores that other processes hold, so on a busy shared machine it is the steadier measure of what pruning
     saved; with several, threads spin while they wait for each other, and both clocks include the contention."""
+
     def sync(model: nn.Module) -> None:
         device = next(model.parameters()).device
         if device.type == "cuda":
@@ -187,8 +192,7 @@ def measure_speed(full: nn.Module, pruned: nn.Module, batches: Sequence[dict[str
                     wall[name].append(w)
                     cpu[name].append(c)
         f, p = statistics.median(wall["full"]), statistics.median(wall["pruned"])
-        out[part] = {"full_ms": f, "pruned_ms": p, "speedup": ratio(f, p), "repeats": repeats,
-                     "batches": len(batches)}
+        out[part] = {"full_ms": f, "pruned_ms": p, "speedup": ratio(f, p), "repeats": repeats, "batches": len(batches)}
         if on_cpu:
             f, p = statistics.median(cpu["full"]), statistics.median(cpu["pruned"])
             out[part].update(full_cpu_ms=f, pruned_cpu_ms=p, cpu_speedup=ratio(f, p))
@@ -228,8 +232,8 @@ def held_out_split(n: int, importance: int, evaluated: int, seed: int = 0) -> tu
     may be stored sorted (imdb-offline's held-out reviews come negatives first, so a prefix is one class)."""
     order = list(range(n))
     random.Random(seed).shuffle(order)
-    chosen = sorted(order[:min(importance, n)])
-    rest = order[len(chosen):]
+    chosen = sorted(order[: min(importance, n)])
+    rest = order[len(chosen) :]
     if evaluated > 0:
         rest = rest[:evaluated]
     if not rest:
@@ -237,8 +241,9 @@ def held_out_split(n: int, importance: int, evaluated: int, seed: int = 0) -> tu
     return chosen, sorted(rest), True
 
 
-def pretraining_bench(cfg: Config, loaded: Any, batches: int, eval_batches: int, batch_size: int,
-                      device: torch.device) -> TaskBench:
+def pretraining_bench(
+    cfg: Config, loaded: Any, batches: int, eval_batches: int, batch_size: int, device: torch.device
+) -> TaskBench:
     """MLM (+NSP) on the checkpoint's own held-out split: the corpus and split settings of the run that made it
     (trainer_state.json run_config; the current [data] otherwise), with this configuration's cache directory."""
     run_config = ckpt.read_state(loaded.path).get("run_config")
@@ -250,16 +255,18 @@ def pretraining_bench(cfg: Config, loaded: Any, batches: int, eval_batches: int,
     data = prepare_pretraining_data(dcfg, loaded.tokenizer)
     limit = loaded.model_cfg.max_position_embeddings
     validation = data.validation
-    imp_idx, eval_idx, disjoint = held_out_split(len(validation), batches * batch_size, eval_batches * batch_size,
-                                                 dcfg.data.seed)
+    imp_idx, eval_idx, disjoint = held_out_split(
+        len(validation), batches * batch_size, eval_batches * batch_size, dcfg.data.seed
+    )
     task = PretrainingTask(dcfg, loaded.tokenizer, [validation[i] for i in eval_idx], probes=())
     d = dcfg.data
-    collator = MLMCollator(loaded.tokenizer, d.mlm_probability, d.mask_replace_prob, d.random_replace_prob,
-                           seed=4321)  # fixed masks: the same importance batches on every run
+    collator = MLMCollator(
+        loaded.tokenizer, d.mlm_probability, d.mask_replace_prob, d.random_replace_prob, seed=4321
+    )  # fixed masks: the same importance batches on every run
     examples = [e for e in (validation[i] for i in imp_idx) if len(e["input_ids"]) <= limit]
     imp_batches = []
     for start in range(0, len(examples), batch_size):
-        batch = collator(examples[start:start + batch_size])
+        batch = collator(examples[start : start + batch_size])
         if not dcfg.data.nsp:
             batch.pop("next_sentence_label", None)
         imp_batches.append({k: v.to(device) for k, v in batch.items()})
@@ -267,12 +274,20 @@ def pretraining_bench(cfg: Config, loaded: Any, batches: int, eval_batches: int,
     def loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return task.loss(model, batch, task.count(batch))[0]  # the trainer's own loss: mlm (+ nsp)
 
-    return TaskBench(loaded.task, "pretrain", imp_batches, loss, task.evaluate, d.corpus, len(eval_idx),
-                     len(examples), disjoint)
+    return TaskBench(
+        loaded.task, "pretrain", imp_batches, loss, task.evaluate, d.corpus, len(eval_idx), len(examples), disjoint
+    )
 
 
-def finetuning_bench(cfg: Config, loaded: Any, batches: int, eval_batches: int, batch_size: int,
-                     device: torch.device, data_name: str | None = None) -> TaskBench:
+def finetuning_bench(
+    cfg: Config,
+    loaded: Any,
+    batches: int,
+    eval_batches: int,
+    batch_size: int,
+    device: torch.device,
+    data_name: str | None = None,
+) -> TaskBench:
     """The fine-tuned task's validation split (the data named in the checkpoint's metadata, split with the run's
     seed), featurised as evaluation does, with the task's own loss and `evaluate`."""
     meta, task_name = loaded.meta, loaded.task
@@ -289,27 +304,41 @@ def finetuning_bench(cfg: Config, loaded: Any, batches: int, eval_batches: int, 
     length = min(int(meta.get("max_seq_length") or limit), limit)
     features = task_cls.featurize(data.validation, loaded.tokenizer, length, meta, for_eval=True)
 
-    imp_idx, eval_idx, disjoint = held_out_split(len(data.validation), batches * batch_size,
-                                                 eval_batches * batch_size, seed)
+    imp_idx, eval_idx, disjoint = held_out_split(
+        len(data.validation), batches * batch_size, eval_batches * batch_size, seed
+    )
     eval_examples = [data.validation[i] for i in eval_idx]
     if features and "example_index" in features[0]:  # several windows per question (qa-span), each naming it
         position = {old: new for new, old in enumerate(eval_idx)}
-        eval_features = [{**f, "example_index": position[f["example_index"]]} for f in features
-                         if f["example_index"] in position]
+        eval_features = [
+            {**f, "example_index": position[f["example_index"]]} for f in features if f["example_index"] in position
+        ]
         wanted = set(imp_idx)
         imp_features = [f for f in features if f["example_index"] in wanted]
     else:  # one feature per example
         eval_features = [features[i] for i in eval_idx]
         imp_features = [features[i] for i in imp_idx]
     task = task_cls(loaded.tokenizer, meta, eval_examples, eval_features, batch_size)
-    imp_batches = [{k: v.to(device) for k, v in task.collate(imp_features[s:s + batch_size]).items()}
-                   for s in range(0, len(imp_features), batch_size)][:batches]
+    imp_batches = [
+        {k: v.to(device) for k, v in task.collate(imp_features[s : s + batch_size]).items()}
+        for s in range(0, len(imp_features), batch_size)
+    ][:batches]
 
     def loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return task.loss(model, batch, task.count(batch))[0]  # the trainer's own loss for this task
 
-    return TaskBench(task_name, "finetune", imp_batches, loss, task.evaluate, name, len(eval_examples),
-                     len(imp_idx), disjoint, list(data.notes))
+    return TaskBench(
+        task_name,
+        "finetune",
+        imp_batches,
+        loss,
+        task.evaluate,
+        name,
+        len(eval_examples),
+        len(imp_idx),
+        disjoint,
+        list(data.notes),
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -359,15 +388,29 @@ class PruneResult:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": str(self.source), "task": self.task, "metric": self.metric,
-                "importance": self.importance, "order": [list(p) for p in self.order],
-                "removed": {str(k): v for k, v in self.removed.items()}, "pruned_heads": self.pruned_heads,
-                "curve": [{"removed": c.removed, "value": c.value, "metrics": c.metrics} for c in self.curve],
-                "before": self.before, "after": self.after, "params_before": self.params_before,
-                "params_after": self.params_after, "attention_params_before": self.attention_params_before,
-                "attention_params_after": self.attention_params_after, "speed": self.speed, "data": self.data,
-                "importance_examples": self.importance_examples, "eval_examples": self.eval_examples,
-                "disjoint": self.disjoint, "path": str(self.path) if self.path else None, "warnings": self.warnings}
+        return {
+            "source": str(self.source),
+            "task": self.task,
+            "metric": self.metric,
+            "importance": self.importance,
+            "order": [list(p) for p in self.order],
+            "removed": {str(k): v for k, v in self.removed.items()},
+            "pruned_heads": self.pruned_heads,
+            "curve": [{"removed": c.removed, "value": c.value, "metrics": c.metrics} for c in self.curve],
+            "before": self.before,
+            "after": self.after,
+            "params_before": self.params_before,
+            "params_after": self.params_after,
+            "attention_params_before": self.attention_params_before,
+            "attention_params_after": self.attention_params_after,
+            "speed": self.speed,
+            "data": self.data,
+            "importance_examples": self.importance_examples,
+            "eval_examples": self.eval_examples,
+            "disjoint": self.disjoint,
+            "path": str(self.path) if self.path else None,
+            "warnings": self.warnings,
+        }
 
 
 def heads_to_remove(total: int, layers: int, heads: int | None = None, fraction: float | None = None) -> int:
@@ -378,8 +421,9 @@ def heads_to_remove(total: int, layers: int, heads: int | None = None, fraction:
         raise PruningError("say how many heads to remove: --heads N or --fraction F (one of them)")
     most = total - layers
     if most < 1:
-        raise PruningError(f"the model has {total} heads in {layers} layers: one per layer must stay, so none can "
-                           "be removed")
+        raise PruningError(
+            f"the model has {total} heads in {layers} layers: one per layer must stay, so none can be removed"
+        )
     if fraction is not None:
         if not 0.0 < fraction < 1.0:
             raise PruningError(f"--fraction must be between 0 and 1 (a share of the {total} heads), got {fraction}")
@@ -387,15 +431,19 @@ def heads_to_remove(total: int, layers: int, heads: int | None = None, fraction:
         if heads < 1:
             raise PruningError(f"--fraction {fraction} of {total} heads rounds to 0; ask for more")
         if heads > most:
-            raise PruningError(f"--fraction {fraction} of {total} heads is {heads}, but at most {most} can go "
-                               f"(each of the {layers} layers keeps at least one head)")
+            raise PruningError(
+                f"--fraction {fraction} of {total} heads is {heads}, but at most {most} can go "
+                f"(each of the {layers} layers keeps at least one head)"
+            )
         return heads
     assert heads is not None
     if heads < 1:
         raise PruningError(f"--heads must be at least 1, got {heads}")
     if heads > most:
-        raise PruningError(f"--heads {heads} is too many: the model has {total} heads in {layers} layers and each "
-                           f"layer keeps at least one, so at most {most} can be removed")
+        raise PruningError(
+            f"--heads {heads} is too many: the model has {total} heads in {layers} layers and each "
+            f"layer keeps at least one, so at most {most} can be removed"
+        )
     return heads
 
 
@@ -409,16 +457,26 @@ def curve_counts(most: int, chosen: int, step: int = 0) -> list[int]:
 def pick_metric(task: str, metrics: dict[str, float], wanted: str | None) -> str:
     if wanted:
         if wanted not in metrics:
-            raise PruningError(f"--metric {wanted!r} is not one this task reports; choose from "
-                               f"{', '.join(k for k in metrics if '/' not in k)}")
+            raise PruningError(
+                f"--metric {wanted!r} is not one this task reports; choose from "
+                f"{', '.join(k for k in metrics if '/' not in k)}"
+            )
         return wanted
-    name = tasks.get(task).headline_metric if task in tasks.TASKS else "loss"  # the task's headline (higher better)
+    name = (
+        registry.get(task).headline_metric if task in registry.TASKS else "loss"
+    )  # the task's headline (higher better)
     return name if name in metrics else "loss"
 
 
-def evaluate_curve(model: nn.Module, evaluate: Callable[[nn.Module], dict[str, float]], order: list[tuple[int, int]],
-                   counts: Sequence[int], metric: str | None = None, task: str = "",
-                   on_point: Callable[[CurvePoint], None] | None = None) -> tuple[str, list[CurvePoint]]:
+def evaluate_curve(
+    model: nn.Module,
+    evaluate: Callable[[nn.Module], dict[str, float]],
+    order: list[tuple[int, int]],
+    counts: Sequence[int],
+    metric: str | None = None,
+    task: str = "",
+    on_point: Callable[[CurvePoint], None] | None = None,
+) -> tuple[str, list[CurvePoint]]:
     """The held-out metric with the first k heads of `order` masked, for each k in `counts`: (metric, points)."""
     grid = head_grid(model)
     points: list[CurvePoint] = []
@@ -433,8 +491,9 @@ def evaluate_curve(model: nn.Module, evaluate: Callable[[nn.Module], dict[str, f
     return metric or "loss", points
 
 
-def _destination(source: Path, kind: str, step: int, cfg: Config, out: str | Path | None,
-                 force: bool) -> tuple[Path, bool]:
+def _destination(
+    source: Path, kind: str, step: int, cfg: Config, out: str | Path | None, force: bool
+) -> tuple[Path, bool]:
     """Where the pruned checkpoint goes: (path, is_stage_dir). Default: the final/ stage of the source's kind (in
     the source's own saved_model root when it lives in one), whose previous content it replaces, as a new
     training run would; refused when that previous final is the checkpoint being pruned (unless `force`). With
@@ -450,16 +509,32 @@ def _destination(source: Path, kind: str, step: int, cfg: Config, out: str | Pat
     stage = (source.parents[1] if in_layout else ckpt.kind_dir(cfg.paths.root, kind)) / "final"
     for existing in ckpt.step_dirs(stage):
         if existing.resolve() == source.resolve() and not force:
-            raise PruningError(f"the pruned model would replace {source}, the checkpoint being pruned (final/ keeps "
-                               "one checkpoint); pass --out DIR to write it elsewhere, or --force to replace it")
+            raise PruningError(
+                f"the pruned model would replace {source}, the checkpoint being pruned (final/ keeps "
+                "one checkpoint); pass --out DIR to write it elsewhere, or --force to replace it"
+            )
     return stage, True
 
 
-def run_pruning(cfg: Config, checkpoint: str | Path, heads: int | None = None, fraction: float | None = None,
-                batches: int = 8, eval_batches: int = 0, batch_size: int = 0, curve: bool = True,
-                curve_step: int = 0, metric: str | None = None, data: str | None = None, repeats: int = 5,
-                time_batches: int = 2, out: str | Path | None = None, force: bool = False, dry_run: bool = False,
-                callbacks: Sequence[Callback] = ()) -> PruneResult:
+def run_pruning(
+    cfg: Config,
+    checkpoint: str | Path,
+    heads: int | None = None,
+    fraction: float | None = None,
+    batches: int = 8,
+    eval_batches: int = 0,
+    batch_size: int = 0,
+    curve: bool = True,
+    curve_step: int = 0,
+    metric: str | None = None,
+    data: str | None = None,
+    repeats: int = 5,
+    time_batches: int = 2,
+    out: str | Path | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    callbacks: Sequence[Callback] = (),
+) -> PruneResult:
     """Score every head of `checkpoint` by the gradient of its task's held-out loss with respect to a head mask,
     evaluate the held-out metric as heads are masked in importance order (the curve), remove the N least
     important heads for real (`heads=N` or `fraction=F` of the heads present), time full vs pruned on the same
@@ -469,6 +544,7 @@ def run_pruning(cfg: Config, checkpoint: str | Path, heads: int | None = None, f
     "heads_removed"), a DoneEvent at the end (step = heads removed). Bert2Error subclasses for anything the user
     can fix; nothing is written before every measurement succeeded.
     """
+
     def emit(event: Any) -> None:
         for cb in callbacks:
             cb(event)
@@ -487,10 +563,12 @@ def run_pruning(cfg: Config, checkpoint: str | Path, heads: int | None = None, f
     source = ckpt.resolve(checkpoint)
     info = load_checkpoint(source, weights=False)
     if info.task not in PRUNE_TASKS:
-        raise PruningError(f"{source} is a {info.task} checkpoint; bert2 prune handles {', '.join(PRUNE_TASKS)} "
-                           "checkpoints (a generative QA model's decoder has attention of its own, and its "
-                           "evaluation generates text, which makes the curve very slow)")
-    kind = tasks.kind_of(info.task)
+        raise PruningError(
+            f"{source} is a {info.task} checkpoint; bert2 prune handles {', '.join(PRUNE_TASKS)} "
+            "checkpoints (a generative QA model's decoder has attention of its own, and its "
+            "evaluation generates text, which makes the curve very slow)"
+        )
+    kind = registry.kind_of(info.task)
     L, nh = info.model_cfg.num_hidden_layers, info.model_cfg.num_attention_heads
     present = heads_present(info.model_cfg)
     n_remove = heads_to_remove(present, L, heads, fraction)
@@ -502,18 +580,25 @@ def run_pruning(cfg: Config, checkpoint: str | Path, heads: int | None = None, f
     size = batch_size or (cfg.pretrain.batch_size if kind == "pretrain" else cfg.finetune.batch_size)
     say(f"{source}: {loaded.task}, {L} layers x {nh} heads ({present} present); removing {n_remove}")
     say("preparing held-out data")
-    bench = (pretraining_bench(cfg, loaded, batches, eval_batches, size, device) if kind == "pretrain" else
-             finetuning_bench(cfg, loaded, batches, eval_batches, size, device, data))
+    bench = (
+        pretraining_bench(cfg, loaded, batches, eval_batches, size, device)
+        if kind == "pretrain"
+        else finetuning_bench(cfg, loaded, batches, eval_batches, size, device, data)
+    )
     for note in bench.notes:
         say(note)
     warnings: list[str] = []
     if not bench.disjoint:
-        warnings.append(f"the held-out split ({bench.data}) is too small to keep the importance batches apart from "
-                        "the evaluated examples; the curve is measured on the data that chose the order too "
-                        "(lower --batches)")
+        warnings.append(
+            f"the held-out split ({bench.data}) is too small to keep the importance batches apart from "
+            "the evaluated examples; the curve is measured on the data that chose the order too "
+            "(lower --batches)"
+        )
 
-    say(f"head importance: |dL/d mask| over {len(bench.importance_batches)} held-out batches "
-        f"({bench.importance_examples} examples of {bench.data})")
+    say(
+        f"head importance: |dL/d mask| over {len(bench.importance_batches)} held-out batches "
+        f"({bench.importance_examples} examples of {bench.data})"
+    )
     importance = head_importance(model, bench.importance_batches, bench.loss)
     order = pruning_order(importance)
     chosen = order[:n_remove]
@@ -531,53 +616,91 @@ def run_pruning(cfg: Config, checkpoint: str | Path, heads: int | None = None, f
     after = {k: float(v) for k, v in bench.evaluate(pruned).items()}
     masked_value = next(pt.value for pt in points if pt.removed == n_remove)
     if abs(after.get(metric_name, masked_value) - masked_value) > 1e-3 * max(1.0, abs(masked_value)):
-        warnings.append(f"the pruned model's {metric_name} ({after.get(metric_name):.4f}) differs from the masked "
-                        f"model's ({masked_value:.4f}); float rounding can flip a few close predictions")
-    timed = [{k: b[k] for k in ("input_ids", "token_type_ids", "attention_mask") if k in b}
-             for b in bench.importance_batches[:time_batches]]
+        warnings.append(
+            f"the pruned model's {metric_name} ({after.get(metric_name):.4f}) differs from the masked "
+            f"model's ({masked_value:.4f}); float rounding can flip a few close predictions"
+        )
+    timed = [
+        {k: b[k] for k in ("input_ids", "token_type_ids", "attention_mask") if k in b}
+        for b in bench.importance_batches[:time_batches]
+    ]
     say(f"timing full vs pruned: {repeats} passes over {len(timed)} held-out batches each")
     speed = measure_speed(model, pruned, timed, repeats=repeats)
 
     grid_importance = [[None if math.isnan(v) else round(float(v), 6) for v in row] for row in importance.tolist()]
-    result = PruneResult(source, loaded.task, metric_name, grid_importance, order, by_layer(chosen),
-                         dict(pruned.config.pruned_heads), points, before, after, count_parameters(model),
-                         count_parameters(pruned), attention_parameters(model), attention_parameters(pruned), speed,
-                         bench.data, bench.importance_examples, bench.eval_examples, bench.disjoint,
-                         warnings=warnings)
+    result = PruneResult(
+        source,
+        loaded.task,
+        metric_name,
+        grid_importance,
+        order,
+        by_layer(chosen),
+        dict(pruned.config.pruned_heads),
+        points,
+        before,
+        after,
+        count_parameters(model),
+        count_parameters(pruned),
+        attention_parameters(model),
+        attention_parameters(pruned),
+        speed,
+        bench.data,
+        bench.importance_examples,
+        bench.eval_examples,
+        bench.disjoint,
+        warnings=warnings,
+    )
     for w in warnings:
         say(w, "warning")
     if not dry_run:
         assert target is not None
         replaced = [d.name for d in ckpt.step_dirs(target)] if stage_dir else []
         result.path = save_pruned(pruned, loaded, result, target, stage_dir, step, force)
-        say(f"saved the pruned model -> {result.path}" +
-            (f" (replacing the previous {target.name}/: {', '.join(replaced)})" if replaced else ""))
-    emit(DoneEvent(reason="completed", step=n_remove,
-                   message=f"removed {n_remove} heads: {metric_name} {before.get(metric_name, float('nan')):.4g} -> "
-                           f"{after.get(metric_name, float('nan')):.4g}, encoder "
-                           f"{speed['encoder']['speedup']:.2f}x faster" + (f" -> {result.path}" if result.path
-                                                                           else " (dry run: nothing saved)"),
-                   final_metrics={**after, "heads_removed": float(n_remove)}))
+        say(
+            f"saved the pruned model -> {result.path}"
+            + (f" (replacing the previous {target.name}/: {', '.join(replaced)})" if replaced else "")
+        )
+    emit(
+        DoneEvent(
+            reason="completed",
+            step=n_remove,
+            message=f"removed {n_remove} heads: {metric_name} {before.get(metric_name, float('nan')):.4g} -> "
+            f"{after.get(metric_name, float('nan')):.4g}, encoder "
+            f"{speed['encoder']['speedup']:.2f}x faster"
+            + (f" -> {result.path}" if result.path else " (dry run: nothing saved)"),
+            final_metrics={**after, "heads_removed": float(n_remove)},
+        )
+    )
     return result
 
 
 def pruning_record(result: PruneResult, step: int) -> dict[str, Any]:
     """The "pruning" entry of the config.json "bert2" block: what was removed, from what, how it was chosen."""
-    return {"source": str(result.source), "source_step": step, "created": ckpt.now_iso(),
-            "method": "gradient of the held-out loss w.r.t. a head mask, |dL/dm| averaged over batches, L2-normalised "
-                      "per layer (Michel et al. 2019)",
-            "removed": {str(k): v for k, v in result.removed.items()}, "importance": result.importance,
-            "importance_examples": result.importance_examples, "data": result.data, "metric": result.metric,
-            "curve": [{"removed": c.removed, "value": c.value} for c in result.curve],
-            "before": {k: v for k, v in result.before.items() if "/" not in k},
-            "after": {k: v for k, v in result.after.items() if "/" not in k},
-            "params_before": result.params_before, "params_after": result.params_after,
-            "speedup": {part: {k: round(v, 4) for k, v in s.items() if k.endswith("speedup")}
-                        for part, s in result.speed.items()}}
+    return {
+        "source": str(result.source),
+        "source_step": step,
+        "created": ckpt.now_iso(),
+        "method": "gradient of the held-out loss w.r.t. a head mask, |dL/dm| averaged over batches, L2-normalised "
+        "per layer (Michel et al. 2019)",
+        "removed": {str(k): v for k, v in result.removed.items()},
+        "importance": result.importance,
+        "importance_examples": result.importance_examples,
+        "data": result.data,
+        "metric": result.metric,
+        "curve": [{"removed": c.removed, "value": c.value} for c in result.curve],
+        "before": {k: v for k, v in result.before.items() if "/" not in k},
+        "after": {k: v for k, v in result.after.items() if "/" not in k},
+        "params_before": result.params_before,
+        "params_after": result.params_after,
+        "speedup": {
+            part: {k: round(v, 4) for k, v in s.items() if k.endswith("speedup")} for part, s in result.speed.items()
+        },
+    }
 
 
-def save_pruned(model: nn.Module, loaded: Any, result: PruneResult, target: Path, stage_dir: bool,
-                step: int, force: bool = False) -> Path:
+def save_pruned(
+    model: nn.Module, loaded: Any, result: PruneResult, target: Path, stage_dir: bool, step: int, force: bool = False
+) -> Path:
     """Write the pruned model as a checkpoint: into the stage directory `target` as step-N (save_checkpoint), or
     as the directory `target` itself; config.json keeps the source's task metadata and extra keys, adds the
     pruning record, and carries pruned_heads so every loader rebuilds the smaller shapes."""
@@ -585,11 +708,16 @@ def save_pruned(model: nn.Module, loaded: Any, result: PruneResult, target: Path
     meta["pruning"] = list(meta.get("pruning") or []) + [pruning_record(result, step)]
     extra = {k: loaded.config[k] for k in ("architectures", "id2label", "label2id") if k in loaded.config}
     source_state = ckpt.read_state(loaded.path)
-    kind = tasks.kind_of(loaded.task)
-    state = {"kind": kind, "task": loaded.task, "metrics": {k: v for k, v in result.after.items() if "/" not in k},
-             "pruned_from": str(loaded.path), "run_config": source_state.get("run_config"),
-             "note": f"pruned by `bert2 prune` from {loaded.path}: {sum(map(len, result.removed.values()))} attention "
-                     "heads removed; no optimizer state (fine-tune it with --from, not --resume)"}
+    kind = registry.kind_of(loaded.task)
+    state = {
+        "kind": kind,
+        "task": loaded.task,
+        "metrics": {k: v for k, v in result.after.items() if "/" not in k},
+        "pruned_from": str(loaded.path),
+        "run_config": source_state.get("run_config"),
+        "note": f"pruned by `bert2 prune` from {loaded.path}: {sum(map(len, result.removed.values()))} attention "
+        "heads removed; no optimizer state (fine-tune it with --from, not --resume)",
+    }
 
     def payload(directory: Path) -> None:
         write_weights(model, directory)
@@ -600,6 +728,7 @@ def save_pruned(model: nn.Module, loaded: Any, result: PruneResult, target: Path
             path = ckpt.save_checkpoint(target, step, payload, state)
             ckpt.rotate(target, 0, protect={path})  # final/ holds the pruned model alone
         return path
+
     def whole(directory: Path) -> None:
         payload(directory)
         write_state(directory, **{**state, "step": step})  # last: its presence marks the checkpoint whole

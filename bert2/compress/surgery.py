@@ -17,8 +17,8 @@ Shapes: L layers, nh heads per layer (before any pruning), B batch, T tokens, hs
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -50,8 +50,9 @@ class PrunedAttention(MultiHeadAttention):
         self.out = nn.Linear(inner, cfg.hidden_size)
         self.register_buffer("kept_index", torch.tensor(self.kept_heads), persistent=False)  # (nh_kept,)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, output_attentions: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if mask is not None and mask.is_floating_point() and mask.shape[1] == self.total_heads > 1:
             mask = mask.index_select(1, self.kept_index)  # (1|B, nh_kept, T, T): the survivors' ALiBi slopes
         y, probs = super().forward(x, mask, output_attentions)
@@ -91,8 +92,9 @@ def alive_heads(model: nn.Module) -> torch.Tensor:
 
 def heads_present(model_cfg: ModelConfig) -> int:
     """Attention heads a model of this config has, all layers together, after any earlier pruning."""
-    return (model_cfg.num_hidden_layers * model_cfg.num_attention_heads
-            - sum(len(v) for v in model_cfg.pruned_heads.values()))
+    return model_cfg.num_hidden_layers * model_cfg.num_attention_heads - sum(
+        len(v) for v in model_cfg.pruned_heads.values()
+    )
 
 
 @contextmanager
@@ -107,8 +109,9 @@ def head_masked(model: nn.Module, head_mask: torch.Tensor) -> Iterator[None]:
         attention = layer.attention
         kept = torch.tensor(kept_heads(attention, nh), device=head_mask.device)
 
-        def scale(module: nn.Module, args: tuple, i: int = i, kept: torch.Tensor = kept,
-                  hs: int = attention.head_size) -> tuple:
+        def scale(
+            module: nn.Module, args: tuple, i: int = i, kept: torch.Tensor = kept, hs: int = attention.head_size
+        ) -> tuple:
             # Selected at every call, so each forward pass gets its own path back to the mask (importance takes
             # one gradient per batch).
             m = head_mask[i].index_select(0, kept)  # (nh_kept,) the mask of the heads this layer has
@@ -155,9 +158,12 @@ def prune_heads(model: nn.Module, heads: Mapping[int | str, Iterable[int]]) -> n
         spec = normalize_pruned_heads({k: list(v) for k, v in heads.items()})
     except ValueError as exc:
         raise PruningError(f"heads to prune: {exc}") from None
-    merged = normalize_pruned_heads({**{k: v for k, v in cfg.pruned_heads.items()},
-                                     **{k: sorted(set(cfg.pruned_heads.get(k, [])) | set(v))
-                                        for k, v in spec.items()}})
+    merged = normalize_pruned_heads(
+        {
+            **{k: v for k, v in cfg.pruned_heads.items()},
+            **{k: sorted(set(cfg.pruned_heads.get(k, [])) | set(v)) for k, v in spec.items()},
+        }
+    )
     problems = pruned_heads_problems(merged, cfg.num_hidden_layers, cfg.num_attention_heads)
     if problems:
         raise PruningError(f"cannot prune {spec}: {'; '.join(problems)}")

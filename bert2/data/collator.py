@@ -16,7 +16,8 @@ The collator owns a `torch.Generator`, so its draws do not depend on (or disturb
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,13 +33,22 @@ class MLMCollator:
     """Callable that turns examples (dicts with input_ids, optional token_type_ids / next_sentence_label) into a
     padded, masked batch of tensors; see the module docstring for the masking rules."""
 
-    def __init__(self, tokenizer: Any, mlm_probability: float = 0.15, mask_replace_prob: float = 0.8,
-                 random_replace_prob: float = 0.1, seed: int = 42, pad_to_multiple_of: int | None = None):
+    def __init__(
+        self,
+        tokenizer: Any,
+        mlm_probability: float = 0.15,
+        mask_replace_prob: float = 0.8,
+        random_replace_prob: float = 0.1,
+        seed: int = 42,
+        pad_to_multiple_of: int | None = None,
+    ):
         if not 0.0 < mlm_probability <= 1.0:
             raise ValueError(f"mlm_probability must be in (0, 1], got {mlm_probability}")
         if mask_replace_prob < 0 or random_replace_prob < 0 or mask_replace_prob + random_replace_prob > 1.0 + 1e-9:
-            raise ValueError("mask_replace_prob and random_replace_prob must be >= 0 and sum to <= 1, got "
-                             f"{mask_replace_prob} and {random_replace_prob}")
+            raise ValueError(
+                "mask_replace_prob and random_replace_prob must be >= 0 and sum to <= 1, got "
+                f"{mask_replace_prob} and {random_replace_prob}"
+            )
         for name in ("pad_token_id", "mask_token_id"):
             if getattr(tokenizer, name, None) is None:
                 raise ValueError(f"tokenizer has no {name}; MLM needs [PAD] and [MASK]")
@@ -62,10 +72,16 @@ class MLMCollator:
         self.generator = torch.Generator().manual_seed(self.seed)
 
     @classmethod
-    def from_config(cls, tokenizer: Any, data_cfg: Any, **kwargs: Any) -> "MLMCollator":
+    def from_config(cls, tokenizer: Any, data_cfg: Any, **kwargs: Any) -> MLMCollator:
         """Build from a DataConfig (mlm_probability, mask_replace_prob, random_replace_prob, seed)."""
-        return cls(tokenizer, data_cfg.mlm_probability, data_cfg.mask_replace_prob, data_cfg.random_replace_prob,
-                   data_cfg.seed, **kwargs)
+        return cls(
+            tokenizer,
+            data_cfg.mlm_probability,
+            data_cfg.mask_replace_prob,
+            data_cfg.random_replace_prob,
+            data_cfg.seed,
+            **kwargs,
+        )
 
     # ---- resume ------------------------------------------------------------------------------------------------
     def get_state(self) -> torch.Tensor:
@@ -89,7 +105,7 @@ class MLMCollator:
         for i, row in enumerate(rows):
             if isinstance(row, torch.Tensor):
                 row = row.numpy()
-            out[i, :len(row)] = row
+            out[i, : len(row)] = row
         return torch.from_numpy(out)
 
     def pad(self, examples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -111,17 +127,14 @@ class MLMCollator:
             token_type_ids = torch.zeros((B, T), dtype=torch.long)  # (B, T)
         batch = {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask}
         if all(e.get("next_sentence_label") is not None for e in examples):
-            batch["next_sentence_label"] = torch.tensor([int(e["next_sentence_label"]) for e in examples],
-                                                        dtype=torch.long)  # (B,)
+            batch["next_sentence_label"] = torch.tensor(
+                [int(e["next_sentence_label"]) for e in examples], dtype=torch.long
+            )  # (B,)
         return batch
 
-    def mask_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """BERT corruption of a padded batch: returns (corrupted input_ids (B, T), labels (B, T))."""
-        corrupted, labels, _ = self.corrupt(input_ids, attention_mask)
-        return corrupted, labels
-
-    def corrupt(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_fates: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def corrupt(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_fates: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(corrupted input_ids, labels, fates), each (B, T). fates: 0 not selected, FATE_MASK, FATE_RANDOM or
         FATE_KEEP, straight from the draws below (a random replacement that happens to draw the original token is
         still FATE_RANDOM), so the Inside view shows what the collator did, not a reconstruction of it.
@@ -143,8 +156,9 @@ class MLMCollator:
         # One uniform draw decides the fate of each selected token: [MASK] | random | unchanged.
         fate = torch.rand(input_ids.shape, generator=g)  # (B, T)
         to_mask = selected & (fate < self.mask_replace_prob)  # (B, T)
-        to_random = selected & (fate >= self.mask_replace_prob) & \
-            (fate < self.mask_replace_prob + self.random_replace_prob)  # (B, T)
+        to_random = (
+            selected & (fate >= self.mask_replace_prob) & (fate < self.mask_replace_prob + self.random_replace_prob)
+        )  # (B, T)
         corrupted = input_ids.masked_fill(to_mask, self.mask_id)  # (B, T)
         # A random id for every position, kept only where to_random: a dense draw of B*T ints is cheaper than the
         # index_put_ a sparse assignment needs (see _fill).

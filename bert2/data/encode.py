@@ -24,8 +24,9 @@ import json
 import operator
 import re
 import time
+from collections.abc import Sequence
 from itertools import repeat
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +97,7 @@ class SentenceEncoder:
         the word its character offset falls in."""
         texts, starts = [], []
         for i in range(0, len(words), group):
-            chunk = words[i:i + group]
+            chunk = words[i : i + group]
             lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk)) + 1
             starts.append(np.concatenate([[0], np.cumsum(lengths)[:-1]]))  # (group,) where each word starts
             texts.append(" ".join(chunk))
@@ -156,7 +157,7 @@ class SentenceEncoder:
         for i in range(n):
             if counts[i] >= 0:
                 c = int(counts[i])
-                parts.append(b"".join(pieces[k:k + c]))
+                parts.append(b"".join(pieces[k : k + c]))
                 k += c
             else:
                 parts.append(whole_ids[i])
@@ -189,7 +190,12 @@ def split_and_encode(texts: list[str]) -> dict[str, Any]:
         owner = np.repeat(np.arange(len(docs)), per_doc)
         per_doc = per_doc - np.bincount(owner[~keep], minlength=len(docs))
         lengths = lengths[keep]
-    return {"ids": ids, "lengths": lengths, "sentences_per_doc": per_doc,
-            "bytes": sum(len(t.encode("utf-8")) for t in texts if t), "split_s": t1 - t0, "encode_s": t2 - t1,
-            "peak_rss_mb": peak_rss_mb()}
-
+    return {
+        "ids": ids,
+        "lengths": lengths,
+        "sentences_per_doc": per_doc,
+        "bytes": sum(len(t.encode("utf-8")) for t in texts if t),
+        "split_s": t1 - t0,
+        "encode_s": t2 - t1,
+        "peak_rss_mb": peak_rss_mb(),
+    }

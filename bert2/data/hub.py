@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..errors import DataError
 from .records import looks_like_file
@@ -49,8 +50,9 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     result: list[bool] = []
 
     def probe() -> None:
-        request = urllib.request.Request(hub_endpoint() + "/", method="HEAD",
-                                         headers={"User-Agent": "bert2-connectivity-check"})
+        request = urllib.request.Request(
+            hub_endpoint() + "/", method="HEAD", headers={"User-Agent": "bert2-connectivity-check"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout):
                 result.append(True)
@@ -98,8 +100,11 @@ def hub_offline_mode() -> Iterator[None]:
 def is_hub_name(name: str, known: tuple[str, ...]) -> bool:
     """Whether a --data value names a hub dataset: one of `known` (with or without a ":config"), or any
     "owner/name" that is not a local file."""
-    return name in known or name.split(":")[0] in {h.split(":")[0] for h in known} or (
-        not looks_like_file(name) and "/" in name)
+    return (
+        name in known
+        or name.split(":")[0] in {h.split(":")[0] for h in known}
+        or (not looks_like_file(name) and "/" in name)
+    )
 
 
 def load_hub_dataset(name: str, config: str | None, alternative: str) -> Any:
@@ -118,10 +123,13 @@ def load_hub_dataset(name: str, config: str | None, alternative: str) -> Any:
             return datasets.load_dataset(name, config)
     except Exception as exc:
         if not online or isinstance(exc, ConnectionError):
-            raise DataError(f"{name!r} is a Hugging Face hub dataset, but the hub cannot be reached ({why}) and it "
-                            f"is not in the local cache; {alternative}") from None
-        raise DataError(f"hub dataset {name!r} could not be loaded ({type(exc).__name__}: {exc}); "
-                        f"{alternative}") from None
+            raise DataError(
+                f"{name!r} is a Hugging Face hub dataset, but the hub cannot be reached ({why}) and it "
+                f"is not in the local cache; {alternative}"
+            ) from None
+        raise DataError(
+            f"hub dataset {name!r} could not be loaded ({type(exc).__name__}: {exc}); {alternative}"
+        ) from None
     finally:
         if not was_disabled:
             datasets.enable_progress_bars()

@@ -28,8 +28,9 @@ there are. This module imports no tokenizer or model code: worker processes star
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,8 +42,9 @@ RANGE_DOCUMENTS = 20_000
 Spans = list[tuple[int, int]]  # one document: (start, end) of each sentence in the flat token array
 
 
-def truncate_seq_pair(a_s: int, a_e: int, b_s: int, b_e: int, max_num_tokens: int,
-                      rng: random.Random) -> tuple[int, int, int, int]:
+def truncate_seq_pair(
+    a_s: int, a_e: int, b_s: int, b_e: int, max_num_tokens: int, rng: random.Random
+) -> tuple[int, int, int, int]:
     """Trim the longer of A and B one token at a time, from the front or back at random, until they fit.
 
     Random ends (not always the tail) so the model does not learn that a segment always ends a sentence.
@@ -70,8 +72,9 @@ def truncate_seq_pair(a_s: int, a_e: int, b_s: int, b_e: int, max_num_tokens: in
     return a_s + front_a, a_e - (ta - front_a), b_s + front_b, b_e - (tb - front_b)
 
 
-def build_nsp_examples(documents: Sequence[Spans], max_seq_length: int, short_seq_prob: float,
-                       rng: random.Random) -> tuple[list[tuple[int, int, int, int, int]], int]:
+def build_nsp_examples(
+    documents: Sequence[Spans], max_seq_length: int, short_seq_prob: float, rng: random.Random
+) -> tuple[list[tuple[int, int, int, int, int]], int]:
     """Sentence-pair examples (a_s, a_e, b_s, b_e, label) from tokenised documents; also how many were skipped.
     A list: for tests and small corpora; preparation streams :func:`iter_nsp_examples` into a file."""
     stats = {"skipped": 0}
@@ -79,9 +82,15 @@ def build_nsp_examples(documents: Sequence[Spans], max_seq_length: int, short_se
     return out, stats["skipped"]
 
 
-def iter_nsp_examples(documents: Sequence[Spans], max_seq_length: int, short_seq_prob: float,
-                      rng: random.Random, stats: dict[str, int], lo: int = 0,
-                      hi: int | None = None) -> Iterator[tuple[int, int, int, int, int]]:
+def iter_nsp_examples(
+    documents: Sequence[Spans],
+    max_seq_length: int,
+    short_seq_prob: float,
+    rng: random.Random,
+    stats: dict[str, int],
+    lo: int = 0,
+    hi: int | None = None,
+) -> Iterator[tuple[int, int, int, int, int]]:
     """The sentence pairs of :func:`build_nsp_examples`, one at a time (`stats["skipped"]` counts skipped chunks),
     for documents lo .. hi-1 (default: all); NotNext partners come from all of `documents`.
 
@@ -145,15 +154,21 @@ def iter_nsp_examples(documents: Sequence[Spans], max_seq_length: int, short_seq
             i += 1
 
 
-def build_single_examples(documents: Sequence[Spans], max_seq_length: int, short_seq_prob: float,
-                          rng: random.Random) -> list[tuple[int, int, int, int, int]]:
+def build_single_examples(
+    documents: Sequence[Spans], max_seq_length: int, short_seq_prob: float, rng: random.Random
+) -> list[tuple[int, int, int, int, int]]:
     """Single-segment examples as a list (see :func:`iter_single_examples`)."""
     return list(iter_single_examples(documents, max_seq_length, short_seq_prob, rng))
 
 
-def iter_single_examples(documents: Sequence[Spans], max_seq_length: int, short_seq_prob: float,
-                         rng: random.Random, lo: int = 0,
-                         hi: int | None = None) -> Iterator[tuple[int, int, int, int, int]]:
+def iter_single_examples(
+    documents: Sequence[Spans],
+    max_seq_length: int,
+    short_seq_prob: float,
+    rng: random.Random,
+    lo: int = 0,
+    hi: int | None = None,
+) -> Iterator[tuple[int, int, int, int, int]]:
     """Single-segment examples (a_s, a_e, 0, 0, -1) for MLM-only pretraining.
 
     Sentences of one document are packed while they fit the target (max_seq_length - 2, or a random shorter one
@@ -208,20 +223,20 @@ class DocumentSpans(Sequence[Spans]):
         return list(zip(starts, ends))
 
 
-
-
 def open_tables(out: Path, split: int) -> DocumentSpans:
     """The documents of one split (0 train, 1 validation) of a cache build directory, memory-mapped."""
     ends_file = out / "sentence_ends.bin"
-    sentence_ends = np.memmap(ends_file, dtype=np.int64, mode="r") if ends_file.stat().st_size \
-        else np.zeros(0, np.int64)
+    sentence_ends = (
+        np.memmap(ends_file, dtype=np.int64, mode="r") if ends_file.stat().st_size else np.zeros(0, np.int64)
+    )
     document_ends = np.memmap(out / "document_ends.bin", dtype=np.int64, mode="r")
     flags = np.fromfile(out / "document_split.bin", dtype=np.uint8)
     return DocumentSpans(sentence_ends, document_ends, np.flatnonzero(flags == split).astype(np.int64))
 
 
-def build_range(out: str, split: int, name: str, part: int, seed: int, nsp: bool, max_seq_length: int,
-                short_seq_prob: float) -> dict[str, Any]:
+def build_range(
+    out: str, split: int, name: str, part: int, seed: int, nsp: bool, max_seq_length: int, short_seq_prob: float
+) -> dict[str, Any]:
     """Examples of documents part*RANGE_DOCUMENTS .. (part+1)*RANGE_DOCUMENTS-1 of one split, written to
     `<name>_index.part-<part>` as raw (N, 5) int64 rows; NotNext partners come from the whole split."""
     documents = open_tables(Path(out), split)
@@ -229,9 +244,15 @@ def build_range(out: str, split: int, name: str, part: int, seed: int, nsp: bool
     hi = min(len(documents), lo + RANGE_DOCUMENTS)
     rng = random.Random(f"bert2-pretraining-{name}-{seed}-{part}")  # str seeds hash with SHA-512: stable
     stats = {"skipped": 0}
-    rows = iter_nsp_examples(documents, max_seq_length, short_seq_prob, rng, stats, lo, hi) if nsp else \
-        iter_single_examples(documents, max_seq_length, short_seq_prob, rng, lo, hi)
+    rows = (
+        iter_nsp_examples(documents, max_seq_length, short_seq_prob, rng, stats, lo, hi)
+        if nsp
+        else iter_single_examples(documents, max_seq_length, short_seq_prob, rng, lo, hi)
+    )
     block = np.fromiter(rows, dtype=np.dtype((np.int64, INDEX_COLUMNS)))
     block.tofile(Path(out) / f"{name}_index.part-{part}")
-    return {"examples": int(len(block)), "not_next": int((block[:, 4] == 1).sum()) if nsp else 0,
-            "skipped": stats["skipped"]}
+    return {
+        "examples": int(len(block)),
+        "not_next": int((block[:, 4] == 1).sum()) if nsp else 0,
+        "skipped": stats["skipped"],
+    }

@@ -30,10 +30,11 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -91,9 +92,11 @@ class PretrainingExamples:
         if self.nsp:
             b = self.tokens[b_s:b_e].tolist()
             len_a, len_b = len(a) + 2, len(b) + 1
-            return {"input_ids": [self.cls_id, *a, self.sep_id, *b, self.sep_id],
-                    "token_type_ids": [0] * len_a + [1] * len_b,
-                    "next_sentence_label": label}
+            return {
+                "input_ids": [self.cls_id, *a, self.sep_id, *b, self.sep_id],
+                "token_type_ids": [0] * len_a + [1] * len_b,
+                "next_sentence_label": label,
+            }
         return {"input_ids": [self.cls_id, *a, self.sep_id], "token_type_ids": [0] * (len(a) + 2)}
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -125,7 +128,7 @@ class PretrainingExamples:
 class PretrainingData:
     """What pretraining needs: the tokenizer, train and validation examples, and counts for the UI and logs."""
 
-    tokenizer: "BertTokenizerFast"
+    tokenizer: BertTokenizerFast
     train: PretrainingExamples
     validation: PretrainingExamples
     info: dict[str, Any] = field(default_factory=dict)
@@ -161,8 +164,9 @@ class _Stages:
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
 
 
-def _encode_corpus(cfg: "Config", tokenizer: Any, out: Path, say: Callable[[str], None],
-                   stages: _Stages, pool: Any, workers: int) -> dict[str, Any]:
+def _encode_corpus(
+    cfg: Config, tokenizer: Any, out: Path, say: Callable[[str], None], stages: _Stages, pool: Any, workers: int
+) -> dict[str, Any]:
     """Pass 1: stream the corpus through sentence splitting and encoding into the four append-only files of the
     module docstring (tokens.bin, sentence_ends.bin, document_ends.bin, document_split.bin).
 
@@ -176,8 +180,10 @@ def _encode_corpus(cfg: "Config", tokenizer: Any, out: Path, say: Callable[[str]
     counts = {"documents": 0, "sentences": 0, "tokens": 0}
     validation_docs = 0
     next_report = time.perf_counter() + 10
-    files = {name: open(out / name, "wb") for name in
-             ("tokens.bin", "sentence_ends.bin", "document_ends.bin", "document_split.bin")}
+    files = {
+        name: open(out / name, "wb")
+        for name in ("tokens.bin", "sentence_ends.bin", "document_ends.bin", "document_split.bin")
+    }
 
     def write(first: int, result: dict[str, Any]) -> None:
         nonlocal validation_docs, next_report
@@ -201,8 +207,10 @@ def _encode_corpus(cfg: "Config", tokenizer: Any, out: Path, say: Callable[[str]
         stages.add("write", time.perf_counter() - t0)
         stages.worker_peak_mb = max(stages.worker_peak_mb, result["peak_rss_mb"])
         if time.perf_counter() > next_report:
-            say(f"tokenised {stages.bytes / 1e6:,.0f} MB: {counts['documents']:,} documents, "
-                f"{counts['tokens']:,} tokens")
+            say(
+                f"tokenised {stages.bytes / 1e6:,.0f} MB: {counts['documents']:,} documents, "
+                f"{counts['tokens']:,} tokens"
+            )
             next_report = time.perf_counter() + 10
 
     try:
@@ -236,24 +244,36 @@ def _encode_corpus(cfg: "Config", tokenizer: Any, out: Path, say: Callable[[str]
         validation_docs = 1
     if counts["tokens"] == 0:
         raise DataError(f"corpus {d.corpus!r} yields no tokens to train on")
-    return {**counts, "validation_documents": validation_docs, "workers": workers,
-            "token_dtype": str(token_dtype(len(tokenizer)))}
+    return {
+        **counts,
+        "validation_documents": validation_docs,
+        "workers": workers,
+        "token_dtype": str(token_dtype(len(tokenizer))),
+    }
 
 
-def _write_examples(cfg: "Config", out: Path, split: int, name: str, pool: Any) -> dict[str, int]:
+def _write_examples(cfg: Config, out: Path, split: int, name: str, pool: Any) -> dict[str, int]:
     """Pass 2 for one split: examples of each range of RANGE_DOCUMENTS documents built (by the workers when there
     are any: ranges are independent), then gathered in a shuffled order into `<name>_index.npy` ((N, 5) int64)."""
     d = cfg.data
     n_docs = len(open_tables(out, split))
     parts = range((n_docs + RANGE_DOCUMENTS - 1) // RANGE_DOCUMENTS)
     args = [(str(out), split, name, k, d.seed, d.nsp, d.max_seq_length, d.short_seq_prob) for k in parts]
-    results = pool.starmap(build_range, args) if pool is not None and len(args) > 1 else \
-        [build_range(*a) for a in args]
+    results = pool.starmap(build_range, args) if pool is not None and len(args) > 1 else [build_range(*a) for a in args]
     n = sum(r["examples"] for r in results)
-    _shuffle_into(out, name, [out / f"{name}_index.part-{k}" for k in parts], n,
-                  np.random.default_rng(int(stable_hash([name, d.seed]), 16)))
-    return {"examples": n, "not_next": sum(r["not_next"] for r in results),
-            "skipped": sum(r["skipped"] for r in results), "documents": n_docs}
+    _shuffle_into(
+        out,
+        name,
+        [out / f"{name}_index.part-{k}" for k in parts],
+        n,
+        np.random.default_rng(int(stable_hash([name, d.seed]), 16)),
+    )
+    return {
+        "examples": n,
+        "not_next": sum(r["not_next"] for r in results),
+        "skipped": sum(r["skipped"] for r in results),
+        "documents": n_docs,
+    }
 
 
 def _shuffle_into(out: Path, name: str, parts: list[Path], n: int, rng: np.random.Generator) -> None:
@@ -280,14 +300,20 @@ def _shuffle_into(out: Path, name: str, parts: list[Path], n: int, rng: np.rando
                     bounds = np.searchsorted(where[order], np.arange(buckets + 1))
                     for b in range(buckets):
                         if bounds[b + 1] > bounds[b]:
-                            files[b].write(block[order[bounds[b]:bounds[b + 1]]].tobytes())
+                            files[b].write(block[order[bounds[b] : bounds[b + 1]]].tobytes())
             part.unlink()
     finally:
         for fh in files:
             fh.close()
     with open(out / f"{name}_index.npy", "wb") as fh:
-        np.lib.format.write_array_header_2_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.int64)),
-                                                  "fortran_order": False, "shape": (n, INDEX_COLUMNS)})
+        np.lib.format.write_array_header_2_0(
+            fh,
+            {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(np.int64)),
+                "fortran_order": False,
+                "shape": (n, INDEX_COLUMNS),
+            },
+        )
         for path in bucket_paths:
             block = np.fromfile(path, dtype=np.int64).reshape(-1, INDEX_COLUMNS)
             fh.write(block[rng.permutation(len(block))].tobytes())
@@ -299,17 +325,26 @@ def _shuffle_into(out: Path, name: str, parts: list[Path], n: int, rng: np.rando
 # --------------------------------------------------------------------------------------------------------------
 
 
-def data_cache_key(cfg: "Config", tokenizer: Any) -> str:
+def data_cache_key(cfg: Config, tokenizer: Any) -> str:
     """Hash of everything that changes the examples: corpus identity, max_documents, the tokenizer's vocabulary
     and normalisation, max_seq_length, nsp, short_seq_prob, seed, validation_fraction, and the format version."""
     d = cfg.data
-    return stable_hash({"format": DATA_FORMAT, "corpus": corpus_fingerprint(d.corpus), "max_documents": d.max_documents,
-                        "vocab": vocab_fingerprint(tokenizer), "max_seq_length": d.max_seq_length, "nsp": d.nsp,
-                        "short_seq_prob": d.short_seq_prob, "seed": d.seed,
-                        "validation_fraction": d.validation_fraction})
+    return stable_hash(
+        {
+            "format": DATA_FORMAT,
+            "corpus": corpus_fingerprint(d.corpus),
+            "max_documents": d.max_documents,
+            "vocab": vocab_fingerprint(tokenizer),
+            "max_seq_length": d.max_seq_length,
+            "nsp": d.nsp,
+            "short_seq_prob": d.short_seq_prob,
+            "seed": d.seed,
+            "validation_fraction": d.validation_fraction,
+        }
+    )
 
 
-def data_cache_dir(cfg: "Config", tokenizer: Any) -> Path:
+def data_cache_dir(cfg: Config, tokenizer: Any) -> Path:
     """cache_dir/pretraining/<key>: where the examples built for `cfg` and `tokenizer` live."""
     return Path(cfg.data.cache_dir) / "pretraining" / data_cache_key(cfg, tokenizer)
 
@@ -336,8 +371,11 @@ def _load_cached(path: Path, tokenizer: Any) -> tuple[PretrainingExamples, Pretr
         return None
     nsp = bool(info.get("nsp", True))
     cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
-    return (PretrainingExamples(tokens, train_idx, cls_id, sep_id, nsp),
-            PretrainingExamples(tokens, val_idx, cls_id, sep_id, nsp), info)
+    return (
+        PretrainingExamples(tokens, train_idx, cls_id, sep_id, nsp),
+        PretrainingExamples(tokens, val_idx, cls_id, sep_id, nsp),
+        info,
+    )
 
 
 @contextmanager
@@ -373,9 +411,13 @@ def _remove_stale_builds(path: Path) -> int:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def prepare_pretraining_data(cfg: "Config", tokenizer: "BertTokenizerFast | None" = None, *,
-                             use_cache: bool = True,
-                             progress: Callable[[str], None] | None = None) -> PretrainingData:
+def prepare_pretraining_data(
+    cfg: Config,
+    tokenizer: BertTokenizerFast | None = None,
+    *,
+    use_cache: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> PretrainingData:
     """Tokenizer + train/validation examples for `cfg`, from the on-disk cache when nothing that matters changed.
 
     `tokenizer` None means `get_tokenizer(cfg, ...)` (train-and-cache on a bounded sample, or load). `progress`
@@ -392,10 +434,11 @@ def prepare_pretraining_data(cfg: "Config", tokenizer: "BertTokenizerFast | None
     if tokenizer is None:
         sample = None
         if not d.tokenizer.strip() and not (tokenizer_cache_dir(cfg) / "tokenizer.json").is_file():
-            say(f"reading up to {TOKENIZER_SAMPLE_BYTES >> 20} MB of {d.corpus} to train a WordPiece tokenizer "
-                f"({cfg.model.vocab_size} tokens)")
-            sample = sample_training_documents(d.corpus, d.max_documents, d.validation_fraction, d.seed,
-                                               d.streaming)
+            say(
+                f"reading up to {TOKENIZER_SAMPLE_BYTES >> 20} MB of {d.corpus} to train a WordPiece tokenizer "
+                f"({cfg.model.vocab_size} tokens)"
+            )
+            sample = sample_training_documents(d.corpus, d.max_documents, d.validation_fraction, d.seed, d.streaming)
         t0 = time.perf_counter()
         tokenizer = get_tokenizer(cfg, sample)
         timings["tokenizer"] = round(time.perf_counter() - t0, 3)
@@ -436,8 +479,9 @@ def _hit(cached: Any, tokenizer: Any, path: Path, t_start: float, say: Callable[
     return PretrainingData(tokenizer, train, validation, info)
 
 
-def _build(cfg: "Config", tokenizer: Any, out: Path, say: Callable[[str], None], timings: dict[str, float],
-           t_start: float) -> dict[str, Any]:
+def _build(
+    cfg: Config, tokenizer: Any, out: Path, say: Callable[[str], None], timings: dict[str, float], t_start: float
+) -> dict[str, Any]:
     """Both passes into `out` (a temporary directory), info.json last."""
     import multiprocessing as mp
 
@@ -447,11 +491,14 @@ def _build(cfg: "Config", tokenizer: Any, out: Path, say: Callable[[str], None],
     pool = None
     if workers:
         # spawn, not fork: the parent may hold torch and tokenizers threads, which a fork copies in a broken state
-        pool = mp.get_context("spawn").Pool(workers, initializer=init_worker,
-                                            initargs=(tokenizer.backend_tokenizer.to_str(),))
+        pool = mp.get_context("spawn").Pool(
+            workers, initializer=init_worker, initargs=(tokenizer.backend_tokenizer.to_str(),)
+        )
     try:
-        say(f"tokenising {d.corpus} ({f'{workers} worker processes' if workers else 'in this process'}; streamed: "
-            "memory stays flat however large the corpus)")
+        say(
+            f"tokenising {d.corpus} ({f'{workers} worker processes' if workers else 'in this process'}; streamed: "
+            "memory stays flat however large the corpus)"
+        )
         t0 = time.perf_counter()
         corpus = _encode_corpus(cfg, tokenizer, out, say, stages, pool, workers)
         timings["tokenize"] = round(time.perf_counter() - t0, 3)
@@ -468,14 +515,26 @@ def _build(cfg: "Config", tokenizer: Any, out: Path, say: Callable[[str], None],
         raise DataError(f"corpus {d.corpus!r} yields no training examples")
     timings["total"] = round(time.perf_counter() - t_start, 3)
     info: dict[str, Any] = {
-        "format": DATA_FORMAT, "corpus": d.corpus, "nsp": d.nsp, "max_seq_length": d.max_seq_length,
-        "documents": corpus["documents"], "train_documents": train["documents"],
-        "validation_documents": validation["documents"], "sentences": corpus["sentences"],
-        "corpus_tokens": corpus["tokens"], "corpus_bytes": stages.bytes, "token_dtype": corpus["token_dtype"],
-        "vocab_size": len(tokenizer), "train_examples": train["examples"],
-        "validation_examples": validation["examples"], "train_not_next": train["not_next"],
-        "validation_not_next": validation["not_next"], "skipped_chunks": train["skipped"] + validation["skipped"],
-        "workers": corpus["workers"], "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "build_seconds": timings,
+        "format": DATA_FORMAT,
+        "corpus": d.corpus,
+        "nsp": d.nsp,
+        "max_seq_length": d.max_seq_length,
+        "documents": corpus["documents"],
+        "train_documents": train["documents"],
+        "validation_documents": validation["documents"],
+        "sentences": corpus["sentences"],
+        "corpus_tokens": corpus["tokens"],
+        "corpus_bytes": stages.bytes,
+        "token_dtype": corpus["token_dtype"],
+        "vocab_size": len(tokenizer),
+        "train_examples": train["examples"],
+        "validation_examples": validation["examples"],
+        "train_not_next": train["not_next"],
+        "validation_not_next": validation["not_next"],
+        "skipped_chunks": train["skipped"] + validation["skipped"],
+        "workers": corpus["workers"],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "build_seconds": timings,
         "stage_seconds": {k: round(v, 3) for k, v in stages.seconds.items()},
         "worker_peak_rss_mb": round(stages.worker_peak_mb, 1) if corpus["workers"] else None,
     }

@@ -11,8 +11,9 @@ import csv
 import json
 import random
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import DataError
 
@@ -97,8 +98,9 @@ def label_names(values: Sequence[Any]) -> list[str]:
     return names
 
 
-def split(examples: list[dict[str, Any]], seed: int, key: str | None = None
-          ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def split(
+    examples: list[dict[str, Any]], seed: int, key: str | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Deterministic train/validation split: 10% held out (at most VALIDATION_CAP), by `key` group when given.
 
     Grouping (e.g. by context for SQuAD) keeps every question about one paragraph on the same side, so the model
@@ -109,8 +111,9 @@ def split(examples: list[dict[str, Any]], seed: int, key: str | None = None
         groups.setdefault(ex[key] if key else i, []).append(i)
     order = list(groups)
     random.Random(seed).shuffle(order)
-    n_val = min(max(1, round(len(order) * VALIDATION_FRACTION)), VALIDATION_CAP, len(order) - 1) \
-        if len(order) > 1 else 0
+    n_val = (
+        min(max(1, round(len(order) * VALIDATION_FRACTION)), VALIDATION_CAP, len(order) - 1) if len(order) > 1 else 0
+    )
     val = [examples[i] for g in order[:n_val] for i in groups[g]]
     train_idx = [i for g in order[n_val:] for i in groups[g]]
     random.Random(seed + 1).shuffle(train_idx)  # mixed classes even when the file is sorted by label

@@ -26,8 +26,9 @@ import gzip
 import io
 import json
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from bert2.errors import DataError
 
@@ -70,15 +71,19 @@ def shard_files(spec: str) -> list[Path]:
     if not files:
         others = sorted({"".join(p.suffixes) or p.name for p in paths if p.is_file()})[:6]
         found = f" (found: {', '.join(others)})" if others else " (it is empty)"
-        raise DataError(f"corpus {where} holds no corpus files{found}; shards must be {', '.join(FORMATS)} files, "
-                        f"the text formats optionally compressed ({', '.join(COMPRESSIONS)})")
+        raise DataError(
+            f"corpus {where} holds no corpus files{found}; shards must be {', '.join(FORMATS)} files, "
+            f"the text formats optionally compressed ({', '.join(COMPRESSIONS)})"
+        )
     groups: dict[str, Path] = {}
     for p in files:
         groups.setdefault(_FORMAT_GROUP[split_suffix(p)[0]], p)
     if len(groups) > 1:
         found = ", ".join(f"{g} ({p.name})" for g, p in groups.items())
-        raise DataError(f"corpus {where} mixes formats: {found}; put the shards of one corpus in one format, or "
-                        "join different corpora with +")
+        raise DataError(
+            f"corpus {where} mixes formats: {found}; put the shards of one corpus in one format, or "
+            "join different corpora with +"
+        )
     return files
 
 
@@ -116,17 +121,21 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    bad = raw[exc.start:exc.start + 1].hex()
-                    raise DataError(f"corpus file {path} is not UTF-8 text: byte 0x{bad} at byte offset "
-                                    f"{offset + exc.start} (line {number}) cannot be decoded ({exc.reason}); re-save "
-                                    "the file as UTF-8") from None
+                    bad = raw[exc.start : exc.start + 1].hex()
+                    raise DataError(
+                        f"corpus file {path} is not UTF-8 text: byte 0x{bad} at byte offset "
+                        f"{offset + exc.start} (line {number}) cannot be decoded ({exc.reason}); re-save "
+                        "the file as UTF-8"
+                    ) from None
                 offset += len(raw)
                 yield number, line.rstrip("\r\n")
         except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
             kind = split_suffix(path)[1].lstrip(".") or "file"
-            raise DataError(f"corpus file {path} is corrupt or truncated ({kind} data): reading failed after "
-                            f"{offset} uncompressed bytes, at line {number + 1} ({type(exc).__name__}: {exc}); "
-                            "nothing from it is used") from None
+            raise DataError(
+                f"corpus file {path} is corrupt or truncated ({kind} data): reading failed after "
+                f"{offset} uncompressed bytes, at line {number + 1} ({type(exc).__name__}: {exc}); "
+                "nothing from it is used"
+            ) from None
     if number == 0 or offset == 0:
         raise DataError(f"corpus file {path} is empty")
 
@@ -157,16 +166,19 @@ def _json_array_texts(path: Path) -> Iterator[str]:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise DataError(f"corpus file {path} cannot be read as JSON: {exc}") from None
     if not isinstance(records, list):
-        raise DataError(f"corpus file {path} holds a JSON {type(records).__name__}; use JSON lines (one object per "
-                        "line with a 'text' field) or an array of such objects")
+        raise DataError(
+            f"corpus file {path} holds a JSON {type(records).__name__}; use JSON lines (one object per "
+            "line with a 'text' field) or an array of such objects"
+        )
     for i, record in enumerate(records):
         yield _record_text(path, record, f"item {i}")
 
 
 def _record_text(path: Path, record: Any, where: str) -> str:
     if not isinstance(record, dict):
-        raise DataError(f"corpus file {path}: {where} is a JSON {type(record).__name__}, not an object with a "
-                        "'text' field")
+        raise DataError(
+            f"corpus file {path}: {where} is a JSON {type(record).__name__}, not an object with a 'text' field"
+        )
     text = record.get("text")
     if text is not None and not isinstance(text, str):
         raise DataError(f"corpus file {path}: {where}: field 'text' is a {type(text).__name__}, not a string")
@@ -187,8 +199,10 @@ def _jsonl_texts(path: Path) -> Iterator[str]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"corpus file {path} cannot be read as JSON lines: line {number} is not valid JSON "
-                            f"({exc.msg} at column {exc.colno})") from None
+            raise DataError(
+                f"corpus file {path} cannot be read as JSON lines: line {number} is not valid JSON "
+                f"({exc.msg} at column {exc.colno})"
+            ) from None
         if isinstance(record, dict) and "text" not in record:
             if len(fields) < 20:
                 fields.update(record)
@@ -196,8 +210,10 @@ def _jsonl_texts(path: Path) -> Iterator[str]:
         seen_field = True
         yield _record_text(path, record, f"line {number}")
     if not seen_field:
-        raise DataError(f"corpus file {path} has no field 'text' in its records; fields found: "
-                        f"{', '.join(sorted(fields)) or '(none)'}")
+        raise DataError(
+            f"corpus file {path} has no field 'text' in its records; fields found: "
+            f"{', '.join(sorted(fields)) or '(none)'}"
+        )
 
 
 def _parquet_texts(path: Path) -> Iterator[str]:
@@ -222,8 +238,10 @@ def _parquet_texts(path: Path) -> Iterator[str]:
             for text in pf.read_row_group(group, columns=["text"]).column("text").to_pylist():
                 yield text or ""
     except Exception as exc:
-        raise DataError(f"corpus file {path} is corrupt: row group {group} of {pf.num_row_groups} cannot be read "
-                        f"({type(exc).__name__}: {exc})") from None
+        raise DataError(
+            f"corpus file {path} is corrupt: row group {group} of {pf.num_row_groups} cannot be read "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def file_texts(path: Path) -> Iterator[str]:

@@ -19,8 +19,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors, trainers
 from tokenizers.models import WordPiece
@@ -64,11 +65,13 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, lowercase: bool = Tru
     if vocab_size < MIN_VOCAB:
         raise TokenizerError(f"vocab_size {vocab_size} is too small for WordPiece; use at least {MIN_VOCAB}")
     tok = Tokenizer(WordPiece(unk_token="[UNK]", continuing_subword_prefix="##"))
-    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None,
-                                                lowercase=lowercase)
+    tok.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
+    )
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
-                                        continuing_subword_prefix="##", show_progress=False)
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), continuing_subword_prefix="##", show_progress=False
+    )
     seen = [0]
 
     def counted(it: Iterable[str]) -> Iterable[str]:
@@ -96,12 +99,20 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, lowercase: bool = Tru
 def wrap_tokenizer(tok: Any, lowercase: bool = True) -> BertTokenizerFast:
     """Wrap a `tokenizers.Tokenizer` as BertTokenizerFast (keeps token_type_ids; has save_pretrained)."""
     with _quiet_transformers():
-        return BertTokenizerFast(tokenizer_object=tok, do_lower_case=lowercase, unk_token="[UNK]",
-                                 sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]",
-                                 strip_accents=None, tokenize_chinese_chars=True)
+        return BertTokenizerFast(
+            tokenizer_object=tok,
+            do_lower_case=lowercase,
+            unk_token="[UNK]",
+            sep_token="[SEP]",
+            pad_token="[PAD]",
+            cls_token="[CLS]",
+            mask_token="[MASK]",
+            strip_accents=None,
+            tokenize_chinese_chars=True,
+        )
 
 
-def save_tokenizer(tokenizer: "BertTokenizerFast", directory: str | os.PathLike) -> Path:
+def save_tokenizer(tokenizer: BertTokenizerFast, directory: str | os.PathLike) -> Path:
     """`save_pretrained` plus a classic vocab.txt (id order), which older transformers and the original BERT
     code read; returns the directory."""
     directory = Path(directory)
@@ -124,14 +135,20 @@ def _ordinary_tokens(tok: Any) -> int:
 def _check(tok: Any, source: str) -> BertTokenizerFast:
     """Reject what cannot serve BERT: a vocabulary of special tokens only, and missing special tokens."""
     if _ordinary_tokens(tok) == 0:
-        raise TokenizerError(f"tokenizer {source!r} has only special tokens ({len(tok)}); this is what transformers "
-                             "returns when the files could not be found or downloaded. Give a directory with "
-                             "tokenizer.json or vocab.txt, or leave data.tokenizer empty to train one on the corpus")
-    missing = [name for name in ("pad_token", "cls_token", "sep_token", "mask_token", "unk_token")
-               if getattr(tok, name, None) is None]
+        raise TokenizerError(
+            f"tokenizer {source!r} has only special tokens ({len(tok)}); this is what transformers "
+            "returns when the files could not be found or downloaded. Give a directory with "
+            "tokenizer.json or vocab.txt, or leave data.tokenizer empty to train one on the corpus"
+        )
+    missing = [
+        name
+        for name in ("pad_token", "cls_token", "sep_token", "mask_token", "unk_token")
+        if getattr(tok, name, None) is None
+    ]
     if missing:
-        raise TokenizerError(f"tokenizer {source!r} lacks {', '.join(missing)}; BERT needs [PAD], [UNK], [CLS], "
-                             "[SEP] and [MASK]")
+        raise TokenizerError(
+            f"tokenizer {source!r} lacks {', '.join(missing)}; BERT needs [PAD], [UNK], [CLS], [SEP] and [MASK]"
+        )
     return tok
 
 
@@ -155,8 +172,9 @@ def _load_tokenizer(name_or_path: str | os.PathLike) -> BertTokenizerFast:
         present = [f for f in TOKENIZER_FILES if (path / f).is_file()]
         if not present:
             listing = ", ".join(sorted(p.name for p in path.iterdir())[:10]) or "nothing"
-            raise TokenizerError(f"tokenizer directory {source!r} has neither tokenizer.json nor vocab.txt "
-                                 f"(it holds: {listing})")
+            raise TokenizerError(
+                f"tokenizer directory {source!r} has neither tokenizer.json nor vocab.txt (it holds: {listing})"
+            )
         try:
             tok = BertTokenizerFast.from_pretrained(str(path), local_files_only=True)
         except Exception as exc:
@@ -176,8 +194,10 @@ def _load_tokenizer(name_or_path: str | os.PathLike) -> BertTokenizerFast:
             raise TokenizerError(f"tokenizer file {source!r} cannot be loaded: {type(exc).__name__}: {exc}") from None
         return _check(tok, source)
     if source.startswith((".", "/", "~")) or "\\" in source or source.count("/") > 1:  # a path, not owner/name
-        raise TokenizerError(f"tokenizer path {source!r} not found; give a directory with tokenizer.json or "
-                             "vocab.txt, a hub name, or leave data.tokenizer empty to train one")
+        raise TokenizerError(
+            f"tokenizer path {source!r} not found; give a directory with tokenizer.json or "
+            "vocab.txt, a hub name, or leave data.tokenizer empty to train one"
+        )
 
     online = hub_reachable()
     try:
@@ -185,16 +205,20 @@ def _load_tokenizer(name_or_path: str | os.PathLike) -> BertTokenizerFast:
     except Exception as exc:
         if not online:
             why = "HF_HUB_OFFLINE is set" if offline_env() else "no network connection"
-            raise TokenizerError(f"tokenizer {source!r} is not a local directory, the Hugging Face hub cannot be "
-                                 f"reached ({why}) and it is not in the local cache. Leave data.tokenizer empty to "
-                                 "train a WordPiece vocabulary on the corpus, or give a tokenizer directory"
-                                 ) from None
-        raise TokenizerError(f"tokenizer {source!r} could not be loaded from the hub: "
-                             f"{type(exc).__name__}: {exc}") from None
+            raise TokenizerError(
+                f"tokenizer {source!r} is not a local directory, the Hugging Face hub cannot be "
+                f"reached ({why}) and it is not in the local cache. Leave data.tokenizer empty to "
+                "train a WordPiece vocabulary on the corpus, or give a tokenizer directory"
+            ) from None
+        raise TokenizerError(
+            f"tokenizer {source!r} could not be loaded from the hub: {type(exc).__name__}: {exc}"
+        ) from None
     if _ordinary_tokens(tok) == 0 and not online:
-        raise TokenizerError(f"tokenizer {source!r} is not in the local Hugging Face cache and the hub cannot be "
-                             "reached (offline). Leave data.tokenizer empty to train a WordPiece vocabulary on the "
-                             "corpus, or give a tokenizer directory")
+        raise TokenizerError(
+            f"tokenizer {source!r} is not in the local Hugging Face cache and the hub cannot be "
+            "reached (offline). Leave data.tokenizer empty to train a WordPiece vocabulary on the "
+            "corpus, or give a tokenizer directory"
+        )
     return _check(tok, source)
 
 
@@ -206,7 +230,7 @@ def vocab_fingerprint(tokenizer: Any) -> str:
     return stable_hash(keep, length=24)
 
 
-def tokenizer_cache_dir(cfg: "Config") -> Path:
+def tokenizer_cache_dir(cfg: Config) -> Path:
     """Directory where the tokenizer trained for `cfg` is cached: cache_dir/tokenizers/<hash>.
 
     The hash covers what decides the training texts and settings: corpus identity (path, size, mtime), vocab size,
@@ -214,10 +238,17 @@ def tokenizer_cache_dir(cfg: "Config") -> Path:
     trained on the training documents only.
     """
     d = cfg.data
-    key = stable_hash({"format": TOKENIZER_FORMAT, "corpus": corpus_fingerprint(d.corpus),
-                       "vocab_size": cfg.model.vocab_size, "lowercase": d.lowercase,
-                       "max_documents": d.max_documents, "seed": d.seed,
-                       "validation_fraction": d.validation_fraction})
+    key = stable_hash(
+        {
+            "format": TOKENIZER_FORMAT,
+            "corpus": corpus_fingerprint(d.corpus),
+            "vocab_size": cfg.model.vocab_size,
+            "lowercase": d.lowercase,
+            "max_documents": d.max_documents,
+            "seed": d.seed,
+            "validation_fraction": d.validation_fraction,
+        }
+    )
     return Path(d.cache_dir) / "tokenizers" / key
 
 
@@ -238,7 +269,7 @@ def _atomic_save(tokenizer: Any, target: Path, meta: dict[str, Any]) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def get_tokenizer(cfg: "Config", documents: Sequence[Sequence[str]] | None = None) -> BertTokenizerFast:
+def get_tokenizer(cfg: Config, documents: Sequence[Sequence[str]] | None = None) -> BertTokenizerFast:
     """The tokenizer `cfg` asks for: `cfg.data.tokenizer` loaded when set, else a WordPiece vocabulary of
     `cfg.model.vocab_size` trained on the training `documents` (lists of sentences) and cached on disk, so the
     second run loads it in milliseconds.
@@ -257,13 +288,23 @@ def get_tokenizer(cfg: "Config", documents: Sequence[Sequence[str]] | None = Non
             tok = load_tokenizer(target)
         else:
             if documents is None:
-                documents = sample_training_documents(d.corpus, d.max_documents, d.validation_fraction, d.seed,
-                                                      d.streaming)
+                documents = sample_training_documents(
+                    d.corpus, d.max_documents, d.validation_fraction, d.seed, d.streaming
+                )
             t0 = time.perf_counter()
             tok = train_wordpiece((" ".join(doc) for doc in documents), cfg.model.vocab_size, d.lowercase)
-            _atomic_save(tok, target, {"corpus": d.corpus, "vocab_size": cfg.model.vocab_size,
-                                       "trained_vocab_size": len(tok), "lowercase": d.lowercase,
-                                       "max_documents": d.max_documents, "documents": len(documents),
-                                       "train_seconds": round(time.perf_counter() - t0, 3),
-                                       "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            _atomic_save(
+                tok,
+                target,
+                {
+                    "corpus": d.corpus,
+                    "vocab_size": cfg.model.vocab_size,
+                    "trained_vocab_size": len(tok),
+                    "lowercase": d.lowercase,
+                    "max_documents": d.max_documents,
+                    "documents": len(documents),
+                    "train_seconds": round(time.perf_counter() - t0, 3),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                },
+            )
     return tok

@@ -21,6 +21,16 @@ from .heads import (
     mean_pool,
 )
 
-__all__ = ["BertForGenerativeQA", "BertForPreTraining", "BertForQuestionAnswering", "BertForSequenceClassification",
-           "BertForTokenClassification", "BertModel", "MLMHead", "count_parameters", "init_weights",
-           "load_pretrained", "mean_pool"]
+__all__ = [
+    "BertForGenerativeQA",
+    "BertForPreTraining",
+    "BertForQuestionAnswering",
+    "BertForSequenceClassification",
+    "BertForTokenClassification",
+    "BertModel",
+    "MLMHead",
+    "count_parameters",
+    "init_weights",
+    "load_pretrained",
+    "mean_pool",
+]

@@ -40,7 +40,6 @@ ACTIVATIONS = {
 }
 
 
-
 @dataclass
 class BertOutput:
     last_hidden_state: torch.Tensor  # (B, T, H)
@@ -102,7 +101,6 @@ def sinusoidal_(weight: torch.Tensor, std: float) -> None:
         weight.copy_(table * (std / table.std()))
 
 
-
 # --------------------------------------------------------------------------------------------------------------
 # Embeddings
 # --------------------------------------------------------------------------------------------------------------
@@ -124,15 +122,15 @@ class BertEmbeddings(nn.Module):
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         B, T = input_ids.shape
         if T > self.position_embeddings.num_embeddings:
-            raise ValueError(f"sequence of {T} tokens exceeds max_position_embeddings "
-                             f"({self.position_embeddings.num_embeddings})")
+            raise ValueError(
+                f"sequence of {T} tokens exceeds max_position_embeddings ({self.position_embeddings.num_embeddings})"
+            )
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         x = self.word_embeddings(input_ids)  # (B, T, H)
         x = x + self.position_embeddings(self.position_ids[:, :T])  # (1, T, H) broadcast over B
         x = x + self.token_type_embeddings(token_type_ids)  # (B, T, H)
         return self.dropout(self.norm(x))
-
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -145,13 +143,14 @@ def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T)
 
 
-
 def alibi_slopes(num_heads: int) -> torch.Tensor:
     """ALiBi's per-head slopes (Press et al. 2022): a geometric sequence 2^(-8/n), 2^(-16/n), ... so that heads
     range from sharply local to nearly global; for a head count that is not a power of two, the power of two below
     it plus every other slope of the next one, as in the paper's reference code."""
+
     def geometric(n: int) -> list[float]:
         return [2.0 ** (-8.0 * (i + 1) / n) for i in range(n)]
+
     below = 2 ** math.floor(math.log2(num_heads))
     slopes = geometric(below) + geometric(2 * below)[0::2][: num_heads - below]
     return torch.tensor(slopes)  # (nh,)
@@ -177,14 +176,14 @@ def alibi_bias(slopes: torch.Tensor, t: int, key_mask: torch.Tensor | None) -> t
     return bias
 
 
-
 # --------------------------------------------------------------------------------------------------------------
 # Attention, feed-forward, one encoder layer
 # --------------------------------------------------------------------------------------------------------------
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout: float,
-           eager: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+def attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout: float, eager: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """softmax(q k^T / sqrt(hs) + mask) v for every head at once: (B, nh, T, hs) queries over (B, nh, S, hs) keys.
 
     `mask` is boolean (True: the key may be attended to) or an additive float bias (ALiBi, -inf at padding),
@@ -224,8 +223,9 @@ class MultiHeadAttention(nn.Module):
         self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size)
         self.out = nn.Linear(cfg.hidden_size, cfg.hidden_size)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, output_attentions: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, _ = x.shape
         inner = self.num_heads * self.head_size  # H
         q, k, v = self.qkv(x).split(inner, dim=-1)  # 3 x (B, T, H)
@@ -266,8 +266,9 @@ class EncoderLayer(nn.Module):
         self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.pre_norm:
             a, probs = self.attention(self.attention_norm(x), mask, output_attentions)  # (B, T, H)
             x = x + self.dropout(a)  # (B, T, H)
@@ -289,12 +290,15 @@ class BertEncoder(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.num_hidden_layers))
         # pre-LN leaves the residual stream un-normalised; the heads expect normalised states.
-        self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps) \
-            if cfg.norm_placement == "pre" else None
+        self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps) if cfg.norm_placement == "pre" else None
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False,
-                output_hidden_states: bool = False
-                ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
         """-> (last hidden state, attention maps or None, hidden states or None). The hidden states are the
         encoder's input and every layer's output (L+1, as transformers; distillation matches them); with pre-LN the
         last one is taken after the final LayerNorm, so it always equals the last hidden state."""
@@ -324,7 +328,6 @@ class BertPooler(nn.Module):
         return torch.tanh(self.dense(hidden[:, 0]))  # (B, T, H) -> (B, H)
 
 
-
 class BertModel(nn.Module):
     def __init__(self, cfg: ModelConfig, add_pooling_layer: bool = True):
         super().__init__()
@@ -333,12 +336,20 @@ class BertModel(nn.Module):
         self.encoder = BertEncoder(cfg)
         self.pooler = BertPooler(cfg) if add_pooling_layer else None
         # Fixed, not learned, so not part of the state dict: checkpoints keep transformers' BERT layout.
-        self.register_buffer("alibi_slopes", alibi_slopes(cfg.num_attention_heads)
-                             if cfg.position_embedding_type == "alibi" else None, persistent=False)
+        self.register_buffer(
+            "alibi_slopes",
+            alibi_slopes(cfg.num_attention_heads) if cfg.position_embedding_type == "alibi" else None,
+            persistent=False,
+        )
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, output_attentions: bool = False,
-                output_hidden_states: bool = False) -> BertOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BertOutput:
         mask = self.attention_mask(input_ids.shape[1], attention_mask)
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
         x, maps, states = self.encoder(x, mask, output_attentions, output_hidden_states)  # (B, T, H)
@@ -355,7 +366,6 @@ class BertModel(nn.Module):
         if self.alibi_slopes is None:
             return key_padding
         return alibi_bias(self.alibi_slopes, t, key_padding)  # (1|B, nh, T, T) float
-
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -381,7 +391,6 @@ class MLMHead(nn.Module):
         return F.linear(self.hidden(h), word_embeddings, self.bias)  # (..., V)
 
 
-
 class BertForPreTraining(nn.Module):
     """BERT with the masked-language-model head and (optionally) the next-sentence-prediction head.
 
@@ -403,16 +412,27 @@ class BertForPreTraining(nn.Module):
         if cfg.position_init == "sinusoidal":
             sinusoidal_(self.bert.embeddings.position_embeddings.weight, cfg.initializer_range)
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, output_attentions: bool = False) -> PreTrainingOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> PreTrainingOutput:
         out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
         tied = self.bert.embeddings.word_embeddings.weight  # (V, H): input and output share one matrix
         logits = self.mlm(out.last_hidden_state, tied)  # (B, T, V)
         nsp_logits = self.nsp(out.pooler_output) if self.nsp is not None else None  # (B, 2)
         return PreTrainingOutput(logits, nsp_logits, out.attentions)
 
-    def loss(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
-             labels: torch.Tensor, next_sentence_label: torch.Tensor | None = None) -> PreTrainingLoss:
+    def loss(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        labels: torch.Tensor,
+        next_sentence_label: torch.Tensor | None = None,
+    ) -> PreTrainingLoss:
         """MLM cross-entropy at the positions whose label is not -100, plus NSP cross-entropy on the pooled [CLS]
         when `next_sentence_label` is given: `loss = mlm + nsp`."""
         out = self.bert(input_ids, token_type_ids, attention_mask)
@@ -439,8 +459,12 @@ class BertForPreTraining(nn.Module):
 
     def _fuse(self, rows: torch.Tensor) -> bool:
         """The fused projection + loss is exact in fp32 and only pays where a gradient follows."""
-        return (torch.is_grad_enabled() and rows.shape[0] > 0 and rows.dtype == torch.float32
-                and not torch.is_autocast_enabled(rows.device.type))
+        return (
+            torch.is_grad_enabled()
+            and rows.shape[0] > 0
+            and rows.dtype == torch.float32
+            and not torch.is_autocast_enabled(rows.device.type)
+        )
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -23,7 +23,6 @@ def causal_mask(t: int, device: torch.device) -> torch.Tensor:
     return torch.ones(t, t, dtype=torch.bool, device=device).tril()[None, None]  # (1, 1, T, T)
 
 
-
 class CrossAttention(nn.Module):
     """Multi-head attention from the decoder's positions (queries) to the encoder's states (keys and values): how
     the answer being written reads the question and its context."""
@@ -42,8 +41,9 @@ class CrossAttention(nn.Module):
         B, T, H = x.shape
         S = memory.shape[1]
         q = self.q(x).view(B, T, self.num_heads, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
-        k, v = (t.view(B, S, self.num_heads, self.head_size).transpose(1, 2)
-                for t in self.kv(memory).split(H, dim=-1))  # 2 x (B, nh, S, hs)
+        k, v = (
+            t.view(B, S, self.num_heads, self.head_size).transpose(1, 2) for t in self.kv(memory).split(H, dim=-1)
+        )  # 2 x (B, nh, S, hs)
         y, _ = attend(q, k, v, mask, self.attn_dropout if self.training else 0.0, self.eager)  # (B, nh, T, hs)
         return self.out(y.transpose(1, 2).reshape(B, T, H))  # (B, T, H)
 
@@ -61,14 +61,14 @@ class DecoderLayer(nn.Module):
         self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
-    def forward(self, x: torch.Tensor, self_mask: torch.Tensor, memory: torch.Tensor,
-                memory_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, self_mask: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         a, _ = self.self_attention(x, self_mask)  # (B, T, H), T = target length
         x = self.self_attention_norm(x + self.dropout(a))
         c = self.cross_attention(x, memory, memory_mask)  # (B, T, H) reading (B, S, H)
         x = self.cross_attention_norm(x + self.dropout(c))
         return self.ffn_norm(x + self.dropout(self.ffn(x)))  # (B, T, H)
-
 
 
 @dataclass
@@ -94,10 +94,12 @@ class GenerationOutput:
     @property
     def mean_log_probs(self) -> torch.Tensor:
         """(B,) per-token average log-probability: a length-independent confidence."""
-        lengths = torch.tensor([len(s) + int(f) for s, f in zip(self.sequences, self.finished)],
-                               dtype=self.scores.dtype, device=self.scores.device).clamp(min=1)
+        lengths = torch.tensor(
+            [len(s) + int(f) for s, f in zip(self.sequences, self.finished)],
+            dtype=self.scores.dtype,
+            device=self.scores.device,
+        ).clamp(min=1)
         return self.scores / lengths
-
 
 
 @dataclass
@@ -113,10 +115,13 @@ class EncodedSource:
     copyable: torch.Tensor
     """(B, S) bool: real, non-special tokens the copy mechanism may point at."""
 
-    def repeat(self, k: int) -> "EncodedSource":
-        return EncodedSource(self.memory.repeat_interleave(k, 0),
-                             None if self.mask is None else self.mask.repeat_interleave(k, 0),
-                             self.ids.repeat_interleave(k, 0), self.copyable.repeat_interleave(k, 0))
+    def repeat(self, k: int) -> EncodedSource:
+        return EncodedSource(
+            self.memory.repeat_interleave(k, 0),
+            None if self.mask is None else self.mask.repeat_interleave(k, 0),
+            self.ids.repeat_interleave(k, 0),
+            self.copyable.repeat_interleave(k, 0),
+        )
 
 
 class BertForGenerativeQA(nn.Module):
@@ -138,9 +143,18 @@ class BertForGenerativeQA(nn.Module):
 
     pretrained_prefixes = {"bert.": "bert.", "mlm.": "lm_head."}
 
-    def __init__(self, cfg: ModelConfig, decoder_layers: int = 2, max_target_positions: int = 32,
-                 start_token_id: int = 2, eos_token_id: int = 3, suppress_token_ids: tuple[int, ...] = (),
-                 copy: bool = True, no_repeat_ngram_size: int = 0, max_word_repeats: int = 0):
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        decoder_layers: int = 2,
+        max_target_positions: int = 32,
+        start_token_id: int = 2,
+        eos_token_id: int = 3,
+        suppress_token_ids: tuple[int, ...] = (),
+        copy: bool = True,
+        no_repeat_ngram_size: int = 0,
+        max_word_repeats: int = 0,
+    ):
         super().__init__()
         self.config = cfg
         self.start_token_id = start_token_id
@@ -170,8 +184,10 @@ class BertForGenerativeQA(nn.Module):
         """Tell generation which tokens start a word, so that `max_word_repeats` can count words."""
         tokens = tokenizer.convert_ids_to_tokens(list(range(self.config.vocab_size)))  # type: ignore[attr-defined]
         special = set(getattr(tokenizer, "all_special_tokens", []))
-        self.word_starts = torch.tensor([t not in special and not t.startswith("##") and any(c.isalnum() for c in t)
-                                         for t in tokens], dtype=torch.bool)
+        self.word_starts = torch.tensor(
+            [t not in special and not t.startswith("##") and any(c.isalnum() for c in t) for t in tokens],
+            dtype=torch.bool,
+        )
 
     @torch.no_grad()
     def init_decoder_from_encoder(self) -> int:
@@ -180,8 +196,10 @@ class BertForGenerativeQA(nn.Module):
         "BERT2BERT" warm starts beat random decoders, most of all with little training data. Returns how many
         layers were initialised (min of the two depths)."""
         if self.config.pruned_heads:  # a decoder layer has every head; a pruned encoder layer's weights do not fit
-            raise CheckpointError("the encoder has pruned attention heads (bert2 prune), so its layers cannot seed "
-                                  "the decoder's; set finetune.decoder_from_encoder = false")
+            raise CheckpointError(
+                "the encoder has pruned attention heads (bert2 prune), so its layers cannot seed "
+                "the decoder's; set finetune.decoder_from_encoder = false"
+            )
         done = 0
         for enc, dec in zip(self.bert.encoder.layers, self.decoder):
             dec.self_attention.load_state_dict(enc.attention.state_dict())
@@ -192,8 +210,12 @@ class BertForGenerativeQA(nn.Module):
         return done
 
     # ---- building blocks --------------------------------------------------------------------------------------
-    def encode(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-               attention_mask: torch.Tensor | None = None) -> EncodedSource:
+    def encode(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> EncodedSource:
         """Encoder states, the cross-attention mask and what the copy mechanism may point at."""
         memory = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state  # (B, S, H)
         mask = None
@@ -219,8 +241,9 @@ class BertForGenerativeQA(nn.Module):
             x = layer(x, self_mask, source.memory, source.mask)  # (B, T, H)
         return x
 
-    def log_probs(self, hidden: torch.Tensor, source: EncodedSource, select: torch.Tensor | None = None
-                  ) -> torch.Tensor:
+    def log_probs(
+        self, hidden: torch.Tensor, source: EncodedSource, select: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Decoder states (B, T, H) -> log p(next token), float32: (N, V) for the N positions `select` (B, T)
         marks, or (B, T, V) for all of them.
 
@@ -234,7 +257,7 @@ class BertForGenerativeQA(nn.Module):
         picked = hidden[select]  # (N, H)
         vocab = self.lm_head(picked, self.bert.embeddings.word_embeddings.weight).float().log_softmax(-1)  # (N, V)
         if self.copy:
-            scores = self.copy_query(hidden) @ source.memory.transpose(1, 2) / H ** 0.5  # (B, T, S)
+            scores = self.copy_query(hidden) @ source.memory.transpose(1, 2) / H**0.5  # (B, T, S)
             scores = scores.float().masked_fill(~source.copyable[:, None, :], float("-inf"))
             attn = torch.nan_to_num(scores.softmax(-1))  # (B, T, S); nothing copyable -> zeros
             attended = attn.to(source.memory.dtype) @ source.memory  # (B, T, H)
@@ -245,9 +268,14 @@ class BertForGenerativeQA(nn.Module):
             vocab = (gate * vocab.exp() + (1 - gate) * copied).clamp_min(1e-30).log()  # (N, V)
         return vocab.view(B, T, -1) if flat else vocab
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, decoder_input_ids: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None) -> Seq2SeqOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> Seq2SeqOutput:
         """Teacher forcing: the decoder reads the gold answer shifted right and predicts it one step ahead.
 
         `logits` are log-probabilities (the vocabulary and the copy distribution mixed), so a softmax of them
@@ -272,9 +300,14 @@ class BertForGenerativeQA(nn.Module):
         return self.log_probs(hidden, source)[:, 0]  # (B, V)
 
     @torch.no_grad()
-    def sequence_log_prob(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
-                          attention_mask: torch.Tensor | None, sequences: list[list[int]],
-                          finished: list[bool]) -> torch.Tensor:
+    def sequence_log_prob(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        sequences: list[list[int]],
+        finished: list[bool],
+    ) -> torch.Tensor:
         """(B,) log p(sequence [+ end token when finished] | input) under teacher forcing.
 
         The yardstick that makes greedy and beam search comparable (and testable): both report this same number.
@@ -301,9 +334,15 @@ class BertForGenerativeQA(nn.Module):
         return (picked * (lab != -100)).sum(-1)  # (B,)
 
     @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, max_length: int | None = None,
-                 num_beams: int = 1, min_length: int = 1) -> GenerationOutput:
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        max_length: int | None = None,
+        num_beams: int = 1,
+        min_length: int = 1,
+    ) -> GenerationOutput:
         """Answer each input: greedy (num_beams=1) or beam search; at most `max_length` tokens, end token included.
 
         The end token is barred for the first `min_length` steps: training answers are never empty, yet an
@@ -334,7 +373,8 @@ class BertForGenerativeQA(nn.Module):
             return GenerationOutput(
                 [b if t else g for b, g, t in zip(beam.sequences, greedy.sequences, take_beam.tolist())],
                 torch.where(take_beam, beam.scores, greedy.scores),
-                [b if t else g for b, g, t in zip(beam.finished, greedy.finished, take_beam.tolist())])
+                [b if t else g for b, g, t in zip(beam.finished, greedy.finished, take_beam.tolist())],
+            )
         finally:
             self.train(was_training)
 
@@ -352,9 +392,8 @@ class BertForGenerativeQA(nn.Module):
             for row, prefix in enumerate(seqs[:, 1:].tolist()):  # the start token is not part of the answer
                 if len(prefix) < n - 1:
                     continue
-                tail = tuple(prefix[len(prefix) - n + 1:]) if n > 1 else ()
-                banned = [prefix[i + n - 1] for i in range(len(prefix) - n + 1)
-                          if tuple(prefix[i:i + n - 1]) == tail]
+                tail = tuple(prefix[len(prefix) - n + 1 :]) if n > 1 else ()
+                banned = [prefix[i + n - 1] for i in range(len(prefix) - n + 1) if tuple(prefix[i : i + n - 1]) == tail]
                 if banned:
                     out[row, banned] = float("-inf")
         return out
@@ -406,7 +445,7 @@ class BertForGenerativeQA(nn.Module):
             if bool(finished.all()):
                 break
         best = beam_scores.argmax(-1)  # (B,)
-        pick = (rows.squeeze(1) + best)  # (B,)
+        pick = rows.squeeze(1) + best  # (B,)
         return self._unpack(seqs[pick], beam_scores.gather(1, best[:, None]).squeeze(1), finished[pick])
 
     def _unpack(self, seqs: torch.Tensor, scores: torch.Tensor, finished: torch.Tensor) -> GenerationOutput:

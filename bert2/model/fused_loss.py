@@ -20,8 +20,9 @@ import torch
 
 class _LinearCrossEntropySum(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                target: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, target: torch.Tensor
+    ) -> torch.Tensor:
         # h (N, H), weight (V, H), bias (V,), target (N,) class indices, all valid
         logits = torch.addmm(bias, h, weight.t()) if bias is not None else h @ weight.t()  # (N, V)
         picked = logits.gather(1, target[:, None])  # (N, 1) logit of the true class
@@ -47,8 +48,9 @@ class _LinearCrossEntropySum(torch.autograd.Function):
         return grad_h, grad_w, grad_b, None
 
 
-def linear_cross_entropy_sum(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                             target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def linear_cross_entropy_sum(
+    h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, target: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum_i cross_entropy(h_i @ weight.T + bias, target_i), rows whose argmax is target_i) without keeping the
     logits; the count comes for free from the row maxima the loss needs anyway.
 

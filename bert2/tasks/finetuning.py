@@ -22,9 +22,9 @@ from ..config import Config
 from ..errors import CheckpointError, DataError, TrainingError
 from ..memory import refuse_if_too_big
 from ..model import load_pretrained
+from ..registry import FINETUNE_TASKS, UnknownTask, get
 from ..training.events import Callback, DoneEvent
 from ..training.trainer import Trainer
-from . import FINETUNE_TASKS, UnknownTask, get
 from .base import FinetuneTask
 from .run import Run
 
@@ -49,9 +49,14 @@ def resolve_source(cfg: Config, from_checkpoint: str | Path | None) -> Path:
     return ckpt.default_checkpoint(cfg.paths.root, "pretrain")
 
 
-def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_event: threading.Event | None = None,
-                   resume: bool | str | Path = False, from_checkpoint: str | Path | None = None,
-                   trust_checkpoint: bool = False) -> DoneEvent:
+def run_finetuning(
+    cfg: Config,
+    callbacks: list[Callback] | None = None,
+    stop_event: threading.Event | None = None,
+    resume: bool | str | Path = False,
+    from_checkpoint: str | Path | None = None,
+    trust_checkpoint: bool = False,
+) -> DoneEvent:
     """Fine-tune cfg.finetune.task on cfg.finetune.data from a pretraining checkpoint (or resume a fine-tuning
     run); events go to `callbacks`. Raises Bert2Error subclasses for anything the user can fix.
 
@@ -63,13 +68,15 @@ def run_finetuning(cfg: Config, callbacks: list[Callback] | None = None, stop_ev
     explicit = str(from_checkpoint or "").strip() == SCRATCH
     if explicit and resume:
         raise TrainingError("--from scratch starts a new run and --resume continues an old one; use one of them")
-    run = Run(cfg, "finetune", callbacks, stop_event, resume, trust_checkpoint, cfg.finetune.report_to,
-              what="fine-tuning")
+    run = Run(
+        cfg, "finetune", callbacks, stop_event, resume, trust_checkpoint, cfg.finetune.report_to, what="fine-tuning"
+    )
     return run.execute(lambda: _build(run, task_cls, from_checkpoint, explicit))
 
 
-def _build(run: Run, task_cls: type[FinetuneTask], from_checkpoint: str | Path | None, explicit_scratch: bool
-           ) -> Trainer:
+def _build(
+    run: Run, task_cls: type[FinetuneTask], from_checkpoint: str | Path | None, explicit_scratch: bool
+) -> Trainer:
     cfg, f = run.cfg, run.cfg.finetune
     resume_path = run.resume_path
     scratch = explicit_scratch or (resume_path is None and str(f.from_checkpoint).strip() == SCRATCH)
@@ -82,13 +89,17 @@ def _build(run: Run, task_cls: type[FinetuneTask], from_checkpoint: str | Path |
     refuse_if_too_big(cfg, "finetune", model_cfg)
     source_task = source_meta.get("task", "mlm+nsp")
     if resume_path is not None and source_task != task_cls.name:
-        raise CheckpointError(f"{resume_path} is a {source_task} fine-tuning run; resume it with --task "
-                              f"{source_task}, or start a new {task_cls.name} run without --resume")
+        raise CheckpointError(
+            f"{resume_path} is a {source_task} fine-tuning run; resume it with --task "
+            f"{source_task}, or start a new {task_cls.name} run without --resume"
+        )
     tokenizer = read_tokenizer(source, model_cfg.vocab_size)
     max_length = min(f.max_seq_length, model_cfg.max_position_embeddings)
     if max_length < f.max_seq_length:
-        run.say(f"finetune.max_seq_length {f.max_seq_length} exceeds the model's "
-                f"{model_cfg.max_position_embeddings} positions; using {max_length}")
+        run.say(
+            f"finetune.max_seq_length {f.max_seq_length} exceeds the model's "
+            f"{model_cfg.max_position_embeddings} positions; using {max_length}"
+        )
 
     data_name = source_meta.get("data") if resume_path is not None else task_cls.resolve_data_name(f.data)
     run.say(f"loading {task_cls.name} data: {data_name}")
@@ -97,17 +108,26 @@ def _build(run: Run, task_cls: type[FinetuneTask], from_checkpoint: str | Path |
         meta = dict(source_meta)
         task_cls.check_labels(meta, data, resume_path)
     else:
-        meta = {"task": task_cls.name, "data": data_name, "source_checkpoint": str(source),
-                "max_answer_length": f.max_answer_length, **task_cls.metadata(cfg, tokenizer, data),
-                "max_seq_length": task_cls.inference_length(model_cfg, f.eval_max_seq_length, max_length),
-                "train_max_seq_length": max_length, "init": SCRATCH if scratch else "pretrained"}
+        meta = {
+            "task": task_cls.name,
+            "data": data_name,
+            "source_checkpoint": str(source),
+            "max_answer_length": f.max_answer_length,
+            **task_cls.metadata(cfg, tokenizer, data),
+            "max_seq_length": task_cls.inference_length(model_cfg, f.eval_max_seq_length, max_length),
+            "train_max_seq_length": max_length,
+            "init": SCRATCH if scratch else "pretrained",
+        }
     # A resumed run keeps its own lengths ("max_seq_length" is what evaluation and the Predictor read) and cuts.
-    max_length = min(int(meta.get("train_max_seq_length", meta.get("max_seq_length", max_length))),
-                     model_cfg.max_position_embeddings)
+    max_length = min(
+        int(meta.get("train_max_seq_length", meta.get("max_seq_length", max_length))), model_cfg.max_position_embeddings
+    )
     eval_length = min(int(meta.get("max_seq_length", max_length)), model_cfg.max_position_embeddings)
     if eval_length != max_length:
-        run.say(f"inputs: {max_length} tokens in training, {eval_length} in evaluation and inference (ALiBi reads "
-                f"longer texts than it trained on; finetune.eval_max_seq_length)")
+        run.say(
+            f"inputs: {max_length} tokens in training, {eval_length} in evaluation and inference (ALiBi reads "
+            f"longer texts than it trained on; finetune.eval_max_seq_length)"
+        )
 
     torch.manual_seed(f.seed)  # the head's initialisation is part of the run's reproducibility
     model = task_cls.build_model(model_cfg, meta, tokenizer)
@@ -124,26 +144,36 @@ def _build(run: Run, task_cls: type[FinetuneTask], from_checkpoint: str | Path |
     train_features = task_cls.featurize(data.train, tokenizer, max_length, meta)
     val_features = task_cls.featurize(data.validation, tokenizer, eval_length, meta, for_eval=True)
     if f.eval_batches > 0:  # a fixed prefix of the validation set, so successive evaluations stay comparable
-        data.validation, val_features = task_cls.limit_validation(data.validation, val_features,
-                                                                  f.eval_batches * f.batch_size)
+        data.validation, val_features = task_cls.limit_validation(
+            data.validation, val_features, f.eval_batches * f.batch_size
+        )
     task = task_cls(tokenizer, meta, data.validation, val_features, f.batch_size)
     if len(train_features) < f.batch_size:
-        raise DataError(f"{data_name!r} gives {len(train_features)} training examples, fewer than one batch of "
-                        f"{f.batch_size}; lower finetune.batch_size or use more data")
+        raise DataError(
+            f"{data_name!r} gives {len(train_features)} training examples, fewer than one batch of "
+            f"{f.batch_size}; lower finetune.batch_size or use more data"
+        )
     # A learning rate of 0 becomes the task's recipe, and the run's trainer_state.json (and so its model card)
     # records the rate it really used.
     settings = dataclasses.replace(f, learning_rate=task_cls.peak_learning_rate(cfg))
     if not f.learning_rate:
         run.say(f"learning rate {settings.learning_rate:g}: the {task_cls.name} recipe (finetune.learning_rate = 0)")
     run_config: dict[str, Any] = cfg.to_dict()
-    run_config["finetune"] = {**run_config["finetune"], "data": data_name, "from_checkpoint": str(source),
-                              "learning_rate": settings.learning_rate}
-    run.say(f"data {data_name}: {len(data.train)} training examples ({len(train_features)} features) / "
-            f"{len(data.validation)} validation" + (f", {len(data.labels)} labels" if data.labels else ""))
+    run_config["finetune"] = {
+        **run_config["finetune"],
+        "data": data_name,
+        "from_checkpoint": str(source),
+        "learning_rate": settings.learning_rate,
+    }
+    run.say(
+        f"data {data_name}: {len(data.train)} training examples ({len(train_features)} features) / "
+        f"{len(data.validation)} validation" + (f", {len(data.labels)} labels" if data.labels else "")
+    )
     for note in data.notes:
         run.say(note)
     trainer = run.trainer(model, train_features, task, settings, run_config)
     if resume_path is None:
-        trainer.init = (f"from scratch: random weights in the shape of {source}" if scratch else
-                        f"initialised from {source}")
+        trainer.init = (
+            f"from scratch: random weights in the shape of {source}" if scratch else f"initialised from {source}"
+        )
     return trainer

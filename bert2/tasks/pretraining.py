@@ -63,8 +63,9 @@ class PretrainingTask(Task):
         self.probe_texts = tuple(probes)
         self.eval_batches = cfg.pretrain.eval_batches
         self.batch_size = cfg.pretrain.batch_size
-        self.collator = MLMCollator(tokenizer, d.mlm_probability, d.mask_replace_prob, d.random_replace_prob,
-                                    seed=d.seed)
+        self.collator = MLMCollator(
+            tokenizer, d.mlm_probability, d.mask_replace_prob, d.random_replace_prob, seed=d.seed
+        )
         self._eval_args = (tokenizer, d.mlm_probability, d.mask_replace_prob, d.random_replace_prob)
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -74,13 +75,22 @@ class PretrainingTask(Task):
         return batch
 
     def count(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"masked": (batch["labels"] != -100).sum(), "examples": torch.tensor(batch["input_ids"].shape[0]),
-                "tokens": batch["attention_mask"].sum()}
+        return {
+            "masked": (batch["labels"] != -100).sum(),
+            "examples": torch.tensor(batch["input_ids"].shape[0]),
+            "tokens": batch["attention_mask"].sum(),
+        }
 
-    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        out = model.loss(batch["input_ids"], batch.get("token_type_ids"), batch.get("attention_mask"),
-                         batch["labels"], batch.get("next_sentence_label"))
+    def loss(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        out = model.loss(
+            batch["input_ids"],
+            batch.get("token_type_ids"),
+            batch.get("attention_mask"),
+            batch["labels"],
+            batch.get("next_sentence_label"),
+        )
         # Token-level normalisation over the whole accumulated batch (not a mean of micro-batch means), so
         # 4 x 8 accumulated equals one batch of 32 (the lesson of transformers issue #34191).
         mlm = out.mlm_loss_sum / totals["masked"].clamp(min=1)
@@ -105,8 +115,9 @@ class PretrainingTask(Task):
             batch = collator([self.validation[i] for i in range(start, min(start + self.batch_size, limit))])
             batch = {k: v.to(device) for k, v in batch.items()}
             labels = batch.get("next_sentence_label") if self.nsp else None
-            out = model.loss(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], batch["labels"],
-                             labels)
+            out = model.loss(
+                batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], batch["labels"], labels
+            )
             loss_sum += float(out.mlm_loss_sum)
             correct += float(out.mlm_correct)
             count += float(out.mlm_count)
@@ -115,8 +126,12 @@ class PretrainingTask(Task):
                 nsp_count += labels.numel()
                 nsp_loss_sum += float(out.nsp_loss) * labels.numel()
         mlm_loss = loss_sum / max(count, 1)
-        metrics = {"mlm_loss": mlm_loss, "mlm_accuracy": correct / max(count, 1),
-                   "perplexity": math.exp(min(mlm_loss, 50.0)), "loss": mlm_loss}
+        metrics = {
+            "mlm_loss": mlm_loss,
+            "mlm_accuracy": correct / max(count, 1),
+            "perplexity": math.exp(min(mlm_loss, 50.0)),
+            "loss": mlm_loss,
+        }
         if nsp_count:
             metrics["nsp_loss"] = nsp_loss_sum / nsp_count
             metrics["nsp_accuracy"] = nsp_correct / nsp_count
@@ -168,8 +183,9 @@ def check_mask_text(text: Any, top_k: int) -> None:
     if not isinstance(text, str) or not text.strip():
         raise InputError("the text is empty; type a sentence with [MASK] where the model should guess")
     if MASK not in text:
-        raise InputError(f"the text has no {MASK}; put {MASK} where the model should guess, "
-                         f"e.g. 'The capital of France is {MASK}.'")
+        raise InputError(
+            f"the text has no {MASK}; put {MASK} where the model should guess, e.g. 'The capital of France is {MASK}.'"
+        )
 
 
 @torch.no_grad()
@@ -179,8 +195,9 @@ def fill_mask(model: nn.Module, tokenizer: Any, text: str, top_k: int = 5) -> li
 
 
 @torch.no_grad()
-def fill_mask_batch(model: nn.Module, tokenizer: Any, texts: list[str], top_k: int = 5
-                    ) -> list[list[list[dict[str, Any]]]]:
+def fill_mask_batch(
+    model: nn.Module, tokenizer: Any, texts: list[str], top_k: int = 5
+) -> list[list[list[dict[str, Any]]]]:
     """fill_mask for many texts in one padded forward pass (one result list per text)."""
     for text in texts:
         check_mask_text(text, top_k)
@@ -221,10 +238,15 @@ def fill_mask_batch(model: nn.Module, tokenizer: Any, texts: list[str], top_k: i
 # --------------------------------------------------------------------------------------------------------------
 
 
-def run_pretraining(cfg: Config, callbacks: list[Callback] | None = None,
-                    stop_event: threading.Event | None = None, resume: bool | str | Path = False,
-                    probes: tuple[str, ...] = DEFAULT_PROBES, init_from: str | Path | None = None,
-                    trust_checkpoint: bool = False) -> DoneEvent:
+def run_pretraining(
+    cfg: Config,
+    callbacks: list[Callback] | None = None,
+    stop_event: threading.Event | None = None,
+    resume: bool | str | Path = False,
+    probes: tuple[str, ...] = DEFAULT_PROBES,
+    init_from: str | Path | None = None,
+    trust_checkpoint: bool = False,
+) -> DoneEvent:
     """Prepare data, build the model (or resume), train; events go to `callbacks`. Raises Bert2Error subclasses.
 
     `resume` continues a run exactly (optimizer, schedule, RNG, data position); `init_from` starts a new run from
@@ -233,18 +255,25 @@ def run_pretraining(cfg: Config, callbacks: list[Callback] | None = None,
     """
     if resume and init_from:
         raise CheckpointError("use either --resume (continue a run) or --init-from (new run from weights), not both")
-    run = Run(cfg, "pretrain", callbacks, stop_event, resume, trust_checkpoint, cfg.pretrain.report_to,
-              what="pretraining")
+    run = Run(
+        cfg, "pretrain", callbacks, stop_event, resume, trust_checkpoint, cfg.pretrain.report_to, what="pretraining"
+    )
     return run.execute(lambda: _build(run, probes, init_from))
 
 
-def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = None,
-                              stop_event: threading.Event | None = None, resume: bool | str | Path = False,
-                              probes: tuple[str, ...] = DEFAULT_PROBES, init_from: str | Path | None = None,
-                              trust_checkpoint: bool = False) -> Trainer:
+def build_pretraining_trainer(
+    cfg: Config,
+    callbacks: list[Callback] | None = None,
+    stop_event: threading.Event | None = None,
+    resume: bool | str | Path = False,
+    probes: tuple[str, ...] = DEFAULT_PROBES,
+    init_from: str | Path | None = None,
+    trust_checkpoint: bool = False,
+) -> Trainer:
     """Everything run_pretraining does short of training: a ready Trainer (its fit() releases the run's lock)."""
-    run = Run(cfg, "pretrain", callbacks, stop_event, resume, trust_checkpoint, cfg.pretrain.report_to,
-              what="pretraining")
+    run = Run(
+        cfg, "pretrain", callbacks, stop_event, resume, trust_checkpoint, cfg.pretrain.report_to, what="pretraining"
+    )
     try:
         return _build(run, probes, init_from)
     except BaseException:
@@ -255,9 +284,12 @@ def build_pretraining_trainer(cfg: Config, callbacks: list[Callback] | None = No
 def _architecture_from(path: Path, cfg: Config) -> ModelConfig:
     """The checkpoint's architecture (sizes, vocabulary) with this run's behaviour (dropout, attention kernel)."""
     saved, _ = read_config(path)
-    return dataclasses.replace(saved, hidden_dropout_prob=cfg.model.hidden_dropout_prob,
-                               attention_probs_dropout_prob=cfg.model.attention_probs_dropout_prob,
-                               attn_implementation=cfg.model.attn_implementation)
+    return dataclasses.replace(
+        saved,
+        hidden_dropout_prob=cfg.model.hidden_dropout_prob,
+        attention_probs_dropout_prob=cfg.model.attention_probs_dropout_prob,
+        attn_implementation=cfg.model.attn_implementation,
+    )
 
 
 def _build(run: Run, probes: tuple[str, ...], init_from: str | Path | None) -> Trainer:
@@ -270,8 +302,10 @@ def _build(run: Run, probes: tuple[str, ...], init_from: str | Path | None) -> T
         barrier(run.dist)  # rank 0 builds (and caches) the data first; the others then read the cache
     run.say("preparing data (a first run trains a tokenizer and tokenises the corpus; later runs use the cache)")
     data = prepare_pretraining_data(cfg, tokenizer, progress=run.say)
-    run.say(f"data ready: {len(data.train)} training / {len(data.validation)} validation examples, "
-            f"vocabulary {len(data.tokenizer)}")
+    run.say(
+        f"data ready: {len(data.train)} training / {len(data.validation)} validation examples, "
+        f"vocabulary {len(data.tokenizer)}"
+    )
     if run.dist.is_main:
         barrier(run.dist)
     tokenizer = data.tokenizer
@@ -279,13 +313,17 @@ def _build(run: Run, probes: tuple[str, ...], init_from: str | Path | None) -> T
     if source is not None:
         model_cfg = _architecture_from(source, cfg)
         if model_cfg.vocab_size != len(tokenizer):
-            raise CheckpointError(f"{source}: its tokenizer has {len(tokenizer)} tokens but its model "
-                                  f"{model_cfg.vocab_size}; the checkpoint is inconsistent")
+            raise CheckpointError(
+                f"{source}: its tokenizer has {len(tokenizer)} tokens but its model "
+                f"{model_cfg.vocab_size}; the checkpoint is inconsistent"
+            )
     else:
         model_cfg = dataclasses.replace(cfg.model, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
     if cfg.data.max_seq_length > model_cfg.max_position_embeddings:
-        raise TrainingError(f"data.max_seq_length ({cfg.data.max_seq_length}) exceeds the model's "
-                            f"max_position_embeddings ({model_cfg.max_position_embeddings})")
+        raise TrainingError(
+            f"data.max_seq_length ({cfg.data.max_seq_length}) exceeds the model's "
+            f"max_position_embeddings ({model_cfg.max_position_embeddings})"
+        )
     task_cls = pretraining_task(cfg)
     torch.manual_seed(cfg.pretrain.seed)  # same seed, same initial weights: runs are reproducible and comparable
     model = task_cls.build_model(model_cfg, {"nsp": cfg.data.nsp})
@@ -296,8 +334,9 @@ def _build(run: Run, probes: tuple[str, ...], init_from: str | Path | None) -> T
         try:
             model.load_state_dict(state, strict=cfg.data.nsp)
         except RuntimeError as exc:
-            raise CheckpointError(f"{source}: weights do not fit a pretraining model ({str(exc).splitlines()[0]})") \
-                from None
+            raise CheckpointError(
+                f"{source}: weights do not fit a pretraining model ({str(exc).splitlines()[0]})"
+            ) from None
         run.say(f"weights from {source}")
     task = task_cls(cfg, tokenizer, data.validation, probes)
     trainer = run.trainer(model, data.train, task, cfg.pretrain, cfg.to_dict())

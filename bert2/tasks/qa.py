@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,15 +47,17 @@ class GenerativeQATask(FinetuneTask):
     hub_data = ("ms_marco", "ms_marco:v2.1")
     local_formats = ".jsonl/.json with fields question,context,answer"
     learning_rate = 2e-3  # ROUGE-1 0.457 against 0.449 at 1e-3 (generative QA needs the larger rate)
-    inference_example = ('bert2 inference qa --question "What is Paris?" --context '
-                         '"Paris is the capital of France."')
+    inference_example = 'bert2 inference qa --question "What is Paris?" --context "Paris is the capital of France."'
 
     # ---- data -------------------------------------------------------------------------------------------------
     @classmethod
     def load_data(cls, name: str, seed: int) -> TaskData:
         if name == WIKI_QA:
-            examples = [{"question": f"What is {a['title']}?", "context": a["extract"], "answer": a["description"]}
-                        for a in load_wiki_articles() if a["description"].strip() and a["extract"].strip()]
+            examples = [
+                {"question": f"What is {a['title']}?", "context": a["extract"], "answer": a["description"]}
+                for a in load_wiki_articles()
+                if a["description"].strip() and a["extract"].strip()
+            ]
             train, val = split(examples, seed)
             return TaskData(train, val, None, "wiki-offline: What is {title}? + extract -> description")
         path = local_path(name)
@@ -79,11 +82,15 @@ class GenerativeQATask(FinetuneTask):
                 a = r.get("answers")
                 r["answer"] = a[0] if isinstance(a, list) and a else (a if isinstance(a, str) else "")
         require_fields(records, ("question", "context", "answer"), path)
-        examples = [{"question": str(r["question"]), "context": str(r["context"] or ""), "answer": str(r["answer"])}
-                    for r in records if str(r.get("question") or "").strip() and str(r.get("answer") or "").strip()]
+        examples = [
+            {"question": str(r["question"]), "context": str(r["context"] or ""), "answer": str(r["answer"])}
+            for r in records
+            if str(r.get("question") or "").strip() and str(r.get("answer") or "").strip()
+        ]
         if not examples:
-            raise DataError(f"{path}: no record has both a question and an answer; each needs question, context "
-                            f"and answer")
+            raise DataError(
+                f"{path}: no record has both a question and an answer; each needs question, context and answer"
+            )
         train, val = split(examples, seed)
         missing = len(records) - len(examples)
         notes = [f"{path}: {missing} records left out, without a question or an answer"] if missing else []
@@ -92,36 +99,50 @@ class GenerativeQATask(FinetuneTask):
     @classmethod
     def baselines(cls, data: TaskData) -> dict[str, dict[str, float]]:
         refs = [ex["answer"] for ex in data.validation]
-        return {"definition_rule": generation_metrics([definition_rule(ex["context"]) for ex in data.validation],
-                                                      refs)}
+        return {"definition_rule": generation_metrics([definition_rule(ex["context"]) for ex in data.validation], refs)}
 
     @classmethod
-    def featurize(cls, examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, meta: dict[str, Any],
-                  for_eval: bool = False) -> list[dict[str, Any]]:
+    def featurize(
+        cls,
+        examples: Sequence[dict[str, Any]],
+        tokenizer: Any,
+        max_length: int,
+        meta: dict[str, Any],
+        for_eval: bool = False,
+    ) -> list[dict[str, Any]]:
         return featurize_generative(examples, tokenizer, max_length, int(meta["max_answer_length"]))
 
     @classmethod
     def metadata(cls, cfg: Config, tokenizer: Any, data: TaskData) -> dict[str, Any]:
         f = cfg.finetune
         special = [tokenizer.mask_token_id, tokenizer.unk_token_id]
-        return {"decoder_layers": f.decoder_layers, "num_beams": f.num_beams, "copy": f.copy_mechanism,
-                "no_repeat_ngram_size": f.no_repeat_ngram_size, "max_word_repeats": f.max_word_repeats,
-                "start_token_id": tokenizer.cls_token_id, "eos_token_id": tokenizer.sep_token_id,
-                "suppress_token_ids": [t for t in special if t is not None]}
+        return {
+            "decoder_layers": f.decoder_layers,
+            "num_beams": f.num_beams,
+            "copy": f.copy_mechanism,
+            "no_repeat_ngram_size": f.no_repeat_ngram_size,
+            "max_word_repeats": f.max_word_repeats,
+            "start_token_id": tokenizer.cls_token_id,
+            "eos_token_id": tokenizer.sep_token_id,
+            "suppress_token_ids": [t for t in special if t is not None],
+        }
 
     # ---- model ------------------------------------------------------------------------------------------------
     @classmethod
     def head(cls, model_cfg: ModelConfig, meta: dict[str, Any]) -> nn.Module:
         try:
-            return BertForGenerativeQA(model_cfg, decoder_layers=int(meta["decoder_layers"]),
-                                       max_target_positions=int(meta["max_answer_length"]),
-                                       start_token_id=int(meta["start_token_id"]),
-                                       eos_token_id=int(meta["eos_token_id"]),
-                                       suppress_token_ids=tuple(int(t) for t in meta.get("suppress_token_ids", ())),
-                                       # Checkpoints from before the copy mechanism have neither key.
-                                       copy=bool(meta.get("copy", False)),
-                                       no_repeat_ngram_size=int(meta.get("no_repeat_ngram_size", 0)),
-                                       max_word_repeats=int(meta.get("max_word_repeats", 0)))
+            return BertForGenerativeQA(
+                model_cfg,
+                decoder_layers=int(meta["decoder_layers"]),
+                max_target_positions=int(meta["max_answer_length"]),
+                start_token_id=int(meta["start_token_id"]),
+                eos_token_id=int(meta["eos_token_id"]),
+                suppress_token_ids=tuple(int(t) for t in meta.get("suppress_token_ids", ())),
+                # Checkpoints from before the copy mechanism have neither key.
+                copy=bool(meta.get("copy", False)),
+                no_repeat_ngram_size=int(meta.get("no_repeat_ngram_size", 0)),
+                max_word_repeats=int(meta.get("max_word_repeats", 0)),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"qa checkpoint metadata lacks a valid {exc} entry") from None
 
@@ -134,8 +155,10 @@ class GenerativeQATask(FinetuneTask):
 
     @classmethod
     def export_problem(cls, meta: dict[str, Any]) -> str | None:
-        return ("it is a generative QA checkpoint (task qa): its answer decoder has no transformers BERT "
-                "equivalent; export a pretraining, classify, qa-span or ner checkpoint")
+        return (
+            "it is a generative QA checkpoint (task qa): its answer decoder has no transformers BERT "
+            "equivalent; export a pretraining, classify, qa-span or ner checkpoint"
+        )
 
     @classmethod
     def warm_start(cls, model: nn.Module, cfg: Config) -> list[str]:
@@ -160,11 +183,17 @@ class GenerativeQATask(FinetuneTask):
     def count(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {**super().count(batch), "target_tokens": (batch["labels"] != -100).sum()}
 
-    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         self._moved()
-        out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"],
-                    decoder_input_ids=batch["decoder_input_ids"], labels=batch["labels"])
+        out = model(
+            batch["input_ids"],
+            batch["token_type_ids"],
+            batch["attention_mask"],
+            decoder_input_ids=batch["decoder_input_ids"],
+            labels=batch["labels"],
+        )
         loss = out.loss_sum / totals["target_tokens"].clamp(min=1)
         return loss, {"ce": loss}
 
@@ -173,8 +202,13 @@ class GenerativeQATask(FinetuneTask):
         device = next(model.parameters()).device
         answers: list[str] = []
         for _, _, batch in self._batches(features, device):
-            gen = model.generate(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"],
-                                 max_length=self.meta["max_answer_length"], num_beams=num_beams)
+            gen = model.generate(
+                batch["input_ids"],
+                batch["token_type_ids"],
+                batch["attention_mask"],
+                max_length=self.meta["max_answer_length"],
+                num_beams=num_beams,
+            )
             answers += [self.tokenizer.decode(s, skip_special_tokens=True).strip() for s in gen.sequences]
         return answers
 
@@ -183,18 +217,29 @@ class GenerativeQATask(FinetuneTask):
         loss_sum, tokens = 0.0, 0
         with torch.no_grad():
             for _, _, batch in self._batches(self.validation_features, device):
-                out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"],
-                            decoder_input_ids=batch["decoder_input_ids"], labels=batch["labels"])
+                out = model(
+                    batch["input_ids"],
+                    batch["token_type_ids"],
+                    batch["attention_mask"],
+                    decoder_input_ids=batch["decoder_input_ids"],
+                    labels=batch["labels"],
+                )
                 loss_sum += float(out.loss_sum)
                 tokens += int(out.token_count)
         loss = loss_sum / max(tokens, 1)
         predictions = self.generate(model, self.validation_features)
-        metrics = {"loss": loss, "perplexity": math.exp(min(loss, 50.0)),
-                   **generation_metrics(predictions, self.references)}
-        samples = [{"question": ex["question"], "reference": ref, "prediction": pred}
-                   for ex, ref, pred in zip(self.validation, self.references, predictions)][:SAMPLE_ANSWERS]
-        self._evaluated({"task": self.name, **metrics, "examples": len(predictions), "decoding": "greedy",
-                         "samples": samples})
+        metrics = {
+            "loss": loss,
+            "perplexity": math.exp(min(loss, 50.0)),
+            **generation_metrics(predictions, self.references),
+        }
+        samples = [
+            {"question": ex["question"], "reference": ref, "prediction": pred}
+            for ex, ref, pred in zip(self.validation, self.references, predictions)
+        ][:SAMPLE_ANSWERS]
+        self._evaluated(
+            {"task": self.name, **metrics, "examples": len(predictions), "decoding": "greedy", "samples": samples}
+        )
         return metrics
 
     def probes(self, model: nn.Module) -> list[dict[str, Any]]:
@@ -217,23 +262,35 @@ def truncate_question(tokenizer: Any, question: str, max_tokens: int) -> str:
     return question[: offsets[max_tokens - 1][1]]
 
 
-def featurize_generative(examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int,
-                         max_answer_length: int) -> list[dict[str, Any]]:
+def featurize_generative(
+    examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, max_answer_length: int
+) -> list[dict[str, Any]]:
     """Encoder: [CLS] question [SEP] context [SEP] (context truncated). Decoder: [CLS] answer -> answer [SEP].
 
     `max_answer_length` counts the end token, so answers keep at most max_answer_length - 1 word pieces.
     """
     max_q = min(MAX_QUERY_LENGTH, max_length // 2)
     questions = [truncate_question(tokenizer, ex["question"], max_q) for ex in examples]
-    enc = tokenizer(questions, [ex["context"] or "" for ex in examples], truncation="only_second",
-                    max_length=max_length)
-    ans = tokenizer([ex["answer"] for ex in examples], add_special_tokens=False, truncation=True,
-                    max_length=max(1, max_answer_length - 1))
+    enc = tokenizer(
+        questions, [ex["context"] or "" for ex in examples], truncation="only_second", max_length=max_length
+    )
+    ans = tokenizer(
+        [ex["answer"] for ex in examples],
+        add_special_tokens=False,
+        truncation=True,
+        max_length=max(1, max_answer_length - 1),
+    )
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     out = []
     for ids, types, a in zip(enc["input_ids"], enc["token_type_ids"], ans["input_ids"]):
-        out.append({"input_ids": id_tensor(ids), "token_type_ids": id_tensor(types),
-                    "decoder_input_ids": id_tensor([cls] + a), "labels": id_tensor(a + [sep])})
+        out.append(
+            {
+                "input_ids": id_tensor(ids),
+                "token_type_ids": id_tensor(types),
+                "decoder_input_ids": id_tensor([cls] + a),
+                "labels": id_tensor(a + [sep]),
+            }
+        )
     return out
 
 

@@ -16,9 +16,10 @@ import functools
 import random
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -53,8 +54,9 @@ class SpanQATask(FinetuneTask):
     hub_data = ("squad",)
     local_formats = "SQuAD-format .json (or .jsonl with id,question,context,answers)"
     learning_rate = 1e-3  # wiki-span F1 57.8 against 56.5 at 2e-3, paired on one checkpoint
-    inference_example = ('bert2 inference qa --question "What is the capital of France?" '
-                         '--context "Paris is the capital of France."')
+    inference_example = (
+        'bert2 inference qa --question "What is the capital of France?" --context "Paris is the capital of France."'
+    )
 
     # ---- data -------------------------------------------------------------------------------------------------
     @classmethod
@@ -62,16 +64,29 @@ class SpanQATask(FinetuneTask):
         if name == WIKI_SPAN:
             examples, dropped = wiki_span_examples()
             train, val = split(examples, seed)
-            return TaskData(train, val, None, "wiki-offline: What is {title}? -> the extract's span closest to the "
-                            "description", notes=[f"wiki-span: {len(examples)} questions; {dropped} articles left "
-                                                  f"out (no span of the extract matches their description)"])
+            return TaskData(
+                train,
+                val,
+                None,
+                "wiki-offline: What is {title}? -> the extract's span closest to the description",
+                notes=[
+                    f"wiki-span: {len(examples)} questions; {dropped} articles left "
+                    f"out (no span of the extract matches their description)"
+                ],
+            )
         path = local_path(name)
         if path is not None:
             dropped_ids: list[str] = []
             examples = read_squad(path, dropped_ids, cls.local_formats)
             train, val = split(examples, seed, key="context")
-            notes = [f"{path}: {len(dropped_ids)} questions left out, empty or with an answer text that is not in "
-                     f"their context (first: {dropped_ids[0]})"] if dropped_ids else []
+            notes = (
+                [
+                    f"{path}: {len(dropped_ids)} questions left out, empty or with an answer text that is not in "
+                    f"their context (first: {dropped_ids[0]})"
+                ]
+                if dropped_ids
+                else []
+            )
             return TaskData(train, val, None, str(path), notes)
         if is_hub_name(name, cls.hub_data):
             return cls._load_hub(name, seed)
@@ -84,10 +99,22 @@ class SpanQATask(FinetuneTask):
         rows = {}
         for split_name in ("train", "validation"):
             part = hub_split(dd, split_name)
-            rows[split_name] = [] if part is None else [
-                {"id": str(r["id"]), "question": r["question"], "context": r["context"],
-                 "answers": {"text": list(r["answers"]["text"]), "answer_start": list(r["answers"]["answer_start"])}}
-                for r in part]
+            rows[split_name] = (
+                []
+                if part is None
+                else [
+                    {
+                        "id": str(r["id"]),
+                        "question": r["question"],
+                        "context": r["context"],
+                        "answers": {
+                            "text": list(r["answers"]["text"]),
+                            "answer_start": list(r["answers"]["answer_start"]),
+                        },
+                    }
+                    for r in part
+                ]
+            )
         train, val = rows["train"], rows["validation"][:VALIDATION_CAP]
         random.Random(seed).shuffle(train)
         if not val:
@@ -97,13 +124,23 @@ class SpanQATask(FinetuneTask):
     @classmethod
     def baselines(cls, data: TaskData) -> dict[str, dict[str, float]]:
         refs = {ex["id"]: ex["answers"]["text"] for ex in data.validation}
-        return {name: squad_metrics({ex["id"]: rule(ex) for ex in data.validation}, refs) for name, rule in
-                (("definition_rule", lambda ex: definition_rule(ex["context"])),
-                 ("overlap_sentence", lambda ex: overlap_sentence(ex["question"], ex["context"])))}
+        return {
+            name: squad_metrics({ex["id"]: rule(ex) for ex in data.validation}, refs)
+            for name, rule in (
+                ("definition_rule", lambda ex: definition_rule(ex["context"])),
+                ("overlap_sentence", lambda ex: overlap_sentence(ex["question"], ex["context"])),
+            )
+        }
 
     @classmethod
-    def featurize(cls, examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, meta: dict[str, Any],
-                  for_eval: bool = False) -> list[dict[str, Any]]:
+    def featurize(
+        cls,
+        examples: Sequence[dict[str, Any]],
+        tokenizer: Any,
+        max_length: int,
+        meta: dict[str, Any],
+        for_eval: bool = False,
+    ) -> list[dict[str, Any]]:
         return featurize_span(examples, tokenizer, max_length, int(meta.get("doc_stride", 64)), keep_offsets=for_eval)
 
     @classmethod
@@ -111,8 +148,9 @@ class SpanQATask(FinetuneTask):
         return {"doc_stride": cfg.finetune.doc_stride}
 
     @classmethod
-    def limit_validation(cls, validation: list[dict[str, Any]], features: list[dict[str, Any]], limit: int
-                         ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def limit_validation(
+        cls, validation: list[dict[str, Any]], features: list[dict[str, Any]], limit: int
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """A long context gives several windows (features) per question, each naming it by example_index."""
         return validation[:limit], [v for v in features if v["example_index"] < limit]
 
@@ -123,11 +161,17 @@ class SpanQATask(FinetuneTask):
 
     # ---- the trainer protocol -----------------------------------------------------------------------------------
 
-    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         self._moved()
-        out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"],
-                    start_positions=batch["start_positions"], end_positions=batch["end_positions"])
+        out = model(
+            batch["input_ids"],
+            batch["token_type_ids"],
+            batch["attention_mask"],
+            start_positions=batch["start_positions"],
+            end_positions=batch["end_positions"],
+        )
         loss = out.loss * self._share(batch, totals)
         return loss, {"ce": loss}
 
@@ -136,15 +180,21 @@ class SpanQATask(FinetuneTask):
         device = next(model.parameters()).device
         starts, ends, loss_sum = [], [], 0.0
         for _, chunk, batch in self._batches(self.validation_features, device):
-            out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"],
-                        start_positions=batch["start_positions"], end_positions=batch["end_positions"])
+            out = model(
+                batch["input_ids"],
+                batch["token_type_ids"],
+                batch["attention_mask"],
+                start_positions=batch["start_positions"],
+                end_positions=batch["end_positions"],
+            )
             loss_sum += float(out.loss) * len(chunk)
             for f, s, e in zip(chunk, out.start_logits.cpu(), out.end_logits.cpu()):
                 n = len(f["input_ids"])
                 starts.append(s[:n])
                 ends.append(e[:n])
-        preds = postprocess_span_predictions(self.validation, self.validation_features, starts, ends,
-                                             max_answer_length=self.meta["max_answer_length"])
+        preds = postprocess_span_predictions(
+            self.validation, self.validation_features, starts, ends, max_answer_length=self.meta["max_answer_length"]
+        )
         return preds, loss_sum / max(len(self.validation_features), 1)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -152,8 +202,10 @@ class SpanQATask(FinetuneTask):
         refs = {ex["id"]: ex["answers"]["text"] for ex in self.validation}
         scores = squad_metrics({ex["id"]: p.text for ex, p in zip(self.validation, preds)}, refs)
         metrics = {"loss": loss, **scores}
-        samples = [{"question": ex["question"], "references": ex["answers"]["text"], "prediction": p.text,
-                    "score": p.score} for ex, p in zip(self.validation, preds)][:SAMPLE_ANSWERS]
+        samples = [
+            {"question": ex["question"], "references": ex["answers"]["text"], "prediction": p.text, "score": p.score}
+            for ex, p in zip(self.validation, preds)
+        ][:SAMPLE_ANSWERS]
         self._evaluated({"task": self.name, **metrics, "examples": len(self.validation), "samples": samples})
         return metrics
 
@@ -200,8 +252,7 @@ def _wiki_span_examples() -> tuple[tuple[dict[str, Any], ...], int]:
         # A span that starts or ends on a word outside the description is beaten by the same span without that
         # word (same overlap, fewer words), so only description words start and end one; none is a bare
         # connective ("...albums created by").
-        useful = [bool(w[2]) and w[2] not in SPAN_EDGE_STOP and any(t in truth for t in w[2].split())
-                  for w in words]
+        useful = [bool(w[2]) and w[2] not in SPAN_EDGE_STOP and any(t in truth for t in w[2].split()) for w in words]
         best: tuple[float, int, int, int] | None = None  # (f1, -length, -start word, end word)
         for i in range(len(words)):
             if not useful[i]:
@@ -225,12 +276,21 @@ def _wiki_span_examples() -> tuple[tuple[dict[str, Any], ...], int]:
             continue
         start, end = words[-best[2]][0], words[best[3]][1]
         answer = context[start:end].rstrip(".,;:")
-        examples.append({"id": art["title"], "question": f"What is {art['title']}?", "context": context,
-                         "answers": {"text": [answer], "answer_start": [start]}, "description": description})
+        examples.append(
+            {
+                "id": art["title"],
+                "question": f"What is {art['title']}?",
+                "context": context,
+                "answers": {"text": [answer], "answer_start": [start]},
+                "description": description,
+            }
+        )
     return tuple(examples), dropped
 
 
-def read_squad(path: Path, dropped: list[str] | None = None, formats: str = "SQuAD-format .json") -> list[dict[str, Any]]:
+def read_squad(
+    path: Path, dropped: list[str] | None = None, formats: str = "SQuAD-format .json"
+) -> list[dict[str, Any]]:
     """SQuAD-format JSON ({"data": [{"paragraphs": [{"context", "qas": [...]}]}]}) or flat .jsonl -> examples.
 
     Answers whose text does not sit at answer_start in the context are repaired when the text occurs elsewhere
@@ -248,23 +308,36 @@ def read_squad(path: Path, dropped: list[str] | None = None, formats: str = "SQu
                     if qa.get("is_impossible"):
                         continue
                     answers = qa.get("answers") or []
-                    examples.append({"id": str(qa.get("id", len(examples))), "question": str(qa.get("question", "")),
-                                     "context": context,
-                                     "answers": {"text": [str(a["text"]) for a in answers],
-                                                 "answer_start": [int(a["answer_start"]) for a in answers]}})
+                    examples.append(
+                        {
+                            "id": str(qa.get("id", len(examples))),
+                            "question": str(qa.get("question", "")),
+                            "context": context,
+                            "answers": {
+                                "text": [str(a["text"]) for a in answers],
+                                "answer_start": [int(a["answer_start"]) for a in answers],
+                            },
+                        }
+                    )
     else:
         require_fields(records, ("question", "context", "answers"), path)
         for n, r in enumerate(records):
             ans = r["answers"]
             if isinstance(ans, list):  # [{"text", "answer_start"}, ...]
                 ans = {"text": [a["text"] for a in ans], "answer_start": [a["answer_start"] for a in ans]}
-            examples.append({"id": str(r.get("id", n)), "question": str(r["question"]), "context": str(r["context"]),
-                             "answers": {"text": list(ans["text"]), "answer_start": list(map(int, ans["answer_start"]))}})
+            examples.append(
+                {
+                    "id": str(r.get("id", n)),
+                    "question": str(r["question"]),
+                    "context": str(r["context"]),
+                    "answers": {"text": list(ans["text"]), "answer_start": list(map(int, ans["answer_start"]))},
+                }
+            )
     clean = []
     for ex in examples:
         texts, starts = [], []
         for t, s in zip(ex["answers"]["text"], ex["answers"]["answer_start"]):
-            if ex["context"][s: s + len(t)] != t:
+            if ex["context"][s : s + len(t)] != t:
                 s = ex["context"].find(t)
             if t and s >= 0:
                 texts.append(t)
@@ -294,8 +367,9 @@ def span_stride(max_length: int, doc_stride: int) -> tuple[int, int]:
     return max_q, max(0, min(doc_stride, room // 2))
 
 
-def featurize_span(examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, doc_stride: int,
-                   keep_offsets: bool = False) -> list[dict[str, Any]]:
+def featurize_span(
+    examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, doc_stride: int, keep_offsets: bool = False
+) -> list[dict[str, Any]]:
     """SQuAD-style features: a long context becomes overlapping windows (return_overflowing_tokens + stride).
 
     Each window gets start/end token positions of the first gold answer, or 0/0 ([CLS]) when the answer is not
@@ -305,8 +379,15 @@ def featurize_span(examples: Sequence[dict[str, Any]], tokenizer: Any, max_lengt
     """
     max_q, stride = span_stride(max_length, doc_stride)
     questions = [truncate_question(tokenizer, ex["question"], max_q) for ex in examples]
-    enc = tokenizer(questions, [ex["context"] for ex in examples], truncation="only_second", max_length=max_length,
-                    stride=stride, return_overflowing_tokens=True, return_offsets_mapping=True)
+    enc = tokenizer(
+        questions,
+        [ex["context"] for ex in examples],
+        truncation="only_second",
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+    )
     sample_map = enc["overflow_to_sample_mapping"]
     features = []
     for i, ids in enumerate(enc["input_ids"]):
@@ -330,8 +411,12 @@ def featurize_span(examples: Sequence[dict[str, Any]], tokenizer: Any, max_lengt
                 while e >= ctx_start and offsets[e][1] >= end_char:
                     e -= 1
                 start, end = s - 1, e + 1
-        feat = {"input_ids": id_tensor(ids), "token_type_ids": id_tensor(enc["token_type_ids"][i]),
-                "start_positions": start, "end_positions": end}
+        feat = {
+            "input_ids": id_tensor(ids),
+            "token_type_ids": id_tensor(enc["token_type_ids"][i]),
+            "start_positions": start,
+            "end_positions": end,
+        }
         if keep_offsets:
             feat["example_index"] = ex_index
             feat["offsets"] = [tuple(o) if seq_ids[k] == 1 else None for k, o in enumerate(offsets)]
@@ -349,8 +434,13 @@ class SpanPrediction:
     end: int
 
 
-def best_span(start_logits: Sequence[float], end_logits: Sequence[float], offsets: Sequence[Any],
-              n_best: int = 20, max_answer_length: int = 30) -> tuple[int, int, float] | None:
+def best_span(
+    start_logits: Sequence[float],
+    end_logits: Sequence[float],
+    offsets: Sequence[Any],
+    n_best: int = 20,
+    max_answer_length: int = 30,
+) -> tuple[int, int, float] | None:
     """(start token, end token, probability) of the best valid span of one window, or None.
 
     Valid: both ends on context tokens (offsets not None), end >= start, at most max_answer_length tokens. The
@@ -375,9 +465,14 @@ def best_span(start_logits: Sequence[float], end_logits: Sequence[float], offset
     return best
 
 
-def postprocess_span_predictions(examples: Sequence[dict[str, Any]], features: Sequence[dict[str, Any]],
-                                 start_logits: Sequence[Sequence[float]], end_logits: Sequence[Sequence[float]],
-                                 n_best: int = 20, max_answer_length: int = 30) -> list[SpanPrediction]:
+def postprocess_span_predictions(
+    examples: Sequence[dict[str, Any]],
+    features: Sequence[dict[str, Any]],
+    start_logits: Sequence[Sequence[float]],
+    end_logits: Sequence[Sequence[float]],
+    n_best: int = 20,
+    max_answer_length: int = 30,
+) -> list[SpanPrediction]:
     """One answer per example: the most probable valid span over all its windows, mapped back to context text."""
     best: dict[int, SpanPrediction] = {}
     for feat, s, e in zip(features, start_logits, end_logits):

@@ -18,8 +18,9 @@ builds the trainer, trains, and always releases the lock.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -43,10 +44,18 @@ class StoppedDuringSetup(Exception):
 class Run:
     """One training run of `kind` (pretrain | finetune): set up as the module docstring says."""
 
-    def __init__(self, cfg: Config, kind: str, callbacks: list[Callback] | None = None,
-                 stop_event: threading.Event | None = None, resume: bool | str | Path = False,
-                 trust_checkpoint: bool = False, report_to: str = "none",
-                 resumable: Callable[[Path], bool] | None = None, what: str = ""):
+    def __init__(
+        self,
+        cfg: Config,
+        kind: str,
+        callbacks: list[Callback] | None = None,
+        stop_event: threading.Event | None = None,
+        resume: bool | str | Path = False,
+        trust_checkpoint: bool = False,
+        report_to: str = "none",
+        resumable: Callable[[Path], bool] | None = None,
+        what: str = "",
+    ):
         self.cfg = cfg
         self.kind = kind
         self.callbacks = list(callbacks or [])
@@ -68,13 +77,15 @@ class Run:
             reporters, where = reporters_for(report_to, self.kind_dir)
             self.callbacks += [runlog.writer(runlog.metrics_file(self.kind_dir)), *reporters]
             if self.lock.stale is not None:
-                self.say(f"took over {self.kind_dir}'s lock from {self.lock.stale.describe()}, which is no longer "
-                         "running")
+                self.say(
+                    f"took over {self.kind_dir}'s lock from {self.lock.stale.describe()}, which is no longer running"
+                )
             if where:
                 self.say(where)
 
-    def _resume_path(self, resume: bool | str | Path, resumable: Callable[[Path], bool] | None,
-                     what: str) -> Path | None:
+    def _resume_path(
+        self, resume: bool | str | Path, resumable: Callable[[Path], bool] | None, what: str
+    ) -> Path | None:
         if not resume:
             return None
         if resume is True:
@@ -101,11 +112,22 @@ class Run:
 
     def context(self) -> RunContext:
         precision = self.cfg.runtime.precision
-        return RunContext(self.stage_dirs(), self.device, self.run_id, self.dist, self.callbacks, self.stop_event,
-                          precision, self.resume_path, self.trust_checkpoint, on_finish=self.close)
+        return RunContext(
+            self.stage_dirs(),
+            self.device,
+            self.run_id,
+            self.dist,
+            self.callbacks,
+            self.stop_event,
+            precision,
+            self.resume_path,
+            self.trust_checkpoint,
+            on_finish=self.close,
+        )
 
-    def trainer(self, model: torch.nn.Module, train_data: Any, task: Any, settings: Any,
-                run_config: dict[str, Any]) -> Trainer:
+    def trainer(
+        self, model: torch.nn.Module, train_data: Any, task: Any, settings: Any, run_config: dict[str, Any]
+    ) -> Trainer:
         return Trainer(model, train_data, task, settings, run_config, self.context())
 
     # ---- the whole run ------------------------------------------------------------------------------------

@@ -34,8 +34,9 @@ def parse_report_to(values: list[str] | str | None) -> list[str]:
     items = [values] if isinstance(values, str) else list(values)
     names, unknown = report_names(",".join(items))
     if unknown:
-        raise TrainingError(f"--report-to {', '.join(unknown)}: unknown; choose {', '.join(REPORTERS)} "
-                            "(comma-separated) or none")
+        raise TrainingError(
+            f"--report-to {', '.join(unknown)}: unknown; choose {', '.join(REPORTERS)} (comma-separated) or none"
+        )
     return names
 
 
@@ -55,8 +56,12 @@ def run_directory(kind_dir: Path) -> Path:
 def _scalars(event: Event) -> tuple[str, dict[str, float]] | None:
     """The numbers of an event worth plotting, as (train | eval, {name: value})."""
     if isinstance(event, StepEvent):
-        values = {"loss": event.loss, "lr": event.lr, "tokens_per_s": event.tokens_per_s,
-                  **{f"loss_{k}": v for k, v in event.parts.items()}}
+        values = {
+            "loss": event.loss,
+            "lr": event.lr,
+            "tokens_per_s": event.tokens_per_s,
+            **{f"loss_{k}": v for k, v in event.parts.items()},
+        }
         return "train", values
     if isinstance(event, EvalEvent):
         return "eval", {k: v for k, v in event.metrics.items() if isinstance(v, (int, float))}
@@ -78,8 +83,9 @@ def csv_reporter(path: Path, run: str) -> Callback:
             if new:
                 writer.writerow(CSV_HEADER)
             stamp = round(getattr(event, "time", time.time()), 3)
-            writer.writerows([run, stamp, event.step, scalars[0], name, float(value)]
-                             for name, value in scalars[1].items())
+            writer.writerows(
+                [run, stamp, event.step, scalars[0], name, float(value)] for name, value in scalars[1].items()
+            )
 
     return report
 
@@ -88,8 +94,10 @@ def tensorboard_reporter(run_dir: Path) -> Callback:
     try:
         from torch.utils.tensorboard import SummaryWriter  # needs the optional tensorboard package
     except ImportError:
-        raise TrainingError("report_to tensorboard needs the tensorboard package: pip install tensorboard "
-                            "(or pip install 'bert2[tensorboard]')") from None
+        raise TrainingError(
+            "report_to tensorboard needs the tensorboard package: pip install tensorboard "
+            "(or pip install 'bert2[tensorboard]')"
+        ) from None
     writer: list[Any] = []
 
     def report(event: Event) -> None:

@@ -53,10 +53,24 @@ def writer(path: Path) -> Callback:
 
 _NUMBER = (int, float)
 _SHAPES: dict[type, dict[str, type | tuple[type, ...]]] = {
-    StartEvent: {"kind": str, "task": str, "total_steps": int, "start_step": int, "num_parameters": _NUMBER,
-                 "run_id": str},
-    StepEvent: {"step": int, "epoch": int, "loss": _NUMBER, "parts": dict, "lr": _NUMBER, "tokens_per_s": _NUMBER,
-                "elapsed_s": _NUMBER, "eta_s": _NUMBER},
+    StartEvent: {
+        "kind": str,
+        "task": str,
+        "total_steps": int,
+        "start_step": int,
+        "num_parameters": _NUMBER,
+        "run_id": str,
+    },
+    StepEvent: {
+        "step": int,
+        "epoch": int,
+        "loss": _NUMBER,
+        "parts": dict,
+        "lr": _NUMBER,
+        "tokens_per_s": _NUMBER,
+        "elapsed_s": _NUMBER,
+        "eta_s": _NUMBER,
+    },
     EvalEvent: {"step": int, "metrics": dict, "probes": list},
     CheckpointEvent: {"step": int},
     LogEvent: {"message": str},
@@ -143,7 +157,7 @@ class Run:
         after the step a later resume started from is left out (those steps were trained again)."""
         out: list[Event] = []
         for i, seg in enumerate(self.segments):
-            later = [s.start.start_step for s in self.segments[i + 1:]]
+            later = [s.start.start_step for s in self.segments[i + 1 :]]
             limit = min(later) if later else None
             part = [seg.start, *seg.events]
             if limit is not None:
@@ -221,4 +235,3 @@ def last_run(events: list[Event]) -> Run | None:
 
 def metrics_file(kind_dir: Path) -> Path:
     return Path(kind_dir) / FILE
-

@@ -24,8 +24,7 @@ def lr_factor(step: int, warmup_steps: int, progress: float, kind: str) -> float
 class Schedule:
     """Sets the optimizer's learning rate each step; by steps, or by elapsed seconds under a time budget."""
 
-    def __init__(self, peak_lr: float, warmup_steps: int, total_steps: int, kind: str,
-                 budget_s: float = 0.0):
+    def __init__(self, peak_lr: float, warmup_steps: int, total_steps: int, kind: str, budget_s: float = 0.0):
         self.peak_lr = peak_lr
         self.warmup_steps = warmup_steps
         self.total_steps = total_steps
@@ -42,8 +41,13 @@ class Schedule:
         return self.peak_lr * lr_factor(step, self.warmup_steps, self.progress(step, elapsed_s), self.kind)
 
     def state_dict(self) -> dict:
-        return dict(peak_lr=self.peak_lr, warmup_steps=self.warmup_steps, total_steps=self.total_steps,
-                    kind=self.kind, budget_s=self.budget_s)
+        return dict(
+            peak_lr=self.peak_lr,
+            warmup_steps=self.warmup_steps,
+            total_steps=self.total_steps,
+            kind=self.kind,
+            budget_s=self.budget_s,
+        )
 
     def load_state_dict(self, state: dict) -> None:
         self.__dict__.update(state)

@@ -13,9 +13,10 @@ import math
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -47,8 +48,9 @@ class Task(Protocol):
         """Normalisers of this micro-batch (e.g. masked tokens, examples), summed over the accumulated batch;
         a "tokens" entry (non-padding tokens) is what tokens/s reports."""
 
-    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss of this micro-batch already divided by the accumulated totals, so micro-losses add up."""
 
     def evaluate(self, model: nn.Module) -> dict[str, float]: ...
@@ -88,14 +90,15 @@ class _TaskLoss(nn.Module):
     (`model.loss(...)`, `model.bert(...)`) and torchrun still synchronises the gradients. Its parameters are the
     model's and any the task's loss trains besides (distillation's projection between widths)."""
 
-    def __init__(self, model: nn.Module, task: "Task", extra: list[nn.Parameter]):
+    def __init__(self, model: nn.Module, task: Task, extra: list[nn.Parameter]):
         super().__init__()
         self.model = model
         self.extra = nn.ParameterList(extra)
         self.task = task
 
-    def forward(self, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
-                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self.task.loss(self.model, batch, totals)
 
 
@@ -124,8 +127,9 @@ def make_adamw(groups: list[dict[str, Any]], s: TrainConfig, device: torch.devic
 MEGA_BATCHES = 50  # batches whose examples are sorted by length together
 
 
-def group_by_length(order: torch.Tensor, lengths: torch.Tensor, batch_size: int,
-                    generator: torch.Generator) -> torch.Tensor:
+def group_by_length(
+    order: torch.Tensor, lengths: torch.Tensor, batch_size: int, generator: torch.Generator
+) -> torch.Tensor:
     """Reorder a random permutation so that each run of `batch_size` examples has similar lengths.
 
     Why: the collator pads a batch to its longest example, and with random batches of the wiki corpus (mean 97
@@ -138,7 +142,7 @@ def group_by_length(order: torch.Tensor, lengths: torch.Tensor, batch_size: int,
     mega = MEGA_BATCHES * batch_size
     out = []
     for start in range(0, len(order), mega):
-        chunk = order[start:start + mega]  # (M,)
+        chunk = order[start : start + mega]  # (M,)
         chunk = chunk[torch.argsort(lengths[chunk], descending=True, stable=True)]
         blocks = list(chunk.split(batch_size))
         perm = torch.randperm(len(blocks), generator=generator).tolist()
@@ -150,8 +154,15 @@ def group_by_length(order: torch.Tensor, lengths: torch.Tensor, batch_size: int,
 
 
 class Trainer:
-    def __init__(self, model: nn.Module, train_data: Sequence[dict[str, Any]], task: Task, settings: TrainConfig,
-                 run_config: dict[str, Any], ctx: RunContext):
+    def __init__(
+        self,
+        model: nn.Module,
+        train_data: Sequence[dict[str, Any]],
+        task: Task,
+        settings: TrainConfig,
+        run_config: dict[str, Any],
+        ctx: RunContext,
+    ):
         tune_allocator()  # reuse big freed buffers instead of page-faulting them in every step
         self.task = task
         self.s = settings
@@ -171,8 +182,10 @@ class Trainer:
 
         global_batch = settings.batch_size * self.dist.world_size
         if len(train_data) < global_batch:
-            raise TrainingError(f"the training split has {len(train_data)} examples, fewer than one batch of "
-                                f"{global_batch}; lower batch_size or use more data")
+            raise TrainingError(
+                f"the training split has {len(train_data)} examples, fewer than one batch of "
+                f"{global_batch}; lower batch_size or use more data"
+            )
 
         groups = param_groups(model, settings.weight_decay)
         # A task may train parameters of its loss that are not the model's (distillation's projection between
@@ -181,11 +194,17 @@ class Trainer:
         if extra:
             groups.append({"params": extra, "weight_decay": settings.weight_decay})
         self.optimizer = make_adamw(groups, settings, self.device)
-        self.schedule = Schedule(settings.learning_rate, settings.warmup_steps, settings.max_steps,
-                                 settings.scheduler, settings.minutes * 60.0)
+        self.schedule = Schedule(
+            settings.learning_rate,
+            settings.warmup_steps,
+            settings.max_steps,
+            settings.scheduler,
+            settings.minutes * 60.0,
+        )
         self.precision = ctx.precision
-        self.scaler = torch.amp.GradScaler(self.device.type) \
-            if self.precision == "fp16" and self.device.type == "cuda" else None
+        self.scaler = (
+            torch.amp.GradScaler(self.device.type) if self.precision == "fp16" and self.device.type == "cuda" else None
+        )
         # Training position; all of it goes into every checkpoint so a resume continues exactly.
         self.step = 0
         self.epoch = 0
@@ -232,11 +251,11 @@ class Trainer:
             order = torch.randperm(n, generator=g)
             if lengths is not None:
                 order = group_by_length(order, lengths, bs, g)
-            rest = order[self.consumed:]
-            mine = rest[self.dist.rank::world]
+            rest = order[self.consumed :]
+            mine = rest[self.dist.rank :: world]
             for i in range(len(rest) // (bs * world)):  # full global batches only: ranks stay in step
                 self.consumed += bs * world
-                yield mine[i * bs:(i + 1) * bs].tolist()
+                yield mine[i * bs : (i + 1) * bs].tolist()
             self.epoch += 1
             self.consumed = 0
 
@@ -270,14 +289,27 @@ class Trainer:
     def _fit(self) -> DoneEvent:
         s = self.s
         budget = s.minutes > 0
-        self.emit(StartEvent(kind=self.task.kind, task=self.task.name, total_steps=s.max_steps if not budget else 0,
-                             start_step=self.step, device=str(self.device),
-                             num_parameters=count_parameters(self.raw_model),
-                             run_dir=str(self.stage_dirs["checkpoint"].parent),
-                             info={"world_size": self.dist.world_size, "batch_size": s.batch_size,
-                                   "grad_accum_steps": s.grad_accum_steps, "precision": self.precision,
-                                   "minutes": s.minutes, "train_examples": len(self.train_data),
-                                   "init": self.init}, run_id=self.run_id))
+        self.emit(
+            StartEvent(
+                kind=self.task.kind,
+                task=self.task.name,
+                total_steps=s.max_steps if not budget else 0,
+                start_step=self.step,
+                device=str(self.device),
+                num_parameters=count_parameters(self.raw_model),
+                run_dir=str(self.stage_dirs["checkpoint"].parent),
+                info={
+                    "world_size": self.dist.world_size,
+                    "batch_size": s.batch_size,
+                    "grad_accum_steps": s.grad_accum_steps,
+                    "precision": self.precision,
+                    "minutes": s.minutes,
+                    "train_examples": len(self.train_data),
+                    "init": self.init,
+                },
+                run_id=self.run_id,
+            )
+        )
         batches = self._batches()
         self.raw_model.train()
         window_start = time.perf_counter()
@@ -323,13 +355,18 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 if s.on_nan == "rollback" and self.last_checkpoint is not None and self.rollbacks < 3:
                     self.rollbacks += 1
-                    self.log(f"non-finite loss at step {self.step + 1}; rolled back to {self.last_checkpoint} and "
-                             f"skipped the batch (rollback {self.rollbacks} of 3)", "warning")
+                    self.log(
+                        f"non-finite loss at step {self.step + 1}; rolled back to {self.last_checkpoint} and "
+                        f"skipped the batch (rollback {self.rollbacks} of 3)",
+                        "warning",
+                    )
                     self._restore_weights(self.last_checkpoint)
                     continue
                 reason = "diverged"
-                msg = (f"training stopped: the loss became non-finite at step {self.step + 1} (lower the learning "
-                       f"rate, or set on_nan = \"rollback\" in [{self.task.kind}]); best/ was not touched")
+                msg = (
+                    f"training stopped: the loss became non-finite at step {self.step + 1} (lower the learning "
+                    f'rate, or set on_nan = "rollback" in [{self.task.kind}]); best/ was not touched'
+                )
                 self.log(msg, "error")
                 self.emit(DoneEvent(reason=reason, step=self.step, message=msg, final_metrics=self.metrics))
                 return DoneEvent(reason=reason, step=self.step, message=msg, final_metrics=self.metrics)
@@ -367,9 +404,19 @@ class Trainer:
                     eta = (s.max_steps - self.step) * dt / window_steps
                 self.history.append({"step": self.step, "loss": mean_loss, "lr": lr, **parts})
                 self._bound_history()
-                self.emit(StepEvent(step=self.step, epoch=self.epoch, loss=mean_loss, parts=parts, lr=lr,
-                                    tokens_per_s=tokens / dt, elapsed_s=self.elapsed, eta_s=eta,
-                                    data_wait_s=window_wait))
+                self.emit(
+                    StepEvent(
+                        step=self.step,
+                        epoch=self.epoch,
+                        loss=mean_loss,
+                        parts=parts,
+                        lr=lr,
+                        tokens_per_s=tokens / dt,
+                        elapsed_s=self.elapsed,
+                        eta_s=eta,
+                        data_wait_s=window_wait,
+                    )
+                )
                 window_start, window_steps, window_tokens, window_wait = now, 0, 0, 0.0
                 loss_acc, parts_acc = None, {}
 
@@ -387,8 +434,9 @@ class Trainer:
         else:
             self._evaluate()
             self._checkpoint("final")
-        done = DoneEvent(reason=reason, step=self.step, final_metrics=dict(self.metrics),
-                         message=f"{reason} at step {self.step}")
+        done = DoneEvent(
+            reason=reason, step=self.step, final_metrics=dict(self.metrics), message=f"{reason} at step {self.step}"
+        )
         self.emit(done)
         return done
 
@@ -411,8 +459,11 @@ class Trainer:
             self.metrics = metrics
             value = metrics.get(self.task.best_metric)
             higher = getattr(self.task, "greater_is_better", False)  # NER's entity F1; losses are lower-better
-            improved = value is not None and math.isfinite(value) and (
-                self.best is None or (value > self.best if higher else value < self.best))
+            improved = (
+                value is not None
+                and math.isfinite(value)
+                and (self.best is None or (value > self.best if higher else value < self.best))
+            )
             self.history.append({"step": self.step, "eval": metrics})
             self.emit(EvalEvent(step=self.step, metrics=metrics, is_best=improved, probes=probes))
             if improved:
@@ -422,11 +473,22 @@ class Trainer:
 
     # --------------------------------------------------------------------------------------- checkpoints
     def _state(self) -> dict[str, Any]:
-        return {"kind": self.task.kind, "task": self.task.name, "run_id": self.run_id,
-                "run_started": self.run_started, "epoch": self.epoch, "consumed": self.consumed,
-                "elapsed_s": round(self.elapsed, 3), "tokens_seen": self.tokens_seen, "metrics": self.metrics,
-                "best_metric": self.task.best_metric, "best_value": self.best, "log_history": self.history,
-                "world_size": self.dist.world_size, "run_config": self.run_config}
+        return {
+            "kind": self.task.kind,
+            "task": self.task.name,
+            "run_id": self.run_id,
+            "run_started": self.run_started,
+            "epoch": self.epoch,
+            "consumed": self.consumed,
+            "elapsed_s": round(self.elapsed, 3),
+            "tokens_seen": self.tokens_seen,
+            "metrics": self.metrics,
+            "best_metric": self.task.best_metric,
+            "best_value": self.best,
+            "log_history": self.history,
+            "world_size": self.dist.world_size,
+            "run_config": self.run_config,
+        }
 
     def _payload(self, directory: Path) -> None:
         write_weights(self.raw_model, directory)
@@ -434,9 +496,16 @@ class Trainer:
         rng: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        save_resume_state(directory, {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
-                                      "scaler": self.scaler.state_dict() if self.scaler else None, "rng": rng,
-                                      "task": self.task.state_dict()})
+        save_resume_state(
+            directory,
+            {
+                "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler else None,
+                "rng": rng,
+                "task": self.task.state_dict(),
+            },
+        )
 
     def _checkpoint(self, stage: str) -> None:
         """Rank 0 saves; every rank learns whether that worked, so a failed save stops all of them together."""
@@ -453,8 +522,9 @@ class Trainer:
         keep = self.s.keep_last if stage == "checkpoint" else None
         replaced: list[tuple[Path, str | None]] = []
         try:
-            path = ckpt.save_checkpoint(self.stage_dirs[stage], self.step, self._payload, self._state(), keep,
-                                        replaced=replaced)
+            path = ckpt.save_checkpoint(
+                self.stage_dirs[stage], self.step, self._payload, self._state(), keep, replaced=replaced
+            )
         except CheckpointError as exc:
             self.log(str(exc), "error")
             raise TrainingError(f"{exc}; training stopped, existing checkpoints are intact") from exc
@@ -462,8 +532,9 @@ class Trainer:
             for old, run in replaced:  # another run's: say so (this run's own older best is just superseded)
                 if run != self.run_id:
                     whose = f"run {run}'s" if run else "an earlier run's"
-                    self.log(f"{stage}/ holds one checkpoint, this run's: {whose} {old.name} was replaced by "
-                             f"{path.name}")
+                    self.log(
+                        f"{stage}/ holds one checkpoint, this run's: {whose} {old.name} was replaced by {path.name}"
+                    )
         if stage in ("checkpoint", "final"):
             self.last_checkpoint = path
         self.emit(CheckpointEvent(step=self.step, path=str(path), stage=stage))
@@ -504,6 +575,7 @@ class Trainer:
         self.last_checkpoint = path
         self.run_started = str(state.get("run_started") or self.run_started)
         if self.step >= self.s.max_steps and self.s.minutes <= 0:
-            raise TrainingError(f"{path} is already at step {self.step}, which reaches max_steps "
-                                f"({self.s.max_steps}); raise max_steps to train further")
-
+            raise TrainingError(
+                f"{path} is already at step {self.step}, which reaches max_steps "
+                f"({self.s.max_steps}); raise max_steps to train further"
+            )

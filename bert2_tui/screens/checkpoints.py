@@ -79,12 +79,27 @@ class CheckpointsScreen(Screen):
     BINDINGS = [
         Binding("p", "use", "Playground", id="checkpoints.use", tooltip="Load the checkpoint into the playground"),
         Binding("r", "resume", "Resume", id="checkpoints.resume", tooltip="Resume training from this checkpoint"),
-        Binding("f", "finetune", "Fine-tune", id="checkpoints.finetune",
-                tooltip="Fine-tune (task from the config) starting from this pretraining checkpoint"),
-        Binding("t", "distill", "Distill", id="checkpoints.distill",
-                tooltip="Train a smaller student with this checkpoint as its teacher ([distill] settings)"),
-        Binding("k", "prune", "Prune", id="checkpoints.prune",
-                tooltip="Remove the least important quarter of its attention heads (importance, curve, speed-up)"),
+        Binding(
+            "f",
+            "finetune",
+            "Fine-tune",
+            id="checkpoints.finetune",
+            tooltip="Fine-tune (task from the config) starting from this pretraining checkpoint",
+        ),
+        Binding(
+            "t",
+            "distill",
+            "Distill",
+            id="checkpoints.distill",
+            tooltip="Train a smaller student with this checkpoint as its teacher ([distill] settings)",
+        ),
+        Binding(
+            "k",
+            "prune",
+            "Prune",
+            id="checkpoints.prune",
+            tooltip="Remove the least important quarter of its attention heads (importance, curve, speed-up)",
+        ),
         Binding("d,delete", "delete", "Delete", id="checkpoints.delete", tooltip="Delete the checkpoint (asks first)"),
         Binding("ctrl+r", "refresh", "Refresh", id="checkpoints.refresh", tooltip="Read the directories again"),
     ]
@@ -95,7 +110,7 @@ class CheckpointsScreen(Screen):
         self.selected: CheckpointInfo | None = None
 
     @property
-    def bert2(self) -> "Bert2App":
+    def bert2(self) -> Bert2App:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
@@ -187,11 +202,15 @@ class CheckpointsScreen(Screen):
         chart = self.query_one("#ckpt-chart", SeriesChart)
         if info is None:
             n = len(self.infos)
-            panel.update(Text(f"{n} checkpoint{'s' * (n != 1)} under {self.bert2.config.paths.root}.\n"
-                              "Select one: p playground · r resume · f fine-tune · t distill · k prune · d delete",
-                              style="dim")
-                         if n else Text("No checkpoints yet. Start a job on the Train screen (2, then s).",
-                                        style="dim"))
+            panel.update(
+                Text(
+                    f"{n} checkpoint{'s' * (n != 1)} under {self.bert2.config.paths.root}.\n"
+                    "Select one: p playground · r resume · f fine-tune · t distill · k prune · d delete",
+                    style="dim",
+                )
+                if n
+                else Text("No checkpoints yet. Start a job on the Train screen (2, then s).", style="dim")
+            )
             chart.set_series({})
             return
         table = Table.grid(padding=(0, 2))
@@ -225,8 +244,9 @@ class CheckpointsScreen(Screen):
         if self.selected is None:
             self.notify("select a checkpoint first (arrows, then the key)", severity="warning")
         elif not self.selected.valid:
-            self.notify(f"{Path(self.selected.path).name} is not a valid checkpoint: {self.selected.error}",
-                        severity="error")
+            self.notify(
+                f"{Path(self.selected.path).name} is not a valid checkpoint: {self.selected.error}", severity="error"
+            )
             return None
         return self.selected
 
@@ -249,8 +269,10 @@ class CheckpointsScreen(Screen):
         if info is None:
             return
         if info.kind != "pretrain":
-            self.notify("fine-tuning starts from a pretraining checkpoint; pick one under transformer/pretrain",
-                        severity="warning")
+            self.notify(
+                "fine-tuning starts from a pretraining checkpoint; pick one under transformer/pretrain",
+                severity="warning",
+            )
             return
         self.post_message(FinetuneFrom(info.path))
 
@@ -259,8 +281,10 @@ class CheckpointsScreen(Screen):
         if info is None:
             return
         if info.task not in DISTILL_TEACHERS:
-            self.notify(f"distillation learns from a pretraining or classify teacher; this is a {info.task} "
-                        "checkpoint", severity="warning")
+            self.notify(
+                f"distillation learns from a pretraining or classify teacher; this is a {info.task} checkpoint",
+                severity="warning",
+            )
             return
         self.post_message(DistillFrom(info.path))
 
@@ -279,8 +303,11 @@ class CheckpointsScreen(Screen):
             self.notify("select a checkpoint first", severity="warning")
             return
         if self.bert2.is_protected(info.path):
-            self.notify("the running job writes this checkpoint directory; stop the job first (2, x)",
-                        severity="error", title="Delete")
+            self.notify(
+                "the running job writes this checkpoint directory; stop the job first (2, x)",
+                severity="error",
+                title="Delete",
+            )
             return
 
         def done(ok: bool | None) -> None:
@@ -299,6 +326,12 @@ class CheckpointsScreen(Screen):
             self.reload()
             self.post_message(CheckpointDeleted(info.path))
 
-        self.app.push_screen(ConfirmScreen(f"Delete {info.kind}/{info.stage}/{Path(info.path).name}?\n{info.path}\n\n"
-                                           f"This removes the directory and cannot be undone.", yes="Delete",
-                                           danger=True), done)
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Delete {info.kind}/{info.stage}/{Path(info.path).name}?\n{info.path}\n\n"
+                f"This removes the directory and cannot be undone.",
+                yes="Delete",
+                danger=True,
+            ),
+            done,
+        )

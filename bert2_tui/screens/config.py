@@ -46,8 +46,15 @@ from .dialogs import PromptScreen
 if TYPE_CHECKING:
     from ..app import Bert2App
 
-SECTION_TITLES = {"model": "Model", "data": "Data", "pretrain": "Pretraining", "finetune": "Fine-tuning",
-                  "distill": "Distillation", "runtime": "Runtime", "paths": "Paths"}
+SECTION_TITLES = {
+    "model": "Model",
+    "data": "Data",
+    "pretrain": "Pretraining",
+    "finetune": "Fine-tuning",
+    "distill": "Distillation",
+    "runtime": "Runtime",
+    "paths": "Paths",
+}
 
 
 def dom_key(key: str) -> str:
@@ -77,10 +84,22 @@ class ConfigScreen(Screen):
         Binding("ctrl+o", "load", "Load TOML", id="config.load", tooltip="Load a TOML config file into the form"),
         Binding("ctrl+t", "preset", "Preset", id="config.preset", tooltip="Apply a preset (tiny, mini, small, base)"),
         Binding("ctrl+f", "filter", "Filter", id="config.filter", tooltip="Show only fields matching a word"),
-        Binding("ctrl+down", "section(1)", "Next section", id="config.next_section", show=False,
-                tooltip="Jump to the first field of the next section"),
-        Binding("ctrl+up", "section(-1)", "Prev section", id="config.prev_section", show=False,
-                tooltip="Jump to the first field of the previous section"),
+        Binding(
+            "ctrl+down",
+            "section(1)",
+            "Next section",
+            id="config.next_section",
+            show=False,
+            tooltip="Jump to the first field of the next section",
+        ),
+        Binding(
+            "ctrl+up",
+            "section(-1)",
+            "Prev section",
+            id="config.prev_section",
+            show=False,
+            tooltip="Jump to the first field of the previous section",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -104,7 +123,7 @@ class ConfigScreen(Screen):
         self._validation_pending = False
 
     @property
-    def bert2(self) -> "Bert2App":
+    def bert2(self) -> Bert2App:
         return self.app  # type: ignore[return-value]
 
     # ------------------------------------------------------------------------------------------- compose
@@ -113,16 +132,24 @@ class ConfigScreen(Screen):
         self._values = {key: data[key.split(".")[0]][key.split(".")[1]] for key in all_keys()}
         yield NavBar("config")
         with Horizontal(id="config-toolbar"):
-            yield Select([(name, name) for name in PRESETS], prompt="apply preset…", id="preset", compact=True,
-                         tooltip="Apply a preset over the current values (ctrl+t)")
+            yield Select(
+                [(name, name) for name in PRESETS],
+                prompt="apply preset…",
+                id="preset",
+                compact=True,
+                tooltip="Apply a preset over the current values (ctrl+t)",
+            )
             yield Input(placeholder="filter fields (ctrl+f)", id="config-filter", compact=True)
             yield Static("", id="config-status")
         with Horizontal(id="config-body"):
             yield OptionList(*[Option(SECTION_TITLES.get(s, s), id=s) for s in SECTIONS], id="config-sections")
             with VerticalScroll(id="config-form"):
                 for i, section in enumerate(SECTIONS):
-                    yield Static(Text(f"{SECTION_TITLES.get(section, section)}  [{section}]", style="bold"),
-                                 classes="section-title", id=f"section-{section}")
+                    yield Static(
+                        Text(f"{SECTION_TITLES.get(section, section)}  [{section}]", style="bold"),
+                        classes="section-title",
+                        id=f"section-{section}",
+                    )
                     with Grid(classes="section-grid", id=f"grid-{section}"):
                         if i == 0:
                             yield from self._field_widgets(section)
@@ -150,8 +177,15 @@ class ConfigScreen(Screen):
             options = list(CHOICES[key])
             if value not in options:
                 options.append(str(value))
-            return Select([(o, o) for o in options], value=value, allow_blank=False, id=wid, tooltip=tip,
-                          compact=True, classes="field-editor")
+            return Select(
+                [(o, o) for o in options],
+                value=value,
+                allow_blank=False,
+                id=wid,
+                tooltip=tip,
+                compact=True,
+                classes="field-editor",
+            )
         return Input(format_value(value), id=wid, tooltip=tip, classes="field-editor field-input", compact=True)
 
     def on_mount(self) -> None:
@@ -238,8 +272,10 @@ class ConfigScreen(Screen):
         self.post_message(ConfigChanged(cfg, errors))
         status = self.query_one("#config-status", Static)
         if cfg is not None:
-            status.update(Text("✓ valid — applies to the next job", style="green")
-                          + Text(f" · {estimate.summary()}" if estimate is not None else "", style="dim"))
+            status.update(
+                Text("✓ valid — applies to the next job", style="green")
+                + Text(f" · {estimate.summary()}" if estimate is not None else "", style="dim")
+            )
         else:
             orphan = [str(e) for e in errors if e.key not in self._docs]
             text = f"✗ {len(errors)} error{'s' * (len(errors) != 1)} — the next job uses the last valid config"
@@ -341,8 +377,11 @@ class ConfigScreen(Screen):
         self.set_values(data)
         self.query_one("#preset", Select).clear()
         n = len(self.errors)
-        self.notify(f"preset {name} applied" + (f"; {n} field(s) now need a fix" if n else ""), title="Config",
-                    severity="warning" if n else "information")
+        self.notify(
+            f"preset {name} applied" + (f"; {n} field(s) now need a fix" if n else ""),
+            title="Config",
+            severity="warning" if n else "information",
+        )
 
     def action_preset(self) -> None:
         select = self.query_one("#preset", Select)
@@ -364,8 +403,11 @@ class ConfigScreen(Screen):
     def action_save(self) -> None:
         errors = self.validate_form()
         if errors:
-            self.notify(f"fix {len(errors)} error(s) before saving: " + "; ".join(map(str, errors[:3])),
-                        severity="error", title="Save")
+            self.notify(
+                f"fix {len(errors)} error(s) before saving: " + "; ".join(map(str, errors[:3])),
+                severity="error",
+                title="Save",
+            )
             return
         default = self.bert2.config_path or "bert2.toml"
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
@@ -118,8 +119,9 @@ class BusyScreen(ModalScreen[None]):
 
 
 def _key_text(binding: Binding, app) -> str:
-    key = binding.key_display or ", ".join(app.get_key_display(Binding(k.strip(), binding.action))
-                                           for k in binding.key.split(","))
+    key = binding.key_display or ", ".join(
+        app.get_key_display(Binding(k.strip(), binding.action)) for k in binding.key.split(",")
+    )
     return key
 
 
@@ -137,8 +139,15 @@ class HelpScreen(ModalScreen[None]):
             yield Static(Text("bert2-tui — keys", style="bold"), id="help-title")
             with VerticalScroll(id="help-body"):
                 for title, bindings in self.sections:
-                    table = Table(title=title, title_justify="left", title_style="bold cyan", expand=True,
-                                  show_header=False, box=None, padding=(0, 1))
+                    table = Table(
+                        title=title,
+                        title_justify="left",
+                        title_style="bold cyan",
+                        expand=True,
+                        show_header=False,
+                        box=None,
+                        padding=(0, 1),
+                    )
                     table.add_column("key", style="bold", width=9, no_wrap=True)
                     table.add_column("action", ratio=1)
                     for b in bindings:

@@ -61,18 +61,28 @@ class InsideScreen(Screen):
         Binding("right", "example(1)", "Next example", id="inside.next", tooltip="Next example of the batch"),
         Binding("n", "new_batch", "New batch", id="inside.new_batch", tooltip="Other examples (next seed)"),
         Binding("m", "remask", "Re-mask", id="inside.remask", tooltip="Mask the same examples again (new draws)"),
-        Binding("up", "token(-1)", "Prev token", id="inside.token_prev", show=False,
-                tooltip="Previous masked token"),
+        Binding("up", "token(-1)", "Prev token", id="inside.token_prev", show=False, tooltip="Previous masked token"),
         Binding("down", "token(1)", "Next token", id="inside.token_next", show=False, tooltip="Next masked token"),
         Binding("enter", "drill", "Drill in", id="inside.drill", tooltip="Details of the chosen masked token"),
         Binding("l", "layer", "Layer", id="inside.layer", tooltip="Next layer of the head view"),
         Binding("h", "head", "Head", id="inside.head", tooltip="Next head of the head view"),
-        Binding("ctrl+l", "pick_checkpoint", "Checkpoint", id="inside.checkpoint",
-                tooltip="Choose the pretraining checkpoint"),
+        Binding(
+            "ctrl+l",
+            "pick_checkpoint",
+            "Checkpoint",
+            id="inside.checkpoint",
+            tooltip="Choose the pretraining checkpoint",
+        ),
         Binding("pageup", "scroll(-1)", "Page up", id="inside.page_up", show=False, tooltip="Scroll up"),
         Binding("pagedown", "scroll(1)", "Page down", id="inside.page_down", show=False, tooltip="Scroll down"),
-        Binding("escape", "release", "Leave inputs", id="inside.release", show=False,
-                tooltip="Leave the text inputs so the keys above work"),
+        Binding(
+            "escape",
+            "release",
+            "Leave inputs",
+            id="inside.release",
+            show=False,
+            tooltip="Leave the text inputs so the keys above work",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -90,14 +100,19 @@ class InsideScreen(Screen):
         self._paths: list[str] = []
 
     @property
-    def bert2(self) -> "Bert2App":
+    def bert2(self) -> Bert2App:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield NavBar("inside")
         with Horizontal(id="inside-toolbar"):
-            yield Select([], prompt="choose a pretraining checkpoint (ctrl+l)", id="inside-checkpoint", compact=True,
-                         tooltip="The pretraining checkpoint whose forward pass is shown")
+            yield Select(
+                [],
+                prompt="choose a pretraining checkpoint (ctrl+l)",
+                id="inside-checkpoint",
+                compact=True,
+                tooltip="The pretraining checkpoint whose forward pass is shown",
+            )
             yield Input("", placeholder="your sentence A (empty: a batch from the corpus)", id="inside-text")
             yield Input("", placeholder="sentence B (optional)", id="inside-pair")
         yield Static("", id="inside-status")
@@ -112,8 +127,9 @@ class InsideScreen(Screen):
 
     def on_mount(self) -> None:
         self.set_focus(None)  # the arrows and letters are the screen's until an input is clicked
-        self.query_one("#inside-example", Static).update(Text(
-            "Pick a pretraining checkpoint: its forward pass over one real batch appears here.", style="dim"))
+        self.query_one("#inside-example", Static).update(
+            Text("Pick a pretraining checkpoint: its forward pass over one real batch appears here.", style="dim")
+        )
         self.refresh_checkpoints()
 
     def on_screen_resume(self) -> None:
@@ -180,19 +196,20 @@ class InsideScreen(Screen):
         self.request += 1
         text = self.query_one("#inside-text", Input).value
         pair = self.query_one("#inside-pair", Input).value
-        self._status(Text(f"running the batch through {Path(path).parent.name}/{Path(path).name}…",
-                          style="yellow"))
+        self._status(Text(f"running the batch through {Path(path).parent.name}/{Path(path).name}…", style="yellow"))
         self._explain_worker(self.request, path, text, pair, self.example_seed, self.mask_seed)
 
     @work(thread=True, exclusive=True, group="inside", exit_on_error=False)
-    def _explain_worker(self, request: int, path: str, text: str, pair: str, example_seed: int,
-                        mask_seed: int) -> None:
+    def _explain_worker(self, request: int, path: str, text: str, pair: str, example_seed: int, mask_seed: int) -> None:
         try:
             import_heavy()
             from bert2.explain import Explainer  # torch: only when the screen runs a batch
 
-            explainer = self.explainer if self.explainer_path == path and self.explainer is not None else \
-                Explainer(self.bert2.config, path)
+            explainer = (
+                self.explainer
+                if self.explainer_path == path and self.explainer is not None
+                else Explainer(self.bert2.config, path)
+            )
             if text.strip():
                 examples, source = explainer.text_examples(text, pair if pair.strip() else None)
             else:
@@ -213,10 +230,13 @@ class InsideScreen(Screen):
         self.explainer, self.explainer_path, self.result = message.explainer, message.path, message.result
         self.example = min(self.example, len(self.result.examples) - 1)
         self.token = 0
-        self._status(Text.assemble(("● ", "green"), (f"{Path(message.path).parent.name}/{Path(message.path).name}",
-                                                    "bold"),
-                                   (f"  examples: {self.result.source}, seed {self.example_seed}; masks: seed "
-                                    f"{self.mask_seed}", "dim")))
+        self._status(
+            Text.assemble(
+                ("● ", "green"),
+                (f"{Path(message.path).parent.name}/{Path(message.path).name}", "bold"),
+                (f"  examples: {self.result.source}, seed {self.example_seed}; masks: seed {self.mask_seed}", "dim"),
+            )
+        )
         self.show()
 
     # ---------------------------------------------------------------------------------------------- view
@@ -231,18 +251,29 @@ class InsideScreen(Screen):
         r = self.result
         row = self.row
         where = f" (corpus example {row['corpus_index']})" if "corpus_index" in row else ""
-        header = Text.assemble((f"example {self.example + 1} of {len(r.examples)}{where}", "bold"), "   ",
-                               legend(), "\n\n", token_line(row), "\n\n", nsp_text(row))
+        header = Text.assemble(
+            (f"example {self.example + 1} of {len(r.examples)}{where}", "bold"),
+            "   ",
+            legend(),
+            "\n\n",
+            token_line(row),
+            "\n\n",
+            nsp_text(row),
+        )
         self.query_one("#inside-example", Static).update(header)
         width = max(60, (self.size.width or 120) - 4)
         self.query_one("#inside-grid", Static).update(position_grid(row, width))
         preds = row["predictions"]
         self.token = min(self.token, max(0, len(preds) - 1))
         self.query_one("#inside-predictions", Static).update(
-            predictions_table(row, self.token) if preds else Text("no masked token in this example", style="dim"))
+            predictions_table(row, self.token) if preds else Text("no masked token in this example", style="dim")
+        )
         self.query_one("#inside-detail", Static).update(self._detail())
-        self.query_one("#inside-batch", Static).update(Group(
-            counts_text(r.counts), shapes_table(r.shapes), loss_text(r.loss, len(r.examples)), alibi_text(r.alibi)))
+        self.query_one("#inside-batch", Static).update(
+            Group(
+                counts_text(r.counts), shapes_table(r.shapes), loss_text(r.loss, len(r.examples)), alibi_text(r.alibi)
+            )
+        )
         self.query_one("#inside-attention", Static).update(self._attention())
 
     def _detail(self) -> Text:
@@ -250,14 +281,24 @@ class InsideScreen(Screen):
         if not preds:
             return Text("")
         p = preds[self.token]
-        out = Text.assemble(("chosen token ", "dim"), (f"position {p['position']}", "bold"),
-                            f": the model saw {p['input']!r} ({p['fate']}), the label is {p['label']!r}; "
-                            f"p(label) = {p['label_probability']:.3f}, so its loss is -ln p = {p['loss']:.3f}\n")
+        out = Text.assemble(
+            ("chosen token ", "dim"),
+            (f"position {p['position']}", "bold"),
+            f": the model saw {p['input']!r} ({p['fate']}), the label is {p['label']!r}; "
+            f"p(label) = {p['label_probability']:.3f}, so its loss is -ln p = {p['loss']:.3f}\n",
+        )
         if self.result.attention is not None:
             maps = self.result.attention[self.att_layer, self.example, self.att_head]  # (T, T)
             real = sum(self.row["attention_mask"])
-            out.append_text(head_view(self.row["tokens"][:real], maps[p["position"], :real].tolist(),
-                                      p["position"], self.att_layer, self.att_head))
+            out.append_text(
+                head_view(
+                    self.row["tokens"][:real],
+                    maps[p["position"], :real].tolist(),
+                    p["position"],
+                    self.att_layer,
+                    self.att_head,
+                )
+            )
         return out
 
     def _attention(self) -> Text:
@@ -265,8 +306,11 @@ class InsideScreen(Screen):
             return Text("")
         real = sum(self.row["attention_mask"])
         maps = self.result.attention[:, self.example].tolist()  # (L, nh, T, T)
-        out = Text("model view: every layer x head, the real tokens' attention pooled to a small map (rows attend "
-                   "to columns; darker = more)\n", style="bold")
+        out = Text(
+            "model view: every layer x head, the real tokens' attention pooled to a small map (rows attend "
+            "to columns; darker = more)\n",
+            style="bold",
+        )
         out.append_text(model_view(maps, real))
         return out
 

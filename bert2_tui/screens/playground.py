@@ -32,12 +32,27 @@ if TYPE_CHECKING:
     from ..app import Bert2App
 
 TOOLS = ("mask", "qa", "classify", "ner", "similarity", "attention")
-TOOL_TITLES = {"mask": "Fill mask", "qa": "Question answering", "classify": "Classify", "ner": "Entities",
-               "similarity": "Similarity", "attention": "Attention"}
+TOOL_TITLES = {
+    "mask": "Fill mask",
+    "qa": "Question answering",
+    "classify": "Classify",
+    "ner": "Entities",
+    "similarity": "Similarity",
+    "attention": "Attention",
+}
 # One colour per entity type, in the order a type is first met in the checkpoint's labels (cycled).
-ENTITY_STYLES = ("bold black on cyan", "bold black on yellow", "bold black on green", "bold white on magenta",
-                 "bold white on blue", "bold black on bright_red", "bold black on bright_cyan",
-                 "bold black on bright_yellow", "bold black on bright_green", "bold white on dark_orange")
+ENTITY_STYLES = (
+    "bold black on cyan",
+    "bold black on yellow",
+    "bold black on green",
+    "bold white on magenta",
+    "bold white on blue",
+    "bold black on bright_red",
+    "bold black on bright_cyan",
+    "bold black on bright_yellow",
+    "bold black on bright_green",
+    "bold white on dark_orange",
+)
 DEBOUNCE_S = 0.3
 
 
@@ -71,8 +86,8 @@ def entity_text(text: str, entities: list[dict[str, Any]], labels: list[str]) ->
     out = Text()
     at = 0
     for e in sorted(entities, key=lambda e: e["start"]):
-        out.append(text[at:e["start"]])
-        out.append(text[e["start"]:e["end"]], style=style[e["label"]])
+        out.append(text[at : e["start"]])
+        out.append(text[e["start"] : e["end"]], style=style[e["label"]])
         out.append(f" {e['label']}", style="dim")
         at = e["end"]
     out.append(text[at:])
@@ -114,13 +129,29 @@ class PlaygroundScreen(Screen):
     WIDGET_BINDINGS = {"Attention map (playground, focused)": AttentionMap.BINDINGS}
     """Keys of the focusable widgets inside the screen, for the help screen."""
     BINDINGS = [
-        Binding("ctrl+l", "pick_checkpoint", "Checkpoint", id="playground.checkpoint",
-                tooltip="Choose the checkpoint to query"),
-        Binding("ctrl+t", "next_tool", "Next tool", id="playground.next_tool",
-                tooltip="Fill mask → QA → classify → entities → similarity → attention"),
+        Binding(
+            "ctrl+l",
+            "pick_checkpoint",
+            "Checkpoint",
+            id="playground.checkpoint",
+            tooltip="Choose the checkpoint to query",
+        ),
+        Binding(
+            "ctrl+t",
+            "next_tool",
+            "Next tool",
+            id="playground.next_tool",
+            tooltip="Fill mask → QA → classify → entities → similarity → attention",
+        ),
         Binding("ctrl+n", "top_k", "Top-k", id="playground.top_k", tooltip="Show 5 or 10 predictions per [MASK]"),
-        Binding("ctrl+r", "reload", "Reload", id="playground.reload", show=False,
-                tooltip="Reload the checkpoint list and the selected checkpoint"),
+        Binding(
+            "ctrl+r",
+            "reload",
+            "Reload",
+            id="playground.reload",
+            show=False,
+            tooltip="Reload the checkpoint list and the selected checkpoint",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -137,25 +168,32 @@ class PlaygroundScreen(Screen):
         self._paths: list[str] = []
 
     @property
-    def bert2(self) -> "Bert2App":
+    def bert2(self) -> Bert2App:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield NavBar("playground")
         with Horizontal(id="pg-toolbar"):
-            yield Select([], prompt="choose a checkpoint (ctrl+l)", id="pg-checkpoint", compact=True,
-                         tooltip="The checkpoint the playground queries")
+            yield Select(
+                [],
+                prompt="choose a checkpoint (ctrl+l)",
+                id="pg-checkpoint",
+                compact=True,
+                tooltip="The checkpoint the playground queries",
+            )
             yield Static("", id="pg-status")
         with TabbedContent(id="pg-tabs", initial="tab-mask"):
             with TabPane(TOOL_TITLES["mask"], id="tab-mask"):
-                yield Input(DEFAULT_PROBE, placeholder="a sentence with one or more [MASK]", id="mask-input",
-                            classes="pg-input")
+                yield Input(
+                    DEFAULT_PROBE, placeholder="a sentence with one or more [MASK]", id="mask-input", classes="pg-input"
+                )
                 with VerticalScroll(classes="pg-output-scroll"):
                     yield Static("", id="mask-output", classes="pg-output")
             with TabPane(TOOL_TITLES["qa"], id="tab-qa"):
                 yield Input("", placeholder="question", id="qa-question", classes="pg-input")
-                yield Input("", placeholder="context (the text that holds the answer)", id="qa-context",
-                            classes="pg-input")
+                yield Input(
+                    "", placeholder="context (the text that holds the answer)", id="qa-context", classes="pg-input"
+                )
                 with VerticalScroll(classes="pg-output-scroll"):
                     yield Static("", id="qa-output", classes="pg-output")
             with TabPane(TOOL_TITLES["classify"], id="tab-classify"):
@@ -163,8 +201,9 @@ class PlaygroundScreen(Screen):
                 with VerticalScroll(classes="pg-output-scroll"):
                     yield Static("", id="classify-output", classes="pg-output")
             with TabPane(TOOL_TITLES["ner"], id="tab-ner"):
-                yield Input("", placeholder="a sentence with names, places, companies…", id="ner-input",
-                            classes="pg-input")
+                yield Input(
+                    "", placeholder="a sentence with names, places, companies…", id="ner-input", classes="pg-input"
+                )
                 with VerticalScroll(classes="pg-output-scroll"):
                     yield Static("", id="ner-output", classes="pg-output")
             with TabPane(TOOL_TITLES["similarity"], id="tab-similarity"):
@@ -173,15 +212,21 @@ class PlaygroundScreen(Screen):
                 with VerticalScroll(classes="pg-output-scroll"):
                     yield Static("", id="similarity-output", classes="pg-output")
             with TabPane(TOOL_TITLES["attention"], id="tab-attention"):
-                yield Input("The capital of France is Paris.", placeholder="a sentence", id="attention-input",
-                            classes="pg-input")
+                yield Input(
+                    "The capital of France is Paris.",
+                    placeholder="a sentence",
+                    id="attention-input",
+                    classes="pg-input",
+                )
                 with Horizontal(id="att-pickers"):
                     yield Label("layer", classes="picker-label")
-                    yield Select([], allow_blank=True, prompt="–", id="att-layer", tooltip="Encoder layer",
-                                 compact=True)
+                    yield Select(
+                        [], allow_blank=True, prompt="–", id="att-layer", tooltip="Encoder layer", compact=True
+                    )
                     yield Label("head", classes="picker-label")
-                    yield Select([], allow_blank=True, prompt="–", id="att-head", tooltip="Attention head",
-                                 compact=True)
+                    yield Select(
+                        [], allow_blank=True, prompt="–", id="att-head", tooltip="Attention head", compact=True
+                    )
                     yield Static("focus the map: ←/→ head, ↑/↓ layer", classes="hint")
                 with VerticalScroll(classes="pg-output-scroll"):
                     yield AttentionMap("", id="attention-output", classes="pg-output")
@@ -225,8 +270,7 @@ class PlaygroundScreen(Screen):
         if not paths:
             self.predictor = None
             self.predictor_path = ""
-            self._status(Text("no checkpoint yet — train one on screen 2 (s), or load one on screen 3",
-                              style="yellow"))
+            self._status(Text("no checkpoint yet — train one on screen 2 (s), or load one on screen 3", style="yellow"))
             return
         target = wanted if wanted in paths else paths[0]
         if select.value != target:
@@ -271,8 +315,11 @@ class PlaygroundScreen(Screen):
             return
         self.predictor, self.predictor_path = message.predictor, message.path
         self._attention = None
-        self._status(Text.assemble(("● ", "green"), (self._short(message.path), "bold"),
-                                   (f"  task {self.predictor.task}", "dim")))
+        self._status(
+            Text.assemble(
+                ("● ", "green"), (self._short(message.path), "bold"), (f"  task {self.predictor.task}", "dim")
+            )
+        )
         self.run_tool(self.current_tool())
 
     def _status(self, text: Text) -> None:
@@ -293,12 +340,14 @@ class PlaygroundScreen(Screen):
 
     @staticmethod
     def _idle_hint(tool: str) -> str:
-        return {"mask": "Type a sentence with [MASK]; predictions appear as you type.",
-                "qa": "Type a question and a context; the answer appears as you type.",
-                "classify": "Type a text; class probabilities appear as you type (needs a classify checkpoint).",
-                "ner": "Type a sentence; its named entities are coloured as you type (needs a ner checkpoint).",
-                "similarity": "Type two sentences; their similarity appears as you type.",
-                "attention": "Type a sentence; pick a layer and head to see who attends to whom."}[tool]
+        return {
+            "mask": "Type a sentence with [MASK]; predictions appear as you type.",
+            "qa": "Type a question and a context; the answer appears as you type.",
+            "classify": "Type a text; class probabilities appear as you type (needs a classify checkpoint).",
+            "ner": "Type a sentence; its named entities are coloured as you type (needs a ner checkpoint).",
+            "similarity": "Type two sentences; their similarity appears as you type.",
+            "attention": "Type a sentence; pick a layer and head to see who attends to whom.",
+        }[tool]
 
     @on(TabbedContent.TabActivated, "#pg-tabs")
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
@@ -335,8 +384,9 @@ class PlaygroundScreen(Screen):
             if self.loading_path:
                 out.update(Text("loading the checkpoint…", style="yellow"))
             elif not self._paths:
-                out.update(Text("No checkpoint to ask yet. Train one (screen 2, s) or pick one (ctrl+l).",
-                                style="yellow"))
+                out.update(
+                    Text("No checkpoint to ask yet. Train one (screen 2, s) or pick one (ctrl+l).", style="yellow")
+                )
             else:
                 out.update(Text("Choose a checkpoint (ctrl+l).", style="yellow"))
             return
@@ -513,8 +563,8 @@ def render_result(tool: str, result: Any, screen: PlaygroundScreen) -> Text:
         text.append("\n\n")
         if span is not None:
             text.append(context[: span[0]])
-            text.append(context[span[0]: span[1]], style="bold black on yellow")
-            text.append(context[span[1]:])
+            text.append(context[span[0] : span[1]], style="bold black on yellow")
+            text.append(context[span[1] :])
         else:
             text.append(context, style="dim")
         return text

@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, ProgressBar, RichLog, Select, Static, TextArea
 
-from bert2.tasks import FINETUNE_TASKS
+from bert2.registry import FINETUNE_TASKS
 
 from ..jobs import RunState, iter_metric_names
 from ..messages import JobChoiceChanged, JobStarted, ProbesChanged, ReloadHistory, RunsListed, StartJob, StopJob
@@ -30,13 +30,24 @@ if TYPE_CHECKING:
     from ..app import Bert2App
     from ..history import HistoryRun, Overlay
 
-JOB_CHOICES = [("Pretrain (MLM+NSP)", "pretrain")] + [(f"Fine-tune: {t}", t) for t in FINETUNE_TASKS] + [
-    ("Distill a student", "distill"), ("Prune 25% of heads", "prune")]
+JOB_CHOICES = (
+    [("Pretrain (MLM+NSP)", "pretrain")]
+    + [(f"Fine-tune: {t}", t) for t in FINETUNE_TASKS]
+    + [("Distill a student", "distill"), ("Prune 25% of heads", "prune")]
+)
 """Distill learns from distill.teacher (Checkpoints screen: t picks one); prune takes pretrain best/final (k there
 prunes the selected checkpoint)."""
-SHORT_METRIC = {"mlm_accuracy": "mlm acc", "nsp_accuracy": "nsp acc", "perplexity": "ppl", "accuracy": "acc",
-                "f1_macro": "f1 macro", "f1_weighted": "f1 w", "exact_match": "EM", "mlm_loss": "mlm loss",
-                "nsp_loss": "nsp loss"}
+SHORT_METRIC = {
+    "mlm_accuracy": "mlm acc",
+    "nsp_accuracy": "nsp acc",
+    "perplexity": "ppl",
+    "accuracy": "acc",
+    "f1_macro": "f1 macro",
+    "f1_weighted": "f1 w",
+    "exact_match": "EM",
+    "mlm_loss": "mlm loss",
+    "nsp_loss": "nsp loss",
+}
 LEVEL_STYLE = {"info": "", "warning": "yellow", "error": "bold red", "success": "green"}
 
 
@@ -122,8 +133,11 @@ class ChartsRow(AfterFirstFrame):
     def build(self) -> list:
         from ..widgets.charts import SeriesChart  # plotext (~50 ms): after the first frame
 
-        return [SeriesChart("loss", id="chart-loss"), SeriesChart("loss parts", id="chart-parts"),
-                SeriesChart("learning rate", smooth=False, id="chart-lr")]
+        return [
+            SeriesChart("loss", id="chart-loss"),
+            SeriesChart("loss parts", id="chart-parts"),
+            SeriesChart("learning rate", smooth=False, id="chart-lr"),
+        ]
 
 
 class BottomRow(AfterFirstFrame):
@@ -132,19 +146,28 @@ class BottomRow(AfterFirstFrame):
     def build(self) -> list:
         probes = self.app.probes  # type: ignore[attr-defined]
         return [
-            Vertical(Label("Evaluation", classes="pane-title"),
-                     Static(Text("No evaluations yet: they appear every eval_every steps.", style="dim"),
-                            id="eval-empty"),
-                     DataTable(id="eval-table", cursor_type="row", zebra_stripes=True),
-                     id="eval-pane", classes="pane"),
-            Vertical(Label(Text("Probes ([MASK] sentences)"), classes="pane-title"),
-                     TextArea("\n".join(probes), id="probe-input", soft_wrap=True, show_line_numbers=False,
-                              tab_behavior="focus"),
-                     VerticalScroll(Static("", id="probe-results"), id="probe-scroll"),
-                     id="probe-pane", classes="pane"),
-            Vertical(Label("Events", classes="pane-title"),
-                     RichLog(id="event-log", wrap=True, max_lines=1000, markup=False, min_width=20),
-                     id="log-pane", classes="pane"),
+            Vertical(
+                Label("Evaluation", classes="pane-title"),
+                Static(Text("No evaluations yet: they appear every eval_every steps.", style="dim"), id="eval-empty"),
+                DataTable(id="eval-table", cursor_type="row", zebra_stripes=True),
+                id="eval-pane",
+                classes="pane",
+            ),
+            Vertical(
+                Label(Text("Probes ([MASK] sentences)"), classes="pane-title"),
+                TextArea(
+                    "\n".join(probes), id="probe-input", soft_wrap=True, show_line_numbers=False, tab_behavior="focus"
+                ),
+                VerticalScroll(Static("", id="probe-results"), id="probe-scroll"),
+                id="probe-pane",
+                classes="pane",
+            ),
+            Vertical(
+                Label("Events", classes="pane-title"),
+                RichLog(id="event-log", wrap=True, max_lines=1000, markup=False, min_width=20),
+                id="log-pane",
+                classes="pane",
+            ),
         ]
 
     def on_built(self) -> None:
@@ -163,15 +186,32 @@ class TrainScreen(Screen):
     BINDINGS = [
         Binding("s", "start", "Start", id="train.start", tooltip="Start the selected job (pretraining by default)"),
         Binding("x", "stop", "Stop", id="train.stop", tooltip="Stop the running job; it saves a checkpoint first"),
-        Binding("r", "resume", "Resume", id="train.resume",
-                tooltip="Resume the selected job from its latest checkpoint"),
+        Binding(
+            "r", "resume", "Resume", id="train.resume", tooltip="Resume the selected job from its latest checkpoint"
+        ),
         Binding("j", "pick_job", "Job", id="train.pick_job", tooltip="Choose pretraining or a fine-tuning task"),
-        Binding("e", "edit_probes", "Probes", id="train.edit_probes",
-                tooltip="Edit the probe sentences shown at every evaluation"),
-        Binding("o", "pick_overlay", "Overlay", id="train.overlay",
-                tooltip="Draw an earlier run's curves on the charts, or clear them"),
-        Binding("h", "reload_history", "History", id="train.history", show=False,
-                tooltip="Reload the last run from metrics.jsonl"),
+        Binding(
+            "e",
+            "edit_probes",
+            "Probes",
+            id="train.edit_probes",
+            tooltip="Edit the probe sentences shown at every evaluation",
+        ),
+        Binding(
+            "o",
+            "pick_overlay",
+            "Overlay",
+            id="train.overlay",
+            tooltip="Draw an earlier run's curves on the charts, or clear them",
+        ),
+        Binding(
+            "h",
+            "reload_history",
+            "History",
+            id="train.history",
+            show=False,
+            tooltip="Reload the last run from metrics.jsonl",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -189,14 +229,20 @@ class TrainScreen(Screen):
         self._picking = False
 
     @property
-    def bert2(self) -> "Bert2App":
+    def bert2(self) -> Bert2App:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield NavBar("train")
         with Horizontal(id="train-controls"):
-            yield Select(JOB_CHOICES, value="pretrain", allow_blank=False, id="job-kind", compact=True,
-                         tooltip="Which job `s` starts and `r` resumes (j)")
+            yield Select(
+                JOB_CHOICES,
+                value="pretrain",
+                allow_blank=False,
+                id="job-kind",
+                compact=True,
+                tooltip="Which job `s` starts and `r` resumes (j)",
+            )
             with Vertical(id="train-status"):
                 yield Static("", id="status-line")
                 with Horizontal(id="progress-row"):
@@ -248,8 +294,10 @@ class TrainScreen(Screen):
             return
         editor = self.query_one("#probe-input", TextArea)
         if not editor.display:
-            self.notify("[MASK] probes belong to pretraining runs; a fine-tuning run shows validation samples",
-                        severity="warning")
+            self.notify(
+                "[MASK] probes belong to pretraining runs; a fine-tuning run shows validation samples",
+                severity="warning",
+            )
             return
         editor.focus()
 
@@ -282,8 +330,15 @@ class TrainScreen(Screen):
         runs: dict[str, HistoryRun] = {r.key: r for r in listing.runs}
         active = self.overlay_key if self.overlay_key in runs else NO_OVERLAY
         options: list[tuple[str, Any]] = [
-            (NO_OVERLAY, Text.assemble(("● " if active == NO_OVERLAY else "  ", "bold magenta"),
-                                       ("no overlay", "italic"), ("  (clear the overlay)", "dim")))]
+            (
+                NO_OVERLAY,
+                Text.assemble(
+                    ("● " if active == NO_OVERLAY else "  ", "bold magenta"),
+                    ("no overlay", "italic"),
+                    ("  (clear the overlay)", "dim"),
+                ),
+            )
+        ]
         for r in listing.runs:
             shown = bool(st.started) and st.started in r.segment_starts
             options.append((r.key, r.row(shown=shown, active=r.key == active, running=self.bert2.job_active)))
@@ -297,8 +352,9 @@ class TrainScreen(Screen):
             if run is not None:
                 self.notify(f"overlay: {run.label} ({run.what}, step {run.step})", title="Overlay")
 
-        self.app.push_screen(ChoiceScreen("Overlay an earlier run on the charts", options, listing.message(),
-                                          highlight=active), chosen)
+        self.app.push_screen(
+            ChoiceScreen("Overlay an earlier run on the charts", options, listing.message(), highlight=active), chosen
+        )
 
     def set_overlay(self, overlay: Overlay | None, key: str = "") -> None:
         """Draw `overlay` (None: clear it) on the charts from now on."""
@@ -340,9 +396,16 @@ class TrainScreen(Screen):
     def _draw_status(self, st: RunState) -> None:
         app = self.bert2
         job = app.job
-        dot = {"running": ("●", "green"), "preparing": ("◌", "yellow"), "stopping": ("◍", "yellow"),
-               "done": ("✓", "green"), "stopped": ("■", "yellow"), "error": ("✗", "bold red"),
-               "history": ("◷", "cyan"), "idle": ("○", "dim")}.get(st.status, ("○", "dim"))
+        dot = {
+            "running": ("●", "green"),
+            "preparing": ("◌", "yellow"),
+            "stopping": ("◍", "yellow"),
+            "done": ("✓", "green"),
+            "stopped": ("■", "yellow"),
+            "error": ("✗", "bold red"),
+            "history": ("◷", "cyan"),
+            "idle": ("○", "dim"),
+        }.get(st.status, ("○", "dim"))
         text = Text()
         text.append(f"{dot[0]} ", style=dot[1])
         what = job.spec.title if job is not None else (st.kind or "no run yet")
@@ -379,8 +442,10 @@ class TrainScreen(Screen):
             bar.update(total=100, progress=0)
         total = f"/{st.total_steps}" if st.total_steps else ""
         eta = fmt_duration(st.eta_s) if st.status in ("running", "stopping") else "–"
-        stats = (f"step {st.step}{total} · epoch {st.epoch} · {st.tokens_per_s:,.0f} tok/s · "
-                 f"{fmt_duration(st.elapsed_s)} elapsed · ETA {eta}")
+        stats = (
+            f"step {st.step}{total} · epoch {st.epoch} · {st.tokens_per_s:,.0f} tok/s · "
+            f"{fmt_duration(st.elapsed_s)} elapsed · ETA {eta}"
+        )
         self.query_one("#stats-line", Static).update(stats, layout=False)
 
     CHART_INTERVAL_S = 1.0
@@ -411,8 +476,12 @@ class TrainScreen(Screen):
             return f" ({ov.label})" if chart.legend_fits(*(f"{n} ({ov.label})" for n in names)) else f" ({ov.short})"
 
         t = tag(loss, "train", "eval")
-        loss.set_series({"train": st.series.get("loss", ())}, markers={"eval": evals} if evals else None,
-                        overlay={f"train{t}": ov.loss}, overlay_markers={f"eval{t}": ov.evals} if ov.evals else None)
+        loss.set_series(
+            {"train": st.series.get("loss", ())},
+            markers={"eval": evals} if evals else None,
+            overlay={f"train{t}": ov.loss},
+            overlay_markers={f"eval{t}": ov.evals} if ov.evals else None,
+        )
         t = tag(parts, *ov.parts)
         parts.set_series(part_series, overlay={f"{k}{t}": v for k, v in ov.parts.items()})
         t = tag(lr, "lr")
@@ -462,4 +531,3 @@ class TrainScreen(Screen):
             text = Text(f"{stamp} ", style="dim")
             text.append(line.text, style=LEVEL_STYLE.get(line.level, ""))
             log.write(text)
-

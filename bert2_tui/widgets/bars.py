@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from rich.text import Text
 
@@ -18,8 +19,9 @@ def bar(fraction: float, width: int) -> str:
     return s.ljust(width)
 
 
-def prob_rows(items: Sequence[tuple[str, float]], width: int = 24, label_width: int = 14,
-              style: str = "bold cyan") -> Text:
+def prob_rows(
+    items: Sequence[tuple[str, float]], width: int = 24, label_width: int = 14, style: str = "bold cyan"
+) -> Text:
     """One line per (label, probability): label, bar, percentage."""
     text = Text()
     for i, (label, score) in enumerate(items):
@@ -42,8 +44,7 @@ def fill_mask_text(predictions: list[list[dict[str, Any]]], width: int = 24, lab
     return out
 
 
-HEAT = ["#1a1b26", "#23304a", "#2c466e", "#345d92", "#3d75b5", "#4b8fd1", "#6aa9df", "#8cc3ea", "#b3dbf3",
-        "#e0f1fb"]
+HEAT = ["#1a1b26", "#23304a", "#2c466e", "#345d92", "#3d75b5", "#4b8fd1", "#6aa9df", "#8cc3ea", "#b3dbf3", "#e0f1fb"]
 
 
 def heat_color(value: float, vmax: float) -> str:
@@ -53,8 +54,13 @@ def heat_color(value: float, vmax: float) -> str:
     return HEAT[i]
 
 
-def heatmap_text(tokens: Sequence[str], weights: Sequence[Sequence[float]], cell: int = 3,
-                 label_width: int = 12, max_tokens: int = 40) -> Text:
+def heatmap_text(
+    tokens: Sequence[str],
+    weights: Sequence[Sequence[float]],
+    cell: int = 3,
+    label_width: int = 12,
+    max_tokens: int = 40,
+) -> Text:
     """Rows = query tokens (who attends), columns = key tokens (attended to), colour = attention weight."""
     n = min(len(tokens), max_tokens)
     toks = [t if len(t) <= label_width else t[: label_width - 1] + "…" for t in tokens[:n]]

@@ -7,7 +7,7 @@ braille columns, and the owner redraws it at most a few times a second (see Trai
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from textual_plotext import PlotextPlot
 
@@ -63,7 +63,7 @@ def integer_ticks(lo: float, hi: float, max_ticks: int) -> list[int]:
     best: list[int] = [lo_i, hi_i]
     for exp in range(0, 10):
         for m in (1, 2, 5):
-            step = m * 10 ** exp
+            step = m * 10**exp
             first = -(-lo_i // step) * step
             ticks = list(range(first, hi_i + 1, step))
             if len(ticks) <= max_ticks:
@@ -84,8 +84,15 @@ class SeriesChart(PlotextPlot):
     OVERLAY_COLORS = ("magenta+", "red+", "blue+", "green+", "orange+", "gray+")
     OVERLAY_MARKER_COLOR = "white"
 
-    def __init__(self, title: str, *, smooth: bool = True, empty_text: str = "no data yet",
-                 id: str | None = None, classes: str | None = None):
+    def __init__(
+        self,
+        title: str,
+        *,
+        smooth: bool = True,
+        empty_text: str = "no data yet",
+        id: str | None = None,
+        classes: str | None = None,
+    ):
         super().__init__(id=id, classes=classes)
         self.title = title
         self.smooth = smooth
@@ -113,9 +120,13 @@ class SeriesChart(PlotextPlot):
         used[label] = cached
         return cached[2]
 
-    def set_series(self, series: dict[str, Iterable[Point]], markers: dict[str, Iterable[Point]] | None = None,
-                   overlay: dict[str, list[Point]] | None = None,
-                   overlay_markers: dict[str, list[Point]] | None = None) -> None:
+    def set_series(
+        self,
+        series: dict[str, Iterable[Point]],
+        markers: dict[str, Iterable[Point]] | None = None,
+        overlay: dict[str, list[Point]] | None = None,
+        overlay_markers: dict[str, list[Point]] | None = None,
+    ) -> None:
         """Replot from scratch: snapshot each series, downsample to the width, smooth, draw; then refresh once.
 
         `overlay` / `overlay_markers`: another run's lines and points, by legend label, drawn as given (no raw
@@ -170,8 +181,9 @@ class SeriesChart(PlotextPlot):
             if pts:
                 pts = self._overlay_points(label, pts, width, cache)
                 xs_seen += [pts[0][0], pts[-1][0]]
-                plt.scatter([p[0] for p in pts], [p[1] for p in pts], color=self.OVERLAY_MARKER_COLOR, marker="dot",
-                            label=label)
+                plt.scatter(
+                    [p[0] for p in pts], [p[1] for p in pts], color=self.OVERLAY_MARKER_COLOR, marker="dot", label=label
+                )
                 total += len(pts)
                 drawn[label] = pts
         self._overlay_cache = cache

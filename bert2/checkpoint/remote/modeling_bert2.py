@@ -24,8 +24,10 @@ from .configuration_bert2 import Bert2AlibiConfig
 def alibi_slopes(num_heads: int) -> torch.Tensor:
     """Per-head slopes 2^(-8/n), 2^(-16/n), ...; for a head count that is not a power of two, the power of two
     below it plus every other slope of the next one (the paper's reference code; bert2's own formula)."""
+
     def geometric(n: int) -> list:
         return [2.0 ** (-8.0 * (i + 1) / n) for i in range(n)]
+
     below = 2 ** math.floor(math.log2(num_heads))
     return torch.tensor(geometric(below) + geometric(2 * below)[0::2][: num_heads - below])  # (nh,)
 
@@ -33,8 +35,9 @@ def alibi_slopes(num_heads: int) -> torch.Tensor:
 class Bert2AlibiModel(BertModel):
     config_class = Bert2AlibiConfig
 
-    def _create_attention_masks(self, attention_mask, encoder_attention_mask, embedding_output,
-                                encoder_hidden_states, cache, **kwargs):
+    def _create_attention_masks(
+        self, attention_mask, encoder_attention_mask, embedding_output, encoder_hidden_states, cache, **kwargs
+    ):
         """The additive mask every layer receives: -slope_h * |i - j|, and the dtype's minimum at padded keys.
 
         The slopes are computed here rather than kept in a buffer: from_pretrained builds the model on the meta
