@@ -38,7 +38,17 @@ from bert2.training.events import CheckpointEvent, DoneEvent, StartEvent
 
 from . import STARTED as _IMPORTED_AT  # perf_counter when the package was first imported
 from .commands import Bert2Commands
-from .jobs import DEFAULT_PROBE, EventBatcher, JobSpec, RunState, load_last_run, run_job
+from .jobs import (
+    DEFAULT_PROBE,
+    EventBatcher,
+    Follower,
+    JobSpec,
+    RunState,
+    job_choice_of,
+    load_last_run,
+    replay,
+    run_job,
+)
 from .messages import (
     CheckpointDeleted,
     CheckpointsChanged,
@@ -48,7 +58,7 @@ from .messages import (
     FinetuneFrom,
     HistoryLoaded,
     JobChoiceChanged,
-    JobStarted,
+    JobShown,
     PlaygroundCheckpointChanged,
     ProbesChanged,
     PruneFrom,
@@ -60,11 +70,35 @@ from .messages import (
     UseInPlayground,
 )
 from .registry import SCREENS
-from .screens.dialogs import BusyScreen, ConfirmScreen, HelpScreen
+from .screens.dialogs import BusyScreen, ChoiceScreen, ConfirmScreen, HelpScreen
 from .widgets.nav import NavBar
 
 if TYPE_CHECKING:
     from bert2.checkpoint import CheckpointInfo
+
+WATCH_INTERVAL_S = 1.0
+"""How often the app looks for another process writing its directories (two flock probes: microseconds)."""
+
+
+def describe_checkpoint(path: Path) -> str:
+    """ "run 20261202-... at step 451 (checkpoint/step-00000451)": which run and step a resume continues."""
+    from bert2 import checkpoint as ckpt
+
+    try:
+        state = ckpt.read_state(path)
+    except Bert2Error:
+        return str(path)
+    run = state.get("run_id") or "of an older bert2"
+    return f"run {run} at step {state.get('step', '?')} ({path.parent.name}/{path.name})"
+
+
+def _task_of(path: Path) -> str:
+    from bert2 import checkpoint as ckpt
+
+    try:
+        return str(ckpt.read_state(path).get("task", ""))
+    except Bert2Error:
+        return ""
 
 
 def process_age_s() -> float | None:
@@ -166,6 +200,8 @@ class Bert2App(App[int]):
         self._load_history_on_start = load_history
         self._nav_key: tuple = ()
         self.history_path = ""
+        self.follower: Follower | None = None
+        """Set while the Train screen follows a run of another process."""
         self.batches_received = 0
         self.events_received = 0
 
@@ -174,6 +210,7 @@ class Bert2App(App[int]):
         self.set_interval(0.5, self.refresh_nav, name="nav")
         if self._load_history_on_start and not self.measure_startup:
             self.load_history()
+            self.set_interval(WATCH_INTERVAL_S, self.watch_other_writers, name="writers")
 
     def on_ready(self) -> None:
         if self.measure_startup:
@@ -282,7 +319,12 @@ class Bert2App(App[int]):
             return
         self._nav_key = key
         text = Text()
-        if job is not None and job.active:
+        if self.follower is not None and st.status == "external":
+            text.append("● ", style="magenta")
+            text.append(f"{st.kind or 'a run'} in pid {self.follower.pid}")
+            if st.total_steps:
+                text.append(f" {st.step}/{st.total_steps}", style="bold")
+        elif job is not None and job.active:
             style = "yellow" if st.status in ("preparing", "stopping") else "green"
             text.append("● ", style=style)
             text.append(f"{job.spec.short}: {st.status}")
@@ -319,12 +361,79 @@ class Bert2App(App[int]):
         self.load_history()
 
     def on_history_loaded(self, message: HistoryLoaded) -> None:
-        if self.job_active or not message.path:
+        if self.job_active or self.follower is not None or not message.path:
             return
         self.run_state = message.state
         self.history_path = message.path
         last = self.run_state.log[-1].time if self.run_state.log else None  # no wall clock: stable snapshots
         self.run_state.add_log(f"loaded the last run from {message.path}", "info", at=last)
+        self.show_job(job_choice_of(self.run_state))
+        self.refresh_nav()
+
+    def show_job(self, choice: str) -> None:
+        """The job picker, `s`, `r` and `e` follow the run on screen (a job, the last run, another process's)."""
+        self.job_choice = choice
+        train = self.view("train")
+        if train is not None:
+            train.post_message(JobShown(choice))
+
+    # ------------------------------------------------------------------------------ another process's run
+    def other_writer(self, spec: JobSpec) -> str:
+        """Why `spec` cannot start now because another process writes its kind directory ("" when none does)."""
+        from bert2.checkpoint.lock import holder  # stdlib only: cheap
+
+        who = holder(spec.run_dir())
+        if who is None or who.pid == os.getpid():
+            return ""
+        return f"{spec.run_dir()} is being written by {who.describe()}; wait for it or stop it first"
+
+    def watch_other_writers(self) -> None:
+        """Every second while this app runs no job: is another process (a `bert2 quick` in another terminal)
+        training into these directories? Then the Train screen follows its metrics.jsonl live."""
+        if self.job_active:
+            return
+        from bert2.checkpoint.lock import holder
+        from bert2.config import KINDS
+        from bert2.training import runlog
+
+        for parts in KINDS.values():
+            kind_dir = Path(self.config.paths.root).joinpath(*parts)
+            who = holder(kind_dir)
+            if who is None or who.pid == os.getpid():
+                continue
+            follower = self.follower
+            if follower is None or follower.kind_dir != kind_dir or follower.pid != who.pid:
+                self._start_following(kind_dir, who.pid, who.command)
+                return
+            events, follower.offset = runlog.read_new(runlog.metrics_file(kind_dir), follower.offset)
+            for ev in events:
+                self.run_state.apply(ev, live=False)
+            self.run_state.status = "external"
+            self.run_state.status_text = follower.describe(self.run_state.step)
+            self.run_state.version += 1
+            if any(isinstance(ev, CheckpointEvent) for ev in events):
+                self.checkpoints_changed()
+            self.refresh_nav()
+            return
+        if self.follower is not None:  # the other process ended: show its run as history
+            pid = self.follower.pid
+            self.follower = None
+            self.load_history()
+            self.notify(f"the run of process {pid} ended", title="Train")
+
+    def _start_following(self, kind_dir: Path, pid: int, command: str) -> None:
+        from bert2.training import runlog
+
+        path = runlog.metrics_file(kind_dir)
+        events = runlog.read_events(path)
+        offset = path.stat().st_size if path.is_file() else 0
+        run = runlog.last_run(events)
+        self.follower = Follower(kind_dir, pid, command, offset)
+        self.run_state = replay(run) if run is not None else RunState()
+        self.run_state.status = "external"
+        self.run_state.status_text = self.follower.describe(self.run_state.step)
+        self.run_state.add_log(f"following the run of process {pid} ({command}) in {kind_dir}", "info")
+        self.show_job(job_choice_of(self.run_state))
         self.refresh_nav()
 
     # -------------------------------------------------------------------------------------------- config
@@ -349,9 +458,9 @@ class Bert2App(App[int]):
     def on_stop_job(self, message: StopJob) -> None:
         self.stop_job()
 
-    def start_selected(self, choice: str, resume: bool = False) -> bool:
+    def start_selected(self, choice: str, resume: bool = False, ask: bool = True) -> bool:
         """Start (or resume) pretraining (`choice` = pretrain), distillation (distill), head pruning (prune) or
-        fine-tuning of task `choice`."""
+        fine-tuning of task `choice`. When the kind's directories already hold runs, `ask` how to start."""
         if choice in ("pretrain", "distill"):
             spec = JobSpec(choice, self.config, resume=resume, probes=self.probes)
         elif choice == "prune":
@@ -363,17 +472,58 @@ class Bert2App(App[int]):
             spec = JobSpec("prune", self.config)
         else:
             spec = JobSpec("finetune", self.config, task=choice, resume=resume)
-        if resume and spec.kind != "distill":  # a distillation finds its own student (either kind directory)
-            from bert2.checkpoint import kind_dir, latest_resumable  # ~25 ms: not before the first frame
+        if spec.kind not in ("pretrain", "finetune"):  # distillation finds its own student; pruning makes one
+            return self.start_job(spec)
+        from bert2 import checkpoint as ckpt  # ~25 ms: not before the first frame
 
-            if latest_resumable(self.config.paths.root, spec.kind) is None:
+        root = self.config.paths.root
+        latest = ckpt.latest_resumable(root, spec.kind)
+        if resume:
+            if latest is None:
                 self.notify(
-                    f"nothing to resume: no complete checkpoint under {kind_dir(self.config.paths.root, spec.kind)}",
+                    f"nothing to resume: no complete checkpoint under {ckpt.kind_dir(root, spec.kind)}",
                     severity="warning",
                     title="Resume",
                 )
                 return False
+            self.notify(f"resuming {describe_checkpoint(latest)}", title="Resume")
+            return self.start_job(spec)
+        if ask:
+            earlier = ckpt.runs_in(root, spec.kind)
+            if earlier:
+                self.ask_how_to_start(spec, earlier, latest)
+                return False
         return self.start_job(spec)
+
+    def ask_how_to_start(self, spec: JobSpec, earlier: dict[str, list[Path]], latest: Path | None) -> None:
+        """The kind's directories already hold runs: resume the latest, start a new run beside them, or clear them
+        and start over (the only way the TUI deletes another run's checkpoints besides the browser's d)."""
+        checkpoints = sum(len(v) for v in earlier.values())
+        options: list[tuple[str, Any]] = []
+        resumable_task = _task_of(latest) if latest is not None else ""
+        if latest is not None and (spec.kind == "pretrain" or resumable_task == spec.task):
+            options.append(("resume", f"Resume it: {describe_checkpoint(latest)}"))
+        options.append(("new", f"Start a new run beside it (the {len(earlier)} earlier run(s) stay as they are)"))
+        options.append(
+            ("clear", f"Clear it and start over (deletes {checkpoints} checkpoint(s) of {len(earlier)} run(s))")
+        )
+
+        def answer(choice: str | None) -> None:
+            if choice == "resume":
+                self.start_selected(spec.task if spec.kind == "finetune" else "pretrain", resume=True)
+            elif choice in ("new", "clear"):
+                spec.overwrite = choice == "clear"
+                self.start_job(spec)
+
+        self.push_screen(
+            ChoiceScreen(
+                f"{spec.title}: saved_model already holds {len(earlier)} run(s) of this kind",
+                options,
+                message="A new run never deletes another run's checkpoints; only 'clear' does.",
+                highlight=options[0][0],
+            ),
+            answer,
+        )
 
     def start_job(self, spec: JobSpec) -> bool:
         """Start `spec` unless a job is running; the only way a worker is ever started."""
@@ -381,6 +531,10 @@ class Bert2App(App[int]):
             self.notify(
                 "a job is already running; stop it first (x on the Train screen)", severity="warning", title="Train"
             )
+            return False
+        other = self.other_writer(spec)
+        if other:
+            self.notify(other, severity="warning", title="Train")
             return False
         errors = self.config_errors
         if errors:
@@ -399,10 +553,8 @@ class Bert2App(App[int]):
         self.run_state.add_log(f"starting {spec.title}…", "info")
         job.worker = self._train_worker(job)
         self.refresh_nav()
-        self.job_choice = spec.kind if spec.kind != "finetune" else (spec.task or self.config.finetune.task)
-        train = self.view("train")
-        if train is not None:
-            train.post_message(JobStarted(self.job_choice))
+        self.follower = None
+        self.show_job(spec.kind if spec.kind != "finetune" else (spec.task or self.config.finetune.task))
         return True
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="train", name="train", description="training job")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bert2.config import KINDS, Config
-from bert2.registry import kind_of
+from bert2.registry import FINETUNE_TASKS, kind_of
 from bert2.training import runlog
 from bert2.training.events import CheckpointEvent, DoneEvent, EvalEvent, Event, LogEvent, StartEvent, StepEvent
 
@@ -43,6 +43,8 @@ class JobSpec:
     """Fine-tuning: the pretrained checkpoint to start from (empty: the config's default); distillation: the
     teacher (empty: distill.teacher); pruning: the checkpoint to prune (empty: prune.checkpoint)."""
     probes: tuple[str, ...] = (DEFAULT_PROBE,)
+    overwrite: bool = False
+    """Delete the kind's earlier runs' checkpoints before starting (the Train screen's "clear and start over")."""
 
     @property
     def short(self) -> str:
@@ -104,7 +106,12 @@ def run_job(spec: JobSpec, callbacks: list[Callable[[Event], None]], stop_event:
         from bert2.tasks.pretraining import run_pretraining  # torch: only when a job starts
 
         return run_pretraining(
-            cfg, callbacks=callbacks, stop_event=stop_event, resume=spec.resume, probes=tuple(spec.probes)
+            cfg,
+            callbacks=callbacks,
+            stop_event=stop_event,
+            resume=spec.resume,
+            probes=tuple(spec.probes),
+            overwrite=spec.overwrite,
         )
     if spec.kind == "distill":
         from bert2.compress.distill import run_distillation  # torch: only when a job starts
@@ -126,6 +133,7 @@ def run_job(spec: JobSpec, callbacks: list[Callable[[Event], None]], stop_event:
         stop_event=stop_event,
         resume=spec.resume,
         from_checkpoint=spec.from_checkpoint or None,
+        overwrite=spec.overwrite,
     )
 
 
@@ -391,6 +399,19 @@ def metrics_files(root: str | Path) -> list[Path]:
     return [runlog.metrics_file(Path(root).joinpath(*parts)) for parts in KINDS.values()]
 
 
+def replay(run: runlog.Run) -> RunState:
+    """A RunState with a run's events applied, as the Train screen shows a run that is not this app's job."""
+    state = RunState()
+    for ev in run.events:
+        state.apply(ev, live=False)
+    state.status = "history"
+    done = run.done
+    state.status_text = (
+        f"last run: {done.reason} at step {done.step}" if done else f"last run: interrupted at step {state.step}"
+    )
+    return state
+
+
 def load_last_run(root: str | Path) -> tuple[RunState, str]:
     """A RunState replayed from the newest run in either metrics.jsonl under `root`, and the file it came from."""
     best: tuple[float, runlog.Run, str] | None = None
@@ -400,17 +421,30 @@ def load_last_run(root: str | Path) -> tuple[RunState, str]:
         run = runlog.last_run(runlog.read_events(path))
         if run is not None and (best is None or run.segments[-1].start.time > best[0]):
             best = (run.segments[-1].start.time, run, str(path))
-    state = RunState()
     if best is None:
-        return state, ""
-    for ev in best[1].events:
-        state.apply(ev, live=False)
-    state.status = "history"
-    done = best[1].done
-    state.status_text = (
-        f"last run: {done.reason} at step {done.step}" if done else f"last run: interrupted at step {state.step}"
-    )
-    return state, best[2]
+        return RunState(), ""
+    return replay(best[1]), best[2]
+
+
+def job_choice_of(state: RunState) -> str:
+    """The Train screen's job picker value for a run: "pretrain", or its fine-tuning task."""
+    if state.kind == "finetune" and state.task in FINETUNE_TASKS:
+        return state.task
+    return "pretrain"
+
+
+@dataclass
+class Follower:
+    """Following a run another process writes (its kind directory's lock says who): the events its metrics.jsonl
+    gains are read every second and applied to the Train screen's state."""
+
+    kind_dir: Path
+    pid: int
+    command: str
+    offset: int = 0
+
+    def describe(self, step: int) -> str:
+        return f"running in another process (pid {self.pid}, step {step}): {self.command}"
 
 
 def iter_metric_names(evals: Iterable[tuple[int, dict[str, float], bool]], limit: int = 6) -> list[str]:

@@ -179,8 +179,9 @@ class CheckpointsChanged(Message, bubble=False):
 
 
 @dataclass
-class JobStarted(Message, bubble=False):
-    """A job started: the Train screen shows its `choice` ("pretrain" or the task) in the job picker."""
+class JobShown(Message, bubble=False):
+    """The Train screen's job picker shows `choice` ("pretrain" or a task): the job that just started, or the job of
+    the run loaded from history or followed in another process, so that s, r and e act on the run on screen."""
 
     choice: str
 

@@ -211,7 +211,8 @@ def tiny_run_cfg(root, corpus, steps: int = 6):
     cfg.model.intermediate_size = 64
     p = cfg.pretrain
     p.batch_size, p.learning_rate, p.warmup_steps, p.max_steps = 8, 3e-3, 1, steps
-    p.eval_every, p.save_every, p.log_every, p.keep_last, p.eval_batches, p.num_threads = 3, 3, 1, 3, 1, 1
+    p.eval_every, p.save_every, p.log_every, p.keep_last, p.eval_batches = 3, 3, 1, 3, 1
+    cfg.runtime.num_threads = 1
     assert cfg.validate() == []
     return cfg
 

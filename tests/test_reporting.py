@@ -29,7 +29,7 @@ def tiny_sets(tmp_path, corpus) -> list[str]:
         "pretrain.eval_batches": 1,
         "pretrain.save_every": 0,
         "pretrain.warmup_steps": 1,
-        "pretrain.num_threads": 1,
+        "runtime.num_threads": 1,
     }
     return [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
 

@@ -140,7 +140,7 @@ def test_planted_pickle_payload_never_runs(tiny_run, tmp_path, capsys):
                 "--set",
                 "finetune.doc_stride=8",
                 "--set",
-                "pretrain.num_threads=1",
+                "runtime.num_threads=1",
             ]
         )
     finally:

@@ -380,6 +380,29 @@ def latest_resumable(root: str | os.PathLike, kind: str, accept: Callable[[Path]
     return max(found, key=written_at, default=None)
 
 
+def kind_checkpoints(root: str | os.PathLike, kind: str) -> list[Path]:
+    """Every step directory of `kind`'s three stage directories, oldest first."""
+    return sorted((p for stage in STAGES for p in step_dirs(kind_dir(root, kind) / stage)), key=written_at)
+
+
+def runs_in(root: str | os.PathLike, kind: str) -> dict[str, list[Path]]:
+    """run id -> its checkpoints in `kind`'s directories ("" for checkpoints written before runs had ids)."""
+    out: dict[str, list[Path]] = {}
+    for p in kind_checkpoints(root, kind):
+        out.setdefault(run_of(p) or "", []).append(p)
+    return out
+
+
+def clear_kind(root: str | os.PathLike, kind: str) -> list[Path]:
+    """Delete every checkpoint of `kind` (all runs, all three stages): what `--overwrite` and the TUI's "clear and
+    start over" do, and only they. Returns what was removed."""
+    removed = []
+    for p in kind_checkpoints(root, kind):
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
+
+
 def resolve(path: str | os.PathLike) -> Path:
     """Accept a step directory, a stage directory (its newest), or a kind directory (best, else final)."""
     p = Path(path)

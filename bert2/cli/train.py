@@ -65,6 +65,7 @@ def cmd_pretrain(args: argparse.Namespace, extra: list[str] | None = None) -> in
             resume=resume_arg(args),
             init_from=getattr(args, "init_from", None),
             trust_checkpoint=args.trust_checkpoint,
+            overwrite=args.overwrite,
         )
     )
     if done.final_metrics and args.quiet:
@@ -105,7 +106,12 @@ def finetune_overrides(args: argparse.Namespace, max_steps: int | None) -> list[
 
 
 def _run_finetune(
-    cfg: Config, args: argparse.Namespace, printer: Any, from_checkpoint: Any = None, resume: Any = False
+    cfg: Config,
+    args: argparse.Namespace,
+    printer: Any,
+    from_checkpoint: Any = None,
+    resume: Any = False,
+    overwrite: bool = False,
 ) -> Any:
     from ..tasks.finetuning import run_finetuning  # torch: see the module docstring
 
@@ -117,6 +123,7 @@ def _run_finetune(
             resume=resume,
             from_checkpoint=from_checkpoint,
             trust_checkpoint=getattr(args, "trust_checkpoint", False),
+            overwrite=overwrite,
         )
     )
 
@@ -124,7 +131,9 @@ def _run_finetune(
 def cmd_finetune(args: argparse.Namespace) -> int:
     cfg = load(args, finetune_overrides(args, args.max_steps) + report_overrides(args, "finetune"))
     printer = EventPrinter(quiet=args.quiet)
-    done = _run_finetune(cfg, args, printer, from_checkpoint=args.from_dir, resume=resume_arg(args))
+    done = _run_finetune(
+        cfg, args, printer, from_checkpoint=args.from_dir, resume=resume_arg(args), overwrite=args.overwrite
+    )
     if args.quiet:
         print_json({"reason": done.reason, "step": done.step, "metrics": done.final_metrics})
     elif done.reason == "stopped" and done.step:
@@ -174,12 +183,12 @@ def cmd_full(args: argparse.Namespace) -> int:
                     f"corpus; --no-task-text to leave it out)\n"
                 )
             cfg.data.corpus = corpus
-    done = with_stop_signals(lambda stop: run_pretraining(cfg, [printer], stop))
+    done = with_stop_signals(lambda stop: run_pretraining(cfg, [printer], stop, overwrite=args.overwrite))
     if done.reason not in ("completed", "time_budget"):
         sys.stderr.write(f"pretraining ended ({done.reason}); fine-tuning skipped\n")
         return train_exit_code(done)
     source = default_checkpoint(cfg.paths.root, "pretrain")
-    done = _run_finetune(cfg, args, EventPrinter(quiet=args.quiet), from_checkpoint=source)
+    done = _run_finetune(cfg, args, EventPrinter(quiet=args.quiet), from_checkpoint=source, overwrite=args.overwrite)
     if args.quiet:
         print_json({"reason": done.reason, "step": done.step, "metrics": done.final_metrics})
     else:
@@ -224,6 +233,10 @@ TRUST_HELP = (
     "resume from a checkpoint of an older bert2 whose resume state is pickled (.pt files); only for "
     "checkpoints you made yourself: unpickling can run code"
 )
+OVERWRITE_HELP = (
+    "delete every checkpoint of earlier runs in this kind's directories before starting (by default a new run "
+    "goes beside them and deletes nothing of theirs)"
+)
 
 
 def add_parsers(sub: Any) -> None:
@@ -238,6 +251,7 @@ def add_parsers(sub: Any) -> None:
             help="continue from the latest checkpoint (or DIR)",
         )
         p.add_argument("--trust-checkpoint", action="store_true", help=TRUST_HELP)
+        p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
         p.add_argument(
             "--init-from",
             metavar="DIR",
@@ -339,6 +353,7 @@ def add_parsers(sub: Any) -> None:
         help="continue the latest fine-tuning checkpoint (or DIR)",
     )
     p.add_argument("--trust-checkpoint", action="store_true", help=TRUST_HELP)
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_finetune)
 
     p = command(
@@ -363,4 +378,5 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="pretrain on data.corpus alone (by default the IMDB task adds its training reviews' text)",
     )
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_full)

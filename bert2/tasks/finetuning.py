@@ -56,6 +56,7 @@ def run_finetuning(
     resume: bool | str | Path = False,
     from_checkpoint: str | Path | None = None,
     trust_checkpoint: bool = False,
+    overwrite: bool = False,
 ) -> DoneEvent:
     """Fine-tune cfg.finetune.task on cfg.finetune.data from a pretraining checkpoint (or resume a fine-tuning
     run); events go to `callbacks`. Raises Bert2Error subclasses for anything the user can fix.
@@ -63,13 +64,22 @@ def run_finetuning(
     `from_checkpoint="scratch"` (`bert2 finetune --from scratch`) trains the same architecture from a random
     initialisation: the shape and tokenizer still come from the pretraining checkpoint it would otherwise start
     from, only its weights are not loaded. Same recipe, same data: the difference is what pretraining bought.
+    A new run goes beside the earlier ones in the fine-tuning directories; `overwrite` deletes theirs first.
     """
     task_cls = task_class(cfg.finetune.task)
     explicit = str(from_checkpoint or "").strip() == SCRATCH
     if explicit and resume:
         raise TrainingError("--from scratch starts a new run and --resume continues an old one; use one of them")
     run = Run(
-        cfg, "finetune", callbacks, stop_event, resume, trust_checkpoint, cfg.finetune.report_to, what="fine-tuning"
+        cfg,
+        "finetune",
+        callbacks,
+        stop_event,
+        resume,
+        trust_checkpoint,
+        cfg.finetune.report_to,
+        what="fine-tuning",
+        overwrite=overwrite,
     )
     return run.execute(lambda: _build(run, task_cls, from_checkpoint, explicit))
 

@@ -246,17 +246,27 @@ def run_pretraining(
     probes: tuple[str, ...] = DEFAULT_PROBES,
     init_from: str | Path | None = None,
     trust_checkpoint: bool = False,
+    overwrite: bool = False,
 ) -> DoneEvent:
     """Prepare data, build the model (or resume), train; events go to `callbacks`. Raises Bert2Error subclasses.
 
     `resume` continues a run exactly (optimizer, schedule, RNG, data position); `init_from` starts a new run from
     a checkpoint's weights and tokenizer only (e.g. one made by `bert2 import-hf`): continued pretraining.
     `trust_checkpoint` lets a resume read an older checkpoint's pickled resume files (checkpoint.train_state).
+    A new run goes beside the earlier ones in the pretraining directories; `overwrite` deletes theirs first.
     """
     if resume and init_from:
         raise CheckpointError("use either --resume (continue a run) or --init-from (new run from weights), not both")
     run = Run(
-        cfg, "pretrain", callbacks, stop_event, resume, trust_checkpoint, cfg.pretrain.report_to, what="pretraining"
+        cfg,
+        "pretrain",
+        callbacks,
+        stop_event,
+        resume,
+        trust_checkpoint,
+        cfg.pretrain.report_to,
+        what="pretraining",
+        overwrite=overwrite,
     )
     return run.execute(lambda: _build(run, probes, init_from))
 

@@ -37,6 +37,14 @@ from ..training.reporters import reporters_for
 from ..training.trainer import RunContext, Trainer
 
 
+def _step(path: Path) -> int | str:
+    try:
+        step = ckpt.read_state(path).get("step")
+    except CheckpointError:
+        return "?"
+    return step if isinstance(step, int) else "?"
+
+
 class StoppedDuringSetup(Exception):
     """A stop request arrived while the run was being prepared (before any step): nothing to save."""
 
@@ -55,6 +63,7 @@ class Run:
         report_to: str = "none",
         resumable: Callable[[Path], bool] | None = None,
         what: str = "",
+        overwrite: bool = False,
     ):
         self.cfg = cfg
         self.kind = kind
@@ -62,6 +71,8 @@ class Run:
         self.stop_event = stop_event or threading.Event()
         self.trust_checkpoint = trust_checkpoint
         self.kind_dir = ckpt.kind_dir(cfg.paths.root, kind)
+        if overwrite and resume:
+            raise CheckpointError("--overwrite starts over and --resume continues a run; use one of them")
         r = cfg.runtime
         if r.num_threads > 0:
             torch.set_num_threads(r.num_threads)
@@ -74,14 +85,20 @@ class Run:
         self.lock = KindLock(self.kind_dir)
         if self.dist.is_main:
             self.lock.acquire(self.run_id)
-            reporters, where = reporters_for(report_to, self.kind_dir)
-            self.callbacks += [runlog.writer(runlog.metrics_file(self.kind_dir)), *reporters]
-            if self.lock.stale is not None:
-                self.say(
-                    f"took over {self.kind_dir}'s lock from {self.lock.stale.describe()}, which is no longer running"
-                )
-            if where:
-                self.say(where)
+            try:
+                reporters, where = reporters_for(report_to, self.kind_dir)
+                self.callbacks += [runlog.writer(runlog.metrics_file(self.kind_dir)), *reporters]
+                if self.lock.stale is not None:
+                    self.say(
+                        f"took over {self.kind_dir}'s lock from {self.lock.stale.describe()}, which is no longer "
+                        "running"
+                    )
+                self._announce(overwrite)
+                if where:
+                    self.say(where)
+            except BaseException:
+                self.close()
+                raise
 
     def _resume_path(
         self, resume: bool | str | Path, resumable: Callable[[Path], bool] | None, what: str
@@ -94,6 +111,30 @@ class Run:
                 raise CheckpointError(f"nothing to resume: no complete {what} checkpoint under {self.kind_dir}")
             return path
         return ckpt.resolve(resume)
+
+    def _announce(self, overwrite: bool) -> None:
+        """Say which run this is: a resume (of which run, at which step), a new run beside the earlier ones, or a
+        new run after clearing them (--overwrite); nothing of another run is deleted unless asked."""
+        root = self.cfg.paths.root
+        if self.resume_path is not None:
+            step = _step(self.resume_path)
+            self.say(f"resuming run {self.run_id} at step {step} from {self.resume_path}")
+            return
+        if overwrite:
+            removed = ckpt.clear_kind(root, self.kind)
+            self.say(
+                f"--overwrite: removed {len(removed)} checkpoint(s) of earlier runs from {self.kind_dir}; new "
+                f"run {self.run_id}"
+            )
+            return
+        earlier = ckpt.runs_in(root, self.kind)
+        if earlier:
+            self.say(
+                f"new run {self.run_id}, beside {len(earlier)} earlier run(s) in {self.kind_dir}: none of their "
+                "checkpoints is deleted (--resume continues the latest run, --overwrite clears them)"
+            )
+        else:
+            self.say(f"new run {self.run_id}")
 
     # ---- during set-up ------------------------------------------------------------------------------------
     def say(self, message: str, level: str = "info") -> None:

@@ -99,20 +99,39 @@ def read_events(path: Path, skipped: list[int] | None = None) -> list[Event]:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             for number, line in enumerate(f, 1):
-                line = line.strip()
-                if not line:
+                if not line.strip():
                     continue
-                try:
-                    ev = event_from_dict(json.loads(line))
-                except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-                    ev = None
-                if ev is not None and _well_formed(ev):
+                ev = parse_line(line)
+                if ev is not None:
                     out.append(ev)
                 elif skipped is not None:
                     skipped.append(number)
     except OSError:
         return out
     return out
+
+
+def parse_line(line: str) -> Event | None:
+    """One line of a metrics.jsonl as an event, or None when it is not a well-formed one."""
+    try:
+        ev = event_from_dict(json.loads(line))
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None
+    return ev if _well_formed(ev) else None
+
+
+def read_new(path: Path, offset: int) -> tuple[list[Event], int]:
+    """The events appended to `path` after byte `offset` (complete lines only: a line still being written waits
+    for the next call), and the offset to continue from. What a reader following another process's run uses."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            chunk = f.read()
+    except OSError:
+        return [], offset
+    end = chunk.rfind(b"\n") + 1
+    lines = chunk[:end].decode("utf-8", errors="replace").splitlines()
+    return [ev for ev in map(parse_line, lines) if ev is not None], offset + end
 
 
 def step_of(ev: Event) -> int | None:

@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Footer, Label, ProgressBar, RichLog, Sele
 from bert2.registry import FINETUNE_TASKS
 
 from ..jobs import RunState, iter_metric_names
-from ..messages import JobChoiceChanged, JobStarted, ProbesChanged, ReloadHistory, RunsListed, StartJob, StopJob
+from ..messages import JobChoiceChanged, JobShown, ProbesChanged, ReloadHistory, RunsListed, StartJob, StopJob
 from ..widgets.bars import fill_mask_text
 from ..widgets.nav import NavBar
 from .dialogs import ChoiceScreen
@@ -272,7 +272,7 @@ class TrainScreen(Screen):
         event.stop()
         self.post_message(JobChoiceChanged(self.selected_job()))
 
-    def on_job_started(self, message: JobStarted) -> None:
+    def on_job_shown(self, message: JobShown) -> None:
         self.query_one("#job-kind", Select).value = message.choice
 
     def action_start(self) -> None:
@@ -404,6 +404,7 @@ class TrainScreen(Screen):
             "stopped": ("■", "yellow"),
             "error": ("✗", "bold red"),
             "history": ("◷", "cyan"),
+            "external": ("●", "magenta"),
             "idle": ("○", "dim"),
         }.get(st.status, ("○", "dim"))
         text = Text()
@@ -415,7 +416,7 @@ class TrainScreen(Screen):
             text.append(f"running {what}", style="bold")
         elif st.status == "stopping":
             text.append(f"stopping {what}: finishing the step and saving a checkpoint…", style="bold yellow")
-        elif st.status == "history":
+        elif st.status in ("history", "external"):
             text.append(st.status_text or "last run", style="bold")
         elif st.status == "idle":
             text.append("idle — s: start pretraining   r: resume   j: pick a job", style="bold")
@@ -441,7 +442,7 @@ class TrainScreen(Screen):
         else:
             bar.update(total=100, progress=0)
         total = f"/{st.total_steps}" if st.total_steps else ""
-        eta = fmt_duration(st.eta_s) if st.status in ("running", "stopping") else "–"
+        eta = fmt_duration(st.eta_s) if st.status in ("running", "stopping", "external") else "–"
         stats = (
             f"step {st.step}{total} · epoch {st.epoch} · {st.tokens_per_s:,.0f} tok/s · "
             f"{fmt_duration(st.elapsed_s)} elapsed · ETA {eta}"
