@@ -92,6 +92,16 @@ def describe_checkpoint(path: Path) -> str:
     return f"run {run} at step {state.get('step', '?')} ({path.parent.name}/{path.name})"
 
 
+def _step_of(path: Path) -> int:
+    from bert2 import checkpoint as ckpt
+
+    try:
+        step = ckpt.read_state(path).get("step", 0)
+    except Bert2Error:
+        return 0
+    return step if isinstance(step, int) else 0
+
+
 def _task_of(path: Path) -> str:
     from bert2 import checkpoint as ckpt
 
@@ -314,7 +324,7 @@ class Bert2App(App[int]):
             return
         st = self.run_state
         job = self.job
-        key = (id(screen), st.status, st.step, st.total_steps, job.id if job else 0)
+        key = (id(screen), st.status, st.step, st.total_steps, job.id if job else 0, self.job_active)
         if key == self._nav_key:
             return
         self._nav_key = key
@@ -461,6 +471,10 @@ class Bert2App(App[int]):
     def start_selected(self, choice: str, resume: bool = False, ask: bool = True) -> bool:
         """Start (or resume) pretraining (`choice` = pretrain), distillation (distill), head pruning (prune) or
         fine-tuning of task `choice`. When the kind's directories already hold runs, `ask` how to start."""
+        if self.job_active:  # before any question: a running job answers every start the same way
+            return self.start_job(
+                JobSpec(choice if choice in ("pretrain", "distill", "prune") else "finetune", self.config, task=choice)
+            )
         if choice in ("pretrain", "distill"):
             spec = JobSpec(choice, self.config, resume=resume, probes=self.probes)
         elif choice == "prune":
@@ -501,8 +515,16 @@ class Bert2App(App[int]):
         checkpoints = sum(len(v) for v in earlier.values())
         options: list[tuple[str, Any]] = []
         resumable_task = _task_of(latest) if latest is not None else ""
+        message = "A new run never deletes another run's checkpoints; only 'clear' does."
         if latest is not None and (spec.kind == "pretrain" or resumable_task == spec.task):
-            options.append(("resume", f"Resume it: {describe_checkpoint(latest)}"))
+            section = self.config.pretrain if spec.kind == "pretrain" else self.config.finetune
+            if _step_of(latest) < section.max_steps or section.minutes > 0:
+                options.append(("resume", f"Resume it: {describe_checkpoint(latest)}"))
+            else:  # resuming would stop at once: say why it is not offered
+                message = (
+                    f"The latest run ended at step {_step_of(latest)}, {spec.kind}.max_steps; raise it to "
+                    f"resume that run. " + message
+                )
         options.append(("new", f"Start a new run beside it (the {len(earlier)} earlier run(s) stay as they are)"))
         options.append(
             ("clear", f"Clear it and start over (deletes {checkpoints} checkpoint(s) of {len(earlier)} run(s))")
@@ -519,7 +541,7 @@ class Bert2App(App[int]):
             ChoiceScreen(
                 f"{spec.title}: saved_model already holds {len(earlier)} run(s) of this kind",
                 options,
-                message="A new run never deletes another run's checkpoints; only 'clear' does.",
+                message=message,
                 highlight=options[0][0],
             ),
             answer,

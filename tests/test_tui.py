@@ -972,16 +972,17 @@ async def test_start_over_existing_runs_asks_and_a_new_run_deletes_nothing(tmp_p
         await pilot.press("s")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen), 10)
         prompts = [str(o.prompt) for o in app.screen.query_one("#choice-list").options]
-        assert prompts[0].startswith("Resume it: run ") and "at step 6" in prompts[0]
-        assert prompts[1].startswith("Start a new run beside it") and prompts[2].startswith("Clear it")
+        # the first run finished at its max_steps: resuming it would stop at once, so it is not offered (and why)
+        assert "ended at step 6, pretrain.max_steps" in widget_text(app.screen.query_one("#choice-message"))
+        assert prompts[0].startswith("Start a new run beside it") and prompts[1].startswith("Clear it")
         await pilot.press("escape")  # cancel: nothing starts
         await pilot.pause()
-        assert app.job.spec.resume is False and not app.job_active
+        assert not app.job_active
 
         job = app.job
         await pilot.press("s")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen), 10)
-        await pilot.press("down", "enter")  # a new run beside the first
+        await pilot.press("enter")  # a new run beside the first
         assert await wait_for(pilot, lambda: app.job is not job and not app.job_active, 120), app.run_state.log
         after = {p.name: ckpt.run_of(p) for p in ckpt.kind_checkpoints(cfg.paths.root, "pretrain")}
         kept = {p: r for p, r in first_periodic.items() if p.is_dir() and ckpt.run_of(p) == r}
@@ -992,11 +993,18 @@ async def test_start_over_existing_runs_asks_and_a_new_run_deletes_nothing(tmp_p
         job = app.job
         await pilot.press("s")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen), 10)
-        await pilot.press("down", "down", "enter")  # clear and start over
+        await pilot.press("down", "enter")  # clear and start over
         assert await wait_for(pilot, lambda: app.job is not job and not app.job_active, 120), app.run_state.log
         assert app.job.spec.overwrite
         assert len({ckpt.run_of(p) for p in ckpt.kind_checkpoints(cfg.paths.root, "pretrain")}) == 1
         assert any("--overwrite: removed" in line.text for line in app.run_state.log)
+
+        app.config.pretrain.max_steps = 1000  # now the latest run can go on: resuming it is the first offer
+        await pilot.press("s")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen), 10)
+        prompts = [str(o.prompt) for o in app.screen.query_one("#choice-list").options]
+        assert prompts[0].startswith("Resume it: run ") and "at step 6" in prompts[0] and len(prompts) == 3
+        await pilot.press("escape")
 
 
 _OTHER_WRITER = """

@@ -89,13 +89,13 @@ class Run:
                 reporters, where = reporters_for(report_to, self.kind_dir)
                 self.callbacks += [runlog.writer(runlog.metrics_file(self.kind_dir)), *reporters]
                 if self.lock.stale is not None:
-                    self.say(
+                    self._tell(
                         f"took over {self.kind_dir}'s lock from {self.lock.stale.describe()}, which is no longer "
                         "running"
                     )
                 self._announce(overwrite)
                 if where:
-                    self.say(where)
+                    self._tell(where)
             except BaseException:
                 self.close()
                 raise
@@ -113,34 +113,37 @@ class Run:
         return ckpt.resolve(resume)
 
     def _announce(self, overwrite: bool) -> None:
-        """Say which run this is: a resume (of which run, at which step), a new run beside the earlier ones, or a
+        """(In the constructor, which a stop request does not interrupt: `execute` honours it.) Say which run this is: a resume (of which run, at which step), a new run beside the earlier ones, or a
         new run after clearing them (--overwrite); nothing of another run is deleted unless asked."""
         root = self.cfg.paths.root
         if self.resume_path is not None:
             step = _step(self.resume_path)
-            self.say(f"resuming run {self.run_id} at step {step} from {self.resume_path}")
+            self._tell(f"resuming run {self.run_id} at step {step} from {self.resume_path}")
             return
         if overwrite:
             removed = ckpt.clear_kind(root, self.kind)
-            self.say(
+            self._tell(
                 f"--overwrite: removed {len(removed)} checkpoint(s) of earlier runs from {self.kind_dir}; new "
                 f"run {self.run_id}"
             )
             return
         earlier = ckpt.runs_in(root, self.kind)
         if earlier:
-            self.say(
+            self._tell(
                 f"new run {self.run_id}, beside {len(earlier)} earlier run(s) in {self.kind_dir}: none of their "
                 "checkpoints is deleted (--resume continues the latest run, --overwrite clears them)"
             )
         else:
-            self.say(f"new run {self.run_id}")
+            self._tell(f"new run {self.run_id}")
 
     # ---- during set-up ------------------------------------------------------------------------------------
     def say(self, message: str, level: str = "info") -> None:
         """A set-up message for every callback (main process only); a stop request ends the set-up here."""
         if self.stop_event.is_set():
             raise StoppedDuringSetup
+        self._tell(message, level)
+
+    def _tell(self, message: str, level: str = "info") -> None:
         if self.dist.is_main:
             for cb in self.callbacks:
                 cb(LogEvent(level=level, message=message))
