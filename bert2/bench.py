@@ -558,42 +558,50 @@ def _baselines(task: str, data_name: str) -> dict[str, dict[str, float]]:
 
 
 def bench_finetune_quality(
-    minutes: float = 3.0, checkpoint: str | None = None, tasks: tuple[tuple[str, str], ...] = QUALITY_TASKS
+    minutes: float = 0.0, checkpoint: str | None = None, tasks: tuple[tuple[str, str], ...] = QUALITY_TASKS
 ) -> dict[str, Any]:
-    """What pretraining buys: each built-in task fine-tuned from the pretraining checkpoint and from scratch (same
-    architecture, tokenizer, recipe and wall-clock budget), beside the simplest baseline, all on held-out data.
+    """What pretraining buys, on any data: each (task, data) fine-tuned from the pretraining checkpoint and from
+    scratch (same architecture, tokenizer and recipe: the one the data gives, or `minutes` of training each),
+    beside the simplest baseline a user would try, all scored on the very same held-out rows.
 
-    The checkpoint defaults to pretrain best/final under ./saved_model (run `bert2 quick` or `bert2 pretrain`
-    first). Each run gets `minutes` of training; its final evaluation is the number reported.
+    The checkpoint defaults to pretrain best/final under ./saved_model (`bert2 full --data FILE`, `bert2 quick` or
+    `bert2 pretrain` first). Each run's final evaluation is the number reported.
     """
     source = str(ckpt.resolve(checkpoint) if checkpoint else ckpt.default_checkpoint(Config().paths.root, "pretrain"))
-    out: dict[str, Any] = {"checkpoint": source, "minutes_each": minutes, "tasks": {}}
+    out: dict[str, Any] = {"checkpoint": source, "minutes_each": minutes or "recipe", "tasks": {}}
     threads = torch.get_num_threads()
     for task, data_name in tasks:
-        row: dict[str, Any] = {"baselines": _baselines(task, data_name)}
+        task_cls = get_task(task)
+        data = task_cls.data(data_name)
+        row: dict[str, Any] = {
+            "held_out": {"examples": len(data.validation), "rule": data.held_out_rule or "the source's own split"},
+            "baselines": task_cls.baselines(data),
+        }
         for init in ("pretrained", "scratch"):
             with tempfile.TemporaryDirectory() as tmp:
-                cfg = Config().with_overrides(
-                    [
-                        f'paths.root="{tmp}"',
-                        f"finetune.task={task}",
-                        f'finetune.data="{data_name}"',
+                sets = [
+                    f'paths.root="{tmp}"',
+                    f"finetune.task={task}",
+                    f'finetune.data="{data_name}"',
+                    f'finetune.from_checkpoint="{source}"',
+                ]
+                if minutes:
+                    sets += [
                         f"finetune.minutes={minutes}",
                         "finetune.max_steps=1000000",
                         "finetune.eval_every=0",
                         "finetune.save_every=0",
-                        f'finetune.from_checkpoint="{source}"',
                     ]
-                )
+                cfg = Config().with_overrides(sets)
                 t0 = time.perf_counter()
                 done = run_finetuning(cfg, [], from_checkpoint=SCRATCH if init == "scratch" else source)
                 torch.set_num_threads(threads)
                 row[init] = {
                     "step": done.step,
                     "wall_s": round(time.perf_counter() - t0, 1),
-                    **{k: round(v, 4) for k, v in done.final_metrics.items()},
+                    **{k: round(v, 4) for k, v in done.final_metrics.items() if "/" not in k},
                 }
-        key = get_task(task).headline_metric
+        key = task_cls.headline_metric
         row["pretraining_gain"] = round(row["pretrained"].get(key, 0.0) - row["scratch"].get(key, 0.0), 4)
         row["metric"] = key
         out["tasks"][f"{task}:{data_name}"] = row

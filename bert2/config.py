@@ -260,8 +260,8 @@ class FinetuneConfig(TrainConfig):
     """Task data: a built-in name (imdb-offline, wiki-topic for classify; wnut16-offline for ner; wiki-qa; wiki-span), a hub name or a local file."""
     from_checkpoint: str = ""
     """Pretraining checkpoint to start from (empty: pretrain best, else final)."""
-    max_seq_length: int = 256
-    """Longest training input in tokens (IMDB reviews average ~300; attention cost grows with the square)."""
+    max_seq_length: int = 0
+    """Longest training input in tokens; 0: chosen from the data (what 90% of its texts fit, 64-256: attention cost grows with the square; IMDB reviews get 256)."""
     eval_max_seq_length: int = 512
     """Longest input at evaluation and inference, up to the model's positions; ALiBi models read longer texts than they trained on (0: as max_seq_length)."""
     truncation: str = "head+tail"
@@ -272,10 +272,14 @@ class FinetuneConfig(TrainConfig):
     """Peak learning rate after warm-up; 0: the task's measured recipe (generative qa 2e-3, the other tasks 1e-3; docs/quality.md). A 1.5M-parameter model wants far more than BERT-Base's 2e-5."""
     adam_beta2: float = 0.999
     """AdamW beta2 (BERT's fine-tuning value; pretraining uses 0.98, steadier with large learning rates)."""
-    warmup_steps: int = 35
-    """Linear warm-up steps."""
-    max_steps: int = 560
-    """Optimizer steps to fine-tune for (IMDB: 0.75 epoch, under 5 minutes on 2 CPU cores with its evaluations)."""
+    warmup_steps: int = 0
+    """Linear warm-up steps; 0: warmup_ratio of the run."""
+    warmup_ratio: float = 0.1
+    """Share of the run spent warming up when warmup_steps is 0."""
+    max_steps: int = 0
+    """Optimizer steps to fine-tune for; 0: from finetune.epochs, or from the data's size (tasks/recipe.py)."""
+    epochs: float = 0.0
+    """Passes over the training data when max_steps is 0; 0: chosen from the data's size (about 27,000 examples seen, 1-10 epochs)."""
     eval_every: int = 280
     """Evaluate every N steps (0: only at the end)."""
     save_every: int = 280
@@ -555,7 +559,8 @@ class Config:
         non_negative("finetune", f, "learning_rate")  # 0: the task's recipe
         for sec in TRAINING_SECTIONS:
             t = getattr(self, sec)
-            positive(sec, t, "batch_size", "max_steps", "grad_accum_steps", "log_every", "adam_epsilon")
+            positive(sec, t, "batch_size", "grad_accum_steps", "log_every", "adam_epsilon")
+            (non_negative if sec == "finetune" else positive)(sec, t, "max_steps")  # finetune: 0 = by the data
             non_negative(
                 sec,
                 t,
@@ -587,11 +592,19 @@ class Config:
         if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
             e.append(FieldError("runtime.device", f"must be auto, cpu, cuda, cuda:N or mps; got {dev!r}"))
 
-        positive("finetune", f, "max_seq_length", "decoder_layers", "max_answer_length", "num_beams")
+        positive("finetune", f, "decoder_layers", "max_answer_length", "num_beams")
         non_negative(
-            "finetune", f, "max_examples", "eval_max_seq_length", "minutes", "no_repeat_ngram_size", "max_word_repeats"
+            "finetune",
+            f,
+            "max_seq_length",
+            "epochs",
+            "max_examples",
+            "eval_max_seq_length",
+            "minutes",
+            "no_repeat_ngram_size",
+            "max_word_repeats",
         )
-        probability("finetune", f, "classifier_dropout", "hidden_dropout_prob")
+        probability("finetune", f, "classifier_dropout", "hidden_dropout_prob", "warmup_ratio")
         if f.max_seq_length > m.max_position_embeddings:
             e.append(
                 FieldError(
@@ -599,7 +612,7 @@ class Config:
                     f"{f.max_seq_length} exceeds model.max_position_embeddings ({m.max_position_embeddings})",
                 )
             )
-        if not 0 <= f.doc_stride < f.max_seq_length:
+        if f.doc_stride < 0 or 0 < f.max_seq_length <= f.doc_stride:
             e.append(FieldError("finetune.doc_stride", f"must be in [0, finetune.max_seq_length), got {f.doc_stride}"))
         e += self._validate_distill()
         if not self.paths.root.strip():

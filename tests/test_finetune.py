@@ -10,10 +10,7 @@ import torch
 
 from bert2 import checkpoint as ckpt
 from bert2.cli import main
-from bert2.cli.common import load
-from bert2.cli.main import build_parser
-from bert2.cli.train import FULL_FINETUNE_STEPS, finetune_overrides, full_finetune_steps
-from bert2.config import STAGES, Config, FinetuneConfig
+from bert2.config import STAGES, Config
 from bert2.errors import CheckpointError, DataError, InputError
 from bert2.registry import get as get_task
 from bert2.training.events import DoneEvent, EvalEvent, StartEvent, StepEvent
@@ -437,20 +434,55 @@ def test_learning_rate_zero_is_the_tasks_recipe_and_is_recorded(
     assert done.reason == "completed"
     expected = get_task(task).learning_rate
     assert max(e.lr for e in events if isinstance(e, StepEvent)) == pytest.approx(expected)
-    assert any(f"learning rate {expected:g}: the {task} recipe" in e.message for e in events if hasattr(e, "message"))
+    assert any(
+        f"learning rate {expected:g}: the {task} task's measured rate" in e.message
+        for e in events
+        if hasattr(e, "message")
+    )
     final = ckpt.latest_in(tmp_path / "bert" / "finetuning" / "final")
     assert ckpt.read_json(final / "trainer_state.json")["run_config"]["finetune"]["learning_rate"] == expected
 
 
-def test_full_fine_tunes_longer_unless_a_length_was_chosen(tmp_path):
-    parse = build_parser().parse_args
-    assert full_finetune_steps(parse(["full"])) == FULL_FINETUNE_STEPS != FinetuneConfig().max_steps
-    assert full_finetune_steps(parse(["full", "--finetune-steps", "7"])) == 7
-    assert full_finetune_steps(parse(["full", "--set", "finetune.max_steps=9"])) is None  # --set wins later
-    (tmp_path / "run.toml").write_text("[finetune]\nmax_steps = 11\n")
-    args = parse(["full", "--config", str(tmp_path / "run.toml")])
-    assert full_finetune_steps(args) is None
-    assert load(args, finetune_overrides(args, full_finetune_steps(args))).finetune.max_steps == 11
+def test_the_recipe_comes_from_the_data_not_its_name(tmp_path, tiny_pretrain_checkpoint):
+    """Length, epochs, warm-up and rate are chosen from the data's size and text lengths: the built-in IMDB reviews
+    and a user's CSV of the same reviews get the same recipe and the same held-out rows; settings the user chose
+    are kept; a small set gets more passes, capped."""
+    import csv
+
+    from bert2.checkpoint.model_files import read_tokenizer
+    from bert2.tasks.recipe import EXAMPLES_SEEN, MAX_EPOCHS, choose
+
+    tok = read_tokenizer(tiny_pretrain_checkpoint)
+    task = get_task("classify")
+    builtin = task.data("imdb-offline")
+    path = tmp_path / "reviews.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        for ex in reversed(builtin.validation + builtin.train):  # a user's own file of the reviews, in its own order
+            writer.writerow([ex["text"], ["negative", "positive"][ex["label"]]])
+    mine = task.data(str(path))
+    assert {ex["text"] for ex in mine.validation} == {ex["text"] for ex in builtin.validation}  # the same rows
+    assert "by a hash of each text" in mine.held_out_rule and len(mine.held_out_rows) == len(mine.validation)
+    mine.train = mine.train[:3000]  # a smaller set: more passes, by the same rule
+
+    cfg = Config()
+    a = choose(task, cfg, builtin, tok, 512)
+    assert a.max_seq_length == 256 and a.epochs == pytest.approx(EXAMPLES_SEEN / len(builtin.train), rel=1e-3)
+    assert a.max_steps == -(-EXAMPLES_SEEN // 32)  # about 27,000 examples: 844 steps of 32
+    b = choose(task, cfg, mine, tok, 512)
+    assert b.epochs == pytest.approx(min(EXAMPLES_SEEN / len(mine.train), MAX_EPOCHS), rel=1e-3)
+    assert b.warmup_steps == round(0.1 * b.max_steps) and b.learning_rate == task.learning_rate
+    short = task.data("wiki-topic")
+    c = choose(task, cfg, short, tok, 512)
+    assert c.max_seq_length == min(256, max(64, -(-c.length_p90 // 32) * 32))  # what 90% of the extracts fit in
+    assert c.length_p90 < a.length_p90
+    chosen = Config().with_overrides(
+        ["finetune.max_steps=99", "finetune.max_seq_length=100", "finetune.warmup_steps=7"]
+    )
+    d = choose(task, chosen, builtin, tok, 512)
+    assert (d.max_steps, d.max_seq_length, d.warmup_steps) == (99, 100, 7)
+    assert any("finetune.max_steps" in w for w in d.why)
 
 
 # ---------------------------------------------------------------------------------------------------- recipe

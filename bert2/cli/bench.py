@@ -23,6 +23,12 @@ BENCH_NAMES = (
 )
 
 
+def _quality_tasks() -> tuple[tuple[str, str], ...]:
+    from ..bench import QUALITY_TASKS
+
+    return QUALITY_TASKS
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .. import bench  # torch and transformers: only a benchmark needs them
 
@@ -35,7 +41,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "inference_latency": {"checkpoint": args.checkpoint},
         "finetune_quality": {
             "checkpoint": args.checkpoint,
-            **({"minutes": args.finetune_minutes} if args.finetune_minutes else {}),
+            "minutes": args.finetune_minutes or 0.0,
+            **({"tasks": ((args.task or "classify", args.data),)} if args.data else {}),
+            **(
+                {"tasks": tuple(t for t in _quality_tasks() if t[0] == args.task)}
+                if args.task and not args.data
+                else {}
+            ),
         },
         "data_prep": {"mb": args.mb, "corpus": args.corpus},
     }
@@ -61,6 +73,7 @@ def add_parsers(sub: Any) -> None:
             "bert2 bench train_throughput",
             "bert2 bench memory --json",
             "bert2 bench finetune_quality --finetune-minutes 1.5",
+            "bert2 bench finetune_quality --task classify --data reviews.csv",
             "bert2 bench data_prep --mb 500",
         ),
     )
@@ -78,7 +91,18 @@ def add_parsers(sub: Any) -> None:
         "--checkpoint", metavar="DIR", help="inference_latency, finetune_quality: checkpoint (default: pretrain best)"
     )
     p.add_argument(
-        "--finetune-minutes", type=float, metavar="M", help="finetune_quality: training minutes per run (default 3)"
+        "--finetune-minutes",
+        type=float,
+        metavar="M",
+        help="finetune_quality: a wall-clock budget per run (default: none, the recipe the data gives)",
+    )
+    p.add_argument(
+        "--data",
+        metavar="NAME_OR_PATH",
+        help="finetune_quality: your own data (a CSV/JSONL/SQuAD/CoNLL file or a hub name) instead of the built-ins",
+    )
+    p.add_argument(
+        "--task", help="finetune_quality: the task of --data (default classify), or the built-ins of one task"
     )
     p.add_argument(
         "--mb",

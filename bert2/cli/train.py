@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from ..checkpoint import default_checkpoint
-from ..config import CHOICES, Config, FinetuneConfig, PretrainConfig
+from ..config import CHOICES, Config, PretrainConfig
 from ..training.reporters import REPORTERS, parse_report_to
 from .common import (
     EventPrinter,
@@ -97,11 +97,7 @@ def finetune_overrides(args: argparse.Namespace, max_steps: int | None) -> list[
     if getattr(args, "max_examples", None) is not None:
         out.append(f"finetune.max_examples={args.max_examples}")
     if max_steps is not None:
-        out.append(f"finetune.max_steps={max_steps}")
-        # A short run with the default warm-up would be rejected by validation; unless the user set the warm-up,
-        # scale it to a tenth of the run.
-        if not any(s.startswith("finetune.warmup_steps=") for s in (args.set or [])):
-            out.append(f"finetune.warmup_steps={max_steps // 10}")
+        out.append(f"finetune.max_steps={max_steps}")  # warm-up: finetune.warmup_ratio of it, unless set
     return out
 
 
@@ -143,25 +139,13 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return train_exit_code(done)
 
 
-# `bert2 full` has a 20-minute budget on 2 CPU cores; `bert2 finetune`'s 560 steps fit the 5-minute route from
-# `bert2 quick`. On IMDB, 840 steps (1.1 epochs) at the same learning rate reached 90.0% held-out where 560 gave
-# 88.1% (README, "How the recipe was chosen").
-FULL_FINETUNE_STEPS = 840
-
-
-def full_finetune_steps(args: argparse.Namespace) -> int | None:
-    """Fine-tuning steps of `bert2 full`: --finetune-steps, else FULL_FINETUNE_STEPS unless a config file or --set
-    chose finetune.max_steps (None: keep that choice)."""
-    if args.finetune_steps is not None:
-        return args.finetune_steps
-    if load(args).finetune.max_steps != FinetuneConfig().max_steps:
-        return None
-    return FULL_FINETUNE_STEPS
-
-
 def cmd_full(args: argparse.Namespace) -> int:
-    """The seed's `full` mode: pretrain, then fine-tune from the checkpoint that pretraining just wrote."""
-    from ..tasks.pretraining import run_pretraining  # torch: see the module docstring
+    """The seed's `full` mode: pretrain (on the corpus and the task's own training text), then fine-tune from the
+    checkpoint that pretraining just wrote; a time estimate first."""
+    from ..tasks.finetuning import task_class  # torch: see the module docstring
+    from ..tasks.full import corpus_chars, estimate, task_text_corpus
+    from ..tasks.pretraining import run_pretraining
+    from ..tasks.recipe import choose
 
     extra = []
     if args.pretrain_steps is not None:
@@ -169,52 +153,48 @@ def cmd_full(args: argparse.Namespace) -> int:
         if not any(s.startswith("pretrain.warmup_steps=") for s in (args.set or [])):
             extra.append(f"pretrain.warmup_steps={args.pretrain_steps // 10}")
     cfg = load(
-        args,
-        extra + finetune_overrides(args, full_finetune_steps(args)) + report_overrides(args, "pretrain", "finetune"),
+        args, extra + finetune_overrides(args, args.finetune_steps) + report_overrides(args, "pretrain", "finetune")
     )
     t0 = time.perf_counter()
     printer = EventPrinter(quiet=args.quiet)
+    task_cls = task_class(cfg.finetune.task)
+    data = task_cls.data(task_cls.resolve_data_name(cfg.finetune.data), cfg.finetune.max_examples, cfg.data.seed)
     if not args.no_task_text:
-        corpus = task_adaptive_corpus(cfg)
-        if corpus != cfg.data.corpus:
-            if not args.quiet:
-                sys.stderr.write(
-                    f"pretraining corpus: {corpus} (the task's unlabelled training text joins the "
-                    f"corpus; --no-task-text to leave it out)\n"
-                )
-            cfg.data.corpus = corpus
+        cfg.data.corpus, note = task_text_corpus(cfg, task_cls, data)
+        if not args.quiet:
+            sys.stderr.write(note + "\n")
+    guess = choose(task_cls, cfg, data, None, cfg.model.max_position_embeddings)  # lengths guessed from characters
+    eta = estimate(
+        cfg,
+        corpus_chars(cfg.data.corpus),
+        guess.max_steps,
+        cfg.finetune.batch_size * min(guess.length_p90, guess.max_seq_length),
+    )
+    if not args.quiet:
+        sys.stderr.write(eta.describe() + "\n")
     done = with_stop_signals(lambda stop: run_pretraining(cfg, [printer], stop, overwrite=args.overwrite))
     if done.reason not in ("completed", "time_budget"):
         sys.stderr.write(f"pretraining ended ({done.reason}); fine-tuning skipped\n")
         return train_exit_code(done)
     source = default_checkpoint(cfg.paths.root, "pretrain")
     done = _run_finetune(cfg, args, EventPrinter(quiet=args.quiet), from_checkpoint=source, overwrite=args.overwrite)
+    took = time.perf_counter() - t0
     if args.quiet:
-        print_json({"reason": done.reason, "step": done.step, "metrics": done.final_metrics})
+        print_json(
+            {
+                "reason": done.reason,
+                "step": done.step,
+                "metrics": done.final_metrics,
+                "wall_s": round(took, 1),
+                "estimated_s": round(eta.total_s, 1),
+            }
+        )
     else:
         sys.stderr.write(
-            f"pretraining + fine-tuning took {time.perf_counter() - t0:.0f} s\n" + next_steps(cfg.finetune.task)
+            f"pretraining + fine-tuning took {took / 60:.1f} min (estimated {eta.total_s / 60:.0f} min)\n"
+            + next_steps(cfg.finetune.task)
         )
     return train_exit_code(done)
-
-
-def task_adaptive_corpus(cfg: Config) -> str:
-    """The pretraining corpus for `bert2 full`: the configured one plus the fine-tuning task's own text, when that
-    text is a built-in pretraining source the corpus lacks (today: the IMDB reviews, without the held-out ones).
-
-    Why: Gururangan et al. (2020) found that continuing to pretrain on the task's unlabelled text helps most when
-    the task's domain differs from the corpus; movie reviews are far from Wikipedia summaries. Measured here (IMDB,
-    held-out accuracy, same fine-tuning): see the README's trial table.
-    """
-    from ..data.corpus import IMDB_OFFLINE, corpus_parts  # datasets and numpy: only `full` needs them
-    from ..tasks.finetuning import task_class
-
-    f = cfg.finetune
-    if f.task != "classify" or task_class(f.task).resolve_data_name(f.data) != IMDB_OFFLINE:
-        return cfg.data.corpus
-    if IMDB_OFFLINE in corpus_parts(cfg.data.corpus):
-        return cfg.data.corpus
-    return f"{cfg.data.corpus}+{IMDB_OFFLINE}"
 
 
 def next_steps(task: str) -> str:
@@ -342,7 +322,9 @@ def add_parsers(sub: Any) -> None:
         "architecture with random weights, to see what pretraining buys",
     )
     p.add_argument(
-        "--max-steps", type=int, help=f"optimizer steps (default: finetune.max_steps, {FinetuneConfig().max_steps})"
+        "--max-steps",
+        type=int,
+        help="optimizer steps (default: finetune.max_steps; 0 there: chosen from the data's size)",
     )
     p.add_argument(
         "--resume",
@@ -360,8 +342,9 @@ def add_parsers(sub: Any) -> None:
         sub,
         "full",
         "pretrain, then fine-tune from the new pretraining checkpoint",
-        "The seed's `main.py full`: pretraining, then fine-tuning from the checkpoint it wrote. For the\n"
-        "IMDB task the training reviews' text joins the pretraining corpus (--no-task-text: not).",
+        "The seed's `main.py full`: pretraining, then fine-tuning from the checkpoint it wrote. The task's\n"
+        "training text (never its held-out examples) joins the pretraining corpus, whatever --data names\n"
+        "(--no-task-text: not); a time estimate is printed first.",
         ("bert2 full", "bert2 full --task qa --pretrain-steps 3000"),
     )
     add_common(p, preset_choice=True, example="finetune.max_steps=300")
@@ -370,13 +353,12 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--finetune-steps",
         type=int,
-        help=f"fine-tuning steps (default: {FULL_FINETUNE_STEPS}, longer than `bert2 finetune`'s "
-        f"{FinetuneConfig().max_steps}, unless finetune.max_steps is set)",
+        help="fine-tuning steps (default: finetune.max_steps; 0 there: chosen from the data's size)",
     )
     p.add_argument(
         "--no-task-text",
         action="store_true",
-        help="pretrain on data.corpus alone (by default the IMDB task adds its training reviews' text)",
+        help="pretrain on data.corpus alone (by default the task's training text joins it: task-adaptive pretraining)",
     )
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_full)

@@ -8,10 +8,12 @@ fields they need (`require_fields`) and build their examples.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,6 @@ from ..errors import DataError
 
 DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl")
 CONLL_SUFFIXES = (".txt", ".conll", ".iob", ".bio", ".conllu")
-VALIDATION_FRACTION = 0.1
 VALIDATION_CAP = 1000  # enough for stable numbers, small enough that evaluation stays a few seconds on a CPU
 
 
@@ -98,23 +99,71 @@ def label_names(values: Sequence[Any]) -> list[str]:
     return names
 
 
-def split(
-    examples: list[dict[str, Any]], seed: int, key: str | None = None
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Deterministic train/validation split: 10% held out (at most VALIDATION_CAP), by `key` group when given.
+HELD_OUT_TARGET = 1000  # held-out rows wanted: enough for stable numbers, few enough for a quick evaluation
+HELD_OUT_EVERY_MIN = 10  # never more than 1 row in 10 held out: small sets keep most of their rows to learn from
+SPLIT_COLUMN = "split"
+VALIDATION_NAMES = ("validation", "valid", "dev", "test", "heldout", "held-out")
 
-    Grouping (e.g. by context for SQuAD) keeps every question about one paragraph on the same side, so the model
-    is never validated on a paragraph it was trained to read.
+
+def row_hash(key: str) -> int:
+    """A row's place in the split: the first 32 bits of the SHA-256 of its key (its text)."""
+    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16)
+
+
+def held_out_every(n: int) -> int:
+    """1 row in k is held out, k = n / 1000 for large sets (about 1,000 rows), at least 10 (at most 10%): IMDB's
+    25,000 reviews give k = 25, wnut16's 2,394 tweets k = 10 (239 held out)."""
+    return max(HELD_OUT_EVERY_MIN, round(n / HELD_OUT_TARGET))
+
+
+@dataclass
+class Split:
+    """Training and held-out examples of a data set, and which rows were held out and why."""
+
+    train: list[dict[str, Any]]
+    validation: list[dict[str, Any]]
+    held_out_rows: list[int]
+    """Positions (0-based, in the order the examples were read) of the held-out ones."""
+    rule: str
+    """How they were chosen, in words: what the run log and the checkpoint say."""
+
+
+def split(
+    examples: list[dict[str, Any]],
+    key: Callable[[dict[str, Any]], str],
+    seed: int = 42,
+    marked: list[str | None] | None = None,
+) -> Split:
+    """Hold out the rows whose key hashes to 0 modulo `held_out_every(number of keys)`: the same rows on every run
+    and on every machine, whatever the file's order, the seed or the rows added later elsewhere; rows with the
+    same key (every question about one paragraph) stay on the same side, so the model is never validated on a
+    text it was trained to read. The IMDB reviews' fixed held-out set is this rule with k = 25.
+
+    `marked` (a file's own `split` column, one value per example): rows marked validation/dev/test are the
+    held-out ones instead, and the hash decides nothing. The training rows come in a seeded random order
+    (classes mixed even when a file is sorted by label).
     """
-    groups: dict[Any, list[int]] = {}
-    for i, ex in enumerate(examples):
-        groups.setdefault(ex[key] if key else i, []).append(i)
-    order = list(groups)
-    random.Random(seed).shuffle(order)
-    n_val = (
-        min(max(1, round(len(order) * VALIDATION_FRACTION)), VALIDATION_CAP, len(order) - 1) if len(order) > 1 else 0
-    )
-    val = [examples[i] for g in order[:n_val] for i in groups[g]]
-    train_idx = [i for g in order[n_val:] for i in groups[g]]
-    random.Random(seed + 1).shuffle(train_idx)  # mixed classes even when the file is sorted by label
-    return [examples[i] for i in train_idx], val
+    keys = [key(ex) for ex in examples]
+    if len(set(keys)) == 1 < len(keys):  # every row shares one text (a tiny file): the rows themselves are the keys
+        keys = [f"{k}\x00{i}" for i, k in enumerate(keys)]
+    if marked is not None and any(str(m or "").strip().lower() in VALIDATION_NAMES for m in marked):
+        held = {i for i, m in enumerate(marked) if str(m or "").strip().lower() in VALIDATION_NAMES}
+        rule = f"the rows the file's {SPLIT_COLUMN!r} column marks {'/'.join(VALIDATION_NAMES[:4])}"
+    else:
+        distinct = sorted(set(keys))
+        k = held_out_every(len(distinct))
+        chosen = {kk for kk in distinct if row_hash(kk) % k == 0}
+        if not chosen and len(distinct) > 1:  # a tiny set: hold out the one with the smallest hash
+            chosen = {min(distinct, key=row_hash)}
+        if len(chosen) == len(distinct) and len(distinct) > 1:
+            chosen.discard(max(distinct, key=row_hash))
+        held = {i for i, kk in enumerate(keys) if kk in chosen}
+        rule = f"1 in {k} of {len(distinct)} distinct texts, by a hash of each text (the same rows on every run)"
+    train_idx = [i for i in range(len(examples)) if i not in held]
+    random.Random(seed + 1).shuffle(train_idx)
+    held_sorted = sorted(held)
+    val_idx = list(held_sorted)
+    # A fixed order, whatever the seed, in which no prefix is one class (files often list their labels in
+    # blocks): finetune.eval_batches and bert2 prune take prefixes and samples of it.
+    random.Random(0).shuffle(val_idx)
+    return Split([examples[i] for i in train_idx], [examples[i] for i in val_idx], held_sorted, rule)

@@ -26,10 +26,14 @@ from ..checkpoint.model_files import write_model_files
 from ..compress.surgery import restore_pruned_heads
 from ..config import Config, FinetuneConfig, ModelConfig
 from ..data.collator import pad_and_stack
+from ..data.records import split
 from ..errors import CheckpointError, DataError
 from ..registry import finetune_tasks
 
 METRICS_FILE = "metrics.json"
+HELD_OUT_FILE = "heldout.json"
+"""In every fine-tuned checkpoint whose validation rows bert2 chose: which rows (0-based positions in the order the
+data was read), and by what rule."""
 PROBE_COUNT = 2
 SAMPLE_ANSWERS = 20  # generated / extracted answers kept in metrics.json for a human to read
 
@@ -43,6 +47,10 @@ class TaskData:
     labels: list[str] | None = None
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    held_out_rows: list[int] = field(default_factory=list)
+    """Which examples (0-based, in the order they were read) are the validation ones, when bert2 chose them."""
+    held_out_rule: str = ""
+    """How they were chosen, in words ("" when the source came with its own validation split)."""
 
 
 class Task:
@@ -110,6 +118,38 @@ class FinetuneTask(Task):
     def load_data(cls, name: str, seed: int) -> TaskData:
         """Raw examples of `name` (a built-in, a local file or a hub dataset), split into train and validation."""
         raise NotImplementedError
+
+    @classmethod
+    def split_key(cls, example: dict[str, Any]) -> str:
+        """The text a held-out row is chosen by (data/records.py split): examples with the same key stay on the
+        same side of the split."""
+        raise NotImplementedError
+
+    @classmethod
+    def input_text(cls, example: dict[str, Any]) -> str:
+        """What the encoder reads of an example, as text (the recipe measures its length in tokens)."""
+        raise NotImplementedError
+
+    @classmethod
+    def texts(cls, examples: list[dict[str, Any]]) -> list[str]:
+        """The unlabelled text of examples, one document each (what `bert2 full` adds to the pretraining corpus:
+        the task's own domain, task-adaptive pretraining; Gururangan et al. 2020)."""
+        return [cls.input_text(ex) for ex in examples]
+
+    @classmethod
+    def held_out(
+        cls,
+        examples: list[dict[str, Any]],
+        seed: int,
+        labels: list[str] | None = None,
+        source: str = "",
+        notes: list[str] | None = None,
+        marked: list[str | None] | None = None,
+    ) -> TaskData:
+        """TaskData of examples that came without a validation split: the rows bert2 holds out, by one rule for
+        every source (a built-in, a user's file): a hash of each row's text."""
+        s = split(examples, cls.split_key, seed, marked)
+        return TaskData(s.train, s.validation, labels, source, list(notes or []), s.held_out_rows, s.rule)
 
     @classmethod
     def resolve_data_name(cls, data: str) -> str:
@@ -239,6 +279,8 @@ class FinetuneTask(Task):
         self.batch_size = batch_size
         self.report: dict[str, Any] | None = None
         self._micro_since_eval = 0  # >0: the weights moved since `report` was computed
+        self.held_out: dict[str, Any] | None = None
+        """Which rows of the data are the validation ones (written to heldout.json beside the weights)."""
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         return pad_and_stack(examples, self.tokenizer.pad_token_id)
@@ -262,6 +304,8 @@ class FinetuneTask(Task):
         write_model_files(model.config, self.tokenizer, directory, self.meta, extra)
         if self.report is not None and self._micro_since_eval == 0:  # only when it describes these weights
             ckpt.write_json(directory / METRICS_FILE, self.report)
+        if self.held_out is not None:
+            ckpt.write_json(directory / HELD_OUT_FILE, self.held_out)
 
     def state_dict(self) -> dict[str, Any]:
         return {}  # collation is deterministic; dropout's RNG is restored by the trainer

