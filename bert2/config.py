@@ -306,6 +306,8 @@ class FinetuneConfig(TrainConfig):
     """Generative QA says no word more often than this in one answer (0: off; 1 scored best on held-out answers, README)."""
     doc_stride: int = 64
     """Overlap in tokens between windows of a long context (qa-span)."""
+    case_features: bool = True
+    """NER: each word's letter case (lower, Capitalised, ALL CAPS, ...) is a learned vector added to its pieces' embeddings, when the vocabulary lowercases (it drops the capitals that mark most names); not exportable to transformers."""
 
 
 @dataclass

@@ -18,7 +18,7 @@ from .data.collator import pad_and_stack
 from .errors import CheckpointError, InputError
 from .model import mean_pool
 from .tasks.classify import featurize_classification
-from .tasks.ner import entity_spans
+from .tasks.ner import bio_decode, entity_spans, transitions, word_shape
 from .tasks.pretraining import fill_mask, fill_mask_batch
 from .tasks.qa import MAX_QUERY_LENGTH, truncate_question
 from .tasks.qa_span import featurize_span, postprocess_span_predictions
@@ -134,16 +134,28 @@ class Predictor:
         (end exclusive, so text[start:end] == entity text) and score the mean probability of its words' tags.
 
         Words are what the tokenizer's pre-tokenizer splits (whitespace and punctuation), each read from its first
-        piece as in training; a text longer than the model reads is tagged in consecutive windows cut between
-        words. Tags become entities as conlleval reads them (tasks/ner.py: entity_spans).
+        piece as in training (with its letter case when the model reads it), decoded into the most probable
+        tags that keep BIO's rule (tasks/ner.py bio_decode); a text longer than the model reads is tagged in
+        consecutive windows cut between words. Tags become entities as conlleval reads them (entity_spans).
         """
         self._require("ner", "entity recognition")
         check_text(text, "text")
         labels = list(self.meta.get("labels") or [])
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets, word_ids = enc["input_ids"], enc["offset_mapping"], enc.word_ids()
+        first: dict[int, int] = {}
+        spans: dict[int, list[int]] = {}
+        for i, w in enumerate(word_ids):
+            if w is None:
+                continue
+            first.setdefault(w, i)
+            spans.setdefault(w, [offsets[i][0], offsets[i][1]])[1] = offsets[i][1]
+        shapes = None
+        if self.meta.get("case_features"):  # each piece gets its word's shape, read from the original text
+            kind = {w: word_shape(text[a:b]) for w, (a, b) in spans.items()}
+            shapes = [0 if w is None else kind[w] for w in word_ids]
         room = max(self.max_length - 2, 1)  # [CLS] and [SEP]
-        probs: list[torch.Tensor] = []
+        log_probs: list[torch.Tensor] = []
         start = 0
         while start < len(ids):
             end = min(start + room, len(ids))
@@ -154,21 +166,16 @@ class Predictor:
             window = torch.tensor(
                 [[self.tokenizer.cls_token_id, *ids[start:end], self.tokenizer.sep_token_id]], device=self.device
             )  # (1, n + 2)
-            logits = self.model(window, torch.zeros_like(window), torch.ones_like(window)).logits[0, 1:-1]  # (n, C)
-            probs.append(logits.float().softmax(-1).cpu())
+            shape_ids = None if shapes is None else torch.tensor([[0, *shapes[start:end], 0]], device=self.device)
+            out = self.model(window, torch.zeros_like(window), torch.ones_like(window), shape_ids=shape_ids)
+            log_probs.append(out.logits[0, 1:-1].float().log_softmax(-1).cpu())  # (n, C)
             start = end
-        piece_probs = torch.cat(probs) if probs else torch.zeros(0, len(labels))  # (P, C)
-        first: dict[int, int] = {}
-        spans: dict[int, list[int]] = {}
-        for i, w in enumerate(word_ids):
-            if w is None:
-                continue
-            first.setdefault(w, i)
-            spans.setdefault(w, [offsets[i][0], offsets[i][1]])[1] = offsets[i][1]
+        piece = torch.cat(log_probs) if log_probs else torch.zeros(0, len(labels))  # (P, C)
         order = sorted(first)
-        best = [piece_probs[first[w]].max(0) for w in order]  # per word: (probability, tag id)
-        tags = [labels[int(b.indices)] for b in best]
-        scores = [float(b.values) for b in best]
+        words = piece[[first[w] for w in order]] if order else piece  # (W, C): each word's first piece
+        path = bio_decode(words, transitions(labels))  # the most probable tags that break no BIO rule
+        tags = [labels[j] for j in path]
+        scores = [float(words[k, j].exp()) for k, j in enumerate(path)]
         found = []
         for label, a, b in entity_spans(tags):
             char_start, char_end = spans[order[a]][0], spans[order[b - 1]][1]

@@ -17,7 +17,17 @@ from bert2.config import Config
 from bert2.errors import DataError
 from bert2.metrics import entity_report
 from bert2.registry import get as get_task
-from bert2.tasks.ner import entity_spans, featurize_ner, read_conll, tag_names, word_predictions
+from bert2.tasks.ner import (
+    SHAPES,
+    bio_decode,
+    decode_words,
+    entity_spans,
+    featurize_ner,
+    read_conll,
+    tag_names,
+    transitions,
+    word_shape,
+)
 from bert2.training.events import DoneEvent, EvalEvent, StepEvent
 
 PEOPLE = ["Marie Curie", "Alan Turing", "Ada Lovelace", "Isaac Newton", "Niels Bohr", "Emmy Noether"]
@@ -133,9 +143,30 @@ def test_labels_sit_on_the_first_piece_of_each_word(tiny_pretrain_checkpoint):
         first = w is not None and feature["word_ids"].index(w) == i
         assert got[i] == (labels.index(tags[w]) if first else -100), (i, pieces[i])
         assert first == (w is not None and not pieces[i].startswith("##"))
-    # Reading predictions back gives one tag per word from its first piece.
-    piece_tags = [labels[t] if t >= 0 else "I-LOC" for t in got]  # non-first pieces say something else
-    assert word_predictions(feature["word_ids"], piece_tags, len(words)) == tags
+    # Reading predictions back gives one tag per word from its first piece (the other pieces say something else).
+    log_probs = torch.full((len(got), len(labels)), -9.0)
+    for i, t in enumerate(got):
+        log_probs[i, t if t >= 0 else labels.index("I-LOC")] = 0.0
+    assert decode_words(feature["word_ids"], log_probs, labels, len(words), transitions(labels)) == tags
+    [shaped] = featurize_ner([{"tokens": words, "tags": tags}], tokenizer, 64, labels, shapes=True)
+    kinds = [SHAPES[i] for i in shaped["shape_ids"].tolist()]
+    assert kinds[0] == kinds[-1] == "none" and kinds[1] == "Capitalised" and "lower" in kinds
+
+
+def test_word_shapes_and_bio_consistent_decoding():
+    assert [
+        SHAPES[word_shape(w)]
+        for w in ("the", "Boston", "NBA", "iPhone", "2016", "@user", "#nba", "http://x.y", "!!", "I")
+    ] == ["lower", "Capitalised", "ALLCAPS", "miXed", "digits", "@mention", "#hashtag", "url", "punct", "Capitalised"]
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    allowed = transitions(labels)
+    # Per word, the model's favourite tags would be O, I-PER, I-PER: an orphan I- the rule does not allow.
+    lp = torch.log(
+        torch.tensor([[0.9, 0.03, 0.03, 0.02, 0.02], [0.1, 0.35, 0.45, 0.05, 0.05], [0.05, 0.05, 0.8, 0.05, 0.05]])
+    )
+    assert [labels[j] for j in bio_decode(lp, allowed)] == ["O", "B-PER", "I-PER"]
+    assert bio_decode(lp[:0], allowed) == []
+    assert not allowed[len(labels), labels.index("I-LOC")] and not allowed[labels.index("B-PER"), 4]
 
 
 def test_entity_spans_read_bio_as_conlleval():

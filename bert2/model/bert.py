@@ -349,9 +349,14 @@ class BertModel(nn.Module):
         attention_mask: torch.Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
+        extra_embeddings: torch.Tensor | None = None,
     ) -> BertOutput:
+        """`extra_embeddings` (B, T, H) is added to the embeddings before the first layer: what a head knows of
+        each position besides its token (the NER head's letter case, which an uncased vocabulary drops)."""
         mask = self.attention_mask(input_ids.shape[1], attention_mask)
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
+        if extra_embeddings is not None:
+            x = x + extra_embeddings  # (B, T, H)
         x, maps, states = self.encoder(x, mask, output_attentions, output_hidden_states)  # (B, T, H)
         pooled = self.pooler(x) if self.pooler is not None else None  # (B, H)
         return BertOutput(x, pooled, maps, states)

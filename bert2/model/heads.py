@@ -228,7 +228,7 @@ class BertForTokenClassification(nn.Module):
 
     pretrained_prefixes = {"bert.": "bert."}
 
-    def __init__(self, cfg: ModelConfig, num_labels: int, classifier_dropout: float = 0.1):
+    def __init__(self, cfg: ModelConfig, num_labels: int, classifier_dropout: float = 0.1, num_shapes: int = 0):
         super().__init__()
         if num_labels < 2:
             raise ValueError(f"a token classifier needs at least 2 labels, got {num_labels}")
@@ -237,7 +237,12 @@ class BertForTokenClassification(nn.Module):
         self.bert = BertModel(cfg, add_pooling_layer=False)
         self.dropout = nn.Dropout(classifier_dropout)
         self.classifier = nn.Linear(cfg.hidden_size, num_labels)
+        # With num_shapes, a learned vector per word shape (lower, Capitalised, ALL CAPS, ...; tasks/ner.py) joins
+        # each piece's embeddings: names are mostly capitalised, which a lowercasing vocabulary cannot see.
+        self.shape_embeddings = nn.Embedding(num_shapes, cfg.hidden_size) if num_shapes else None
         self.apply(lambda m: init_weights(m, cfg.initializer_range))
+        if self.shape_embeddings is not None:  # zero: the run starts from exactly the pretrained encoder
+            nn.init.zeros_(self.shape_embeddings.weight)
 
     def forward(
         self,
@@ -245,8 +250,12 @@ class BertForTokenClassification(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        shape_ids: torch.Tensor | None = None,
     ) -> TokenClassifierOutput:
-        seq = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state  # (B, T, H)
+        extra = None
+        if self.shape_embeddings is not None and shape_ids is not None:
+            extra = self.shape_embeddings(shape_ids)  # (B, T) -> (B, T, H)
+        seq = self.bert(input_ids, token_type_ids, attention_mask, extra_embeddings=extra).last_hidden_state
         logits = self.classifier(self.dropout(seq))  # (B, T, C)
         loss = None
         if labels is not None:  # mean over the labelled pieces (first piece of each word)

@@ -147,11 +147,22 @@ class NERTask(FinetuneTask):
         meta: dict[str, Any],
         for_eval: bool = False,
     ) -> list[dict[str, Any]]:
-        return featurize_ner(examples, tokenizer, max_length, meta.get("labels") or [])
+        return featurize_ner(
+            examples, tokenizer, max_length, meta.get("labels") or [], shapes=bool(meta.get("case_features"))
+        )
 
     @classmethod
     def metadata(cls, cfg: Config, tokenizer: Any, data: TaskData) -> dict[str, Any]:
-        return {"labels": list(data.labels or []), "classifier_dropout": cfg.finetune.classifier_dropout}
+        # Letter case helps only where the vocabulary drops it (a lowercasing tokenizer): decided from the tokenizer.
+        lowercases = (
+            tokenizer("Ab", add_special_tokens=False)["input_ids"]
+            == tokenizer("ab", add_special_tokens=False)["input_ids"]
+        )
+        return {
+            "labels": list(data.labels or []),
+            "classifier_dropout": cfg.finetune.classifier_dropout,
+            "case_features": bool(cfg.finetune.case_features and lowercases),
+        }
 
     # ---- model ------------------------------------------------------------------------------------------------
     @classmethod
@@ -159,7 +170,18 @@ class NERTask(FinetuneTask):
         labels = meta.get("labels") or []
         if len(labels) < 2:
             raise CheckpointError(f"ner checkpoint metadata names {len(labels)} labels; at least 2 are needed")
-        return BertForTokenClassification(model_cfg, len(labels), float(meta.get("classifier_dropout", 0.1)))
+        shapes = len(SHAPES) if meta.get("case_features") else 0
+        return BertForTokenClassification(model_cfg, len(labels), float(meta.get("classifier_dropout", 0.1)), shapes)
+
+    @classmethod
+    def export_problem(cls, meta: dict[str, Any]) -> str | None:
+        if meta.get("case_features"):
+            return (
+                "it is a tagger that reads each word's letter case (finetune.case_features, the default), which "
+                "transformers' BertForTokenClassification has no place for; fine-tune with --set "
+                "finetune.case_features=false for an exportable one"
+            )
+        return None
 
     # ---- the trainer protocol -----------------------------------------------------------------------------------
 
@@ -170,7 +192,13 @@ class NERTask(FinetuneTask):
         self, model: nn.Module, batch: dict[str, torch.Tensor], totals: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         self._moved()
-        out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], labels=batch["labels"])
+        out = model(
+            batch["input_ids"],
+            batch["token_type_ids"],
+            batch["attention_mask"],
+            labels=batch["labels"],
+            shape_ids=batch.get("shape_ids"),
+        )
         share = (batch["labels"] != -100).sum() / totals["labelled"].clamp(min=1)
         loss = out.loss * share
         return loss, {"ce": loss}
@@ -182,14 +210,22 @@ class NERTask(FinetuneTask):
         labels = self.meta["labels"]
         predicted: list[list[str]] = []
         loss_sum, count = 0.0, 0
+        allowed = transitions(labels)
         for start, chunk, batch in self._batches(self.validation_features, device):
-            out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], labels=batch["labels"])
+            out = model(
+                batch["input_ids"],
+                batch["token_type_ids"],
+                batch["attention_mask"],
+                labels=batch["labels"],
+                shape_ids=batch.get("shape_ids"),
+            )
             n = int((batch["labels"] != -100).sum())
             loss_sum += float(out.loss) * n
             count += n
-            for i, (feature, ids) in enumerate(zip(chunk, out.logits.argmax(-1).tolist())):
+            log_probs = out.logits.float().log_softmax(-1).cpu()  # (B, T, C)
+            for i, feature in enumerate(chunk):
                 words = self.validation[start + i]["tokens"]
-                predicted.append(word_predictions(feature["word_ids"], [labels[j] for j in ids], len(words)))
+                predicted.append(decode_words(feature["word_ids"], log_probs[i], labels, len(words), allowed))
         return predicted, loss_sum / max(count, 1)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -294,11 +330,42 @@ def tag_names(sentences: Sequence[dict[str, Any]]) -> list[str]:
 # --------------------------------------------------------------------------------------------------------------
 
 
+SHAPES = ("none", "lower", "Capitalised", "ALLCAPS", "miXed", "digits", "@mention", "#hashtag", "url", "punct")
+"""What a word looks like, beside what it says: the uncased vocabulary reads "Apple" and "apple" as one token, and
+capitals mark most names. The NER head learns one vector per shape (finetune.case_features)."""
+_URL = re.compile(r"^(https?://|www\.)", re.IGNORECASE)
+
+
+def word_shape(word: str) -> int:
+    """Index into SHAPES of a word's shape (letters' case, digits, Twitter's @ and #, links)."""
+    if not word:
+        return 0
+    if word.startswith("@") and len(word) > 1:
+        return SHAPES.index("@mention")
+    if word.startswith("#") and len(word) > 1:
+        return SHAPES.index("#hashtag")
+    if _URL.match(word):
+        return SHAPES.index("url")
+    letters = [c for c in word if c.isalpha()]
+    if not letters:
+        return SHAPES.index("digits") if any(c.isdigit() for c in word) else SHAPES.index("punct")
+    if any(c.isdigit() for c in word):
+        return SHAPES.index("digits")
+    if all(c.islower() for c in letters):
+        return SHAPES.index("lower")
+    if all(c.isupper() for c in letters):
+        return SHAPES.index("ALLCAPS") if len(letters) > 1 else SHAPES.index("Capitalised")
+    if letters[0].isupper() and all(c.islower() for c in letters[1:]):
+        return SHAPES.index("Capitalised")
+    return SHAPES.index("miXed")
+
+
 def featurize_ner(
-    examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, labels: Sequence[str]
+    examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, labels: Sequence[str], shapes: bool = False
 ) -> list[dict[str, Any]]:
     """[CLS] pieces [SEP] in at most max_length tokens; `labels` (T,) holds each word's tag id on its first piece
-    and -100 elsewhere; `word_ids` maps every piece back to its word (None for [CLS]/[SEP]) for evaluation.
+    and -100 elsewhere; `word_ids` maps every piece back to its word (None for [CLS]/[SEP]) for evaluation; with
+    `shapes`, `shape_ids` (T,) gives every piece its word's shape (SHAPES; 0 on [CLS]/[SEP]).
 
     A word the tokenizer reads as nothing (a lone control character) gets no piece, and words past max_length
     are cut: both are then predicted O, which the evaluation counts against the model (honest, and rare: tweets
@@ -321,24 +388,66 @@ def featurize_ner(
                 if tag not in index:
                     raise DataError(f"tag {tag!r} is not one of the model's labels ({', '.join(labels)})")
                 targets.append(index[tag])
-        out.append(
-            {
-                "input_ids": id_tensor(enc["input_ids"][b]),
-                "labels": torch.tensor(targets, dtype=torch.int64),
-                "word_ids": word_ids,
-            }
-        )
+        feature = {
+            "input_ids": id_tensor(enc["input_ids"][b]),
+            "labels": torch.tensor(targets, dtype=torch.int64),
+            "word_ids": word_ids,
+        }
+        if shapes:
+            kinds = [word_shape(w) for w in ex["tokens"]]
+            feature["shape_ids"] = id_tensor([0 if w is None else kinds[w] for w in word_ids])
+        out.append(feature)
     return out
 
 
-def word_predictions(word_ids: Sequence[int | None], piece_tags: Sequence[str], n_words: int) -> list[str]:
-    """One tag per word, read from its first piece; a word without a piece (cut or empty) is O."""
+def transitions(labels: Sequence[str]) -> torch.Tensor:
+    """(C + 1, C) bool: which tag may follow which (the last row: what may begin a sentence). BIO's one rule: I-X
+    only continues an X entity (after B-X or I-X)."""
+    C = len(labels)
+    allowed = torch.ones(C + 1, C, dtype=torch.bool)
+    for j, tag in enumerate(labels):
+        if tag.startswith("I-"):
+            typ = tag[2:]
+            for i, prev in enumerate(labels):
+                allowed[i, j] = prev in (f"B-{typ}", f"I-{typ}")
+            allowed[C, j] = False
+    return allowed
+
+
+def bio_decode(log_probs: torch.Tensor, allowed: torch.Tensor) -> list[int]:
+    """The most probable tag sequence (Viterbi over (W, C) per-word log-probabilities) that breaks no BIO rule: an
+    I-X the model is sure of after an O becomes the better of B-X and O in context, instead of an orphan tag."""
+    W, C = log_probs.shape
+    if W == 0:
+        return []
+    penalty = torch.where(allowed, 0.0, float("-inf"))  # (C + 1, C)
+    score = log_probs[0] + penalty[C]  # (C,)
+    back = []
+    for w in range(1, W):
+        cand = score[:, None] + penalty[:C]  # (C, C): from tag i to tag j
+        best, arg = cand.max(0)  # (C,)
+        back.append(arg)
+        score = best + log_probs[w]
+    path = [int(score.argmax())]
+    for arg in reversed(back):
+        path.append(int(arg[path[-1]]))
+    return path[::-1]
+
+
+def decode_words(
+    word_ids: Sequence[int | None], log_probs: torch.Tensor, labels: Sequence[str], n_words: int, allowed: torch.Tensor
+) -> list[str]:
+    """One tag per word from its first piece's (T, C) log-probabilities, decoded with BIO's rule; a word without
+    a piece (cut or empty) is O."""
+    first: dict[int, int] = {}
+    for i, w in enumerate(word_ids):
+        if w is not None and w < n_words:
+            first.setdefault(w, i)
+    words = sorted(first)
     tags = [OUTSIDE] * n_words
-    seen: set[int] = set()
-    for w, tag in zip(word_ids, piece_tags):
-        if w is not None and w not in seen and w < n_words:
-            seen.add(w)
-            tags[w] = tag
+    if words:
+        for w, j in zip(words, bio_decode(log_probs[[first[w] for w in words]], allowed)):
+            tags[w] = labels[j]
     return tags
 
 
