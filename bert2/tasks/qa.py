@@ -33,7 +33,25 @@ WIKI_QA = "wiki-qa"
 MAX_QUERY_LENGTH = 64  # questions longer than this (in tokens) are cut, so the context always gets room
 
 
-class GenerativeQATask(FinetuneTask):
+class QuestionAnswering(FinetuneTask):
+    """What the two QA tasks share: an example is a question about a context."""
+
+    @classmethod
+    def split_key(cls, example: dict[str, Any]) -> str:
+        """The context: every question about one text on the same side of the split."""
+        return example["context"] or example["question"]
+
+    @classmethod
+    def input_text(cls, example: dict[str, Any]) -> str:
+        return f"{example['question']} {example['context']}"
+
+    @classmethod
+    def texts(cls, examples: list[dict[str, Any]]) -> list[str]:
+        """Each distinct context once (many questions share one): the reading the task is about."""
+        return list(dict.fromkeys(ex["context"] for ex in examples if ex["context"]))
+
+
+class GenerativeQATask(QuestionAnswering):
     """Teacher-forced token cross-entropy, normalised over all answer tokens of the accumulated batch; evaluation
     adds greedy generation scored with BLEU, ROUGE and exact match (beam search is for inference: it multiplies
     the evaluation time by the beam width for a small gain)."""
@@ -95,20 +113,6 @@ class GenerativeQATask(FinetuneTask):
         kept = [r for r in records if str(r.get("question") or "").strip() and str(r.get("answer") or "").strip()]
         marked = [r.get(SPLIT_COLUMN) for r in kept] if SPLIT_COLUMN in records[0] else None
         return cls.held_out(examples, seed, source=str(path), notes=notes, marked=marked)
-
-    @classmethod
-    def split_key(cls, example: dict[str, Any]) -> str:
-        """The context: every question about one text on the same side of the split."""
-        return example["context"] or example["question"]
-
-    @classmethod
-    def input_text(cls, example: dict[str, Any]) -> str:
-        return f"{example['question']} {example['context']}"
-
-    @classmethod
-    def texts(cls, examples: list[dict[str, Any]]) -> list[str]:
-        """Each distinct context once (many questions share one): the reading the task is about."""
-        return list(dict.fromkeys(ex["context"] for ex in examples if ex["context"]))
 
     @classmethod
     def baselines(cls, data: TaskData) -> dict[str, dict[str, float]]:

@@ -33,13 +33,13 @@ from ..data.records import VALIDATION_CAP, local_path, read_records, require_fie
 from ..errors import DataError
 from ..metrics import normalize_answer, squad_metrics
 from ..model.heads import BertForQuestionAnswering
-from .base import SAMPLE_ANSWERS, FinetuneTask, TaskData, sample_probes
-from .qa import MAX_QUERY_LENGTH, truncate_question
+from .base import SAMPLE_ANSWERS, TaskData, sample_probes
+from .qa import MAX_QUERY_LENGTH, QuestionAnswering, truncate_question
 
 WIKI_SPAN = "wiki-span"
 
 
-class SpanQATask(FinetuneTask):
+class SpanQATask(QuestionAnswering):
     """Start/end cross-entropy on windowed features; evaluation post-processes the windows of each question back
     into one answer (n-best, max answer length) and scores it with SQuAD's exact match and F1."""
 
@@ -89,21 +89,6 @@ class SpanQATask(FinetuneTask):
         if is_hub_name(name, cls.hub_data):
             return cls._load_hub(name, seed)
         raise cls.unknown_data(name)
-
-    @classmethod
-    def split_key(cls, example: dict[str, Any]) -> str:
-        """The context: every question about one paragraph on the same side (never validated on a paragraph it
-        was trained to read)."""
-        return example["context"]
-
-    @classmethod
-    def input_text(cls, example: dict[str, Any]) -> str:
-        return f"{example['question']} {example['context']}"
-
-    @classmethod
-    def texts(cls, examples: list[dict[str, Any]]) -> list[str]:
-        """Each distinct context once (many questions share one): the reading the task is about."""
-        return list(dict.fromkeys(ex["context"] for ex in examples if ex["context"]))
 
     @classmethod
     def _load_hub(cls, name: str, seed: int) -> TaskData:
