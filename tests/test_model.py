@@ -198,3 +198,30 @@ def test_fused_training_loss_matches_autograd_reference():
     with torch.no_grad():  # evaluation: the reference path, same numbers
         again = model.loss(ids, types, mask, labels, nsp)
     assert abs(again.mlm_loss_sum.item() - ref_mlm.item()) < 1e-4
+
+
+def test_bf16_step_runs_the_matmuls_in_bf16_and_the_loss_in_fp32():
+    """Under precision bf16 (autocast), the fused MLM loss projects in bf16 and computes the softmax in fp32;
+    attention runs in fp32 on a CPU. Loss and gradients stay close to the fp32 step's, the master weights fp32."""
+    torch.manual_seed(0)
+    model = BertForPreTraining(CFG)
+    ids, types, mask = padded_batch()
+    labels = torch.full_like(ids, -100)
+    labels[:, 1::3] = ids[:, 1::3]
+    labels[mask == 0] = -100
+    nsp = torch.tensor([0, 1, 1])
+
+    def step(bf16: bool):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = model.loss(ids, types, mask, labels, nsp)
+        out.loss.backward()
+        return out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    ref, g_ref = step(False)
+    low, g_low = step(True)
+    assert low.mlm_loss_sum.dtype == torch.float32 and all(g.dtype == torch.float32 for g in g_low.values())
+    assert abs(low.loss.item() - ref.loss.item()) < 0.02 * abs(ref.loss.item())
+    for name in g_ref:
+        cos = torch.nn.functional.cosine_similarity(g_low[name].flatten(), g_ref[name].flatten(), dim=0)
+        assert cos > 0.98, (name, float(cos))

@@ -181,6 +181,10 @@ def alibi_bias(slopes: torch.Tensor, t: int, key_mask: torch.Tensor | None) -> t
 # --------------------------------------------------------------------------------------------------------------
 
 
+def _float(mask: torch.Tensor | None) -> torch.Tensor | None:
+    return mask.float() if mask is not None and mask.is_floating_point() else mask
+
+
 def attend(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout: float, eager: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -190,6 +194,15 @@ def attend(
     broadcastable to (B, nh, T, S). The eager path spells the formula out and returns the attention maps (the UI
     draws them); sdpa computes the same thing in one fused kernel and returns none.
     """
+    if not eager and q.dtype == torch.bfloat16 and q.device.type == "cpu":
+        # bf16 pays in the big matmuls (projections, feed-forward, vocabulary), but on a CPU the fused attention
+        # kernel's bf16 backward is several times slower than its fp32 one (docs/performance.md): so attention
+        # itself runs in fp32, between matmuls that run in bf16.
+        with torch.autocast("cpu", enabled=False):  # autocast would cast the inputs back to bf16
+            y = F.scaled_dot_product_attention(
+                q.float(), k.float(), v.float(), attn_mask=_float(mask), dropout_p=dropout
+            )
+        return y.to(q.dtype), None  # (B, nh, T, hs)
     if mask is not None and mask.is_floating_point() and mask.dtype != q.dtype:
         mask = mask.to(q.dtype)  # an ALiBi bias under autocast: the scores' dtype
     if not eager:
@@ -445,8 +458,8 @@ class BertForPreTraining(nn.Module):
         targets = labels[selected]  # (N,)
         rows = self.mlm.hidden(out.last_hidden_state[selected])  # (N, H)
         tied = self.bert.embeddings.word_embeddings.weight  # (V, H)
-        if self._fuse(rows):  # training step: the loss without materialised logits (fused_loss.py)
-            mlm_sum, correct = linear_cross_entropy_sum(rows, tied, self.mlm.bias, targets)
+        if torch.is_grad_enabled() and rows.shape[0] > 0:  # a training step: the loss without kept logits
+            mlm_sum, correct = linear_cross_entropy_sum(rows, tied, self.mlm.bias, targets, _compute_dtype(rows))
         else:
             logits = F.linear(rows, tied, self.mlm.bias).float()  # (N, V)
             mlm_sum = F.cross_entropy(logits, targets, reduction="sum")
@@ -462,14 +475,11 @@ class BertForPreTraining(nn.Module):
             loss = loss + nsp_loss
         return PreTrainingLoss(loss, mlm_sum, count, correct, nsp_loss, nsp_correct)
 
-    def _fuse(self, rows: torch.Tensor) -> bool:
-        """The fused projection + loss is exact in fp32 and only pays where a gradient follows."""
-        return (
-            torch.is_grad_enabled()
-            and rows.shape[0] > 0
-            and rows.dtype == torch.float32
-            and not torch.is_autocast_enabled(rows.device.type)
-        )
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The matmul dtype of this step: autocast's (bf16 under `precision = bf16`), else fp32."""
+    device = x.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else torch.float32
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -21,10 +21,23 @@ import torch
 class _LinearCrossEntropySum(torch.autograd.Function):
     @staticmethod
     def forward(
-        ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, target: torch.Tensor
+        ctx,
+        h: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        target: torch.Tensor,
+        compute_dtype: torch.dtype,
     ) -> torch.Tensor:
-        # h (N, H), weight (V, H), bias (V,), target (N,) class indices, all valid
-        logits = torch.addmm(bias, h, weight.t()) if bias is not None else h @ weight.t()  # (N, V)
+        # h (N, H), weight (V, H), bias (V,), target (N,) class indices, all valid. The two matmuls run in
+        # compute_dtype (bf16 in a bf16 step: the weights stay fp32, cast here); everything after them in fp32.
+        ctx.h_dtype = h.dtype
+        h, weight = h.to(compute_dtype), weight.to(compute_dtype)
+        if compute_dtype == torch.float32:
+            logits = torch.addmm(bias, h, weight.t()) if bias is not None else h @ weight.t()  # (N, V)
+        else:
+            logits = (h @ weight.t()).float()  # (N, V) fp32 from a bf16 matmul
+            if bias is not None:
+                logits += bias.float()
         picked = logits.gather(1, target[:, None])  # (N, 1) logit of the true class
         row_max = logits.amax(dim=1, keepdim=True)  # (N, 1)
         grad = logits.sub_(row_max).exp_()  # (N, V) exp(l - max), in place: the logits are not needed again
@@ -41,19 +54,26 @@ class _LinearCrossEntropySum(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor, _grad_correct: torch.Tensor | None = None):
         grad, h, weight = ctx.saved_tensors
+        g = grad.to(h.dtype)  # the matmuls in the forward's compute dtype
         # Scale the small results, not the (N, V) buffer: grad_loss is a scalar.
-        grad_h = (grad @ weight) * grad_loss if ctx.needs_input_grad[0] else None  # (N, H)
-        grad_w = (grad.t() @ h) * grad_loss if ctx.needs_input_grad[1] else None  # (V, H)
+        grad_h = ((g @ weight) * grad_loss).to(ctx.h_dtype) if ctx.needs_input_grad[0] else None  # (N, H)
+        grad_w = ((g.t() @ h).float() * grad_loss) if ctx.needs_input_grad[1] else None  # (V, H) fp32 master
         grad_b = grad.sum(0) * grad_loss if ctx.has_bias and ctx.needs_input_grad[2] else None  # (V,)
-        return grad_h, grad_w, grad_b, None
+        return grad_h, grad_w, grad_b, None, None
 
 
 def linear_cross_entropy_sum(
-    h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, target: torch.Tensor
+    h: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    target: torch.Tensor,
+    compute_dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum_i cross_entropy(h_i @ weight.T + bias, target_i), rows whose argmax is target_i) without keeping the
-    logits; the count comes for free from the row maxima the loss needs anyway.
+    logits; the count comes for free from the row maxima the loss needs anyway. `compute_dtype` bfloat16: the
+    projection's matmuls in bf16 (2-3x faster on a CPU with bf16 instructions), the softmax and the loss in fp32.
 
     target holds at least one row and no -100 (the model keeps the reference path for a batch without masks).
     """
-    return _LinearCrossEntropySum.apply(h, weight, bias, target)
+    with torch.autocast(h.device.type, enabled=False):  # the dtypes above are this function's own choice
+        return _LinearCrossEntropySum.apply(h, weight, bias, target, compute_dtype)
