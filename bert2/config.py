@@ -34,7 +34,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.position_embedding_type": ("alibi", "absolute"),
     **{f"{s}.scheduler": ("linear", "cosine", "constant") for s in TRAINING_SECTIONS},
     **{f"{s}.on_nan": ("stop", "rollback") for s in TRAINING_SECTIONS},
-    "runtime.precision": ("fp32", "bf16", "fp16"),
+    "runtime.precision": ("fp32", "bf16", "fp16", "auto"),
     "finetune.task": FINETUNE_TASKS,
     "finetune.pooling": ("mean", "cls"),
     "finetune.truncation": ("head+tail", "head"),
@@ -355,7 +355,7 @@ class RuntimeConfig:
     num_threads: int = 0
     """CPU threads for torch (0: torch's default)."""
     precision: str = "fp32"
-    """fp32, bf16 (autocast; CPUs with AMX and recent GPUs) or fp16 (GPU only, with a gradient scaler)."""
+    """fp32, bf16 (the big matmuls in bf16, weights and loss fp32: CPUs with AVX512-BF16 or AMX, recent GPUs), fp16 (GPU only, with a gradient scaler) or auto (bf16 where a matmul of the model's shape measures faster, else fp32)."""
 
 
 @dataclass

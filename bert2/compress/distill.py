@@ -668,7 +668,7 @@ def _build(run: Run, weights: LossWeights, teacher_path: Path, probes: tuple[str
 
     run_config = cfg.to_dict()
     run_config["distilled_from"] = str(teacher_path)
-    ctx = dataclasses.replace(run.context(), callbacks=[relay], on_finish=None)  # the lock outlives fit()
+    ctx = dataclasses.replace(run.context(s_cfg), callbacks=[relay], on_finish=None)  # the lock outlives fit()
     trainer = Trainer(student, train_data, task, cfg.distill, run_config, ctx)
     trainer.init = (
         f"resumed from {resume_path}"

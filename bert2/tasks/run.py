@@ -28,11 +28,12 @@ from .. import checkpoint as ckpt
 from ..checkpoint.layout import new_run_id, run_of
 from ..checkpoint.lock import KindLock
 from ..checkpoint.train_state import check_resumable
-from ..config import STAGES, Config
+from ..config import STAGES, Config, ModelConfig
 from ..errors import CheckpointError
 from ..training import runlog
 from ..training.distributed import DistInfo, init_distributed, resolve_device
 from ..training.events import Callback, DoneEvent, LogEvent
+from ..training.precision import resolve as resolve_precision
 from ..training.reporters import reporters_for
 from ..training.trainer import RunContext, Trainer
 
@@ -154,8 +155,13 @@ class Run:
             self.cfg.all_stage_dirs()
         return {s: self.cfg.stage_dir(self.kind, s, create=False) for s in STAGES}
 
-    def context(self) -> RunContext:
-        precision = self.cfg.runtime.precision
+    def context(self, model_cfg: ModelConfig) -> RunContext:
+        """What the Trainer needs; `runtime.precision` auto is decided here, for this model on this machine."""
+        precision = resolve_precision(
+            self.cfg.runtime.precision, self.device, model_cfg.hidden_size, model_cfg.intermediate_size
+        )
+        if self.cfg.runtime.precision == "auto":
+            self.say(f"precision {precision.name} ({precision.reason})")
         return RunContext(
             self.stage_dirs(),
             self.device,
@@ -163,7 +169,7 @@ class Run:
             self.dist,
             self.callbacks,
             self.stop_event,
-            precision,
+            precision.name,
             self.resume_path,
             self.trust_checkpoint,
             on_finish=self.close,
@@ -172,7 +178,7 @@ class Run:
     def trainer(
         self, model: torch.nn.Module, train_data: Any, task: Any, settings: Any, run_config: dict[str, Any]
     ) -> Trainer:
-        return Trainer(model, train_data, task, settings, run_config, self.context())
+        return Trainer(model, train_data, task, settings, run_config, self.context(model.config))
 
     # ---- the whole run ------------------------------------------------------------------------------------
     def execute(self, build: Callable[[], Trainer]) -> DoneEvent:
