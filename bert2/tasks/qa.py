@@ -60,6 +60,8 @@ class GenerativeQATask(QuestionAnswering):
     summary = "generative question answering (an encoder reads, a decoder writes)"
     request = "qa"
     headline_metric = "rouge1"
+    best_metric = "rouge1"  # best/: the checkpoint whose generated answers score best (every evaluation generates)
+    greater_is_better = True
     builtin_data = (WIKI_QA,)
     default_data = WIKI_QA
     hub_data = ("ms_marco", "ms_marco:v2.1")

@@ -47,6 +47,8 @@ class SpanQATask(QuestionAnswering):
     summary = "extractive question answering (the answer is a span of the context)"
     request = "qa"
     headline_metric = "f1"
+    best_metric = "f1"  # best/ holds the checkpoint that answers best, not the one most sure of its windows
+    greater_is_better = True
     export_class = "BertForQuestionAnswering"
     pipeline_tag = "question-answering"
     builtin_data = (WIKI_SPAN,)
