@@ -8,9 +8,10 @@ given; the recipe fills in the ones left at 0.
     length    finetune.max_seq_length = 0: what 90% of the training texts fit in, rounded up to 32 tokens and
               kept within 64-256 (attention costs grow with the square of the length; IMDB reviews, 721 tokens
               at their 90th percentile, get 256, tweets 64)
-    epochs    finetune.max_steps = 0 and finetune.epochs = 0: about EXAMPLES_SEEN examples in all (IMDB: 1.1
-              epochs, the length its trials found best), at least 1 and at most MAX_EPOCHS passes (a
-              2,000-sentence NER set gets 10)
+    epochs    finetune.max_steps = 0 and finetune.epochs = 0: about the task's examples_seen in all
+              (27,000 by default: IMDB's 1.1 epochs, the length its trials found best; 10,700 for extractive
+              QA, which overfits its spans), at least 1 and at most MAX_EPOCHS passes (a 2,000-sentence NER
+              set gets 10)
     steps     epochs x training examples / batch
     warm-up   finetune.warmup_steps = 0: warmup_ratio of the steps
     rate      finetune.learning_rate = 0: the task's measured rate (tasks/<task>.py learning_rate)
@@ -29,9 +30,6 @@ import numpy as np
 from ..config import Config
 from .base import FinetuneTask, TaskData
 
-EXAMPLES_SEEN = 27_000
-"""Training examples seen in a run whose length is left to the data (840 steps of 32 on IMDB: 90.0% held out,
-against 88.1% at 560 steps and 89.4% at 1,120; docs/quality.md)."""
 MAX_EPOCHS = 10.0
 MIN_EPOCHS = 1.0
 LENGTH_SAMPLE = 2000
@@ -105,9 +103,9 @@ def choose(
             epochs = f.epochs
             said = "finetune.epochs"
         else:
-            epochs = min(max(EXAMPLES_SEEN / max(n, 1), MIN_EPOCHS), MAX_EPOCHS)
+            epochs = min(max(task_cls.examples_seen / max(n, 1), MIN_EPOCHS), MAX_EPOCHS)
             said = (
-                f"about {EXAMPLES_SEEN:,} examples seen, {MIN_EPOCHS:g}-{MAX_EPOCHS:g} passes over "
+                f"about {task_cls.examples_seen:,} examples seen, {MIN_EPOCHS:g}-{MAX_EPOCHS:g} passes over "
                 f"{n:,} training examples"
             )
         steps = max(1, math.ceil(epochs * n / batch))
