@@ -299,3 +299,39 @@ def test_a_mutated_data_file_reads_cleanly_or_exits_2(m):
 )
 def test_the_issues_damage_is_refused(checkpoint_dir, m):
     assert run_checkpoint_mutation(checkpoint_dir, m) == "exit2"
+
+
+def test_listing_survives_a_damaged_neighbour(checkpoint_dir, tmp_path):
+    from bert2.checkpoint import list_checkpoints
+
+    stage = tmp_path / "saved_model" / "transformer" / "pretrain" / "final"
+    good, bad = stage / "step-00000001", stage / "step-00000002"
+    shutil.copytree(checkpoint_dir, good)
+    shutil.copytree(checkpoint_dir, bad)
+    apply(bad, {"file": "trainer_state.json", "kind": "field", "key": "step", "value": "abc"})
+    infos = {Path(i.path).name: i for i in list_checkpoints(tmp_path / "saved_model")}
+    assert infos["step-00000001"].valid
+    assert not infos["step-00000002"].valid and "step: must be an integer" in infos["step-00000002"].error
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("num_attention_heads", 0, "num_attention_heads: must be > 0"),
+        ("num_attention_heads", 3, "hidden_size: must be divisible"),
+        ("max_position_embeddings", -5, "max_position_embeddings: must be > 0"),
+        ("pad_token_id", 99999, "pad_token_id: must be in [0, vocab_size)"),
+        ("bert2", "oops", "bert2: must be an object"),
+        ("hidden_dropout_prob", 2.5, "hidden_dropout_prob: must be a probability"),
+        ("hidden_size", 640000, "the model (hidden_size 640000"),
+    ],
+)
+def test_the_cli_names_the_file_and_field(checkpoint_dir, tmp_path, capsys, key, value, says):
+    from bert2.cli.main import main
+
+    d = tmp_path / "step-00000001"
+    shutil.copytree(checkpoint_dir, d)
+    apply(d, {"file": "config.json", "kind": "field", "key": key, "value": value})
+    assert main(["inference", "mask", "--checkpoint", str(d), "the [MASK] runs"]) == 2
+    err = capsys.readouterr().err
+    assert f"{d / 'config.json'}: {says}" in err and "internal error" not in err
