@@ -29,6 +29,7 @@ from typing import Any
 from .. import __version__
 from ..config import KINDS, STAGES
 from ..errors import CheckpointError
+from .validate import state_problems
 
 STATE_FILE = "trainer_state.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -330,6 +331,10 @@ def checkpoint_info(path: Path, kind: str, stage: str) -> CheckpointInfo:
         state = read_state(path)
     except CheckpointError as exc:
         info.valid, info.error = False, str(exc)
+        return info
+    problems = state_problems(state)
+    if problems:  # one damaged directory is shown as invalid; the listing goes on with the rest
+        info.valid, info.error = False, f"{STATE_FILE}: {'; '.join(problems)}"
         return info
     info.step = int(state.get("step", info.step))
     info.metrics = {k: v for k, v in (state.get("metrics") or {}).items() if isinstance(v, (int, float))}

@@ -24,6 +24,7 @@ from ..config import CHOICES, ModelConfig, normalize_pruned_heads, pruned_heads_
 from ..data.tokenizer import load_tokenizer
 from ..errors import CheckpointError
 from .layout import CONFIG_FILE, WEIGHTS_FILE, read_json, resolve, write_json
+from .validate import check_config, check_weights_header, fail, finite_problems
 
 # transformers' hidden_act names -> bert2's. gelu_new, gelu_pytorch_tanh, gelu_fast and gelu_accurate are all the
 # tanh approximation 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))); gelu and gelu_python are the exact erf GELU.
@@ -120,10 +121,7 @@ def read_config(path: Path | str) -> tuple[ModelConfig, dict[str, Any]]:
     """A checkpoint's config.json as (ModelConfig, the raw dict); CheckpointError naming the file when broken."""
     f = Path(path) / CONFIG_FILE
     config = read_json(f)
-    try:
-        return model_config_from_hf(config), config
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{f} lacks a valid model configuration ({exc})") from None
+    return check_config(f, config, model_config_from_hf), config
 
 
 def read_tokenizer(path: Path | str, vocab_size: int | None = None) -> Any:
@@ -145,9 +143,13 @@ def read_weights(path: Path | str, device: str | torch.device = "cpu") -> dict[s
     """model.safetensors as a state dict; CheckpointError when truncated or corrupt."""
     f = Path(path) / WEIGHTS_FILE
     try:
-        return load_file(str(f), device=str(device))
+        tensors = load_file(str(f), device=str(device))
     except Exception as exc:  # safetensors raises its own SafetensorError, OSError, ...
         raise CheckpointError(f"{f} is unreadable (truncated or corrupt?): {exc}") from None
+    problems = finite_problems(tensors)
+    if problems:
+        raise fail(f, problems)
+    return tensors
 
 
 def build_model(task: str, model_cfg: ModelConfig, meta: dict[str, Any], tokenizer: Any = None) -> nn.Module:
@@ -181,12 +183,13 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu", weight
     its task with every tensor loaded strictly. Raises CheckpointError naming what is wrong."""
     p = resolve(path)
     model_cfg, config = read_config(p)
-    meta = dict(config.get("bert2") or {})
+    meta = dict(config.get("bert2") or {})  # check_config made sure it is an object
     tokenizer = read_tokenizer(p, model_cfg.vocab_size)
     loaded = LoadedCheckpoint(p, model_cfg, config, tokenizer, meta=meta)
     if not weights:
         return loaded
     model = build_model(loaded.task, model_cfg, meta, tokenizer)
+    check_weights_header(p / WEIGHTS_FILE, model.state_dict())  # names, shapes, dtypes before any tensor is read
     try:
         model.load_state_dict(read_weights(p, device), strict=True)
     except RuntimeError as exc:

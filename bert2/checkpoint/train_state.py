@@ -63,6 +63,11 @@ def _encode(value: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:
     raise CheckpointError(f"cannot store {where} ({type(value).__name__}) in resume state without pickle")
 
 
+def _int_pair(p: Any) -> bool:
+    """[int key, value]: what `_encode` writes for the optimizer's per-parameter state (a forged key is refused)."""
+    return isinstance(p, list) and len(p) == 2 and isinstance(p[0], int) and not isinstance(p[0], bool)
+
+
 def _decode(value: Any, tensors: dict[str, torch.Tensor], where: str = "resume.json") -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
@@ -78,8 +83,8 @@ def _decode(value: Any, tensors: dict[str, torch.Tensor], where: str = "resume.j
             return tuple(_decode(v, tensors, where) for v in inner)
         if tag == "dict" and isinstance(inner, dict):
             return {k: _decode(v, tensors, where) for k, v in inner.items()}
-        if tag == _INT_KEYS and isinstance(inner, list) and all(isinstance(p, list) and len(p) == 2 for p in inner):
-            return {int(k): _decode(v, tensors, where) for k, v in inner}
+        if tag == _INT_KEYS and isinstance(inner, list) and all(_int_pair(p) for p in inner):
+            return {k: _decode(v, tensors, where) for k, v in inner}
     raise CheckpointError(f"{where} holds a value bert2 did not write: {str(value)[:80]}")
 
 

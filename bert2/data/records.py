@@ -21,6 +21,7 @@ from ..errors import DataError
 
 DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl")
 CONLL_SUFFIXES = (".txt", ".conll", ".iob", ".bio", ".conllu")
+MAX_LINE_BYTES = 8 * 1024 * 1024  # no real record or sentence is this long: a binary or damaged file, not data
 VALIDATION_CAP = 1000  # enough for stable numbers, small enough that evaluation stays a few seconds on a CPU
 
 
@@ -43,11 +44,10 @@ def read_records(path: Path, what: str, formats: str) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataError(f"{path} is not a file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+        raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    text = decode_text(path, raw)
     suffix = path.suffix.lower()
     if not text.strip():
         raise DataError(f"{path} is empty")
@@ -81,6 +81,53 @@ def read_records(path: Path, what: str, formats: str) -> list[dict[str, Any]]:
             return [r for r in data if isinstance(r, dict)]
         raise DataError(f"{path} must hold a JSON list of records")
     raise DataError(f"{path}: unsupported file type {suffix or '(none)'}; use {formats}")
+
+
+def decode_text(path: Path, raw: bytes) -> str:
+    """`raw` as UTF-8 text; DataError naming the line of an undecodable byte or of a line longer than
+    MAX_LINE_BYTES (a 50 MB "line" is a binary or damaged file, and would make every later step crawl)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path} is not UTF-8 text: line {line}, byte {exc.start} ({exc.reason})") from None
+    start = 0
+    for n, end in enumerate(_line_ends(raw), 1):
+        if end - start > MAX_LINE_BYTES:
+            raise DataError(
+                f"{path} line {n} is {(end - start) / 1e6:.1f} MB long; lines of data are limited to "
+                f"{MAX_LINE_BYTES // (1024 * 1024)} MiB (is this a binary or damaged file?)"
+            )
+        start = end + 1
+    return text
+
+
+def _line_ends(raw: bytes):
+    """Offsets of every line end of `raw` (and its end)."""
+    i = raw.find(b"\n")
+    while i != -1:
+        yield i
+        i = raw.find(b"\n", i + 1)
+    yield len(raw)
+
+
+def check_label_column(records: list[dict[str, Any]], field: str, path: Path) -> None:
+    """DataError unless every value of `field` is a string, or every one an integer: a column mixing "pos" with
+    1 (or holding lists, objects, floats or booleans) would be silently read as extra classes."""
+    kinds: dict[str, int] = {}
+    for n, r in enumerate(records, 1):
+        v = r.get(field)
+        if v is None or v == "":
+            continue
+        kind = "integer" if isinstance(v, int) and not isinstance(v, bool) else type(v).__name__
+        if kind not in ("str", "integer"):
+            raise DataError(f"{path} record {n}: {field} is a {kind} ({str(v)[:40]}); labels are strings or integers")
+        kinds.setdefault(kind, n)
+    if len(kinds) > 1:
+        raise DataError(
+            f"{path}: column {field} mixes types: an integer at record {kinds['integer']}, a string at record "
+            f"{kinds['str']}; use one type for every label"
+        )
 
 
 def require_fields(records: list[dict[str, Any]], fields: Sequence[str], path: Path) -> None:

@@ -38,6 +38,7 @@ PARQUET_FORMATS = (".parquet",)
 FORMATS = TEXT_FORMATS + JSON_FORMATS + PARQUET_FORMATS
 COMPRESSIONS = (".gz", ".bz2", ".zst", ".zstd")
 _GLOB_CHARS = "*?["
+MAX_LINE_BYTES = 8 * 1024 * 1024  # as records.MAX_LINE_BYTES: a longer "line" is a binary or damaged file
 _FORMAT_GROUP = {".txt": "text", ".jsonl": "JSON lines", ".json": "JSON lines", ".parquet": "Parquet"}
 
 
@@ -114,8 +115,13 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     number = 0
     with _open_binary(path) as fh:
         try:
-            for raw in fh:
+            for raw in iter(lambda: fh.readline(MAX_LINE_BYTES + 1), b""):
                 number += 1
+                if len(raw) > MAX_LINE_BYTES:
+                    raise DataError(
+                        f"corpus file {path} line {number} is longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB; "
+                        "is this a binary or damaged file? (split long documents into lines)"
+                    )
                 if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw, offset = raw[3:], 3
                 try:

@@ -26,7 +26,15 @@ from ..config import CHOICES, Config, ModelConfig
 from ..data.collator import id_tensor
 from ..data.corpus import IMDB_OFFLINE, clean_review, imdb_reviews, load_wiki_articles
 from ..data.hub import hub_split, is_hub_name, load_hub_dataset
-from ..data.records import SPLIT_COLUMN, VALIDATION_CAP, label_names, local_path, read_records, require_fields
+from ..data.records import (
+    SPLIT_COLUMN,
+    VALIDATION_CAP,
+    check_label_column,
+    label_names,
+    local_path,
+    read_records,
+    require_fields,
+)
 from ..errors import CheckpointError, DataError
 from ..metrics import classification_report, flat_classification_metrics
 from ..model.heads import BertForSequenceClassification
@@ -89,6 +97,7 @@ class ClassifyTask(FinetuneTask):
     def _load_file(cls, path: Path, seed: int) -> TaskData:
         records = read_records(path, "classification", cls.local_formats)
         require_fields(records, ("text", "label"), path)
+        check_label_column(records, "label", path)
         records = [r for r in records if str(r.get("text") or "").strip() and r.get("label") not in (None, "")]
         labels = label_names([r["label"] for r in records])
         if len(labels) < 2:

@@ -19,6 +19,7 @@ import torch
 from .. import checkpoint as ckpt
 from ..checkpoint.model_files import read_config, read_tokenizer, read_weights
 from ..config import Config
+from ..data.records import local_path
 from ..errors import CheckpointError, DataError, TrainingError
 from ..memory import refuse_if_too_big
 from ..model import load_pretrained
@@ -71,6 +72,12 @@ def run_finetuning(
     explicit = str(from_checkpoint or "").strip() == SCRATCH
     if explicit and resume:
         raise TrainingError("--from scratch starts a new run and --resume continues an old one; use one of them")
+    # A local data file is read (and refused, naming file and line) before the run takes its directory: a broken
+    # file must leave nothing in saved_model (no lock, no metrics log). Built-in and hub data load inside the run.
+    preloaded = None
+    if not resume and cfg.finetune.data.strip() and local_path(cfg.finetune.data.strip()) is not None:
+        name = task_cls.resolve_data_name(cfg.finetune.data)
+        preloaded = (name, task_cls.data(name, cfg.finetune.max_examples, seed=cfg.data.seed))
     run = Run(
         cfg,
         "finetune",
@@ -82,11 +89,15 @@ def run_finetuning(
         what="fine-tuning",
         overwrite=overwrite,
     )
-    return run.execute(lambda: _build(run, task_cls, from_checkpoint, explicit))
+    return run.execute(lambda: _build(run, task_cls, from_checkpoint, explicit, preloaded))
 
 
 def _build(
-    run: Run, task_cls: type[FinetuneTask], from_checkpoint: str | Path | None, explicit_scratch: bool
+    run: Run,
+    task_cls: type[FinetuneTask],
+    from_checkpoint: str | Path | None,
+    explicit_scratch: bool,
+    preloaded: tuple[str, Any] | None = None,
 ) -> Trainer:
     cfg, f = run.cfg, run.cfg.finetune
     resume_path = run.resume_path
@@ -111,9 +122,13 @@ def _build(
             f"{model_cfg.max_position_embeddings} positions; using {model_cfg.max_position_embeddings}"
         )
 
-    data_name = source_meta.get("data") if resume_path is not None else task_cls.resolve_data_name(f.data)
-    run.say(f"loading {task_cls.name} data: {data_name}")
-    data = task_cls.data(data_name, f.max_examples, seed=cfg.data.seed)
+    if preloaded is not None:
+        data_name, data = preloaded
+        run.say(f"read {task_cls.name} data: {data_name}")
+    else:
+        data_name = source_meta.get("data") if resume_path is not None else task_cls.resolve_data_name(f.data)
+        run.say(f"loading {task_cls.name} data: {data_name}")
+        data = task_cls.data(data_name, f.max_examples, seed=cfg.data.seed)
     if data.held_out_rule:
         run.say(
             f"held out {len(data.validation):,} of {len(data.train) + len(data.validation):,} examples for "

@@ -27,6 +27,7 @@ from ..allocator import tune_allocator
 from ..checkpoint.layout import now_iso
 from ..checkpoint.model_files import read_weights, write_weights
 from ..checkpoint.train_state import has_resume_state, load_resume_state, save_resume_state
+from ..checkpoint.validate import check_resume
 from ..config import TrainConfig
 from ..errors import CheckpointError, TrainingError
 from ..model import count_parameters
@@ -554,6 +555,7 @@ class Trainer:
             raise CheckpointError(f"cannot resume from {path}: missing {', '.join(missing)}")
         state = ckpt.read_state(path)
         resume = load_resume_state(path, trust_legacy=self.ctx.trust_checkpoint)
+        check_resume(path, resume, state, self.optimizer)  # every shape, size and range before anything is restored
         self._restore_weights(path, resume["optimizer"])
         # The schedule is not restored: it follows this run's settings (a resume may raise max_steps).
         if self.scaler and resume.get("scaler"):
