@@ -176,13 +176,14 @@ def init_worker(tokenizer_json: str) -> None:
 def split_and_encode(texts: list[str]) -> dict[str, Any]:
     """One chunk of documents in a worker: sentence splitting, then encoding. Returns the flat ids, each
     sentence's length (empty sentences dropped), each document's sentence count (0: nothing left), the chunk's
-    bytes and the seconds each stage took (the benchmark's per-stage MB/s)."""
-    t0 = time.perf_counter()
+    bytes, and the wall and CPU seconds each stage took (the benchmark's per-stage MB/s; CPU seconds per MB do not
+    depend on what else the machine runs, wall seconds do)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     docs = [split_sentences(t) if t else [] for t in texts]
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     flat = [s for d in docs for s in d]
     ids, lengths = _worker["encoder"].encode(flat)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     per_doc = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
     # Sentences that encode to nothing are dropped; each document's count shrinks by as many.
     keep = lengths > 0
@@ -197,5 +198,7 @@ def split_and_encode(texts: list[str]) -> dict[str, Any]:
         "bytes": sum(len(t.encode("utf-8")) for t in texts if t),
         "split_s": t1 - t0,
         "encode_s": t2 - t1,
+        "split_cpu_s": c1 - c0,
+        "encode_cpu_s": c2 - c1,
         "peak_rss_mb": peak_rss_mb(),
     }
