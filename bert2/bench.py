@@ -446,7 +446,7 @@ wall = time.perf_counter() - t0
 c1 = cpu()  # the pool is joined by now, so RUSAGE_CHILDREN holds the workers' whole CPU time
 main_cpu, workers_cpu = c1[0] - c0[0], c1[1] - c0[1]
 t0 = time.perf_counter()
-again = prepare_pretraining_data(load_config(sys.argv[2]))
+again = P.prepare_pretraining_data(load_config(sys.argv[2]))
 hit = time.perf_counter() - t0
 json.dump({"info": data.info, "wall_s": wall, "cache_hit_s": hit, "hit": again.info["cache_hit"],
            "main_peak_rss_mb": peak_rss_mb(), "main_cpu_s": main_cpu, "workers_cpu_s": workers_cpu},
