@@ -4,7 +4,8 @@ Why not just `tokenizer.encode_batch`: on this project's 2-core machine the `tok
 text at ~1.3 MB/s per core (BertNormalizer, BertPreTokenizer, WordPiece, all per character), which made it the
 slowest stage of preparation by far. Natural text repeats its words (Zipf), so each distinct whitespace-
 separated word is encoded once by that same library and its ids are reused from a bounded cache: ~10x faster, and
-exactly the same ids, because a BERT tokenizer never lets a token cross whitespace:
+exactly the same ids, because a BERT tokenizer never lets a token cross whitespace (a sentence is then one pass
+in C: `b"".join(map(cache.__getitem__, sentence.split()))`, ~0.1 us a word):
 
 * BertPreTokenizer splits on whitespace (and punctuation) first, so encoding "a b" is encoding "a" then "b";
 * BertNormalizer works character by character (lower-casing, accent stripping, control characters removed), so a
