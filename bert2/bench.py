@@ -430,18 +430,27 @@ def bench_memory(presets: tuple[str, ...] = ("tiny", "mini", "small"), steps: in
 
 
 _DATA_PREP_CHILD = """
-import json, sys, time
+import json, resource, sys, time
 from bert2.config import load_config
 from bert2.memory import peak_rss_mb
-from bert2.data.pretraining import prepare_pretraining_data
+import bert2.data.pretraining as P
+if sys.argv[3] != "auto":
+    P.worker_count = lambda corpus: int(sys.argv[3])
+def cpu():
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime, c.ru_utime + c.ru_stime
+c0 = cpu()
 t0 = time.perf_counter()
-data = prepare_pretraining_data(load_config(sys.argv[2]))
+data = P.prepare_pretraining_data(load_config(sys.argv[2]))
 wall = time.perf_counter() - t0
+c1 = cpu()  # the pool is joined by now, so RUSAGE_CHILDREN holds the workers' whole CPU time
+main_cpu, workers_cpu = c1[0] - c0[0], c1[1] - c0[1]
 t0 = time.perf_counter()
-again = prepare_pretraining_data(load_config(sys.argv[2]))
+again = P.prepare_pretraining_data(load_config(sys.argv[2]))
 hit = time.perf_counter() - t0
 json.dump({"info": data.info, "wall_s": wall, "cache_hit_s": hit, "hit": again.info["cache_hit"],
-           "main_peak_rss_mb": peak_rss_mb()}, open(sys.argv[1], "w"))
+           "main_peak_rss_mb": peak_rss_mb(), "main_cpu_s": main_cpu, "workers_cpu_s": workers_cpu},
+          open(sys.argv[1], "w"))
 """
 
 
@@ -466,9 +475,12 @@ def write_generated_corpus(path: Path, mb: float, seed: int = 0) -> int:
     return size
 
 
-def bench_data_prep(mb: float = 25.0, corpus: str | None = None) -> dict[str, Any]:
+def bench_data_prep(mb: float = 25.0, corpus: str | None = None, workers: int | None = None) -> dict[str, Any]:
     """Pretraining data preparation of a generated `mb` MB corpus (or `corpus`), in a child process: MB/s end to
-    end and per stage, peak resident memory of the main process and of each worker, and a second run's cache hit.
+    end and per stage, CPU seconds per MB (total and per stage: unlike MB/s they do not depend on what else the
+    machine runs, so they are the figure to compare on a shared machine and to model more cores with), peak
+    resident memory of the main process and of each worker, and a second run's cache hit. `workers` None: one
+    per core (at most 8), as preparation chooses; 0: everything in the main process.
 
     The tokenizer is trained beforehand on wiki-offline (preparation trains on at most a 64 MB sample anyway), so
     the figures are those of reading, sentence splitting, encoding, writing and pair building.
@@ -490,7 +502,16 @@ def bench_data_prep(mb: float = 25.0, corpus: str | None = None) -> dict[str, An
         cfg.save(root / "bert2.toml")
         out = root / "result.json"
         proc = subprocess.run(
-            [sys.executable, "-c", _DATA_PREP_CHILD, str(out), str(root / "bert2.toml")], capture_output=True, text=True
+            [
+                sys.executable,
+                "-c",
+                _DATA_PREP_CHILD,
+                str(out),
+                str(root / "bert2.toml"),
+                str(workers) if workers is not None else "auto",
+            ],
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             return {"error": proc.stderr.strip().splitlines()[-1:] or ["failed"], "exit_code": proc.returncode}
@@ -499,7 +520,12 @@ def bench_data_prep(mb: float = 25.0, corpus: str | None = None) -> dict[str, An
     info = r["info"]
     text_mb = info["corpus_bytes"] / 1e6
     stages = info["stage_seconds"]
+    cpu_stages = info.get("stage_cpu_seconds", {})
     workers = max(1, info["workers"])
+    total_cpu = r["main_cpu_s"] + r["workers_cpu_s"]
+
+    def per_mb(seconds: float | None) -> float | None:
+        return round(seconds / text_mb, 4) if seconds is not None and text_mb else None
 
     def rate(seconds: float, parallel: int = 1) -> float | None:
         return round(text_mb / (seconds / parallel), 1) if seconds else None
@@ -512,6 +538,17 @@ def bench_data_prep(mb: float = 25.0, corpus: str | None = None) -> dict[str, An
         "workers": info["workers"],
         "wall_s": round(r["wall_s"], 1),
         "mb_per_s": round(text_mb / r["wall_s"], 1),
+        "cpu_s": round(total_cpu, 1),
+        "cpu_s_per_mb": per_mb(total_cpu),
+        "cpu_s_per_mb_stages": {
+            "main process (read, write, wait, shuffle)": per_mb(r["main_cpu_s"]),
+            "workers (everything they ran)": per_mb(r["workers_cpu_s"]) if info["workers"] else None,
+            "split sentences": per_mb(cpu_stages.get("split")),
+            "encode": per_mb(cpu_stages.get("encode")),
+            "read": per_mb(cpu_stages.get("read")),
+            "write": per_mb(cpu_stages.get("write")),
+            "pairs (workers)": per_mb(cpu_stages.get("pairs_workers")) if info["workers"] else None,
+        },
         "stages_mb_per_s": {
             "read (main process)": rate(stages.get("read", 0)),
             "split sentences (per worker)": rate(stages.get("split", 0)),

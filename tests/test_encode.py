@@ -103,3 +103,32 @@ def test_worker_drops_empty_sentences_and_counts_them_out(tokenizers):
     per_doc = out["sentences_per_doc"].tolist()
     assert per_doc[1] == 0 and sum(per_doc) == len(out["lengths"]) and (out["lengths"] > 0).all()
     assert out["ids"].shape[0] == int(np.sum(out["lengths"]))
+
+
+def test_one_encoder_over_many_chunks_keeps_the_library_ids(tokenizers):
+    """A worker's encoder lives for the whole corpus: later chunks mix cached words, new words (the misses path)
+    and sentences the library must encode whole; the cache may also be cleared between chunks."""
+    import bert2.data.encode as encode_module
+
+    rng = random.Random(1)
+    texts = [a["extract"] for a in load_wiki_articles()[4000:4600]]
+    sentences = [s for t in texts for s in split_sentences(t)]
+    odd = ["naïve café ÖSTERREICH", "x" * 300 + " " + "ab" * 200, "日本語の文 mixed", "zzqxj [UNK] [MASK]", "a\x0bb c"]
+    for tok in tokenizers.values():
+        enc = SentenceEncoder(tok.backend_tokenizer.to_str())
+        for k in range(0, len(sentences), 700):
+            chunk = sentences[k : k + 700] + [rng.choice(odd) for _ in range(5)]
+            rng.shuffle(chunk)
+            expected = _library(tok, chunk)
+            ids, lengths = enc.encode(chunk)
+            assert lengths.tolist() == [len(x) for x in expected]
+            assert ids.tolist() == [i for x in expected for i in x]
+        assert len(enc.cache) > 1000  # the later chunks did hit the cache
+        old_limit = encode_module.CACHE_LIMIT
+        encode_module.CACHE_LIMIT = 10  # clearing the cache changes nothing but speed
+        try:
+            ids, lengths = enc.encode(sentences[:300])
+            expected = _library(tok, sentences[:300])
+            assert ids.tolist() == [i for x in expected for i in x]
+        finally:
+            encode_module.CACHE_LIMIT = old_limit

@@ -49,7 +49,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 else {}
             ),
         },
-        "data_prep": {"mb": args.mb, "corpus": args.corpus},
+        "data_prep": {"mb": args.mb, "corpus": args.corpus, "workers": args.workers},
     }
     results = {}
     for name in names:
@@ -111,4 +111,10 @@ def add_parsers(sub: Any) -> None:
         help="data_prep: size of the generated corpus in MB (default 25; needs ~1.2x its size on disk)",
     )
     p.add_argument("--corpus", metavar="CORPUS", help="data_prep: prepare this corpus instead of a generated one")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="data_prep: worker processes (default: one per core, at most 8; 0 = all in the main process)",
+    )
     p.set_defaults(func=cmd_bench)

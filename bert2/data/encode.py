@@ -4,7 +4,8 @@ Why not just `tokenizer.encode_batch`: on this project's 2-core machine the `tok
 text at ~1.3 MB/s per core (BertNormalizer, BertPreTokenizer, WordPiece, all per character), which made it the
 slowest stage of preparation by far. Natural text repeats its words (Zipf), so each distinct whitespace-
 separated word is encoded once by that same library and its ids are reused from a bounded cache: ~10x faster, and
-exactly the same ids, because a BERT tokenizer never lets a token cross whitespace:
+exactly the same ids, because a BERT tokenizer never lets a token cross whitespace (a sentence is then one pass
+in C: `b"".join(map(cache.__getitem__, sentence.split()))`, ~0.1 us a word):
 
 * BertPreTokenizer splits on whitespace (and punctuation) first, so encoding "a b" is encoding "a" then "b";
 * BertNormalizer works character by character (lower-casing, accent stripping, control characters removed), so a
@@ -21,11 +22,9 @@ pre-tokenizer) always use the library.
 from __future__ import annotations
 
 import json
-import operator
 import re
 import time
 from collections.abc import Sequence
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -37,8 +36,6 @@ from bert2.memory import peak_rss_mb
 # whitespace; every other separator of str.split() is whitespace to BERT too (Zs, \u2028, \u2029: the pre-tokenizer
 # splits on Unicode White_Space).
 _UNSAFE = re.compile(r"[\x0b\x0c\x1c-\x1f\x85]")
-_SEP = "\x00"  # a word no sentence holds (checked): it maps to no ids and marks a sentence's end
-_SEP_JOIN = f" {_SEP} "
 CACHE_LIMIT = 400_000
 """Distinct words kept (~60 MB); when full the cache starts again (frequent words return at once, Zipf)."""
 
@@ -68,28 +65,23 @@ class SentenceEncoder:
     def _ids_bytes(self, ids: list[int]) -> bytes:
         return np.asarray(ids, dtype=self.dtype).tobytes()
 
-    def _encode_joined(self, joined: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The common case, every loop in C: the sentences joined with a separator word, split once, each word
-        looked up in the cache; the separators (which map to no ids) mark where each sentence's tokens end."""
-        words = joined.split()
-        pieces = self._lookup(words)
-        is_sep = np.fromiter(map(_SEP.__eq__, words), dtype=bool, count=len(words))
-        tokens = np.cumsum(np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))) // self.dtype.itemsize
-        ends = np.concatenate([tokens[is_sep], tokens[-1:] if len(tokens) else [0]])  # (n,) token end of each
-        lengths = np.diff(np.concatenate([[0], ends])).astype(np.int64)
-        return np.frombuffer(b"".join(pieces), dtype=self.dtype), lengths
+    def _sentence(self, sentence: str) -> bytes | None:
+        """One sentence's ids as bytes, every word from the cache (split, lookups and join all in C: ~0.1 us a
+        word); None when a word is not cached yet."""
+        try:
+            return b"".join(map(self.cache.__getitem__, sentence.split()))
+        except KeyError:
+            return None
 
-    def _lookup(self, words: list[str]) -> list[bytes]:
-        """Each word's ids as bytes, from the cache; the words it lacks are encoded (all at once) and added."""
+    def _fill_misses(self, sentences: list[str], parts: list[bytes | None]) -> None:
+        """The sentences `_sentence` could not finish (None in `parts`): their uncached words are encoded by the
+        library, all at once, added to the cache, and the sentences encoded again."""
+        redo = [i for i, p in enumerate(parts) if p is None]
         cache = self.cache
-        pieces = list(map(cache.get, words))  # one hashing pass; then only the misses (None) are looked at again
-        misses = np.flatnonzero(np.fromiter(map(operator.is_, pieces, repeat(None)), dtype=bool, count=len(pieces)))
-        if len(misses):
-            missing = list({words[i] for i in misses.tolist()})
-            cache.update(zip(missing, self._encode_words(missing)))
-            for i in misses.tolist():
-                pieces[i] = cache[words[i]]
-        return pieces
+        missing = list({w for i in redo for w in sentences[i].split() if w not in cache})
+        cache.update(zip(missing, self._encode_words(missing)))
+        for i in redo:
+            parts[i] = self._sentence(sentences[i])
 
     def _encode_words(self, words: list[str], group: int = 2000) -> list[bytes]:
         """Each word's ids as bytes. The words are encoded `group` at a time as one space-joined string (one
@@ -120,48 +112,24 @@ class SentenceEncoder:
             return np.frombuffer(b"".join(parts), dtype=self.dtype), lengths
         if len(self.cache) > CACHE_LIMIT:
             self.cache.clear()
-        self.cache[_SEP] = b""
-        size = self.dtype.itemsize
-        n = len(sentences)
-        joined = _SEP_JOIN.join(sentences)
-        if _UNSAFE.search(joined) is None and joined.count(_SEP) == n - 1:
-            return self._encode_joined(joined, n)
-        # Some sentence holds an unsafe character (or the separator): word counts of the safe sentences, -1 for
-        # those the library encodes whole.
-        counts = np.full(n, -1, dtype=np.int64)
-        words, whole = [], []
-        for i, x in enumerate(sentences):
-            if _UNSAFE.search(x) is None:
-                w = x.split()
-                counts[i] = len(w)
-                words += w
-            else:
-                whole.append(i)
-        pieces = self._lookup(words)
-        word_tokens = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces)) // size
-        safe = counts >= 0
-        lengths = np.zeros(n, dtype=np.int64)
-        if len(pieces):
-            ends = np.cumsum(counts[safe])
-            tokens_before = np.concatenate([[0], np.cumsum(word_tokens)])
-            lengths[safe] = tokens_before[ends] - tokens_before[ends - counts[safe]]
-        if not whole:
-            return np.frombuffer(b"".join(pieces), dtype=self.dtype), lengths
-        # Mixed: the library's sentences go back in their places, so the flat array keeps sentence order.
-        encodings = self._encode([sentences[i] for i in whole], add_special_tokens=False)
-        whole_ids = {i: self._ids_bytes(e.ids) for i, e in zip(whole, encodings)}
-        for i, b in whole_ids.items():
-            lengths[i] = len(b) // size
-        parts: list[bytes] = []
-        k = 0
-        for i in range(n):
-            if counts[i] >= 0:
-                c = int(counts[i])
-                parts.append(b"".join(pieces[k : k + c]))
-                k += c
-            else:
-                parts.append(whole_ids[i])
-        return np.frombuffer(b"".join(parts), dtype=self.dtype), lengths
+        sentences = list(sentences)
+        whole: list[int] = []  # sentences holding an unsafe character: the library encodes them whole
+        if _UNSAFE.search("".join(sentences)) is not None:
+            whole = [i for i, x in enumerate(sentences) if _UNSAFE.search(x) is not None]
+        todo = list(sentences)
+        for i in whole:
+            todo[i] = ""
+        # One C-level pass per sentence (split, cache lookups, join): no per-word arrays, no separator words.
+        parts: list[bytes | None] = list(map(self._sentence, todo))
+        if None in parts:
+            self._fill_misses(todo, parts)
+        if whole:
+            encodings = self._encode([sentences[i] for i in whole], add_special_tokens=False)
+            for i, enc in zip(whole, encodings):
+                parts[i] = self._ids_bytes(enc.ids)
+        done: list[bytes] = parts  # type: ignore[assignment]  # every None was filled
+        lengths = np.fromiter(map(len, done), dtype=np.int64, count=len(done)) // self.dtype.itemsize
+        return np.frombuffer(b"".join(done), dtype=self.dtype), lengths
 
 
 # -------------------------------------------------------------------------------------------------- worker pool
@@ -176,13 +144,14 @@ def init_worker(tokenizer_json: str) -> None:
 def split_and_encode(texts: list[str]) -> dict[str, Any]:
     """One chunk of documents in a worker: sentence splitting, then encoding. Returns the flat ids, each
     sentence's length (empty sentences dropped), each document's sentence count (0: nothing left), the chunk's
-    bytes and the seconds each stage took (the benchmark's per-stage MB/s)."""
-    t0 = time.perf_counter()
+    bytes, and the wall and CPU seconds each stage took (the benchmark's per-stage MB/s; CPU seconds per MB do not
+    depend on what else the machine runs, wall seconds do)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     docs = [split_sentences(t) if t else [] for t in texts]
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     flat = [s for d in docs for s in d]
     ids, lengths = _worker["encoder"].encode(flat)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     per_doc = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
     # Sentences that encode to nothing are dropped; each document's count shrinks by as many.
     keep = lengths > 0
@@ -197,5 +166,7 @@ def split_and_encode(texts: list[str]) -> dict[str, Any]:
         "bytes": sum(len(t.encode("utf-8")) for t in texts if t),
         "split_s": t1 - t0,
         "encode_s": t2 - t1,
+        "split_cpu_s": c1 - c0,
+        "encode_cpu_s": c2 - c1,
         "peak_rss_mb": peak_rss_mb(),
     }

@@ -28,6 +28,7 @@ there are. This module imports no tokenizer or model code: worker processes star
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -239,6 +240,7 @@ def build_range(
 ) -> dict[str, Any]:
     """Examples of documents part*RANGE_DOCUMENTS .. (part+1)*RANGE_DOCUMENTS-1 of one split, written to
     `<name>_index.part-<part>` as raw (N, 5) int64 rows; NotNext partners come from the whole split."""
+    c0 = time.process_time()
     documents = open_tables(Path(out), split)
     lo = part * RANGE_DOCUMENTS
     hi = min(len(documents), lo + RANGE_DOCUMENTS)
@@ -255,4 +257,5 @@ def build_range(
         "examples": int(len(block)),
         "not_next": int((block[:, 4] == 1).sum()) if nsp else 0,
         "skipped": stats["skipped"],
+        "cpu_s": time.process_time() - c0,  # this range's CPU seconds, in whichever process built it
     }

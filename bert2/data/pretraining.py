@@ -157,11 +157,14 @@ class _Stages:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}  # process_time: the workers' own CPU, and the main process's
         self.bytes = 0
         self.worker_peak_mb = 0.0
 
-    def add(self, name: str, seconds: float) -> None:
+    def add(self, name: str, seconds: float, cpu_seconds: float | None = None) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        if cpu_seconds is not None:
+            self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + cpu_seconds
 
 
 def _encode_corpus(
@@ -187,7 +190,7 @@ def _encode_corpus(
 
     def write(first: int, result: dict[str, Any]) -> None:
         nonlocal validation_docs, next_report
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         per_doc = result["sentences_per_doc"]
         kept = per_doc > 0  # a text whose every sentence encodes to nothing is no document
         held_out = validation_mask(first, len(per_doc), d.validation_fraction, d.seed)[kept]
@@ -202,9 +205,9 @@ def _encode_corpus(
         counts["sentences"] += int(result["lengths"].shape[0])
         counts["documents"] += int(kept.sum())
         stages.bytes += result["bytes"]
-        stages.add("split", result["split_s"])
-        stages.add("encode", result["encode_s"])
-        stages.add("write", time.perf_counter() - t0)
+        stages.add("split", result["split_s"], result["split_cpu_s"])
+        stages.add("encode", result["encode_s"], result["encode_cpu_s"])
+        stages.add("write", time.perf_counter() - t0, time.process_time() - c0)
         stages.worker_peak_mb = max(stages.worker_peak_mb, result["peak_rss_mb"])
         if time.perf_counter() > next_report:
             say(
@@ -217,9 +220,9 @@ def _encode_corpus(
         pending: deque[tuple[int, Any]] = deque()
         numbered = numbered_chunks(select_texts(d.corpus, d.max_documents, d.streaming))
         while True:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             item = next(numbered, None)
-            stages.add("read", time.perf_counter() - t0)
+            stages.add("read", time.perf_counter() - t0, time.process_time() - c0)
             if item is None:
                 break
             first, chunk = item
@@ -259,7 +262,8 @@ def _write_examples(cfg: Config, out: Path, split: int, name: str, pool: Any) ->
     n_docs = len(open_tables(out, split))
     parts = range((n_docs + RANGE_DOCUMENTS - 1) // RANGE_DOCUMENTS)
     args = [(str(out), split, name, k, d.seed, d.nsp, d.max_seq_length, d.short_seq_prob) for k in parts]
-    results = pool.starmap(build_range, args) if pool is not None and len(args) > 1 else [build_range(*a) for a in args]
+    in_workers = pool is not None and len(args) > 1
+    results = pool.starmap(build_range, args) if in_workers else [build_range(*a) for a in args]
     n = sum(r["examples"] for r in results)
     _shuffle_into(
         out,
@@ -273,6 +277,7 @@ def _write_examples(cfg: Config, out: Path, split: int, name: str, pool: Any) ->
         "not_next": sum(r["not_next"] for r in results),
         "skipped": sum(r["skipped"] for r in results),
         "documents": n_docs,
+        "worker_cpu_s": sum(r["cpu_s"] for r in results) if in_workers else 0.0,  # else in main's process_time
     }
 
 
@@ -499,14 +504,17 @@ def _build(
             f"tokenising {d.corpus} ({f'{workers} worker processes' if workers else 'in this process'}; streamed: "
             "memory stays flat however large the corpus)"
         )
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         corpus = _encode_corpus(cfg, tokenizer, out, say, stages, pool, workers)
         timings["tokenize"] = round(time.perf_counter() - t0, 3)
+        stages.cpu_seconds["main_tokenize"] = time.process_time() - c0  # reading, writing, waiting on workers
         say("building sentence pairs" if d.nsp else "packing segments")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         train = _write_examples(cfg, out, 0, "train", pool)
         validation = _write_examples(cfg, out, 1, "validation", pool)
         timings["build"] = round(time.perf_counter() - t0, 3)
+        stages.cpu_seconds["main_build"] = time.process_time() - c0  # shuffling, and pairs when there are no workers
+        stages.cpu_seconds["pairs_workers"] = train["worker_cpu_s"] + validation["worker_cpu_s"]
     finally:
         if pool is not None:
             pool.terminate()
@@ -536,6 +544,7 @@ def _build(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "build_seconds": timings,
         "stage_seconds": {k: round(v, 3) for k, v in stages.seconds.items()},
+        "stage_cpu_seconds": {k: round(v, 3) for k, v in stages.cpu_seconds.items()},
         "worker_peak_rss_mb": round(stages.worker_peak_mb, 1) if corpus["workers"] else None,
     }
     (out / "info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")  # written last: the marker
