@@ -93,12 +93,12 @@ def loss_baselines(train_data: Any, tokenizer: Any, nsp: bool) -> dict[str, floa
 
 
 def crossings(evals: Sequence[tuple[int, dict[str, float]]], baselines: dict[str, float]) -> dict[str, int]:
-    """The first evaluation step at which each metric fell below its baseline ({metric: step}; absent if never)."""
+    """The first evaluation step at which each metric fell below its baseline (`below`: by CROSSING_MARGIN at
+    least), {metric: step}; absent if never."""
     out: dict[str, int] = {}
     for step, metrics in evals:
         for key, line in baselines.items():
-            value = metrics.get(key)
-            if key not in out and isinstance(value, (int, float)) and math.isfinite(value) and value < line:
+            if key not in out and below(metrics.get(key), line):
                 out[key] = int(step)
     return out
 
@@ -171,18 +171,57 @@ def _type_scores(
     return torch.stack(scores, -1).clamp(0.0, 1.0)  # (L, nh, 5)
 
 
-def heads_from_scores(scores: torch.Tensor) -> list[dict[str, Any]]:
-    """[{"layer", "head", "type", "score", "scores": {type: score}}] with the dominant (highest-scoring) type."""
+PATTERN_THRESHOLD = 0.25
+"""A head takes a pattern's type (previous, next, sink, same word) when its lift for that pattern (see
+`uniform_scores`) is at least this, a quarter of the way from uniform attention to all of it; otherwise it is
+broad. Without it, normalised entropy (0.5 even for a clearly local head) would call every head broad, and a raw
+mass would call a uniform head over a 6-token sentence a sink (2 of its 6 tokens are [CLS]/[SEP])."""
+
+CROSSING_MARGIN = 0.005
+"""A metric has crossed its baseline when it is below it by at least this fraction: an NSP loss of 0.6929 against
+ln 2 = 0.6931 is noise, not a model that has started to tell real next sentences from random ones."""
+
+
+def below(value: Any, line: float) -> bool:
+    """Whether `value` is a finite number below `line` by at least CROSSING_MARGIN of it."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value < line * (1.0 - CROSSING_MARGIN)
+    )
+
+
+def uniform_scores(attention_mask: torch.Tensor, special: torch.Tensor, same_word: torch.Tensor) -> torch.Tensor:
+    """The scores (5,) a head with uniform attention over the real tokens would get on this batch: what each
+    pattern's score is measured against (a sink score of 0.1 is nothing on 20 tokens with 2 specials)."""
+    mask = attention_mask.float()  # (B, T)
+    uniform = mask[:, None, :] / mask.sum(1).clamp(min=1)[:, None, None]  # (B, T, T) rows over the real keys
+    uniform = uniform * mask[:, :, None]  # padded query rows: zeros
+    return type_scores(uniform[None, :, None], attention_mask, special, same_word)[0, 0]  # (5,)
+
+
+def heads_from_scores(scores: torch.Tensor, uniform: torch.Tensor | None = None) -> list[dict[str, Any]]:
+    """[{"layer", "head", "type", "score", "scores": {type: raw score}}] with each head's dominant type.
+
+    A pattern's lift is (score - u) / (1 - u), u its score under uniform attention (`uniform`, (5,); zeros when
+    not given): 0 for no more than uniform, 1 for all the attention. The type is the pattern with the highest lift
+    when that lift reaches PATTERN_THRESHOLD (its "score" is that lift), else broad (its score the normalised
+    entropy)."""
+    u = [0.0] * len(HEAD_TYPES) if uniform is None else [float(x) for x in uniform.tolist()]
+    broad = HEAD_TYPES.index("broad")
     out = []
     for layer, row in enumerate(scores.tolist()):
         for head, values in enumerate(row):
-            best = max(range(len(HEAD_TYPES)), key=lambda k: values[k])
+            lift = [max(0.0, (v - b) / (1.0 - b)) if b < 1.0 else 0.0 for v, b in zip(values, u)]
+            best = max((k for k in range(len(HEAD_TYPES)) if k != broad), key=lambda k: lift[k])
+            kind, score = (best, lift[best]) if lift[best] >= PATTERN_THRESHOLD else (broad, values[broad])
             out.append(
                 {
                     "layer": layer,
                     "head": head,
-                    "type": HEAD_TYPES[best],
-                    "score": round(values[best], 4),
+                    "type": HEAD_TYPES[kind],
+                    "score": round(score, 4),
                     "scores": {t: round(v, 4) for t, v in zip(HEAD_TYPES, values)},
                 }
             )
@@ -252,7 +291,6 @@ def score_heads(model: torch.nn.Module, batch: HeadBatch) -> list[dict[str, Any]
     finally:
         model.train(was_training)
     attn = torch.stack(list(out.attentions))  # L x (B, nh, T, T) -> (L, B, nh, T, T)
-    scores = type_scores(
-        attn, batch.attention_mask.to(device), batch.special.to(device), batch.same_word.to(device)
-    )  # (L, nh, 5)
-    return heads_from_scores(scores.cpu())
+    args = (batch.attention_mask.to(device), batch.special.to(device), batch.same_word.to(device))
+    scores = type_scores(attn, *args)  # (L, nh, 5)
+    return heads_from_scores(scores.cpu(), uniform_scores(*args).cpu())

@@ -17,6 +17,7 @@ from bert2.microscope import (
     token_counts,
     type_scores,
     type_shares,
+    uniform_scores,
     unigram_entropy,
     word_ids,
 )
@@ -53,11 +54,13 @@ def test_token_counts_leave_out_special_tokens_and_read_the_stream_or_a_sample()
 def test_crossings_are_the_first_evaluation_below_each_line():
     evals = [
         (10, {"mlm_loss": 6.0, "nsp_loss": 0.7}),
-        (20, {"mlm_loss": 5.0, "nsp_loss": 0.69}),
+        (20, {"mlm_loss": 5.0, "nsp_loss": 0.65}),
         (30, {"mlm_loss": 4.0}),
     ]
     assert crossings(evals, {"mlm_loss": 5.5, "nsp_loss": math.log(2)}) == {"mlm_loss": 20, "nsp_loss": 20}
     assert crossings(evals, {"mlm_loss": 1.0}) == {}
+    # a hair under ln 2 is noise, not a model that tells real next sentences from random ones
+    assert crossings([(5, {"nsp_loss": 0.6929})], {"nsp_loss": math.log(2)}) == {}
 
 
 # ---- head types --------------------------------------------------------------------------------------------
@@ -95,7 +98,11 @@ def test_each_pattern_scores_as_its_own_type():
     broad = torch.full((T, T), 1.0 / T)
     attn = torch.stack([prev, nxt, sink, word, broad])[None, None]  # (L=1, B=1, nh=5, T, T)
     scores = type_scores(attn, mask, special, same)  # (1, 5, 5)
-    heads = heads_from_scores(scores)
+    uniform = uniform_scores(mask, special, same)  # (5,)
+    assert uniform[HEAD_TYPES.index("sink")] == pytest.approx(2 / T)
+    # without the uniform reference, the uniform head's 2/6 on [CLS]/[SEP] would make it a sink
+    assert heads_from_scores(scores)[4]["type"] == "sink"
+    heads = heads_from_scores(scores, uniform)
     assert [h["type"] for h in heads] == list(HEAD_TYPES)
     assert all(h["score"] == pytest.approx(1.0) for h in heads)
     assert scores[0, 4, HEAD_TYPES.index("sink")] == pytest.approx(2 / T)  # uniform: a third on [CLS]/[SEP]

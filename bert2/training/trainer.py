@@ -29,6 +29,7 @@ from ..checkpoint.model_files import read_weights, write_weights
 from ..checkpoint.train_state import has_resume_state, load_resume_state, save_resume_state
 from ..config import TrainConfig
 from ..errors import CheckpointError, TrainingError
+from ..microscope import below
 from ..model import count_parameters
 from .distributed import DistInfo, all_reduce_mean, all_reduce_sum, broadcast_flag
 from .events import Callback, CheckpointEvent, DoneEvent, EvalEvent, Event, LogEvent, StartEvent, StepEvent
@@ -487,7 +488,7 @@ class Trainer:
         knows more than word frequencies (MLM) or a coin (NSP)."""
         for key, line in self.baselines.items():
             value = metrics.get(key)
-            if key in self.crossed or value is None or not math.isfinite(value) or value >= line:
+            if key in self.crossed or not below(value, line):
                 continue
             self.crossed[key] = self.step
             what = "word frequencies alone" if key.startswith("mlm") else "a coin"
