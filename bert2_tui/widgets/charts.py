@@ -197,8 +197,11 @@ class SeriesChart(PlotextPlot):
             for label, y in (references or {}).items():
                 plt.plot([x0, x1], [y, y], color="gray+", marker="braille", label=label)
                 drawn[label] = [(x0, y), (x1, y)]
+            ys = [y for pts in drawn.values() for _, y in pts if math.isfinite(y)]
             for label, x in (marks or {}).items():
                 plt.vertical_line(x, color="yellow")
+                if ys:  # the label at the top of the line, where the curves rarely are
+                    plt.text(label, x, max(ys), color="yellow", alignment="left")
                 drawn[label] = [(x, float("nan"))]
         if xs_seen:
             ticks = integer_ticks(min(xs_seen), max(xs_seen), max(2, min(6, (self.size.width or 40) // 9)))
