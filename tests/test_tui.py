@@ -1112,3 +1112,25 @@ async def test_microscope_baselines_heads_and_export_at_80x24(tmp_path):
         assert "<script" not in page and "France" in page and "layer 0" in page
         await pilot.press("m")
         assert await wait_for(pilot, lambda: screen.query_one("#probe-pane").region.width > 0)
+
+
+async def test_checkpoints_screen_scrubs_through_a_runs_checkpoints(trained_root):
+    """left/right walk the selected checkpoint's run in step order; each frame (probes, heads) is read by the
+    playground's Predictor in a worker, and the loss chart marks the step."""
+    app = make_app(trained_root, load_history=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        assert await wait_for(pilot, lambda: app.current_mode == "checkpoints" and screen.selected is not None, 10)
+        assert screen.selected.step == 6
+        lapse = screen.query_one("#ckpt-lapse")
+        await pilot.press("right")
+        assert await wait_for(pilot, lambda: screen.selected.step == 12)
+        assert await wait_for(pilot, lambda: "heads at step 12" in widget_text(lapse), 30)
+        assert "[MASK]" in widget_text(lapse) and lapse.region.height > 0
+        assert "step 12" in screen.query_one("#ckpt-chart").drawn
+        await pilot.press("right")  # the last checkpoint: stays
+        await pilot.pause()
+        assert screen.selected.step == 12
+        await pilot.press("left")
+        assert await wait_for(pilot, lambda: screen.selected.step == 6 and "heads at step 6" in widget_text(lapse), 30)
