@@ -60,8 +60,8 @@ def unigram_entropy(counts: np.ndarray) -> float:
 def token_counts(train_data: Any, vocab_size: int, special_ids: Sequence[int] = (), sample: int = 4096) -> np.ndarray:
     """How often each token id occurs in the training data, special tokens left out (they are never masked).
 
-    Prepared pretraining data keeps the whole tokenised stream as one array (`tokens`): counting it is one
-    bincount (~10 ms per million tokens). Any other list of examples is sampled: `sample` examples evenly spread.
+    Prepared pretraining data keeps the whole tokenised stream as one array (`tokens`, shared with the few per
+    cent of validation examples): counting it is one bincount (~10 ms per million tokens). Any other list of examples is sampled: `sample` examples evenly spread.
     """
     import numpy as np
 
