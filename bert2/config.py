@@ -250,6 +250,8 @@ class PretrainConfig(TrainConfig):
     """Optimizer steps to train for (the schedule decays to 0 at this step)."""
     eval_batches: int = 20
     """Validation batches per evaluation (0: the whole split)."""
+    microscope: bool = True
+    """At every evaluation, score each attention head's type on 8 held-out sequences (the Train screen's heads view, docs/watching-bert-learn.md); false to measure what it costs."""
 
 
 @dataclass

@@ -302,6 +302,12 @@ class RunState:
     probes: list[dict[str, Any]] = field(default_factory=list)
     probe_step: int = -1
     log: deque = field(default_factory=lambda: deque(maxlen=1000))
+    baselines: dict[str, float] = field(default_factory=dict)
+    """The run's loss baselines (StartEvent info: mlm_loss = unigram entropy, nsp_loss = ln 2; bert2.microscope)."""
+    probe_history: deque = field(default_factory=lambda: deque(maxlen=500))
+    """(step, probes) of every evaluation: the probe time-lapse."""
+    heads: deque = field(default_factory=lambda: deque(maxlen=500))
+    """(step, heads) of every evaluation that scored the attention heads (bert2.microscope)."""
     started: float = 0.0
     """Time of the StartEvent that began this run (a resume keeps its run's); the overlay picker marks that run."""
     run_id: str = ""
@@ -320,6 +326,9 @@ class RunState:
         self.lr = deque(maxlen=MAX_POINTS)
         self.evals = deque(maxlen=500)
         self.probes, self.probe_step = [], -1
+        self.baselines = {}
+        self.probe_history = deque(maxlen=500)
+        self.heads = deque(maxlen=500)
         self.step = self.total_steps = self.epoch = 0
         self.tokens_per_s = self.elapsed_s = self.eta_s = 0.0
         self.version += 1
@@ -336,6 +345,8 @@ class RunState:
             self.series[name] = deque(((x, y) for x, y in s if x <= step), maxlen=MAX_POINTS)
         self.lr = deque(((x, y) for x, y in self.lr if x <= step), maxlen=MAX_POINTS)
         self.evals = deque((e for e in self.evals if e[0] <= step), maxlen=500)
+        self.probe_history = deque((e for e in self.probe_history if e[0] <= step), maxlen=500)
+        self.heads = deque((e for e in self.heads if e[0] <= step), maxlen=500)
 
     # ---- events
     def apply(self, ev: Event, live: bool = True) -> None:
@@ -347,6 +358,9 @@ class RunState:
                 self.clear_run()
                 self.started = ev.time
             self.run_id = ev.run_id
+            lines = (ev.info or {}).get("baselines")
+            if isinstance(lines, dict):
+                self.baselines = {k: float(v) for k, v in lines.items() if isinstance(v, (int, float))}
             self.kind, self.task, self.device = ev.kind, ev.task, ev.device
             self.num_parameters, self.run_dir = ev.num_parameters, ev.run_dir
             self.total_steps, self.step = ev.total_steps, ev.start_step
@@ -369,6 +383,9 @@ class RunState:
             self.evals.append((ev.step, dict(ev.metrics), ev.is_best))
             if ev.probes:
                 self.probes, self.probe_step = list(ev.probes), ev.step
+                self.probe_history.append((ev.step, list(ev.probes)))
+            if ev.heads:
+                self.heads.append((ev.step, list(ev.heads)))
             names = iter_metric_names([(ev.step, ev.metrics, ev.is_best)], limit=4)
             shown = "  ".join(f"{k} {ev.metrics[k]:.4g}" for k in names if isinstance(ev.metrics[k], (int, float)))
             self.add_log(

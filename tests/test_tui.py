@@ -1063,3 +1063,74 @@ async def test_a_run_of_another_process_is_followed_live_and_not_written_over(tm
     finally:
         proc.kill()
         proc.wait()
+
+
+# ------------------------------------------------------------------------------------- training microscope
+def _microscope_run(t: float) -> list:
+    """A pretraining run whose start carries the loss baselines and whose evaluations carry probes and heads."""
+    events = _history_run("pretrain", "mlm+nsp", t, 40, parts=True)
+    start = next(e for e in events if isinstance(e, StartEvent))
+    start.info = {"baselines": {"mlm_loss": 1.2, "nsp_loss": 0.6931}}
+    for e in events:
+        if isinstance(e, EvalEvent):
+            the, paris = (0.6, 0.1) if e.step < 30 else (0.1, 0.7)
+            guesses = sorted(
+                [{"token": "the", "score": the}, {"token": "paris", "score": paris}], key=lambda g: -g["score"]
+            )
+            e.probes = [{"text": "The capital of France is [MASK].", "predictions": [guesses]}]
+            kinds = ("broad", "sink") if e.step < 30 else ("previous", "sink")
+            e.heads = [{"layer": 0, "head": j, "type": k, "score": 0.5} for j, k in enumerate(kinds)]
+    return events
+
+
+async def test_microscope_baselines_heads_and_export_at_80x24(tmp_path):
+    cfg = tiny_config(tmp_path)
+    root = Path(cfg.paths.root)
+    _write_jsonl(root / "transformer" / "pretrain" / "metrics.jsonl", _microscope_run(T_RUNS))
+    app = make_app(cfg)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()
+        screen = app.screen
+        assert await wait_for(pilot, lambda: "freq-only 1.89" in screen.query_one("#chart-loss").drawn)
+        # the eval losses (2.1 - s/40: 1.85 at the first evaluation) are below 1.893 from step 10: marked there
+        assert "below @10" in screen.query_one("#chart-loss").drawn
+        assert "mlm base 1.20" in screen.query_one("#chart-parts").drawn
+        assert screen.has_class("narrow") and screen.has_class("short")
+        bottom = screen.query_one("#train-bottom")
+        assert bottom.region.bottom <= 23  # above the footer: nothing cut at 80x24
+        assert not screen.query_one("#log-pane").display or screen.query_one("#log-pane").region.width == 0
+        status = screen.query_one("#status-line")
+        assert len(widget_text(status).rstrip()) <= status.region.width
+        await pilot.press("m")
+        assert await wait_for(pilot, lambda: "heads at step 40" in widget_text(screen.query_one("#microscope-text")))
+        text = widget_text(screen.query_one("#microscope-text"))
+        assert "previous token" in text and "paris" in text and "the" in text
+        assert screen.query_one("#microscope-pane").region.width > 0
+        await pilot.press("ctrl+e")
+        assert await wait_for(pilot, lambda: list(root.glob("microscope-*.html")))
+        page = next(root.glob("microscope-*.html")).read_text(encoding="utf-8")
+        assert "<script" not in page and "France" in page and "layer 0" in page
+        await pilot.press("m")
+        assert await wait_for(pilot, lambda: screen.query_one("#probe-pane").region.width > 0)
+
+
+async def test_checkpoints_screen_scrubs_through_a_runs_checkpoints(trained_root):
+    """left/right walk the selected checkpoint's run in step order; each frame (probes, heads) is read by the
+    playground's Predictor in a worker, and the loss chart marks the step."""
+    app = make_app(trained_root, load_history=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        assert await wait_for(pilot, lambda: app.current_mode == "checkpoints" and screen.selected is not None, 10)
+        assert screen.selected.step == 6
+        lapse = screen.query_one("#ckpt-lapse")
+        await pilot.press("right")
+        assert await wait_for(pilot, lambda: screen.selected.step == 12)
+        assert await wait_for(pilot, lambda: "heads at step 12" in widget_text(lapse), 30)
+        assert "[MASK]" in widget_text(lapse) and lapse.region.height > 0
+        assert "step 12" in screen.query_one("#ckpt-chart").drawn
+        await pilot.press("right")  # the last checkpoint: stays
+        await pilot.pause()
+        assert screen.selected.step == 12
+        await pilot.press("left")
+        assert await wait_for(pilot, lambda: screen.selected.step == 6 and "heads at step 6" in widget_text(lapse), 30)

@@ -145,6 +145,12 @@ class EventPrinter:
                 f"{event.num_parameters / 1e6:.2f}M parameters, {init}, {where} -> {event.run_dir}",
                 highlight=False,
             )
+            lines = event.info.get("baselines") or {}
+            if lines:
+                named = {"mlm_loss": "MLM (unigram entropy: word frequencies only)", "nsp_loss": "NSP (a coin, ln 2)"}
+                self.console.print(
+                    "baselines: " + ", ".join(f"{named.get(k, k)} {v:.3f}" for k, v in lines.items()), highlight=False
+                )
             total = event.total_steps or None
             self.total = event.total_steps
             if self.plain:  # no bar: one line per logged step instead (see the class docstring)

@@ -26,6 +26,7 @@ from ..data.collator import MLMCollator
 from ..data.pretraining import prepare_pretraining_data
 from ..errors import CheckpointError, InputError, TrainingError
 from ..memory import refuse_if_too_big
+from ..microscope import HeadBatch, loss_baselines, score_heads
 from ..model import BertForPreTraining
 from ..training.distributed import barrier
 from ..training.events import Callback, DoneEvent
@@ -67,6 +68,8 @@ class PretrainingTask(Task):
             tokenizer, d.mlm_probability, d.mask_replace_prob, d.random_replace_prob, seed=d.seed
         )
         self._eval_args = (tokenizer, d.mlm_probability, d.mask_replace_prob, d.random_replace_prob)
+        self.microscope_on = bool(getattr(cfg.pretrain, "microscope", True))
+        self._head_batch: HeadBatch | None = None
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         batch = self.collator(examples)
@@ -147,6 +150,20 @@ class PretrainingTask(Task):
             except InputError as exc:  # a bad probe must not stop training; show why instead
                 out.append({"text": text, "error": str(exc)})
         return out
+
+    def loss_baselines(self, train_data: Any) -> dict[str, float]:
+        """The losses of a model that knows only word frequencies (unigram entropy) and of a coin (NSP, ln 2):
+        the lines below which this run uses context (bert2/microscope.py)."""
+        return loss_baselines(train_data, self.tokenizer, self.nsp)
+
+    @torch.no_grad()
+    def microscope(self, model: nn.Module) -> dict[str, Any]:
+        """{"heads": every head's type and score on the first 8 validation examples} ({} when switched off)."""
+        if not self.microscope_on or len(self.validation) == 0:
+            return {}
+        if self._head_batch is None:
+            self._head_batch = HeadBatch(self.validation, self.tokenizer)
+        return {"heads": score_heads(model, self._head_batch)}
 
     def save_files(self, model: nn.Module, directory: Path) -> None:
         write_model_files(model.config, self.tokenizer, directory, {"task": self.name, "nsp": self.nsp})

@@ -65,6 +65,9 @@ class EvalEvent(Event):
     """Live probe results, one dict per probe; the shape depends on the task and is stable:
     pretraining {"text", "predictions": [[{"token", "score"}, ...] per [MASK]]} (or {"text", "error"});
     classify {"text", "label", "score", "gold"}; qa / qa-span {"text", "answer", "reference"}."""
+    heads: list[dict[str, Any]] = field(default_factory=list)
+    """Pretraining's microscope (bert2/microscope.py): one dict per attention head, {"layer", "head", "type",
+    "score", "scores": {type: score}}, on a fixed held-out batch; empty when switched off or not pretraining."""
 
 
 @dataclass

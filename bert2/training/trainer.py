@@ -30,6 +30,7 @@ from ..checkpoint.train_state import has_resume_state, load_resume_state, save_r
 from ..checkpoint.validate import check_resume
 from ..config import TrainConfig
 from ..errors import CheckpointError, TrainingError
+from ..microscope import below
 from ..model import count_parameters
 from .distributed import DistInfo, all_reduce_mean, all_reduce_sum, broadcast_flag
 from .events import Callback, CheckpointEvent, DoneEvent, EvalEvent, Event, LogEvent, StartEvent, StepEvent
@@ -219,6 +220,10 @@ class Trainer:
         self.paused_s = 0.0  # wall time a callback asked not to count (e.g. a benchmark's own evaluation)
         self.last_checkpoint: Path | None = None
         self.run_started = now_iso()
+        self.baselines: dict[str, float] = {}
+        """The task's loss baselines (pretraining: unigram entropy, ln 2), computed once at the start."""
+        self.crossed: dict[str, int] = {}
+        """metric -> the first evaluation step its value fell below its baseline (kept across resumes)."""
 
         torch.manual_seed(settings.seed)
         random.seed(settings.seed)
@@ -290,6 +295,9 @@ class Trainer:
     def _fit(self) -> DoneEvent:
         s = self.s
         budget = s.minutes > 0
+        baselines = getattr(self.task, "loss_baselines", None)
+        if baselines is not None and self.dist.is_main:
+            self.baselines = baselines(self.train_data)
         self.emit(
             StartEvent(
                 kind=self.task.kind,
@@ -307,6 +315,7 @@ class Trainer:
                     "minutes": s.minutes,
                     "train_examples": len(self.train_data),
                     "init": self.init,
+                    **({"baselines": self.baselines, "crossed": dict(self.crossed)} if self.baselines else {}),
                 },
                 run_id=self.run_id,
             )
@@ -456,8 +465,11 @@ class Trainer:
             with torch.no_grad(), self._autocast():
                 metrics = self.task.evaluate(self.raw_model)
                 probes = self.task.probes(self.raw_model)
+                scope = getattr(self.task, "microscope", None)
+                heads = (scope(self.raw_model) if scope is not None else {}).get("heads", [])
             self.raw_model.train()
             self.metrics = metrics
+            self._note_crossings(metrics)
             value = metrics.get(self.task.best_metric)
             higher = getattr(self.task, "greater_is_better", False)  # NER's entity F1; losses are lower-better
             improved = (
@@ -466,11 +478,25 @@ class Trainer:
                 and (self.best is None or (value > self.best if higher else value < self.best))
             )
             self.history.append({"step": self.step, "eval": metrics})
-            self.emit(EvalEvent(step=self.step, metrics=metrics, is_best=improved, probes=probes))
+            self.emit(EvalEvent(step=self.step, metrics=metrics, is_best=improved, probes=probes, heads=heads))
             if improved:
                 self.best = value
         if broadcast_flag(improved, self.dist, self.device):
             self._checkpoint("best")
+
+    def _note_crossings(self, metrics: dict[str, float]) -> None:
+        """Log, once per run, the step at which a metric first falls below its baseline: from there on the model
+        knows more than word frequencies (MLM) or a coin (NSP)."""
+        for key, line in self.baselines.items():
+            value = metrics.get(key)
+            if key in self.crossed or not below(value, line):
+                continue
+            self.crossed[key] = self.step
+            what = "word frequencies alone" if key.startswith("mlm") else "a coin"
+            self.log(
+                f"step {self.step}: {key} {value:.3f} fell below the baseline {line:.3f} "
+                f"({what}): the model now uses context"
+            )
 
     # --------------------------------------------------------------------------------------- checkpoints
     def _state(self) -> dict[str, Any]:
@@ -486,6 +512,7 @@ class Trainer:
             "metrics": self.metrics,
             "best_metric": self.task.best_metric,
             "best_value": self.best,
+            "baseline_crossed": self.crossed,
             "log_history": self.history,
             "world_size": self.dist.world_size,
             "run_config": self.run_config,
@@ -574,6 +601,7 @@ class Trainer:
         self.best = state.get("best_value")
         self.metrics = state.get("metrics") or {}
         self.history = list(state.get("log_history") or [])
+        self.crossed = {str(k): int(v) for k, v in (state.get("baseline_crossed") or {}).items()}
         self.last_checkpoint = path
         self.run_started = str(state.get("run_started") or self.run_started)
         if self.step >= self.s.max_steps and self.s.minutes <= 0:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -40,6 +40,13 @@ from .dialogs import ConfirmScreen
 
 if TYPE_CHECKING:
     from ..app import Bert2App
+
+
+def _leaves(node: TreeNode) -> list[TreeNode]:
+    out = []
+    for child in node.children:
+        out.extend(_leaves(child) if child.children else [child])
+    return out
 
 
 def human_size(n: int) -> str:
@@ -102,12 +109,32 @@ class CheckpointsScreen(Screen):
         ),
         Binding("d,delete", "delete", "Delete", id="checkpoints.delete", tooltip="Delete the checkpoint (asks first)"),
         Binding("ctrl+r", "refresh", "Refresh", id="checkpoints.refresh", tooltip="Read the directories again"),
+        Binding(
+            "left",
+            "scrub(-1)",
+            "Earlier",
+            id="checkpoints.scrub_back",
+            show=False,
+            tooltip="Time-lapse: the same run's previous checkpoint, with its probe guesses and head types",
+        ),
+        Binding(
+            "right",
+            "scrub(1)",
+            "Later",
+            id="checkpoints.scrub_forward",
+            show=False,
+            tooltip="Time-lapse: the same run's next checkpoint, with its probe guesses and head types",
+        ),
     ]
 
     def __init__(self) -> None:
         super().__init__(id="checkpoints-screen")
         self.infos: list[CheckpointInfo] = []
         self.selected: CheckpointInfo | None = None
+        self.scrubbing = False
+        """Left/right was pressed: the detail shows the selected checkpoint's time-lapse frame and its step."""
+        self.frames: dict[str, Any] = {}
+        """path -> its time-lapse frame (bert2.timelapse.frame), computed once in a worker."""
 
     @property
     def bert2(self) -> Bert2App:
@@ -122,6 +149,7 @@ class CheckpointsScreen(Screen):
             yield tree
             with Vertical(id="ckpt-detail"):
                 yield Static("", id="ckpt-info")
+                yield Static("", id="ckpt-lapse")
                 yield SeriesChart("loss history", id="ckpt-chart", empty_text="select a checkpoint")
         yield Footer()
 
@@ -237,7 +265,76 @@ class CheckpointsScreen(Screen):
             except CheckpointError:
                 pass
         chart.empty_text = "no history recorded"
-        chart.set_series({"train": train}, markers={"eval": evals} if evals else None)
+        marks = {f"step {info.step}": float(info.step)} if self.scrubbing and train else None
+        chart.set_series({"train": train}, markers={"eval": evals} if evals else None, marks=marks)
+        self._show_frame(info)
+
+    # ------------------------------------------------------------------------------------------ time-lapse
+    def action_scrub(self, delta: int) -> None:
+        """Move to the previous / next checkpoint of the selected one's run (bert2.timelapse.run_checkpoints)."""
+        from bert2.timelapse import run_checkpoints
+
+        info = self._need()
+        if info is None:
+            return
+        if info.kind != "pretrain":
+            self.notify("the time-lapse reads pretraining runs", severity="warning")
+            return
+        try:
+            lapse = [str(p) for p in run_checkpoints(Path(info.path))]
+        except CheckpointError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        here = lapse.index(info.path) if info.path in lapse else 0
+        target = lapse[max(0, min(len(lapse) - 1, here + delta))]
+        self.scrubbing = True
+        tree = self.query_one("#ckpt-tree", Tree)
+        leaf = next((n for n in _leaves(tree.root) if n.data is not None and n.data.path == target), None)
+        if leaf is not None and leaf.data is not info:
+            self._select(leaf)
+        else:
+            self.show(info)
+        self.query_one("#ckpt-lapse", Static).border_title = f"time-lapse {lapse.index(target) + 1}/{len(lapse)}"
+
+    def _show_frame(self, info: CheckpointInfo) -> None:
+        lapse = self.query_one("#ckpt-lapse", Static)
+        lapse.display = self.scrubbing
+        if not self.scrubbing or not info.valid or info.kind != "pretrain":
+            lapse.update("")
+            return
+        frame = self.frames.get(info.path)
+        if frame is None:
+            lapse.update(Text(f"reading {Path(info.path).name}…", style="dim"))
+            self._compute_frame(info.path, tuple(self.bert2.probes))
+            return
+        from ..widgets.microscope import heads_grid, probe_timelapse
+
+        text = Text()
+        if frame.get("error"):
+            text.append(frame["error"], style="yellow")
+        else:
+            text.append_text(probe_timelapse([(frame["step"], frame["probes"])], rows=1))
+            text.append("\n")
+            text.append_text(heads_grid(frame["step"], frame["heads"]))
+        lapse.update(text)
+
+    @work(thread=True, exclusive=True, group="timelapse", exit_on_error=False)
+    def _compute_frame(self, path: str, probes: tuple[str, ...]) -> None:
+        """Load the checkpoint with the playground's Predictor and read its frame, off the UI thread."""
+        try:
+            from bert2.inference import Predictor
+            from bert2.timelapse import DEFAULT_TEXTS, frame
+
+            texts = [p for p in probes if "[MASK]" in p] or [DEFAULT_TEXTS[0]]
+            result = frame(Predictor.load(path), [*texts, DEFAULT_TEXTS[1]], top_k=5)
+        except Exception as exc:  # a bad checkpoint must not leave the view stuck at "reading"
+            result = {"error": f"could not read {path}: {exc}"}
+        self.app.call_from_thread(self._frame_ready, path, result)
+
+    def _frame_ready(self, path: str, result: dict[str, Any]) -> None:
+        self.frames[path] = result
+        if self.selected is not None and self.selected.path == path:
+            self._show_frame(self.selected)
 
     # ------------------------------------------------------------------------------------------- actions
     def _need(self) -> CheckpointInfo | None:

@@ -98,6 +98,27 @@ def probe_text(st: RunState) -> Text:
     return out
 
 
+def baseline_lines(st: RunState) -> tuple[dict[str, float], dict[str, float], dict[str, float], dict[str, float]]:
+    """The loss baselines as chart lines, and where the evaluations crossed them (bert2.microscope):
+    (loss chart references, parts chart references, loss chart marks, parts chart marks).
+
+    The loss chart shows mlm + nsp, so its line is the sum of both baselines; the parts chart has one per part
+    ("mlm", "nsp" series against the "mlm_loss", "nsp_loss" baselines)."""
+    from bert2.microscope import crossings
+
+    lines = st.baselines
+    if not lines:
+        return {}, {}, {}, {}
+    total = {"loss": sum(lines.values())} if set(lines) == {"mlm_loss", "nsp_loss"} or len(lines) == 1 else {}
+    crossed = crossings([(step, m) for step, m, _ in st.evals], {**lines, **total})
+    short = {"mlm_loss": "mlm", "nsp_loss": "nsp"}
+    loss_refs = {f"freq-only {v:.2f}": v for v in total.values()}
+    part_refs = {f"{short.get(k, k)} base {v:.2f}": v for k, v in lines.items()}
+    loss_marks = {f"below @{crossed['loss']}": float(crossed["loss"])} if "loss" in crossed else {}
+    part_marks = {f"{short.get(k, k)} below @{crossed[k]}": float(crossed[k]) for k in lines if k in crossed}
+    return loss_refs, part_refs, loss_marks, part_marks
+
+
 class AfterFirstFrame(Horizontal):
     """A row whose children are built one refresh after the first frame instead of before it.
 
@@ -163,6 +184,12 @@ class BottomRow(AfterFirstFrame):
                 classes="pane",
             ),
             Vertical(
+                Label("Microscope (m: back to the probes)", classes="pane-title"),
+                VerticalScroll(Static("", id="microscope-text"), id="microscope-scroll"),
+                id="microscope-pane",
+                classes="pane",
+            ),
+            Vertical(
                 Label("Events", classes="pane-title"),
                 RichLog(id="event-log", wrap=True, max_lines=1000, markup=False, min_width=20),
                 id="log-pane",
@@ -205,6 +232,21 @@ class TrainScreen(Screen):
             tooltip="Draw an earlier run's curves on the charts, or clear them",
         ),
         Binding(
+            "m",
+            "toggle_microscope",
+            "Microscope",
+            id="train.microscope",
+            tooltip="Show the heads grid, head-type shares and probe time-lapse instead of the evaluation and probes",
+        ),
+        Binding(
+            "ctrl+e",
+            "export",
+            "Export",
+            id="train.export",
+            show=False,  # the footer is full at 120 columns; ? and ctrl+p list it
+            tooltip="Save the run's microscope (probes over steps, heads grid) as a standalone HTML page",
+        ),
+        Binding(
             "h",
             "reload_history",
             "History",
@@ -221,6 +263,7 @@ class TrainScreen(Screen):
         self._log_seq = 0
         self._eval_key: tuple = ()
         self._probe_key: tuple = ()
+        self._scope_key: tuple = ()
         self._status_text: Text | None = None
         self._charts_drawn_at = 0.0
         self.overlay: Overlay | None = None
@@ -260,7 +303,39 @@ class TrainScreen(Screen):
         self.call_after_refresh(self.tick, True)
 
     def on_resize(self) -> None:
+        # At 80x24 the three bottom panes and the status line do not fit: the stylesheet's .narrow / .short rules
+        # hide the event log (the status line and the log file keep the messages) and shorten the rows.
+        self.set_class(self.size.width < 110, "narrow")
+        self.set_class(self.size.height < 32, "short")
         self.call_after_refresh(self.tick, True)
+
+    def action_toggle_microscope(self) -> None:
+        self.toggle_class("microscope")
+        self._scope_key = ()
+        self.tick(True)
+
+    def action_export(self) -> None:
+        """Write the run's evaluations as the HTML page `bert2 timelapse --html` makes, under paths.root."""
+        from pathlib import Path
+
+        from bert2.html_export import timelapse_page
+
+        from ..widgets.microscope import frames_of
+
+        st = self.bert2.run_state
+        frames = frames_of(st.probe_history, st.heads, st.evals)
+        if not frames:
+            self.notify("nothing to export yet: the microscope fills at the first evaluation", severity="warning")
+            return
+        root = Path(self.bert2.config.paths.root)
+        path = root / f"microscope-{st.kind or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}.html"
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            path.write_text(timelapse_page(frames, f"Watching BERT learn: {st.task or st.kind}"), encoding="utf-8")
+        except OSError as exc:
+            self.notify(f"could not write {path}: {exc}", severity="error", title="Export")
+            return
+        self.notify(f"saved {path}", title="Export")
 
     # ------------------------------------------------------------------------------------------- actions
     def selected_job(self) -> str:
@@ -391,6 +466,7 @@ class TrainScreen(Screen):
         if bottom:
             self._draw_evals(state)
             self._draw_probes(state)
+            self._draw_microscope(state)
             self._draw_log(state)
 
     def _draw_status(self, st: RunState) -> None:
@@ -422,7 +498,7 @@ class TrainScreen(Screen):
             text.append("idle — s: start pretraining   r: resume   j: pick a job", style="bold")
         else:
             text.append(st.status_text or st.status, style="bold " + dot[1])
-        if st.task:
+        if st.task and not self.has_class("narrow"):  # 80 columns: the state and the job, not the details
             text.append(f"   {st.kind} · {st.task}", style="dim")
             if st.device:
                 text.append(f" · {st.device}", style="dim")
@@ -466,10 +542,16 @@ class TrainScreen(Screen):
         evals = [(step, m["loss"]) for step, m, _ in st.evals if isinstance(m.get("loss"), (int, float))]
         part_series = {k: v for k, v in st.series.items() if k != "loss"}
         parts.empty_text = "no loss parts" if st.series and not part_series else "no data yet"
+        loss_refs, part_refs, loss_marks, part_marks = baseline_lines(st)
         ov = self.overlay
         if ov is None:
-            loss.set_series({"train": st.series.get("loss", ())}, markers={"eval": evals} if evals else None)
-            parts.set_series(part_series)
+            loss.set_series(
+                {"train": st.series.get("loss", ())},
+                markers={"eval": evals} if evals else None,
+                references=loss_refs,
+                marks=loss_marks,
+            )
+            parts.set_series(part_series, references=part_refs, marks=part_marks)
             lr.set_series({"lr": st.lr})
             return
 
@@ -482,9 +564,13 @@ class TrainScreen(Screen):
             markers={"eval": evals} if evals else None,
             overlay={f"train{t}": ov.loss},
             overlay_markers={f"eval{t}": ov.evals} if ov.evals else None,
+            references=loss_refs,
+            marks=loss_marks,
         )
         t = tag(parts, *ov.parts)
-        parts.set_series(part_series, overlay={f"{k}{t}": v for k, v in ov.parts.items()})
+        parts.set_series(
+            part_series, overlay={f"{k}{t}": v for k, v in ov.parts.items()}, references=part_refs, marks=part_marks
+        )
         t = tag(lr, "lr")
         lr.set_series({"lr": st.lr}, overlay={f"lr{t}": ov.lr})
 
@@ -521,6 +607,17 @@ class TrainScreen(Screen):
         elif not editor.has_focus:
             title.update(Text("Probes ([MASK] sentences)"))
         self.query_one("#probe-results", Static).update(probe_text(st))
+
+    def _draw_microscope(self, st: RunState) -> None:
+        if not self.has_class("microscope"):
+            return
+        key = (len(st.heads), st.heads[-1][0] if st.heads else None, len(st.probe_history), st.probe_step)
+        if key == self._scope_key:
+            return
+        self._scope_key = key
+        from ..widgets.microscope import microscope_text
+
+        self.query_one("#microscope-text", Static).update(microscope_text(st.probe_history, st.heads))
 
     def _draw_log(self, st: RunState) -> None:
         log = self.query_one("#event-log", RichLog)

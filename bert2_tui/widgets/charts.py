@@ -126,12 +126,17 @@ class SeriesChart(PlotextPlot):
         markers: dict[str, Iterable[Point]] | None = None,
         overlay: dict[str, list[Point]] | None = None,
         overlay_markers: dict[str, list[Point]] | None = None,
+        references: dict[str, float] | None = None,
+        marks: dict[str, float] | None = None,
     ) -> None:
         """Replot from scratch: snapshot each series, downsample to the width, smooth, draw; then refresh once.
 
         `overlay` / `overlay_markers`: another run's lines and points, by legend label, drawn as given (no raw
         line, no smoothing: they come smoothed), in the overlay colours. Keep passing the same lists: their
-        downsampling is cached by identity."""
+        downsampling is cached by identity.
+
+        `references`: labelled horizontal lines (the loss baselines: "below this line the model uses context"),
+        drawn across the plotted steps; `marks`: labelled vertical lines at a step (where a baseline was crossed)."""
         plt = self.plt
         plt.clear_figure()
         plt.title(self.title)
@@ -187,6 +192,17 @@ class SeriesChart(PlotextPlot):
                 total += len(pts)
                 drawn[label] = pts
         self._overlay_cache = cache
+        if xs_seen and total:
+            x0, x1 = min(xs_seen), max(xs_seen)
+            for label, y in (references or {}).items():
+                plt.plot([x0, x1], [y, y], color="gray+", marker="braille", label=label)
+                drawn[label] = [(x0, y), (x1, y)]
+            ys = [y for pts in drawn.values() for _, y in pts if math.isfinite(y)]
+            for label, x in (marks or {}).items():
+                plt.vertical_line(x, color="yellow")
+                if ys:  # the label at the top of the line, where the curves rarely are
+                    plt.text(label, x, max(ys), color="yellow", alignment="left")
+                drawn[label] = [(x, float("nan"))]
         if xs_seen:
             ticks = integer_ticks(min(xs_seen), max(xs_seen), max(2, min(6, (self.size.width or 40) // 9)))
             plt.xticks(ticks, [str(t) for t in ticks])
