@@ -18,6 +18,7 @@ Nothing here imports torch at module level: the checkpoint browser uses `state_p
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -26,18 +27,17 @@ from ..config import Config, ModelConfig
 from ..errors import CheckpointError
 
 MAX_COUNTER = 10**15  # a step or token count beyond this is no real run: a corrupt or forged file
-_INT_FIELDS = (
-    "vocab_size",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "max_position_embeddings",
-    "type_vocab_size",
-    "pad_token_id",
-)
-_FLOAT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "layer_norm_eps", "initializer_range")
-_STR_FIELDS = ("hidden_act", "norm_placement", "position_embedding_type")
+
+
+def _model_fields(kind: str) -> tuple[str, ...]:
+    """ModelConfig's fields annotated `kind`: the dataclass is the one list of config.json's typed keys, so a
+    field added there is type-checked here too."""
+    return tuple(f.name for f in dataclasses.fields(ModelConfig) if f.type == kind)
+
+
+_INT_FIELDS = _model_fields("int")
+_FLOAT_FIELDS = _model_fields("float")
+_STR_FIELDS = _model_fields("str")
 
 
 def fail(where: Path | str, problems: list[str]) -> CheckpointError:
