@@ -29,6 +29,7 @@ from bert2.checkpoint.model_files import load_checkpoint, write_model
 from bert2.checkpoint.train_state import load_resume_state, save_resume_state
 from bert2.checkpoint.validate import check_resume
 from bert2.errors import Bert2Error
+from bert2.training.trainer import param_groups
 
 EXAMPLES = int(os.environ.get("BERT2_FUZZ_EXAMPLES", "15"))
 FUZZ = settings(
@@ -84,9 +85,9 @@ def make_checkpoint(directory: Path) -> Path:
 
 
 def optimizer_for(model: torch.nn.Module) -> torch.optim.Optimizer:
-    """Two parameter groups, as the trainer makes (decayed and not)."""
-    params = list(model.parameters())
-    return torch.optim.AdamW([{"params": params[::2]}, {"params": params[1::2], "weight_decay": 0.0}], lr=1e-3)
+    """The trainer's own parameter groups (decayed matrices, undecayed vectors), so a resume state is checked
+    against the grouping a real run restores into."""
+    return torch.optim.AdamW(param_groups(model, 0.01), lr=1e-3)
 
 
 def open_checkpoint(directory: Path) -> str:
