@@ -128,50 +128,124 @@ def _step_fn(model: torch.nn.Module, batch: dict[str, torch.Tensor], hf: bool, p
     return step
 
 
-def bench_train_throughput(repeats: int = 7, warmup: int = 3, batch: int = 32, seq: int = 128) -> dict[str, Any]:
-    """tokens/s and ms/step of bert2 vs transformers BertForPreTraining (sdpa) at the seed config and our preset."""
+def _step_row(
+    model: torch.nn.Module, data: dict[str, torch.Tensor], hf: bool, precision: str, repeats: int, warmup: int
+):
+    times = _median_time(_step_fn(model, data, hf, precision), repeats, warmup)
+    med = statistics.median(times)
+    return {"ms_per_step": round(med * 1e3, 1), "tokens_per_s": round(data["input_ids"].numel() / med)}
+
+
+def _op_family(name: str) -> str:
+    """Which part of a step an aten op belongs to, for the profile's summary."""
+    name = name.lower()
+    if any(k in name for k in ("addmm", "::mm", "bmm", "matmul", "linear", "baddbmm")):
+        return "matmul"
+    if "attention" in name:
+        return "attention"
+    if "softmax" in name:
+        return "softmax (MLM loss)"
+    if "layer_norm" in name or "gelu" in name or "dropout" in name:
+        return "layernorm/gelu/dropout"
+    if "adam" in name or "optimizer" in name or "_foreach" in name or "lerp" in name or "addcdiv" in name:
+        return "optimizer"
+    if any(k in name for k in ("copy_", "to_copy", "clone", "contiguous", "cat", "index", "embedding")):
+        return "copies/indexing"
+    if "sum" in name:
+        return "reductions (bias grads, loss)"
+    return "other elementwise"
+
+
+def profile_step(
+    cfg: Any, batch: int, seq: int, precision: str = "fp32", steps: int = 5, top: int = 15
+) -> dict[str, Any]:
+    """torch.profiler's per-op table of bert2's training step: where the milliseconds go (self CPU time), each
+    op's share and a summary by family (matmul, attention, layer norm/GELU, optimizer, copies, reductions), so
+    what is left outside the matmuls has a name and a size."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    data = _synthetic_batch(cfg.vocab_size, batch, seq)
+    step = _step_fn(BertForPreTraining(cfg), data, False, precision)
+    for _ in range(3):
+        step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    rows = [e for e in prof.key_averages() if e.key.startswith("aten::") or "Optimizer" in e.key]
+    total = sum(e.self_cpu_time_total for e in rows) or 1.0
+    rows.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    families: dict[str, float] = {}
+    for e in rows:
+        fam = _op_family(e.key)
+        families[fam] = families.get(fam, 0.0) + e.self_cpu_time_total
+    per = 1e3 * steps  # profiler times are microseconds; per step in milliseconds
+    return {
+        "precision": precision,
+        "ms_per_step_profiled": round(total / per, 1),
+        "families": {
+            k: {"ms": round(v / per, 2), "share": round(v / total, 3)}
+            for k, v in sorted(families.items(), key=lambda kv: -kv[1])
+        },
+        "ops": [
+            {
+                "op": e.key,
+                "ms": round(e.self_cpu_time_total / per, 2),
+                "share": round(e.self_cpu_time_total / total, 3),
+                "calls": e.count // steps,
+            }
+            for e in rows[:top]
+        ],
+    }
+
+
+def bench_train_throughput(
+    repeats: int = 7,
+    warmup: int = 3,
+    batch: int = 32,
+    seq: int = 128,
+    presets: tuple[str, ...] = ("tiny", "mini", "small"),
+    profile: bool = False,
+    hf: bool = True,
+) -> dict[str, Any]:
+    """ms/step, tokens/s and MFU of bert2's training step in fp32 and bf16 at the seed's BERT-Tiny and at each
+    preset, beside transformers' BertForPreTraining (sdpa, fp32) on the same batch, in one process.
+
+    MFU = useful model FLOP/s (forward + backward of the masked-row MLM model) / the best measured matmul
+    FLOP/s of the same precision in this process: what fraction of what the machine can multiply the step
+    actually spends on the model's arithmetic. `profile`: a per-op table of each fp32 and bf16 step too.
+    """
     tune_allocator()  # process-wide: transformers' model gets the same allocator as bert2's
-    peak = matmul_peak()
-    peak_bf16 = matmul_peak(torch.bfloat16)
-    default = Config().model
+    peaks = {"fp32": matmul_peak(), "bf16": matmul_peak(torch.bfloat16)}
     out: dict[str, Any] = {
         "threads": torch.get_num_threads(),
         "batch": batch,
         "seq": seq,
-        "matmul_peak_gflops_fp32": round(peak / 1e9, 1),
-        "matmul_peak_gflops_bf16": round(peak_bf16 / 1e9, 1),
+        "matmul_peak_gflops_fp32": round(peaks["fp32"] / 1e9, 1),
+        "matmul_peak_gflops_bf16": round(peaks["bf16"] / 1e9, 1),
     }
-    configs = {
-        "seed_tiny_30522": ModelConfig(**SEED_CONFIG),
-        f"default_preset_{default.vocab_size}": ModelConfig(**{**default.__dict__}),
-    }
+    configs = {"seed_tiny_30522": ModelConfig(**SEED_CONFIG)}
+    for name in presets:
+        configs[f"preset_{name}"] = preset(name).model
     for name, cfg in configs.items():
         torch.manual_seed(0)
         data = _synthetic_batch(cfg.vocab_size, batch, seq)
         masked = int((data["labels"] != -100).sum())
-        row: dict[str, Any] = {}
-        ours_cfg = cfg  # bert2's defaults (dropout choices) as a user gets them
-        hf_cfg = ModelConfig(**{**cfg.__dict__, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1})
-        for label, model, hf in (
-            ("bert2", BertForPreTraining(ours_cfg), False),
-            ("transformers", _hf_model(hf_cfg), True),
-        ):
-            times = _median_time(_step_fn(model, data, hf), repeats, warmup)
-            med = statistics.median(times)
-            row[label] = {
-                "ms_per_step": round(med * 1e3, 1),
-                "tokens_per_s": round(batch * seq / med),
-                "repeats": repeats,
-            }
         flops = train_flops(cfg, batch, seq, masked)
-        row["bert2"]["mfu"] = round(flops / (row["bert2"]["ms_per_step"] / 1e3) / peak, 3)
-        row["useful_gflop_per_step"] = round(flops / 1e9, 1)
-        row["ratio"] = round(row["bert2"]["tokens_per_s"] / row["transformers"]["tokens_per_s"], 2)
-        times = _median_time(_step_fn(BertForPreTraining(ours_cfg), data, False, "bf16"), repeats, warmup)
-        row["bert2_bf16"] = {
-            "ms_per_step": round(statistics.median(times) * 1e3, 1),
-            "tokens_per_s": round(batch * seq / statistics.median(times)),
-        }
+        row: dict[str, Any] = {"useful_gflop_per_step": round(flops / 1e9, 2)}
+        for precision in ("fp32", "bf16"):
+            torch.manual_seed(0)
+            r = _step_row(BertForPreTraining(cfg), data, False, precision, repeats, warmup)
+            r["mfu"] = round(flops / (r["ms_per_step"] / 1e3) / peaks[precision], 3)
+            row[f"bert2_{precision}"] = r
+        row["bf16_speedup"] = round(row["bert2_fp32"]["ms_per_step"] / row["bert2_bf16"]["ms_per_step"], 2)
+        if hf:
+            # transformers' BERT with its own default dropout, as a user of it gets it
+            hf_cfg = ModelConfig(**{**cfg.__dict__, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1})
+            row["transformers_fp32"] = _step_row(_hf_model(hf_cfg), data, True, "fp32", repeats, warmup)
+            row["ratio_fp32"] = round(row["bert2_fp32"]["tokens_per_s"] / row["transformers_fp32"]["tokens_per_s"], 2)
+        if profile:
+            row["profile"] = {p: profile_step(cfg, batch, seq, p) for p in ("fp32", "bf16")}
         out[name] = row
     return out
 

@@ -50,6 +50,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             ),
         },
         "data_prep": {"mb": args.mb, "corpus": args.corpus, "workers": args.workers},
+        "train_throughput": {
+            "profile": args.profile,
+            "presets": tuple(args.presets.split(",")) if args.presets else (),
+        },
     }
     results = {}
     for name in names:
@@ -71,6 +75,7 @@ def add_parsers(sub: Any) -> None:
         "Each benchmark prints what it measured on this machine; never run two at once.",
         (
             "bert2 bench train_throughput",
+            "bert2 bench train_throughput --presets tiny,mini --profile --json",
             "bert2 bench memory --json",
             "bert2 bench finetune_quality --finetune-minutes 1.5",
             "bert2 bench finetune_quality --task classify --data reviews.csv",
@@ -116,5 +121,16 @@ def add_parsers(sub: Any) -> None:
         type=int,
         default=None,
         help="data_prep: worker processes (default: one per core, at most 8; 0 = all in the main process)",
+    )
+    p.add_argument(
+        "--presets",
+        metavar="A,B",
+        default="tiny,mini,small",
+        help="train_throughput: presets measured beside the seed's BERT-Tiny (default tiny,mini,small; '' for none)",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="train_throughput: add torch.profiler's per-op table (fp32 and bf16) of each model's step",
     )
     p.set_defaults(func=cmd_bench)
