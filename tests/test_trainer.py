@@ -220,3 +220,32 @@ def test_group_by_length_is_a_permutation_with_less_padding():
 
     assert padded(grouped) < 0.75 * padded(order)
     assert int(lengths[grouped[:32]].max()) == int(lengths.max())  # the longest batch comes first
+
+
+def test_compile_true_trains_through_torch_compile(tmp_path):
+    events = []
+    done = make(tmp_path, steps=6, callbacks=[events.append], compile=True).fit()
+    assert done.reason == "completed"
+    messages = [getattr(e, "message", "") for e in events]
+    assert any("compiled the training step" in m for m in messages), messages
+    steps = losses(events)
+    assert all(math.isfinite(v) for v in steps.values()) and steps[6] < steps[1]
+
+
+def test_compile_failure_falls_back_to_eager_with_the_same_losses(tmp_path, monkeypatch):
+    eager_events = []
+    make(tmp_path / "eager", steps=6, callbacks=[eager_events.append]).fit()
+
+    def broken_compile(module, **kw):
+        def fail(*a, **k):
+            raise RuntimeError("no C++ compiler found\nlong traceback")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    events = []
+    done = make(tmp_path / "compiled", steps=6, callbacks=[events.append], compile=True).fit()
+    assert done.reason == "completed"
+    warnings = [e.message for e in events if getattr(e, "level", "") == "warning"]
+    assert any("torch.compile failed (RuntimeError: no C++ compiler found); training eagerly" in w for w in warnings)
+    assert losses(events) == pytest.approx(losses(eager_events))

@@ -32,6 +32,7 @@ from ..config import TrainConfig
 from ..errors import CheckpointError, TrainingError
 from ..microscope import below
 from ..model import count_parameters
+from .compiling import CompiledStep
 from .distributed import DistInfo, all_reduce_mean, all_reduce_sum, broadcast_flag
 from .events import Callback, CheckpointEvent, DoneEvent, EvalEvent, Event, LogEvent, StartEvent, StepEvent
 from .schedule import Schedule
@@ -233,6 +234,7 @@ class Trainer:
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.loss_module = DDP(self.loss_module, device_ids=ids)
+        self._step_fn = CompiledStep(self.loss_module, self.log) if settings.compile else None
 
     # ---------------------------------------------------------------------------------------------- events
     def emit(self, event: Event) -> None:
@@ -281,6 +283,9 @@ class Trainer:
             return contextlib.nullcontext()
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
 
     def _time_up(self) -> bool:
         return self.s.minutes > 0 and self.elapsed >= self.s.minutes * 60.0
@@ -353,9 +358,12 @@ class Trainer:
                 sync = j == len(micro) - 1 or not self.dist.enabled
                 ctx = contextlib.nullcontext() if sync else self.loss_module.no_sync()
                 with ctx:
-                    with self._autocast():
-                        loss, parts = self.loss_module(b, totals)
-                    (self.scaler.scale(loss) if self.scaler else loss).backward()
+                    if self._step_fn is not None:
+                        loss, parts = self._step_fn(b, totals, self._autocast, self._backward)
+                    else:
+                        with self._autocast():
+                            loss, parts = self.loss_module(b, totals)
+                        self._backward(loss)
                 step_loss += loss.detach().float()
                 for k, v in parts.items():
                     step_parts[k] = step_parts.get(k, 0) + v.detach().float()
