@@ -198,10 +198,12 @@ class SeriesChart(PlotextPlot):
                 plt.plot([x0, x1], [y, y], color="gray+", marker="braille", label=label)
                 drawn[label] = [(x0, y), (x1, y)]
             ys = [y for pts in drawn.values() for _, y in pts if math.isfinite(y)]
-            for label, x in (marks or {}).items():
+            rows = max(4, (self.size.height or 12) - 4)  # plot rows, roughly: a label steps up one row per mark
+            for k, (label, x) in enumerate((marks or {}).items()):
                 plt.vertical_line(x, color="yellow")
-                if ys:  # the label at the top of the line, where the curves rarely are
-                    plt.text(label, x, max(ys), color="yellow", alignment="left")
+                if ys:  # at the foot of the line: a falling loss is high at an early crossing, and the legend is on top
+                    y = min(ys) + k * (max(ys) - min(ys)) / rows  # two marks close together must not overwrite
+                    plt.text(label, x, y, color="yellow", alignment="left")
                 drawn[label] = [(x, float("nan"))]
         if xs_seen:
             ticks = integer_ticks(min(xs_seen), max(xs_seen), max(2, min(6, (self.size.width or 40) // 9)))
