@@ -52,22 +52,30 @@ def overlap_sentence(question: str, context: str) -> str:
     return max(sentences, key=lambda s: len(asked & {w.lower() for w in _WORD.findall(s)}))
 
 
-def ner_lookup_tags(train: Sequence[dict[str, Any]], words: Sequence[str]) -> list[str]:
-    """Each word's most frequent training tag (case-sensitive, as the entity lists of CoNLL-2003's baseline
-    are), O for a word never seen; an I- tag that cannot continue is read as the start of an entity."""
+def lookup_table(train: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Each training word's most frequent tag (case-sensitive, as the entity lists of CoNLL-2003's baseline are;
+    a tie goes to the tag seen first). The NER task's lookup feature (tasks/ner.py) reads the same table."""
     import collections
 
     counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for ex in train:
         for word, tag in zip(ex["tokens"], ex["tags"]):
             counts[word][tag] += 1
-    return [counts[w].most_common(1)[0][0] if w in counts else "O" for w in words]
+    return {word: c.most_common(1)[0][0] for word, c in counts.items()}
+
+
+def ner_lookup_tags(train: Sequence[dict[str, Any]], words: Sequence[str]) -> list[str]:
+    """The lookup table's tag of each word, O for a word never seen; an I- tag that cannot continue is read as
+    the start of an entity."""
+    table = lookup_table(train)
+    return [table.get(w, "O") for w in words]
 
 
 def ner_lookup_f1(train: Sequence[dict[str, Any]], validation: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Entity-level precision / recall / F1 (seqeval) of the lookup table on the held-out sentences."""
     from .metrics import entity_report
 
-    predicted = [ner_lookup_tags(train, ex["tokens"]) for ex in validation]
+    table = lookup_table(train)
+    predicted = [[table.get(w, "O") for w in ex["tokens"]] for ex in validation]
     report = entity_report([ex["tags"] for ex in validation], predicted)
     return {k: report[k] for k in ("precision", "recall", "f1")}

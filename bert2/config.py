@@ -310,6 +310,8 @@ class FinetuneConfig(TrainConfig):
     """Generative QA says no word more often than this in one answer (0: off; 1 scored best on held-out answers, README)."""
     doc_stride: int = 64
     """Overlap in tokens between windows of a long context (qa-span)."""
+    lookup_feature: str = "auto"
+    """NER: what the training set's word -> tag lookup table says of each word (unseen, O, B-X, I-X) is a learned vector added to its pieces' embeddings; out of fold for training sentences, the whole table (saved as lookup.json) at evaluation and inference. auto: on when entity words recur across the training sentences (tasks/ner.py lookup_decision); on; off. Not exportable to transformers."""
     case_features: bool = True
     """NER: each word's letter case (lower, Capitalised, ALL CAPS, ...) is a learned vector added to its pieces' embeddings, when the vocabulary lowercases (it drops the capitals that mark most names); not exportable to transformers."""
 
@@ -618,6 +620,8 @@ class Config:
                     f"{f.max_seq_length} exceeds model.max_position_embeddings ({m.max_position_embeddings})",
                 )
             )
+        if f.lookup_feature not in ("auto", "on", "off"):
+            e.append(FieldError("finetune.lookup_feature", f"must be auto, on or off; got {f.lookup_feature!r}"))
         if f.doc_stride < 0 or 0 < f.max_seq_length <= f.doc_stride:
             e.append(FieldError("finetune.doc_stride", f"must be in [0, finetune.max_seq_length), got {f.doc_stride}"))
         e += self._validate_distill()

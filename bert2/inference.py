@@ -13,12 +13,12 @@ from torch import nn
 from . import checkpoint as ckpt
 from . import registry
 from .allocator import tune_allocator
-from .checkpoint.model_files import load_checkpoint
+from .checkpoint.model_files import LOOKUP_KEY, load_checkpoint
 from .data.collator import pad_and_stack
 from .errors import CheckpointError, InputError
 from .model import mean_pool
 from .tasks.classify import featurize_classification
-from .tasks.ner import bio_decode, entity_spans, transitions, word_shape
+from .tasks.ner import bio_decode, entity_spans, lookup_ids, transitions, word_shape
 from .tasks.pretraining import fill_mask, fill_mask_batch
 from .tasks.qa import MAX_QUERY_LENGTH, truncate_question
 from .tasks.qa_span import featurize_span, postprocess_span_predictions
@@ -128,6 +128,42 @@ class Predictor:
             "scores": {name: round(p, 6) for name, p in zip(labels, probs)},
         }
 
+    def word_features(
+        self, text: str
+    ) -> tuple[list[int], list[int | None], dict[int, list[int]], dict[int, int], dict[str, list[int]]]:
+        """A NER input as the tagger reads it: piece ids (no [CLS]/[SEP]), each piece's word, each word's character
+        span and first piece, and the word features per piece its checkpoint reads ("shape_ids": letter case;
+        "lookup_ids": the saved lookup table's tag, by the word's text), as tasks/ner.py's featurize_ner gives
+        them in training and evaluation."""
+        labels = list(self.meta.get("labels") or [])
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets, word_ids = enc["input_ids"], enc["offset_mapping"], enc.word_ids()
+        first: dict[int, int] = {}
+        spans: dict[int, list[int]] = {}
+        for i, w in enumerate(word_ids):
+            if w is None:
+                continue
+            first.setdefault(w, i)
+            spans.setdefault(w, [offsets[i][0], offsets[i][1]])[1] = offsets[i][1]
+        extra: dict[str, list[int]] = {}
+        if self.meta.get("case_features"):  # each piece gets its word's shape, read from the original text
+            kind = {w: word_shape(text[a:b]) for w, (a, b) in spans.items()}
+            extra["shape_ids"] = [0 if w is None else kind[w] for w in word_ids]
+        if self.meta.get("lookup_feature"):  # and what the training set's table says of the word
+            order = sorted(spans)
+            values = dict(
+                zip(order, lookup_ids([text[a:b] for a, b in (spans[w] for w in order)], self._table, labels))
+            )
+            extra["lookup_ids"] = [0 if w is None else values[w] for w in word_ids]
+        return ids, word_ids, spans, first, extra
+
+    @property
+    def _table(self) -> dict[str, str]:
+        table = self.meta.get(LOOKUP_KEY)
+        if not isinstance(table, dict):
+            raise CheckpointError(f"{self.path}: config.json asks for the lookup feature but no lookup.json was read")
+        return table
+
     @torch.no_grad()
     def entities(self, text: str) -> dict[str, Any]:
         """{"entities": [{"text", "label", "start", "end", "score"}]} for `text`, with character offsets into it
@@ -141,19 +177,8 @@ class Predictor:
         self._require("ner", "entity recognition")
         check_text(text, "text")
         labels = list(self.meta.get("labels") or [])
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids, offsets, word_ids = enc["input_ids"], enc["offset_mapping"], enc.word_ids()
-        first: dict[int, int] = {}
-        spans: dict[int, list[int]] = {}
-        for i, w in enumerate(word_ids):
-            if w is None:
-                continue
-            first.setdefault(w, i)
-            spans.setdefault(w, [offsets[i][0], offsets[i][1]])[1] = offsets[i][1]
-        shapes = None
-        if self.meta.get("case_features"):  # each piece gets its word's shape, read from the original text
-            kind = {w: word_shape(text[a:b]) for w, (a, b) in spans.items()}
-            shapes = [0 if w is None else kind[w] for w in word_ids]
+        ids, word_ids, spans, first, extra = self.word_features(text)
+        shapes, lookups = extra.get("shape_ids"), extra.get("lookup_ids")
         room = max(self.max_length - 2, 1)  # [CLS] and [SEP]
         log_probs: list[torch.Tensor] = []
         start = 0
@@ -167,7 +192,10 @@ class Predictor:
                 [[self.tokenizer.cls_token_id, *ids[start:end], self.tokenizer.sep_token_id]], device=self.device
             )  # (1, n + 2)
             shape_ids = None if shapes is None else torch.tensor([[0, *shapes[start:end], 0]], device=self.device)
-            out = self.model(window, torch.zeros_like(window), torch.ones_like(window), shape_ids=shape_ids)
+            lookup = None if lookups is None else torch.tensor([[0, *lookups[start:end], 0]], device=self.device)
+            out = self.model(
+                window, torch.zeros_like(window), torch.ones_like(window), shape_ids=shape_ids, lookup_ids=lookup
+            )
             log_probs.append(out.logits[0, 1:-1].float().log_softmax(-1).cpu())  # (n, C)
             start = end
         piece = torch.cat(log_probs) if log_probs else torch.zeros(0, len(labels))  # (P, C)

@@ -13,7 +13,7 @@ import torch
 
 from bert2.baselines import ner_lookup_f1, ner_lookup_tags
 from bert2.cli import main as cli_main  # the entry point function
-from bert2.config import Config
+from bert2.config import Config, ConfigError
 from bert2.errors import DataError
 from bert2.metrics import entity_report
 from bert2.registry import get as get_task
@@ -306,3 +306,106 @@ def test_cli_ner_json_and_errors(ner_run, tiny_pretrain_checkpoint, conll_file, 
         f'paths.root="{tmp_path}"',
     )
     assert code == 2 and "not BIO" in err and err.count("\n") == 1
+
+
+# ------------------------------------------------------------------------------------------------ lookup feature
+def test_out_of_fold_lookup_never_gives_a_sentence_its_own_tags():
+    from bert2.tasks.ner import LOOKUP_FOLDS, LOOKUP_UNSEEN, lookup_fold, out_of_fold_lookup_ids
+
+    sentences = [{"tokens": w, "tags": t} for w, t in synthetic_sentences(200, seed=3)]
+    # One sentence with a word that no other sentence has: in training it must read "unseen", not its own tag.
+    lonely = {"tokens": ["Zanzibar", "is", "far", "."], "tags": ["B-LOC", "O", "O", "O"]}
+    sentences.insert(17, lonely)
+    labels = tag_names(sentences)
+    ids = out_of_fold_lookup_ids(sentences, labels)
+    assert ids[17][0] == LOOKUP_UNSEEN
+    assert {lookup_fold(s) for s in sentences} == set(range(LOOKUP_FOLDS)), "every fold holds sentences"
+    # Every value a sentence reads comes from the table of the sentences in the other folds.
+    from bert2.baselines import lookup_table
+    from bert2.tasks.ner import lookup_ids
+
+    for i in (0, 17, 99):
+        others = [s for s in sentences if lookup_fold(s) != lookup_fold(sentences[i])]
+        assert ids[i] == lookup_ids(sentences[i]["tokens"], lookup_table(others), labels)
+    # Recurring names are found in the other folds: "Paris" (B-LOC) reads B-LOC's value.
+    b_loc = 2 + labels.index("B-LOC")
+    assert any(v == b_loc for s, row in zip(sentences, ids) for w, v in zip(s["tokens"], row) if w == "Paris")
+    # The folds come from the sentence's text, not its position: a reordered training set gets the same values.
+    rev = out_of_fold_lookup_ids(sentences[::-1], labels)
+    assert rev[::-1] == ids
+
+
+def test_lookup_feature_auto_rule_reads_the_data(tmp_path):
+    from bert2.tasks.ner import lookup_decision
+
+    recurring = [{"tokens": w, "tags": t} for w, t in synthetic_sentences(200)]
+    use, why = lookup_decision("auto", recurring)
+    assert use and "lookup feature on" in why
+    # Names that never recur: the out-of-fold table finds none of them, so auto stays off.
+    unique = [{"tokens": [f"Name{i}", "lives", "here"], "tags": ["B-PER", "O", "O"]} for i in range(400)]
+    use, why = lookup_decision("auto", unique)
+    assert not use and "0% of them" in why
+    assert lookup_decision("on", unique)[0] and not lookup_decision("off", recurring)[0]
+    with pytest.raises(ConfigError, match="finetune.lookup_feature: must be auto, on or off"):
+        Config().with_overrides(["finetune.lookup_feature=x"])
+    assert Config().with_overrides(["finetune.lookup_feature=off"]).finetune.lookup_feature == "off"
+
+
+def test_lookup_table_round_trips_and_inference_reads_what_evaluation_read(ner_run):
+    from bert2 import checkpoint as ckpt
+    from bert2.checkpoint.model_files import LOOKUP_FILE, LOOKUP_KEY, load_checkpoint
+    from bert2.inference import Predictor
+    from bert2.tasks.ner import NERTask
+
+    root, _ = ner_run
+    best = ckpt.default_checkpoint(root, "finetune")
+    config = json.loads((best / "config.json").read_text())
+    assert config["bert2"]["lookup_feature"] is True and LOOKUP_KEY not in config["bert2"]
+    state = ckpt.read_state(best)
+    assert state["run_config"]["recipe"]["choices"] == {"lookup_feature": True}
+    assert any("lookup feature on" in line for line in state["run_config"]["recipe"]["why"])
+    saved = json.loads((best / LOOKUP_FILE).read_text())["words"]
+    loaded = load_checkpoint(best)
+    assert loaded.meta[LOOKUP_KEY] == saved and saved["Paris"] == "B-LOC" and saved["lives"] == "O"
+    # The whole training set's table, as the baseline builds it.
+    data = NERTask.data(loaded.meta["data"])
+    from bert2.baselines import lookup_table
+
+    assert saved == lookup_table(data.train)
+    # Inference gives each piece the feature evaluation gave it (a validation sentence, words without punctuation
+    # splits, read back through the Predictor's own word splitting).
+    predictor = Predictor.load(best)
+    plain = next(ex for ex in data.validation if all(w.isalpha() or len(w) == 1 for w in ex["tokens"]))
+    [feature] = NERTask.featurize([plain], loaded.tokenizer, 64, loaded.meta, for_eval=True)
+    _, _, _, _, extra = predictor.word_features(" ".join(plain["tokens"]))
+    assert extra["lookup_ids"] == feature["lookup_ids"].tolist()[1:-1]
+    assert extra["shape_ids"] == feature["shape_ids"].tolist()[1:-1]
+    assert set(extra["lookup_ids"]) - {1}, "the validation sentence's words are in the table"
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        ("[1, 2]", "does not hold a JSON object"),
+        ('{"format": 1, "words": {"Paris": "B-CITY"}}', "'B-CITY' is not one of the checkpoint's labels"),
+        ('{"format": 1, "words": {"Paris": 7}}', "tag 7 is not one"),
+        ('{"format": 2, "words": {}}', "format: must be 1"),
+        ('{"format": 1, "words": ["Paris"]}', "words: must be an object"),
+        ("{not json", "unreadable"),
+        (None, "missing"),
+    ],
+)
+def test_a_hostile_lookup_file_exits_2_naming_it(ner_run, tmp_path, capsys, content, says):
+    import shutil
+
+    from bert2 import checkpoint as ckpt
+
+    copy = tmp_path / "ckpt"
+    shutil.copytree(ckpt.default_checkpoint(ner_run[0], "finetune"), copy)
+    if content is None:
+        (copy / "lookup.json").unlink()
+    else:
+        (copy / "lookup.json").write_text(content, encoding="utf-8")
+    code, _, err = run_cli(capsys, "inference", "ner", "Alan Turing visited Berlin .", "--checkpoint", str(copy))
+    assert code == 2 and "lookup.json" in err and says in err, err
+    assert "Traceback" not in err and "internal error" not in err

@@ -5,7 +5,9 @@ trainer's resume, the test fixtures), so a broken checkpoint gets the same messa
 weights are only ever read with safetensors, which holds plain tensors and cannot run code.
 
 config.json uses transformers' keys (so `transformers.BertConfig` reads it) plus a "bert2" block: the task, its
-labels and lengths, and bert2's own model fields.
+labels and lengths, and bert2's own model fields. A NER tagger that reads the lookup feature also has lookup.json,
+the training set's word -> tag table: in memory it is the metadata's LOOKUP_KEY, which write_model_files writes
+to its own file (every writer of a checkpoint, pruning's too, so keeps it) and read_metadata reads back, checked.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from ..config import CHOICES, ModelConfig, normalize_pruned_heads, pruned_heads_
 from ..data.tokenizer import load_tokenizer
 from ..errors import CheckpointError
 from .layout import CONFIG_FILE, WEIGHTS_FILE, read_json, resolve, write_json
-from .validate import check_config, check_weights_header, fail, finite_problems
+from .validate import check_config, check_lookup, check_weights_header, fail, finite_problems
+
+LOOKUP_FILE = "lookup.json"
+"""A NER tagger's word -> tag table (tasks/ner.py, finetune.lookup_feature): {"format": 1, "words": {word: tag}}."""
+LOOKUP_KEY = "lookup_table"
+"""Where that table sits in the in-memory metadata (never in config.json)."""
+LOOKUP_FORMAT = 1
 
 # transformers' hidden_act names -> bert2's. gelu_new, gelu_pytorch_tanh, gelu_fast and gelu_accurate are all the
 # tanh approximation 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))); gelu and gelu_python are the exact erf GELU.
@@ -152,6 +160,18 @@ def read_weights(path: Path | str, device: str | torch.device = "cpu") -> dict[s
     return tensors
 
 
+def read_metadata(path: Path | str, config: dict[str, Any]) -> dict[str, Any]:
+    """config.json's "bert2" block, with the files it names read back in (lookup.json as LOOKUP_KEY, checked
+    against the block's labels); CheckpointError naming the file when one is missing or broken."""
+    meta = dict(config.get("bert2") or {})  # check_config made sure it is an object
+    meta.pop(LOOKUP_KEY, None)  # only lookup.json may say what the table is
+    if meta.get("lookup_feature"):
+        f = Path(path) / LOOKUP_FILE
+        labels = meta.get("labels")
+        meta[LOOKUP_KEY] = check_lookup(f, read_json(f), labels if isinstance(labels, list) else [], LOOKUP_FORMAT)
+    return meta
+
+
 def build_model(task: str, model_cfg: ModelConfig, meta: dict[str, Any], tokenizer: Any = None) -> nn.Module:
     """An untrained model of the class a checkpoint's task needs, as the task registry builds it (its weights are
     loaded afterwards)."""
@@ -183,7 +203,7 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu", weight
     its task with every tensor loaded strictly. Raises CheckpointError naming what is wrong."""
     p = resolve(path)
     model_cfg, config = read_config(p)
-    meta = dict(config.get("bert2") or {})  # check_config made sure it is an object
+    meta = read_metadata(p, config)
     tokenizer = read_tokenizer(p, model_cfg.vocab_size)
     loaded = LoadedCheckpoint(p, model_cfg, config, tokenizer, meta=meta)
     if not weights:
@@ -211,7 +231,10 @@ def write_model_files(
     and bert2's own model fields) and the tokenizer files."""
     data = hf_config_dict(model_cfg)
     data.update(extra or {})
-    data["bert2"] = {**meta, "model": dataclasses.asdict(model_cfg)}
+    table = meta.get(LOOKUP_KEY)
+    data["bert2"] = {**{k: v for k, v in meta.items() if k != LOOKUP_KEY}, "model": dataclasses.asdict(model_cfg)}
+    if table is not None:
+        write_json(Path(directory) / LOOKUP_FILE, {"format": LOOKUP_FORMAT, "words": table})
     write_json(Path(directory) / CONFIG_FILE, data)
     tokenizer.save_pretrained(str(directory))
 

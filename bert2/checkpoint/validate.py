@@ -12,6 +12,8 @@ in torch:
     resume files        Adam moments shaped as their parameters, RNG states of the right size, dtype and type,
                         the parameter-group count, step and data position non-negative and within a sane range
     trainer_state.json  typed: step an int >= 0, metrics a dict, ...
+    lookup.json         a NER tagger's word -> tag table: format 1, "words" an object of non-empty strings to
+                        tags among the checkpoint's labels, at most MAX_LOOKUP_WORDS of them
 
 Nothing here imports torch at module level: the checkpoint browser uses `state_problems` without it.
 """
@@ -27,6 +29,8 @@ from ..config import Config, ModelConfig
 from ..errors import CheckpointError
 
 MAX_COUNTER = 10**15  # a step or token count beyond this is no real run: a corrupt or forged file
+MAX_LOOKUP_WORDS = 5_000_000  # CoNLL-2003 has 24,000 distinct words; five million is no training set's table
+MAX_PROBLEMS = 5  # a broken table lists its first few bad entries, not thousands of lines
 
 
 def _model_fields(kind: str) -> tuple[str, ...]:
@@ -127,6 +131,34 @@ def check_config(f: Path, d: dict[str, Any], build) -> ModelConfig:
     if problems:
         raise fail(f, problems)
     return cfg
+
+
+def check_lookup(f: Path, d: dict[str, Any], labels: list[Any], version: int) -> dict[str, str]:
+    """lookup.json `d` (read from `f`) as the word -> tag table, or CheckpointError listing what is wrong: the
+    tagger turns each tag into an embedding index, so a tag outside the labels would index past the table."""
+    problems = []
+    if d.get("format") != version:
+        problems.append(f"format: must be {version}, got {d.get('format')!r}")
+    words = d.get("words")
+    if not isinstance(words, dict):
+        problems.append(f"words: must be an object of word -> tag, got {type(words).__name__}")
+        raise fail(f, problems)
+    if len(words) > MAX_LOOKUP_WORDS:
+        problems.append(f"words: {len(words):,} entries, more than {MAX_LOOKUP_WORDS:,}")
+        raise fail(f, problems)
+    known = {x for x in labels if isinstance(x, str)}
+    bad = []
+    for word, tag in words.items():
+        if not word:
+            bad.append("words: an empty word")
+        elif not isinstance(tag, str) or tag not in known:
+            bad.append(f"words[{word[:40]!r}]: tag {tag!r} is not one of the checkpoint's labels")
+        if len(bad) >= MAX_PROBLEMS:
+            break
+    problems += bad
+    if problems:
+        raise fail(f, problems)
+    return dict(words)
 
 
 # --------------------------------------------------------------------------------------------------------------

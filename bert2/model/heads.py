@@ -228,7 +228,14 @@ class BertForTokenClassification(nn.Module):
 
     pretrained_prefixes = {"bert.": "bert."}
 
-    def __init__(self, cfg: ModelConfig, num_labels: int, classifier_dropout: float = 0.1, num_shapes: int = 0):
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        num_labels: int,
+        classifier_dropout: float = 0.1,
+        num_shapes: int = 0,
+        num_lookup: int = 0,
+    ):
         super().__init__()
         if num_labels < 2:
             raise ValueError(f"a token classifier needs at least 2 labels, got {num_labels}")
@@ -240,9 +247,13 @@ class BertForTokenClassification(nn.Module):
         # With num_shapes, a learned vector per word shape (lower, Capitalised, ALL CAPS, ...; tasks/ner.py) joins
         # each piece's embeddings: names are mostly capitalised, which a lowercasing vocabulary cannot see.
         self.shape_embeddings = nn.Embedding(num_shapes, cfg.hidden_size) if num_shapes else None
+        # With num_lookup, a learned vector per answer of the training set's word -> tag table (unseen, O, B-X,
+        # I-X; tasks/ner.py) joins them too: names recur across sentences, which a table remembers verbatim.
+        self.lookup_embeddings = nn.Embedding(num_lookup, cfg.hidden_size) if num_lookup else None
         self.apply(lambda m: init_weights(m, cfg.initializer_range))
-        if self.shape_embeddings is not None:  # zero: the run starts from exactly the pretrained encoder
-            nn.init.zeros_(self.shape_embeddings.weight)
+        for extra in (self.shape_embeddings, self.lookup_embeddings):
+            if extra is not None:  # zero: the run starts from exactly the pretrained encoder
+                nn.init.zeros_(extra.weight)
 
     def forward(
         self,
@@ -251,10 +262,14 @@ class BertForTokenClassification(nn.Module):
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         shape_ids: torch.Tensor | None = None,
+        lookup_ids: torch.Tensor | None = None,
     ) -> TokenClassifierOutput:
         extra = None
         if self.shape_embeddings is not None and shape_ids is not None:
             extra = self.shape_embeddings(shape_ids)  # (B, T) -> (B, T, H)
+        if self.lookup_embeddings is not None and lookup_ids is not None:
+            looked = self.lookup_embeddings(lookup_ids)  # (B, T) -> (B, T, H)
+            extra = looked if extra is None else extra + looked
         seq = self.bert(input_ids, token_type_ids, attention_mask, extra_embeddings=extra).last_hidden_state
         logits = self.classifier(self.dropout(seq))  # (B, T, C)
         loss = None

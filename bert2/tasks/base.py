@@ -229,6 +229,12 @@ class FinetuneTask(Task):
         raise NotImplementedError
 
     @classmethod
+    def task_choices(cls, cfg: Config, data: TaskData) -> tuple[dict[str, Any], list[str]]:
+        """The task's own recipe decisions made from the data (NER: the lookup feature), and one line of why each;
+        the recipe prints them and trainer_state.json keeps them."""
+        return {}, []
+
+    @classmethod
     def metadata(cls, cfg: Config, tokenizer: Any, data: TaskData) -> dict[str, Any]:
         """Task-specific keys of the "bert2" block of a new run's config.json (what `head` and the Predictor
         read back); run_finetuning adds task, data, lengths and provenance."""

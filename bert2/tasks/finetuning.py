@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .. import checkpoint as ckpt
-from ..checkpoint.model_files import read_config, read_tokenizer, read_weights
+from ..checkpoint.model_files import read_config, read_metadata, read_tokenizer, read_weights
 from ..config import Config
 from ..data.records import local_path
 from ..errors import CheckpointError, DataError, TrainingError
@@ -137,7 +137,7 @@ def _build(
     recipe = choose_recipe(task_cls, cfg, data, tokenizer, model_cfg.max_position_embeddings)
     max_length = recipe.max_seq_length
     if resume_path is not None:
-        meta = dict(source_meta)
+        meta = read_metadata(resume_path, source_config)  # with the files it names (a tagger's lookup.json)
         task_cls.check_labels(meta, data, resume_path)
     else:
         meta = {

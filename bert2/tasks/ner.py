@@ -18,6 +18,14 @@ are online can name the hub's ``conll2003`` (or ``wnut_17``), and anyone can giv
 The head (model/heads.py BertForTokenClassification) scores every piece; the loss is token cross-entropy on each
 word's first piece, normalised over the labelled pieces of the accumulated batch; evaluation reads one tag per word
 back and scores whole entities with seqeval (entity F1 picks the best checkpoint).
+
+Two word features join each piece's token embeddings (one learned vector per value, summed in, zero at the start):
+its word's letter case (SHAPES, finetune.case_features) and what the training set's word -> tag lookup table says
+of the word (unseen, O, B-X or I-X; finetune.lookup_feature). The second is the lookup-table baseline's knowledge
+handed to the model: names recur across tweets, and a tagger of 2,000 sentences does not memorise them all. A
+training sentence reads it out of fold (the table of the other LOOKUP_FOLDS - 1 folds), so it never sees its own
+tags and meets unseen words as often as a held-out sentence will; evaluation and inference read the table of the
+whole training set, saved beside the weights (lookup.json).
 """
 
 from __future__ import annotations
@@ -30,12 +38,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..baselines import ner_lookup_f1
+from ..baselines import lookup_table, ner_lookup_f1
+from ..checkpoint.model_files import LOOKUP_FILE, LOOKUP_KEY
 from ..config import Config, ModelConfig
 from ..data.collator import id_tensor
 from ..data.corpus import package_file
 from ..data.hub import hub_split, is_hub_name, load_hub_dataset
-from ..data.records import VALIDATION_CAP, local_path, read_records, require_fields
+from ..data.records import VALIDATION_CAP, local_path, read_records, require_fields, row_hash
 from ..errors import CheckpointError, DataError
 from ..metrics import entity_report, flat_entity_metrics
 from ..model.heads import BertForTokenClassification
@@ -147,9 +156,26 @@ class NERTask(FinetuneTask):
         meta: dict[str, Any],
         for_eval: bool = False,
     ) -> list[dict[str, Any]]:
+        """Training features (for_eval False: `examples` are the training set) read the lookup table out of fold;
+        evaluation features read the checkpoint's table of the whole training set."""
+        labels = meta.get("labels") or []
+        lookups = None
+        if meta.get("lookup_feature"):
+            if for_eval:
+                table = meta.get(LOOKUP_KEY)
+                if not isinstance(table, dict):
+                    raise CheckpointError(f"the ner metadata asks for the lookup feature but has no {LOOKUP_FILE}")
+                lookups = [lookup_ids(ex["tokens"], table, labels) for ex in examples]
+            else:
+                lookups = out_of_fold_lookup_ids(examples, labels)
         return featurize_ner(
-            examples, tokenizer, max_length, meta.get("labels") or [], shapes=bool(meta.get("case_features"))
+            examples, tokenizer, max_length, labels, shapes=bool(meta.get("case_features")), lookups=lookups
         )
+
+    @classmethod
+    def task_choices(cls, cfg: Config, data: TaskData) -> tuple[dict[str, Any], list[str]]:
+        use, why = lookup_decision(cfg.finetune.lookup_feature, data.train)
+        return {"lookup_feature": use}, [why]
 
     @classmethod
     def metadata(cls, cfg: Config, tokenizer: Any, data: TaskData) -> dict[str, Any]:
@@ -158,11 +184,16 @@ class NERTask(FinetuneTask):
             tokenizer("Ab", add_special_tokens=False)["input_ids"]
             == tokenizer("ab", add_special_tokens=False)["input_ids"]
         )
-        return {
+        use_lookup, _ = lookup_decision(cfg.finetune.lookup_feature, data.train)
+        meta: dict[str, Any] = {
             "labels": list(data.labels or []),
             "classifier_dropout": cfg.finetune.classifier_dropout,
             "case_features": bool(cfg.finetune.case_features and lowercases),
+            "lookup_feature": use_lookup,
         }
+        if use_lookup:  # written to lookup.json, not config.json (checkpoint/model_files.py)
+            meta[LOOKUP_KEY] = lookup_table(data.train)
+        return meta
 
     # ---- model ------------------------------------------------------------------------------------------------
     @classmethod
@@ -171,10 +202,19 @@ class NERTask(FinetuneTask):
         if len(labels) < 2:
             raise CheckpointError(f"ner checkpoint metadata names {len(labels)} labels; at least 2 are needed")
         shapes = len(SHAPES) if meta.get("case_features") else 0
-        return BertForTokenClassification(model_cfg, len(labels), float(meta.get("classifier_dropout", 0.1)), shapes)
+        lookup = lookup_values(labels) if meta.get("lookup_feature") else 0
+        return BertForTokenClassification(
+            model_cfg, len(labels), float(meta.get("classifier_dropout", 0.1)), shapes, lookup
+        )
 
     @classmethod
     def export_problem(cls, meta: dict[str, Any]) -> str | None:
+        if meta.get("lookup_feature"):
+            return (
+                "it is a tagger that reads the training set's word -> tag table (finetune.lookup_feature), which "
+                "transformers' BertForTokenClassification has no place for; fine-tune with --set "
+                "finetune.lookup_feature=off (and finetune.case_features=false) for an exportable one"
+            )
         if meta.get("case_features"):
             return (
                 "it is a tagger that reads each word's letter case (finetune.case_features, the default), which "
@@ -198,6 +238,7 @@ class NERTask(FinetuneTask):
             batch["attention_mask"],
             labels=batch["labels"],
             shape_ids=batch.get("shape_ids"),
+            lookup_ids=batch.get("lookup_ids"),
         )
         share = (batch["labels"] != -100).sum() / totals["labelled"].clamp(min=1)
         loss = out.loss * share
@@ -218,6 +259,7 @@ class NERTask(FinetuneTask):
                 batch["attention_mask"],
                 labels=batch["labels"],
                 shape_ids=batch.get("shape_ids"),
+                lookup_ids=batch.get("lookup_ids"),
             )
             n = int((batch["labels"] != -100).sum())
             loss_sum += float(out.loss) * n
@@ -361,11 +403,18 @@ def word_shape(word: str) -> int:
 
 
 def featurize_ner(
-    examples: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, labels: Sequence[str], shapes: bool = False
+    examples: Sequence[dict[str, Any]],
+    tokenizer: Any,
+    max_length: int,
+    labels: Sequence[str],
+    shapes: bool = False,
+    lookups: Sequence[Sequence[int]] | None = None,
 ) -> list[dict[str, Any]]:
     """[CLS] pieces [SEP] in at most max_length tokens; `labels` (T,) holds each word's tag id on its first piece
     and -100 elsewhere; `word_ids` maps every piece back to its word (None for [CLS]/[SEP]) for evaluation; with
-    `shapes`, `shape_ids` (T,) gives every piece its word's shape (SHAPES; 0 on [CLS]/[SEP]).
+    `shapes`, `shape_ids` (T,) gives every piece its word's shape (SHAPES; 0 on [CLS]/[SEP]); with `lookups` (one
+    value per word of each example, lookup_ids), `lookup_ids` (T,) gives every piece its word's value (0 on
+    [CLS]/[SEP]).
 
     A word the tokenizer reads as nothing (a lone control character) gets no piece, and words past max_length
     are cut: both are then predicted O, which the evaluation counts against the model (honest, and rare: tweets
@@ -396,8 +445,85 @@ def featurize_ner(
         if shapes:
             kinds = [word_shape(w) for w in ex["tokens"]]
             feature["shape_ids"] = id_tensor([0 if w is None else kinds[w] for w in word_ids])
+        if lookups is not None:
+            values = lookups[b]
+            feature["lookup_ids"] = id_tensor([0 if w is None else values[w] for w in word_ids])
         out.append(feature)
     return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The lookup feature
+# --------------------------------------------------------------------------------------------------------------
+
+
+LOOKUP_FOLDS = 5
+"""Training sentences read the table of the other 4 folds: 80% of the training set, close to what the held-out
+sentences see (the whole of it), so the unseen rate in training (20% of wnut16's words) is near the held-out one
+(18%)."""
+LOOKUP_NONE, LOOKUP_UNSEEN = 0, 1
+"""Values of the lookup channel before the tags (2 + the tag's index in the labels): 0 for [CLS], [SEP] and
+padding, 1 for a word the table has never seen."""
+LOOKUP_MIN_ENTITY_WORDS = 200
+LOOKUP_MIN_RECALL = 0.05
+"""finetune.lookup_feature = auto turns it on when the training set has at least LOOKUP_MIN_ENTITY_WORDS words
+inside entities and the out-of-fold table tags at least LOOKUP_MIN_RECALL of them as entities: names that recur
+across sentences, the property a lookup table lives on (wnut16: 2,244 entity words, 23% found out of fold; the
+held-out tweets' entity words are in the whole table 27% of the time). A set whose names never repeat would get
+a channel that only ever says unseen or O: no use, and one more thing to overfit."""
+
+
+def lookup_values(labels: Sequence[str]) -> int:
+    """Size of the lookup channel's embedding table: none, unseen, and one value per tag."""
+    return 2 + len(labels)
+
+
+def lookup_ids(words: Sequence[str], table: dict[str, str], labels: Sequence[str]) -> list[int]:
+    """Each word's lookup value: 2 + the index of the table's tag for it, LOOKUP_UNSEEN when it has none (or a tag
+    outside the labels, which a validated table never holds)."""
+    index = {name: 2 + i for i, name in enumerate(labels)}
+    return [index.get(table[w], LOOKUP_UNSEEN) if w in table else LOOKUP_UNSEEN for w in words]
+
+
+def lookup_fold(example: dict[str, Any]) -> int:
+    """A sentence's fold, from a hash of its words (stable across runs, machines and the file's order; salted, so
+    the folds do not follow the held-out split's own hash of the same text)."""
+    return row_hash("lookup-fold\x00" + " ".join(example["tokens"])) % LOOKUP_FOLDS
+
+
+def out_of_fold_tables(examples: Sequence[dict[str, Any]]) -> tuple[list[int], list[dict[str, str]]]:
+    """Each example's fold, and per fold the lookup table of the examples in the other folds."""
+    folds = [lookup_fold(ex) for ex in examples]
+    tables = [lookup_table([ex for ex, g in zip(examples, folds) if g != f]) for f in range(LOOKUP_FOLDS)]
+    return folds, tables
+
+
+def out_of_fold_lookup_ids(examples: Sequence[dict[str, Any]], labels: Sequence[str]) -> list[list[int]]:
+    """Lookup values of training sentences, each from the table that never saw it."""
+    folds, tables = out_of_fold_tables(examples)
+    return [lookup_ids(ex["tokens"], tables[f], labels) for ex, f in zip(examples, folds)]
+
+
+def lookup_decision(setting: str, train: Sequence[dict[str, Any]]) -> tuple[bool, str]:
+    """finetune.lookup_feature (on | off | auto) for this training set, and why in one line (the printed recipe)."""
+    if setting == "on":
+        return True, "lookup feature on (finetune.lookup_feature)"
+    if setting == "off":
+        return False, "lookup feature off (finetune.lookup_feature)"
+    folds, tables = out_of_fold_tables(train)
+    entity_words = found = 0
+    for ex, f in zip(train, folds):
+        for word, tag in zip(ex["tokens"], ex["tags"]):
+            if tag != OUTSIDE:
+                entity_words += 1
+                found += tables[f].get(word, OUTSIDE) != OUTSIDE
+    recall = found / max(entity_words, 1)
+    use = entity_words >= LOOKUP_MIN_ENTITY_WORDS and recall >= LOOKUP_MIN_RECALL
+    return use, (
+        f"lookup feature {'on' if use else 'off'}: {entity_words:,} training words inside entities, "
+        f"{recall:.0%} of them tagged as entities by the table of the other folds (auto: on from "
+        f"{LOOKUP_MIN_ENTITY_WORDS} words and {LOOKUP_MIN_RECALL:.0%})"
+    )
 
 
 def transitions(labels: Sequence[str]) -> torch.Tensor:

@@ -15,6 +15,8 @@ given; the recipe fills in the ones left at 0.
     steps     epochs x training examples / batch
     warm-up   finetune.warmup_steps = 0: warmup_ratio of the steps
     rate      finetune.learning_rate = 0: the task's measured rate (tasks/<task>.py learning_rate)
+    task      the task's own choices from the data (task_choices; NER: the lookup feature, from how often
+              entity words recur across training sentences)
 
 The trials behind the constants are in docs/quality.md ("How the recipe was chosen").
 """
@@ -50,6 +52,8 @@ class Recipe:
     train_examples: int
     length_p90: int
     why: list[str] = field(default_factory=list)
+    choices: dict[str, Any] = field(default_factory=dict)
+    """The task's own decisions (NER: {"lookup_feature": True})."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,4 +124,6 @@ def choose(
         f"learning rate {rate:g}"
         + (" (finetune.learning_rate)" if f.learning_rate else f": the {task_cls.name} task's measured rate")
     )
-    return Recipe(steps, round(epochs, 4), warmup, rate, length, n, p90, why)
+    choices, reasons = task_cls.task_choices(cfg, data)
+    why += reasons
+    return Recipe(steps, round(epochs, 4), warmup, rate, length, n, p90, why, choices)
