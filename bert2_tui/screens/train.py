@@ -315,10 +315,11 @@ class TrainScreen(Screen):
         self.tick(True)
 
     def action_export(self) -> None:
-        """Write the run's evaluations as the HTML page `bert2 timelapse --html` makes, under paths.root."""
+        """Write the run's evaluations as the HTML page `bert2 timelapse --html` makes, under paths.root/exports/
+        (a new file each time: write_new never replaces one)."""
         from pathlib import Path
 
-        from bert2.html_export import timelapse_page
+        from bert2.html_export import EXPORT_DIR, timelapse_page, write_new
 
         from ..widgets.microscope import frames_of
 
@@ -327,13 +328,11 @@ class TrainScreen(Screen):
         if not frames:
             self.notify("nothing to export yet: the microscope fills at the first evaluation", severity="warning")
             return
-        root = Path(self.bert2.config.paths.root)
-        path = root / f"microscope-{st.kind or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}.html"
+        text = timelapse_page(frames, f"Watching BERT learn: {st.task or st.kind}")
         try:
-            root.mkdir(parents=True, exist_ok=True)
-            path.write_text(timelapse_page(frames, f"Watching BERT learn: {st.task or st.kind}"), encoding="utf-8")
+            path = write_new(Path(self.bert2.config.paths.root) / EXPORT_DIR, f"microscope-{st.kind or 'run'}", text)
         except OSError as exc:
-            self.notify(f"could not write {path}: {exc}", severity="error", title="Export")
+            self.notify(f"could not write the page: {exc}", severity="error", title="Export")
             return
         self.notify(f"saved {path}", title="Export")
 
