@@ -151,7 +151,7 @@ class CheckpointsScreen(Screen):
             "Back to the list",
             id="checkpoints.release",
             show=False,
-            tooltip="Leave the sentence box so the arrows work the list and the time-lapse again",
+            tooltip="Leave the sentence box (the arrows work the list and the time-lapse again); close the time-lapse",
         ),
     ]
 
@@ -207,7 +207,15 @@ class CheckpointsScreen(Screen):
             self._show_frame(self.selected)
 
     def action_release(self) -> None:
-        self.query_one("#ckpt-tree", Tree).focus()
+        """Escape: out of the sentence box back to the list; from the list, close the time-lapse."""
+        tree = self.query_one("#ckpt-tree", Tree)
+        if self.focused is not tree:
+            tree.focus()
+        elif self.scrubbing:
+            self.scrubbing = False
+            self.set_class(False, "scrubbing")
+            if self.selected is not None:
+                self.show(self.selected)
 
     @on(Input.Submitted, "#ckpt-sentence")
     def _sentence_submitted(self, event: Input.Submitted) -> None:
@@ -357,7 +365,6 @@ class CheckpointsScreen(Screen):
             self._select(leaf)
         else:
             self.show(info)
-        self.query_one("#ckpt-lapse").border_title = f"time-lapse {self.lapse_position} (h head, ctrl+e export)"
 
     @property
     def sentence(self) -> str:
@@ -386,18 +393,28 @@ class CheckpointsScreen(Screen):
             panel.update(text)
             attn.update("")
             return
-        narrow = self.has_class("narrow")
-        text.append_text(
-            probe_timelapse(
-                [(frame["step"], frame["probes"])], rows=1, cell=8 if narrow else 10, top=3 if narrow else 5
-            )
-        )
+        top, cell, att_cell, label, max_tokens = self._fit(len((frame.get("attention") or {}).get("tokens") or []))
+        text.append_text(probe_timelapse([(frame["step"], frame["probes"])], rows=1, cell=cell, top=top))
         text.append("\n")
         text.append_text(heads_grid(frame["step"], frame["heads"]))
         panel.update(text)
-        attn.update(self._attention_text(frame, narrow))
+        attn.update(self._attention_text(frame, att_cell, label, max_tokens))
+        lapse.border_title = f"time-lapse {self.lapse_position} · step {frame['step']} (h head, ctrl+e export)"
 
-    def _attention_text(self, frame: dict[str, Any], narrow: bool) -> Text:
+    def _fit(self, tokens: int) -> tuple[int, int, int, int, int]:
+        """How much of the frame fits beside the map in the detail pane's width: (top-k shown, probe cell width,
+        map cell width, token label width, tokens in the map). Wide: top 5 and 2-column cells; 80 columns: top 3
+        and 1-column cells; the map is cut to what is left, and to 12 tokens below 32 rows."""
+        width = self.query_one("#ckpt-detail").size.width or max(40, self.size.width - 30)
+        rows_cap = 12 if self.has_class("short") else 40
+        n = min(tokens, rows_cap)
+        for top, cell, att_cell, label in ((5, 10, 2, 8), (3, 8, 2, 8), (3, 8, 1, 6)):
+            if 7 + top * cell + 2 + label + 1 + n * att_cell <= width:
+                return top, cell, att_cell, label, rows_cap
+        room = width - (7 + 3 * 8 + 2 + 6 + 1)
+        return 3, 8, 1, 6, max(4, min(rows_cap, room))
+
+    def _attention_text(self, frame: dict[str, Any], cell: int, label: int, max_tokens: int) -> Text:
         from ..widgets.microscope import attention_map
 
         att = frame.get("attention")
@@ -411,10 +428,10 @@ class CheckpointsScreen(Screen):
         return attention_map(
             att["tokens"],
             maps[self.att_layer][self.att_head],
-            f"step {frame['step']} · L{self.att_layer} h{self.att_head}{kind}",
-            cell=1 if narrow else 2,
-            max_tokens=12 if self.has_class("short") else 40,
-            label=6 if narrow else 8,
+            f"L{self.att_layer} h{self.att_head}{kind}",
+            cell=cell,
+            max_tokens=max_tokens,
+            label=label,
         )
 
     @work(thread=True, exclusive=True, group="timelapse", exit_on_error=False)
