@@ -21,7 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static, Tree
+from textual.widgets import Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from bert2.checkpoint import CheckpointInfo, list_checkpoints, read_state
@@ -39,7 +39,7 @@ from ..messages import (
     UseInPlayground,
 )
 from ..widgets.charts import SeriesChart
-from ..widgets.nav import NavBar
+from ..widgets.nav import KeysFooter, NavBar
 from .dialogs import ConfirmScreen
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ class CheckpointsScreen(Screen):
                         )
                         yield Static("", id="ckpt-attn")
                 yield SeriesChart("loss history", id="ckpt-chart", empty_text="select a checkpoint")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.reload()

@@ -23,7 +23,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Select, Static
+from textual.widgets import Input, Select, Static
 
 from bert2.checkpoint import list_checkpoints
 from bert2.errors import Bert2Error
@@ -43,7 +43,7 @@ from bert2.explain_view import (
 
 from ..jobs import import_heavy
 from ..messages import CheckpointsChanged, InsideReady
-from ..widgets.nav import NavBar
+from ..widgets.nav import KeysFooter, NavBar
 
 if TYPE_CHECKING:
     from ..app import Bert2App
@@ -132,7 +132,7 @@ class InsideScreen(Screen):
             yield Static("", id="inside-detail")
             yield Static("", id="inside-batch")
             yield Static("", id="inside-attention")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.set_focus(None)  # the arrows and letters are the screen's until an input is clicked
@@ -246,6 +246,7 @@ class InsideScreen(Screen):
                 (f"  examples: {self.result.source}, seed {self.example_seed}; masks: seed {self.mask_seed}", "dim"),
             )
         )
+        self.query_one("#inside-status", Static).tooltip = f"{message.path}\nexamples: {self.result.source}"
         self.show()
 
     # ---------------------------------------------------------------------------------------------- view
