@@ -208,17 +208,22 @@ def _pooled(grid: Sequence[Sequence[float]], real: int, size: int) -> list[list[
     return out
 
 
-def model_view(maps: Sequence[Sequence[Sequence[Sequence[float]]]], real: int, size: int = 32) -> str:
+def model_view(maps: Sequence[Sequence[Sequence[Sequence[float]]]], real: int, size: int = 0) -> str:
     """Every layer x head as a small shaded map of the real tokens' attention (BertViz's model view), pooled to
-    at most size x size cells so a BERT-Base page stays a few MB; `maps` is (L, nh, T, T)."""
+    at most size x size cells (default 32, or 16 beyond 16 heads) so that a BERT-Base page (144 heads) stays
+    near 2 MB; `maps` is (L, nh, T, T)."""
+    size = size or (32 if sum(len(heads) for heads in maps) <= 16 else 16)
     parts = []
     for layer, heads in enumerate(maps):
         figures = []
         for h, grid in enumerate(heads):
             pooled = _pooled(grid, real, size)
             vmax = max(max(row) for row in pooled) or 1.0
-            body = "".join(
-                "<tr>" + "".join(f'<td style="{_shade(v / vmax)}"></td>' for v in row) + "</tr>" for row in pooled
+            body = "".join(  # background only: these cells hold no text
+                "<tr>"
+                + "".join(f'<td style="background:rgba(31,119,180,{0.08 + 0.85 * v / vmax:.2f})"></td>' for v in row)
+                + "</tr>"
+                for row in pooled
             )
             figures.append(
                 f'<figure><table class="thumb">{body}</table><figcaption>layer {layer + 1} head {h + 1}'
@@ -292,7 +297,7 @@ def inside_page(
         parts.append(attention_map(tokens, [r[:real] for r in maps[layer][head][:real]], "its whole map"))
         parts.append(
             "<h2>Model view</h2><p class='note'>every layer x head: rows are the token attending, columns the "
-            "token attended to, darker = more (pooled to at most 32 x 32 cells)</p>"
+            "token attended to, darker = more (pooled to at most 32 x 32 cells, 16 x 16 beyond 16 heads)</p>"
         )
         parts.append(model_view(maps, real))
     return page("Inside: one example, from text to loss", "".join(parts))

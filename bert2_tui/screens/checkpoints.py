@@ -452,6 +452,8 @@ class CheckpointsScreen(Screen):
         self.app.call_from_thread(self._frame_ready, path, sentence, result)
 
     def _frame_ready(self, path: str, sentence: str, result: dict[str, Any]) -> None:
+        if len(self.frames) >= 64:  # a long job keeps saving checkpoints: forget the oldest frames read
+            del self.frames[next(iter(self.frames))]
         self.frames[(path, sentence)] = result
         if self.selected is not None and self.selected.path == path:
             self._show_frame(self.selected)
