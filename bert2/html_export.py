@@ -7,7 +7,10 @@ be mailed or attached to a report (`bert2 timelapse --html FILE`, ctrl+e in the 
 from __future__ import annotations
 
 import html
+import os
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .microscope import HEAD_TYPE_NAMES, HEAD_TYPES, type_shares
@@ -28,7 +31,15 @@ th { background: #f4f4f4; }
 .attn th { font-weight: normal; font-family: ui-monospace, monospace; }
 .note { color: #666; font-size: 12px; }
 .bar { display: inline-block; height: 10px; vertical-align: middle; }
+.thumbs { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
+.thumbs figure { margin: 0; } .thumbs figcaption { font-size: 11px; color: #666; }
+.thumb td { width: 5px; height: 5px; padding: 0; border: 0; }
+.side { display: flex; flex-wrap: wrap; gap: 2em; align-items: flex-start; }
+.fate-mask { background: #fde2b8; } .fate-random { background: #f8c4c4; } .fate-keep { background: #cde8cd; }
 """
+
+EXPORT_DIR = "exports"
+"""Where the workbench's ctrl+e writes its pages: `<paths.root>/exports/` (beside the checkpoints, never in them)."""
 
 
 def _e(text: Any) -> str:
@@ -160,3 +171,213 @@ def timelapse_page(frames: Sequence[dict[str, Any]], title: str = "Watching BERT
                 )
             )
     return page(title, "".join(parts))
+
+
+# ---------------------------------------------------------------------------------------------- writing files
+def write_new(directory: str | os.PathLike, stem: str, text: str) -> Path:
+    """Write `text` to `directory/stem-YYYYmmdd-HHMMSS.html` and return the path. Never over an existing file:
+    the file is opened with mode "x" and a name already taken (two exports in one second) gets -2, -3, ….
+    Raises OSError when the directory cannot be made or written."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    base = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for n in range(1, 1000):
+        path = folder / (f"{base}.html" if n == 1 else f"{base}-{n}.html")
+        try:
+            with open(path, "x", encoding="utf-8") as f:
+                f.write(text)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{folder}: every name {base}[-N].html is taken")
+
+
+# ------------------------------------------------------------------------------------------- the Inside views
+def _pooled(grid: Sequence[Sequence[float]], real: int, size: int) -> list[list[float]]:
+    """A (real, real) attention map averaged down to at most size x size cells (rows keep summing to ~1)."""
+    n = min(real, size)
+    step = real / n
+    out = []
+    for r in range(n):
+        rows = range(int(r * step), max(int(r * step) + 1, int((r + 1) * step)))
+        line = []
+        for c in range(n):
+            cols = range(int(c * step), max(int(c * step) + 1, int((c + 1) * step)))
+            line.append(sum(grid[i][j] for i in rows for j in cols) / len(rows))
+        out.append(line)
+    return out
+
+
+def model_view(maps: Sequence[Sequence[Sequence[Sequence[float]]]], real: int, size: int = 0) -> str:
+    """Every layer x head as a small shaded map of the real tokens' attention (BertViz's model view), pooled to
+    at most size x size cells (default 32, or 16 beyond 16 heads) so that a BERT-Base page (144 heads) stays
+    near 2 MB; `maps` is (L, nh, T, T)."""
+    size = size or (32 if sum(len(heads) for heads in maps) <= 16 else 16)
+    parts = []
+    for layer, heads in enumerate(maps):
+        figures = []
+        for h, grid in enumerate(heads):
+            pooled = _pooled(grid, real, size)
+            vmax = max(max(row) for row in pooled) or 1.0
+            body = "".join(  # background only: these cells hold no text
+                "<tr>"
+                + "".join(f'<td style="background:rgba(31,119,180,{0.08 + 0.85 * v / vmax:.2f})"></td>' for v in row)
+                + "</tr>"
+                for row in pooled
+            )
+            figures.append(
+                f'<figure><table class="thumb">{body}</table><figcaption>layer {layer + 1} head {h + 1}'
+                "</figcaption></figure>"
+            )
+        parts.append(f'<div class="thumbs">{"".join(figures)}</div>')
+    return "".join(parts)
+
+
+def head_view(tokens: Sequence[str], weights: Sequence[float], query: int, layer: int, head: int) -> str:
+    """One head, one token: where it looks, as bars (the Inside screen's head view)."""
+    vmax = max(weights) or 1.0
+    rows = "".join(
+        f"<tr><th>{j}</th><td class='cell'>{_e(tokens[j])}</td><td><span class='bar' style='width:"
+        f"{200 * float(weights[j]) / vmax:.0f}px;background:#1f77b4'></span> {float(weights[j]):.3f}</td></tr>"
+        for j in sorted(range(len(weights)), key=lambda j: -weights[j])
+    )
+    return (
+        f"<h3>layer {layer + 1}, head {head + 1}: where {_e(tokens[query])} (position {query}) looks</h3>"
+        f"<table><tr><th>pos</th><th>token</th><th>attention</th></tr>{rows}</table>"
+    )
+
+
+def inside_page(
+    checkpoint: str,
+    source: str,
+    row: dict[str, Any],
+    maps: Sequence[Sequence[Sequence[Sequence[float]]]] | None,
+    layer: int = 0,
+    head: int = 0,
+    token: int = 0,
+    loss: dict[str, Any] | None = None,
+) -> str:
+    """One example of the Inside screen (or `bert2 explain --html`): its tokens and their fates, the predictions
+    at the masked positions, the head view of the chosen token and the model view of every layer x head.
+    `row` is one of Explanation.examples; `maps` that example's (L, nh, T, T) attention (None: not recorded)."""
+    real = sum(row["attention_mask"])
+    tokens = row["tokens"][:real]
+    cells = "".join(
+        f'<td class="cell fate-{_e(fate)}" title="{_e(fate)}">{_e(tok)}'
+        + (f"<br><small>{_e(orig)}</small>" if fate in ("mask", "random", "keep") else "")
+        + "</td>"
+        for tok, orig, fate in zip(tokens, row["original_tokens"][:real], row["fates"][:real])
+    )
+    segs = "".join(f"<td>{'AB'[int(s)] if int(s) < 2 else s}</td>" for s in row["token_type_ids"][:real])
+    parts = [
+        f'<p class="note">checkpoint {_e(checkpoint)} · examples: {_e(source)}</p>',
+        "<h2>The tokens the model saw</h2>",
+        '<p class="note">coloured: selected for MLM (orange [MASK], red a random token, green kept); below it the '
+        "original token</p>",
+        f"<table><tr><th>token</th>{cells}</tr><tr><th>segment</th>{segs}</tr></table>",
+    ]
+    preds = row.get("predictions") or []
+    if preds:
+        body = "".join(
+            f"<tr><td>{p['position']}</td><td>{_e(p['fate'])}</td><td class='cell'>{_e(p['input'])}</td>"
+            f"<td class='cell'>{_e(p['label'])}</td><td>{p['label_probability']:.3f}</td><td>{p['loss']:.3f}</td>"
+            "<td>" + ", ".join(f"{_e(t['token'])} {t['probability']:.2f}" for t in p["top"]) + "</td></tr>"
+            for p in preds
+        )
+        parts.append(
+            "<h2>Predictions at the masked positions</h2><table><tr><th>pos</th><th>fate</th><th>model saw</th>"
+            f"<th>label</th><th>p(label)</th><th>token loss</th><th>top predictions</th></tr>{body}</table>"
+        )
+    if loss:
+        parts.append(f"<p>batch loss {float(loss['total']):.4f} (MLM {float(loss['mlm']):.4f})</p>")
+    if maps is not None:
+        query = preds[min(token, len(preds) - 1)]["position"] if preds else 0
+        parts.append("<h2>Head view</h2>")
+        parts.append(head_view(tokens, maps[layer][head][query][:real], query, layer, head))
+        parts.append(attention_map(tokens, [r[:real] for r in maps[layer][head][:real]], "its whole map"))
+        parts.append(
+            "<h2>Model view</h2><p class='note'>every layer x head: rows are the token attending, columns the "
+            "token attended to, darker = more (pooled to at most 32 x 32 cells, 16 x 16 beyond 16 heads)</p>"
+        )
+        parts.append(model_view(maps, real))
+    return page("Inside: one example, from text to loss", "".join(parts))
+
+
+# ---------------------------------------------------------------------------------- the Checkpoints scrub view
+def loss_svg(
+    train: Sequence[tuple[float, float]],
+    evals: Sequence[tuple[float, float]] = (),
+    mark: float | None = None,
+    width: int = 640,
+    height: int = 200,
+) -> str:
+    """The loss history as an inline SVG (no script): the train curve, eval points, and a line at step `mark`."""
+    points = list(train) + list(evals)
+    if not points:
+        return '<p class="note">no loss history recorded</p>'
+    xs = [p[0] for p in points] + ([mark] if mark is not None else [])
+    ys = [p[1] for p in points]
+    x0, x1 = min(xs), max(xs) or 1.0
+    y0, y1 = min(ys), max(ys)
+    pad = 30
+
+    def x(v: float) -> float:
+        return pad + (width - 2 * pad) * ((v - x0) / ((x1 - x0) or 1.0))
+
+    def y(v: float) -> float:
+        return height - pad - (height - 2 * pad) * ((v - y0) / ((y1 - y0) or 1.0))
+
+    line = " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in train)
+    dots = "".join(f'<circle cx="{x(s):.1f}" cy="{y(v):.1f}" r="3" fill="#e15759"/>' for s, v in evals)
+    marker = (
+        f'<line x1="{x(mark):.1f}" y1="{pad - 10}" x2="{x(mark):.1f}" y2="{height - pad}" stroke="#edc948" '
+        f'stroke-width="2"/><text x="{x(mark) + 4:.1f}" y="{pad - 12}" font-size="11">step {mark:g}</text>'
+        if mark is not None
+        else ""
+    )
+    axes = (
+        f'<text x="2" y="{y(y1) + 4:.1f}" font-size="10">{y1:.3f}</text>'
+        f'<text x="2" y="{y(y0) + 4:.1f}" font-size="10">{y0:.3f}</text>'
+        f'<text x="{pad}" y="{height - 8}" font-size="10">step {x0:g}</text>'
+        f'<text x="{width - pad - 50}" y="{height - 8}" font-size="10">step {x1:g}</text>'
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="loss history"><rect width="{width}" height="{height}" fill="#fafafa"/>'
+        f'<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{line}"/>{dots}{marker}{axes}</svg>'
+        '<p class="note">blue: train loss; red dots: evaluation loss; yellow: this checkpoint</p>'
+    )
+
+
+def scrub_page(
+    frame: dict[str, Any],
+    train: Sequence[tuple[float, float]] = (),
+    evals: Sequence[tuple[float, float]] = (),
+    position: str = "",
+    layer: int = 0,
+    head: int = 0,
+) -> str:
+    """One frame of the Checkpoints screen's time-lapse: the loss curve marked at its step, the probes' top-k,
+    the heads grid and the attention map of the learner's sentence in head (layer, head) — frame["attention"]
+    as `bert2.timelapse.frame(attention=True)` makes it: {"text", "tokens", "maps": (L, nh, T, T)}."""
+    step = frame.get("step")
+    parts = [
+        f'<p class="note">{_e(frame.get("path", ""))} {_e(position)}</p>',
+        loss_svg(train, evals, float(step) if isinstance(step, (int, float)) else None),
+        '<div class="side"><div>',
+        "<h2>Probe predictions</h2>",
+    ]
+    for i in range(len(frame.get("probes") or [])):
+        parts.append(probe_table([frame], i))
+    parts.append("</div><div><h2>Head types</h2>" + legend() + heads_grid(frame.get("heads") or []) + "</div>")
+    att = frame.get("attention")
+    if att:
+        typed = {(int(h["layer"]), int(h["head"])): h for h in frame.get("heads") or []}.get((layer, head))
+        kind = f" ({HEAD_TYPE_NAMES.get(typed['type'], typed['type'])} {typed['score']:.2f})" if typed else ""
+        parts.append(
+            "<div><h2>Attention</h2>"
+            + attention_map(att["tokens"], att["maps"][layer][head], f"layer {layer} head {head}{kind}: {att['text']}")
+            + "</div>"
+        )
+    parts.append("</div>")
+    return page(f"Checkpoint time-lapse: step {step}", "".join(parts))

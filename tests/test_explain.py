@@ -96,6 +96,27 @@ def test_text_input_and_bad_input(explainer, tiny_run, capsys, tiny_pretrain_roo
     assert set(out["loss"]) >= {"total", "mlm"}
 
 
+def test_explain_html_writes_each_example_as_a_standalone_page(explainer, tiny_run, capsys, tmp_path):
+    """`bert2 explain --html FILE`: the Inside screen's page (tokens, predictions, head and model view) per
+    example; the numbers on it are the explanation's."""
+    cfg, step3 = tiny_run
+    page = tmp_path / "inside.html"
+    code = main(["explain", "--checkpoint", str(step3), "--batch-size", "2", "--seed", "1", "--json", "--html",
+                 str(page), "--set", f"paths.root={json.dumps(cfg.paths.root)}"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    out = json.loads(captured.out)
+    second = tmp_path / "inside-2.html"
+    assert f"wrote {page}" in captured.err and f"wrote {second}" in captured.err
+    for path, row in ((page, out["examples"][0]), (second, out["examples"][1])):
+        html = path.read_text(encoding="utf-8")
+        assert html.startswith("<!DOCTYPE html>") and "<script" not in html and "Model view" in html
+        for p in row["predictions"]:
+            assert f"{p['label_probability']:.3f}" in html and f"{p['loss']:.3f}" in html
+    code = main(["explain", "--checkpoint", str(step3), "--html", str(tmp_path / "missing" / "x.html")])
+    assert code == 2 and "--html: cannot write" in capsys.readouterr().err
+
+
 def test_a_checkpoint_without_mlm_head_is_refused(tiny_run, tmp_path, capsys):
     from bert2 import checkpoint as ckpt
     from bert2.checkpoint.model_files import build_model, load_checkpoint, write_model

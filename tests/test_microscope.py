@@ -198,3 +198,28 @@ def test_html_page_is_escaped_and_standalone():
     html = timelapse_page(frames)
     assert "<b>[MASK]" not in html and "&lt;b&gt;" in html and "&lt;i&gt;" in html
     assert "0.90" in heads_grid(frames[0]["heads"])
+
+
+def test_write_new_never_replaces_a_file(tmp_path):
+    """ctrl+e's pages: a new name each time, even twice in one second; the first page is kept."""
+    from bert2.html_export import write_new
+
+    first = write_new(tmp_path / "exports", "x", "one")
+    second = write_new(tmp_path / "exports", "x", "two")
+    assert first != second and first.read_text() == "one" and second.read_text() == "two"
+    assert first.parent == tmp_path / "exports" and first.suffix == ".html"
+
+
+def test_scrub_page_shows_the_frame_the_screen_shows():
+    from bert2.html_export import scrub_page
+
+    frame = {
+        "step": 7,
+        "path": "p",
+        "probes": [{"text": "The [MASK].", "predictions": [[{"token": "cat", "score": 0.25}]]}],
+        "heads": [{"layer": 0, "head": 1, "type": "previous", "score": 0.61}],
+        "attention": {"text": "a b", "tokens": ["[CLS]", "a", "b"], "maps": [[[[1, 0, 0]] * 3, [[0, 1, 0]] * 3]]},
+    }
+    html = scrub_page(frame, [(1, 3.0), (7, 2.0)], [(7, 2.1)], "2/3", layer=0, head=1)
+    assert "<svg" in html and "step 7" in html and "cat 0.25" in html and "0.61</td>" in html
+    assert "layer 0 head 1 (previous token 0.61): a b" in html and "<script" not in html

@@ -1107,30 +1107,81 @@ async def test_microscope_baselines_heads_and_export_at_80x24(tmp_path):
         assert "previous token" in text and "paris" in text and "the" in text
         assert screen.query_one("#microscope-pane").region.width > 0
         await pilot.press("ctrl+e")
-        assert await wait_for(pilot, lambda: list(root.glob("microscope-*.html")))
-        page = next(root.glob("microscope-*.html")).read_text(encoding="utf-8")
+        assert await wait_for(pilot, lambda: list((root / "exports").glob("microscope-*.html")))
+        page = next((root / "exports").glob("microscope-*.html")).read_text(encoding="utf-8")
         assert "<script" not in page and "France" in page and "layer 0" in page
         await pilot.press("m")
         assert await wait_for(pilot, lambda: screen.query_one("#probe-pane").region.width > 0)
 
 
 async def test_checkpoints_screen_scrubs_through_a_runs_checkpoints(trained_root):
-    """left/right walk the selected checkpoint's run in step order; each frame (probes, heads) is read by the
-    playground's Predictor in a worker, and the loss chart marks the step."""
+    """left/right walk the selected checkpoint's run in step order; each frame (probes, heads, the attention map
+    of the sentence in the box) is read by the playground's Predictor in a worker, the loss chart marks the
+    step, h moves the map to the next head and ctrl+e saves the frame as a page holding what is shown."""
     app = make_app(trained_root, load_history=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("3")
         screen = app.screen
         assert await wait_for(pilot, lambda: app.current_mode == "checkpoints" and screen.selected is not None, 10)
         assert screen.selected.step == 6
-        lapse = screen.query_one("#ckpt-lapse")
+        frame, attn = screen.query_one("#ckpt-frame"), screen.query_one("#ckpt-attn")
         await pilot.press("right")
         assert await wait_for(pilot, lambda: screen.selected.step == 12)
-        assert await wait_for(pilot, lambda: "heads at step 12" in widget_text(lapse), 30)
-        assert "[MASK]" in widget_text(lapse) and lapse.region.height > 0
+        assert await wait_for(pilot, lambda: "heads at step 12" in widget_text(frame), 30)
+        assert "[MASK]" in widget_text(frame) and frame.region.height > 0
+        assert "L0 h0" in widget_text(attn) and attn.region.height > 0
+        assert "step 12" in screen.query_one("#ckpt-lapse").border_title
+        map12 = attn.render().spans  # the map's cells are backgrounds: spans carry the weights' shades
         assert "step 12" in screen.query_one("#ckpt-chart").drawn
+        assert screen.query_one("#ckpt-chart").region.height > 0
+        await pilot.press("h")
+        assert await wait_for(pilot, lambda: "L0 h1" in widget_text(attn))
+        await pilot.press("h")
+        assert await wait_for(pilot, lambda: "L0 h0" in widget_text(attn))
         await pilot.press("right")  # the last checkpoint: stays
         await pilot.pause()
         assert screen.selected.step == 12
         await pilot.press("left")
-        assert await wait_for(pilot, lambda: screen.selected.step == 6 and "heads at step 6" in widget_text(lapse), 30)
+        assert await wait_for(pilot, lambda: screen.selected.step == 6 and "heads at step 6" in widget_text(frame), 30)
+        assert await wait_for(pilot, lambda: "step 6" in screen.query_one("#ckpt-lapse").border_title)
+        assert attn.render().spans != map12  # another checkpoint, another map
+        assert "step 6" in screen.query_one("#ckpt-chart").drawn
+        # the learner's own sentence
+        box = screen.query_one("#ckpt-sentence")
+        assert box.value == app.probes[0]
+        box.focus()
+        box.value = "The dog ran in the park."
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: "park" in widget_text(attn) and "dog" in widget_text(attn), 30)
+        # ctrl+e: the frame as a standalone page
+        root = Path(trained_root.paths.root) / "exports"
+        await pilot.press("ctrl+e")
+        assert await wait_for(pilot, lambda: list(root.glob("timelapse-step6-*.html")))
+        page = next(root.glob("timelapse-step6-*.html")).read_text(encoding="utf-8")
+        assert "<script" not in page and "<svg" in page and "step 6" in page
+        assert "park" in page and app.probes[0] in page  # the map's tokens and the probe
+        for h in screen.frames[(screen.selected.path, "The dog ran in the park.")]["heads"]:
+            assert f"{float(h['score']):.2f}</td>" in page  # the head grid's scores
+        await pilot.press("ctrl+e")  # a second export in the same second: a new file, the first kept
+        assert await wait_for(pilot, lambda: len(list(root.glob("timelapse-step6-*.html"))) == 2)
+        await pilot.press("escape")  # from the list: the time-lapse closes, the metadata is back
+        assert await wait_for(pilot, lambda: not screen.query_one("#ckpt-lapse").display)
+        assert screen.query_one("#ckpt-info").region.height > 0
+
+
+async def test_inside_screen_exports_the_example_shown(trained_root):
+    """ctrl+e on the Inside screen writes the example's tokens, predictions, head view and model view."""
+    app = make_app(trained_root, load_history=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        screen = app.screen
+        assert await wait_for(pilot, lambda: screen.result is not None, 60)
+        await pilot.press("ctrl+e")
+        root = Path(trained_root.paths.root) / "exports"
+        assert await wait_for(pilot, lambda: list(root.glob("inside-*.html")))
+        page = next(root.glob("inside-*.html")).read_text(encoding="utf-8")
+        row = screen.result.examples[screen.example]
+        assert "<script" not in page and "Model view" in page and "Head view" in page
+        for p in row["predictions"]:
+            assert f"{p['label_probability']:.3f}" in page  # the predictions table shown on the screen
+        assert row["tokens"][1] in page

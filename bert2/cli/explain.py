@@ -29,11 +29,31 @@ def cmd_explain(args: argparse.Namespace) -> int:
     else:
         examples, source = explainer.corpus_examples(args.batch_size, args.seed)
     result = explainer.explain(examples, args.seed, source)
+    if args.html:
+        write_inside_pages(result, args.html)
     if args.json:
         print_json(result.to_dict())
         return 0
     render(result, Console())
     return 0
+
+
+def write_inside_pages(result: Any, target: str) -> None:
+    """`--html FILE`: the first example's page (the Inside screen's ctrl+e page: tokens, predictions, head view
+    of its first masked token in layer 1 head 1, model view); each further example beside it as FILE-2.html, …"""
+    from pathlib import Path
+
+    from ..html_export import inside_page
+
+    base = Path(target)
+    for b, row in enumerate(result.examples):
+        maps = result.attention[:, b].tolist() if result.attention is not None else None  # (L, nh, T, T)
+        path = base if b == 0 else base.with_name(f"{base.stem}-{b + 1}{base.suffix or '.html'}")
+        try:
+            path.write_text(inside_page(result.checkpoint, result.source, row, maps, loss=result.loss), "utf-8")
+        except OSError as exc:
+            raise InputError(f"--html: cannot write {path}: {exc.strerror or exc}") from exc
+        sys.stderr.write(f"wrote {path}\n")
 
 
 def add_parsers(sub: Any) -> None:
@@ -49,6 +69,7 @@ def add_parsers(sub: Any) -> None:
             "bert2 explain",
             'bert2 explain --text "The capital of France is Paris." --pair "It lies on the Seine."',
             "bert2 explain --seed 7 --batch-size 4 --json",
+            'bert2 explain --text "The capital of France is Paris." --html inside.html',
         ),
     )
     add_common(p, example="data.mlm_probability=0.3")
@@ -58,6 +79,12 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="which examples and which masks")
     p.add_argument("--batch-size", type=int, default=2, help="corpus examples in the batch")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write each example as a standalone HTML page (tokens, predictions, head and model view): "
+        "FILE, then FILE-2.html, ...",
+    )
     p.set_defaults(func=cmd_explain)
     add_timelapse_parser(sub)
 

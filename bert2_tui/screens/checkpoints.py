@@ -2,6 +2,10 @@
 
 Everything here reads trainer_state.json only (list_checkpoints / read_state), never the weights, so listing is
 instant even for large models. The list refreshes when the trainer reports a saved checkpoint.
+
+Left/right start the time-lapse: the selected checkpoint's run in step order, each frame (probe guesses, heads
+grid, one head's attention map of the sentence in the input box) read by the playground's Predictor in a worker,
+with the step marked on the loss curve; h picks the next head, ctrl+e saves the frame as an HTML page.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static, Tree
+from textual.widgets import Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from bert2.checkpoint import CheckpointInfo, list_checkpoints, read_state
@@ -35,7 +39,7 @@ from ..messages import (
     UseInPlayground,
 )
 from ..widgets.charts import SeriesChart
-from ..widgets.nav import NavBar
+from ..widgets.nav import KeysFooter, NavBar
 from .dialogs import ConfirmScreen
 
 if TYPE_CHECKING:
@@ -125,6 +129,30 @@ class CheckpointsScreen(Screen):
             show=False,
             tooltip="Time-lapse: the same run's next checkpoint, with its probe guesses and head types",
         ),
+        Binding(
+            "h",
+            "next_head",
+            "Head",
+            id="checkpoints.head",
+            show=False,
+            tooltip="Time-lapse: show the next attention head's map of your sentence",
+        ),
+        Binding(
+            "ctrl+e",
+            "export",
+            "Export",
+            id="checkpoints.export",
+            show=False,
+            tooltip="Save the time-lapse frame (loss curve, probes, heads grid, attention map) as a standalone HTML page",
+        ),
+        Binding(
+            "escape",
+            "release",
+            "Back to the list",
+            id="checkpoints.release",
+            show=False,
+            tooltip="Leave the sentence box (the arrows work the list and the time-lapse again); close the time-lapse",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -133,8 +161,13 @@ class CheckpointsScreen(Screen):
         self.selected: CheckpointInfo | None = None
         self.scrubbing = False
         """Left/right was pressed: the detail shows the selected checkpoint's time-lapse frame and its step."""
-        self.frames: dict[str, Any] = {}
-        """path -> its time-lapse frame (bert2.timelapse.frame), computed once in a worker."""
+        self.frames: dict[tuple[str, str], Any] = {}
+        """(path, sentence) -> its time-lapse frame (bert2.timelapse.frame with attention), computed once in a
+        worker."""
+        self.att_layer = 0
+        self.att_head = 0
+        self.lapse_position = ""
+        """"3/5": where the selected checkpoint is in its run, for the border title and the export."""
 
     @property
     def bert2(self) -> Bert2App:
@@ -149,13 +182,49 @@ class CheckpointsScreen(Screen):
             yield tree
             with Vertical(id="ckpt-detail"):
                 yield Static("", id="ckpt-info")
-                yield Static("", id="ckpt-lapse")
+                with Horizontal(id="ckpt-lapse"):
+                    yield Static("", id="ckpt-frame")
+                    with Vertical(id="ckpt-attn-pane"):
+                        yield Input(
+                            self.bert2.probes[0] if self.bert2.probes else "",
+                            placeholder="a sentence for the attention map (Enter)",
+                            id="ckpt-sentence",
+                        )
+                        yield Static("", id="ckpt-attn")
                 yield SeriesChart("loss history", id="ckpt-chart", empty_text="select a checkpoint")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.reload()
         self.query_one("#ckpt-tree", Tree).focus()
+
+    def on_resize(self) -> None:
+        # Below 110 columns the tree narrows and the time-lapse shows the top 3 guesses; below 32 rows the
+        # checkpoint's metadata gives way to the time-lapse while scrubbing (its step is on the chart's marker).
+        self.set_class(self.size.width < 110, "narrow")
+        self.set_class(self.size.height < 32, "short")
+        if self.selected is not None and self.scrubbing:
+            self._show_frame(self.selected)
+
+    def action_release(self) -> None:
+        """Escape: out of the sentence box back to the list; from the list, close the time-lapse."""
+        tree = self.query_one("#ckpt-tree", Tree)
+        if self.focused is not tree:
+            tree.focus()
+        elif self.scrubbing:
+            self.scrubbing = False
+            self.set_class(False, "scrubbing")
+            if self.selected is not None:
+                self.show(self.selected)
+
+    @on(Input.Submitted, "#ckpt-sentence")
+    def _sentence_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.query_one("#ckpt-tree", Tree).focus()
+        if self.selected is not None:
+            self.scrubbing = True
+            self.set_class(True, "scrubbing")
+            self._show_frame(self.selected)
 
     def on_screen_resume(self) -> None:
         self.reload()
@@ -288,53 +357,142 @@ class CheckpointsScreen(Screen):
         here = lapse.index(info.path) if info.path in lapse else 0
         target = lapse[max(0, min(len(lapse) - 1, here + delta))]
         self.scrubbing = True
+        self.set_class(True, "scrubbing")
+        self.lapse_position = f"{lapse.index(target) + 1}/{len(lapse)}"
         tree = self.query_one("#ckpt-tree", Tree)
         leaf = next((n for n in _leaves(tree.root) if n.data is not None and n.data.path == target), None)
         if leaf is not None and leaf.data is not info:
             self._select(leaf)
         else:
             self.show(info)
-        self.query_one("#ckpt-lapse", Static).border_title = f"time-lapse {lapse.index(target) + 1}/{len(lapse)}"
+
+    @property
+    def sentence(self) -> str:
+        text = self.query_one("#ckpt-sentence", Input).value.strip()
+        return text or (self.bert2.probes[0] if self.bert2.probes else "The cat sat on the mat.")
 
     def _show_frame(self, info: CheckpointInfo) -> None:
-        lapse = self.query_one("#ckpt-lapse", Static)
+        lapse = self.query_one("#ckpt-lapse")
         lapse.display = self.scrubbing
+        panel = self.query_one("#ckpt-frame", Static)
+        attn = self.query_one("#ckpt-attn", Static)
         if not self.scrubbing or not info.valid or info.kind != "pretrain":
-            lapse.update("")
+            panel.update("")
+            attn.update("")
             return
-        frame = self.frames.get(info.path)
+        frame = self.frames.get((info.path, self.sentence))
         if frame is None:
-            lapse.update(Text(f"reading {Path(info.path).name}…", style="dim"))
-            self._compute_frame(info.path, tuple(self.bert2.probes))
+            panel.update(Text(f"reading {Path(info.path).name}…", style="dim"))
+            self._compute_frame(info.path, tuple(self.bert2.probes), self.sentence)
             return
         from ..widgets.microscope import heads_grid, probe_timelapse
 
         text = Text()
         if frame.get("error"):
             text.append(frame["error"], style="yellow")
-        else:
-            text.append_text(probe_timelapse([(frame["step"], frame["probes"])], rows=1))
-            text.append("\n")
-            text.append_text(heads_grid(frame["step"], frame["heads"]))
-        lapse.update(text)
+            panel.update(text)
+            attn.update("")
+            return
+        top, cell, att_cell, label, max_tokens = self._fit(len((frame.get("attention") or {}).get("tokens") or []))
+        text.append_text(probe_timelapse([(frame["step"], frame["probes"])], rows=1, cell=cell, top=top))
+        text.append("\n")
+        text.append_text(heads_grid(frame["step"], frame["heads"]))
+        panel.update(text)
+        attn.update(self._attention_text(frame, att_cell, label, max_tokens))
+        lapse.border_title = f"time-lapse {self.lapse_position} · step {frame['step']} (h head, ctrl+e export)"
+
+    def _fit(self, tokens: int) -> tuple[int, int, int, int, int]:
+        """How much of the frame fits beside the map in the detail pane's width: (top-k shown, probe cell width,
+        map cell width, token label width, tokens in the map). Wide: top 5 and 2-column cells; 80 columns: top 3
+        and 1-column cells; the map is cut to what is left, and to 12 tokens below 32 rows."""
+        width = self.query_one("#ckpt-detail").size.width or max(40, self.size.width - 30)
+        rows_cap = 12 if self.has_class("short") else 40
+        n = min(tokens, rows_cap)
+        for top, cell, att_cell, label in ((5, 10, 2, 8), (3, 8, 2, 8), (3, 8, 1, 6)):
+            if 7 + top * cell + 2 + label + 1 + n * att_cell <= width:
+                return top, cell, att_cell, label, rows_cap
+        room = width - (7 + 3 * 8 + 2 + 6 + 1)
+        return 3, 8, 1, 6, max(4, min(rows_cap, room))
+
+    def _attention_text(self, frame: dict[str, Any], cell: int, label: int, max_tokens: int) -> Text:
+        from ..widgets.microscope import attention_map
+
+        att = frame.get("attention")
+        if not att:
+            return Text("")
+        maps = att["maps"]  # (L, nh, T, T)
+        self.att_layer = min(self.att_layer, len(maps) - 1)
+        self.att_head = min(self.att_head, len(maps[self.att_layer]) - 1)
+        typed = {(int(h["layer"]), int(h["head"])): h for h in frame["heads"]}.get((self.att_layer, self.att_head))
+        kind = f" {typed['type']} {typed['score']:.2f}" if typed else ""
+        return attention_map(
+            att["tokens"],
+            maps[self.att_layer][self.att_head],
+            f"L{self.att_layer} h{self.att_head}{kind}",
+            cell=cell,
+            max_tokens=max_tokens,
+            label=label,
+        )
 
     @work(thread=True, exclusive=True, group="timelapse", exit_on_error=False)
-    def _compute_frame(self, path: str, probes: tuple[str, ...]) -> None:
-        """Load the checkpoint with the playground's Predictor and read its frame, off the UI thread."""
+    def _compute_frame(self, path: str, probes: tuple[str, ...], sentence: str) -> None:
+        """Load the checkpoint with the playground's Predictor and read its frame, off the UI thread: the probes'
+        guesses, the heads' types and every head's attention map of `sentence`."""
         try:
             from bert2.inference import Predictor
             from bert2.timelapse import DEFAULT_TEXTS, frame
 
             texts = [p for p in probes if "[MASK]" in p] or [DEFAULT_TEXTS[0]]
-            result = frame(Predictor.load(path), [*texts, DEFAULT_TEXTS[1]], top_k=5)
+            predictor = Predictor.load(path)
+            result = frame(predictor, [*texts, DEFAULT_TEXTS[1]], top_k=5)
+            tokens, maps = predictor.attentions(sentence)  # (L, nh, T, T)
+            result["attention"] = {"text": sentence, "tokens": tokens, "maps": maps.float().round(decimals=4).tolist()}
         except Exception as exc:  # a bad checkpoint must not leave the view stuck at "reading"
             result = {"error": f"could not read {path}: {exc}"}
-        self.app.call_from_thread(self._frame_ready, path, result)
+        self.app.call_from_thread(self._frame_ready, path, sentence, result)
 
-    def _frame_ready(self, path: str, result: dict[str, Any]) -> None:
-        self.frames[path] = result
+    def _frame_ready(self, path: str, sentence: str, result: dict[str, Any]) -> None:
+        if len(self.frames) >= 64:  # a long job keeps saving checkpoints: forget the oldest frames read
+            del self.frames[next(iter(self.frames))]
+        self.frames[(path, sentence)] = result
         if self.selected is not None and self.selected.path == path:
             self._show_frame(self.selected)
+
+    def action_next_head(self) -> None:
+        """The next head of the attention map, layer by layer (the last head of the last layer wraps to L0 h0)."""
+        if self.selected is None or not self.scrubbing:
+            self.notify("press ← or → first: the time-lapse shows the attention map", severity="warning")
+            return
+        frame = self.frames.get((self.selected.path, self.sentence)) or {}
+        maps = (frame.get("attention") or {}).get("maps")
+        if not maps:
+            return
+        self.att_head += 1
+        if self.att_head >= len(maps[self.att_layer]):
+            self.att_head, self.att_layer = 0, (self.att_layer + 1) % len(maps)
+        self._show_frame(self.selected)
+
+    def action_export(self) -> None:
+        """Write the time-lapse frame shown (loss curve with its step, probes, heads grid, attention map) as a
+        standalone HTML page under paths.root/exports/."""
+        from bert2.html_export import EXPORT_DIR, scrub_page, write_new
+
+        info = self.selected
+        frame = self.frames.get((info.path, self.sentence)) if info is not None and self.scrubbing else None
+        if info is None or frame is None or frame.get("error"):
+            self.notify("nothing to export yet: press ← or → and wait for the frame", severity="warning")
+            return
+        try:
+            train, evals = history_series(read_state(Path(info.path)))
+        except CheckpointError:
+            train, evals = [], []
+        text = scrub_page(frame, train, evals, f"time-lapse {self.lapse_position}", self.att_layer, self.att_head)
+        try:
+            path = write_new(Path(self.bert2.config.paths.root) / EXPORT_DIR, f"timelapse-step{info.step}", text)
+        except OSError as exc:
+            self.notify(f"could not write the page: {exc}", severity="error", title="Export")
+            return
+        self.notify(f"saved {path}", title="Export")
 
     # ------------------------------------------------------------------------------------------- actions
     def _need(self) -> CheckpointInfo | None:

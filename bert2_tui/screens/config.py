@@ -23,7 +23,7 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Input, OptionList, Select, Static, Switch
+from textual.widgets import Input, OptionList, Select, Static, Switch
 from textual.widgets.option_list import Option
 
 from bert2 import memory
@@ -40,7 +40,7 @@ from bert2.config import (
 )
 
 from ..messages import ConfigChanged, ConfigPathChanged
-from ..widgets.nav import NavBar
+from ..widgets.nav import KeysFooter, NavBar
 from .dialogs import PromptScreen
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ class ConfigScreen(Screen):
                     with Grid(classes="section-grid", id=f"grid-{section}"):
                         if i == 0:
                             yield from self._field_widgets(section)
-        yield Footer()
+        yield KeysFooter()
 
     def _field_widgets(self, section: str) -> list[Widget]:
         out: list[Widget] = []
@@ -250,6 +250,28 @@ class ConfigScreen(Screen):
                 w.value = format_value(value)
         self.validate_form()
 
+    def on_resize(self) -> None:
+        # Below 110 columns each field's explanation goes under its name and editor (beside them it would get a
+        # handful of columns), and the status line drops the memory breakdown (its tooltip keeps it).
+        self.set_class(self.size.width < 110, "narrow")
+        if not self.errors:
+            self._show_valid()
+
+    def _show_valid(self) -> None:
+        """The valid-config status line, as long as its row allows: the memory breakdown only where it fits on
+        one line (always in the tooltip)."""
+        status = self.query_one("#config-status", Static)
+        est = getattr(self, "_estimate", None)
+        head = "✓ valid (next job)" if self.has_class("narrow") else "✓ valid — applies to the next job"
+        text = Text(head, style="green")
+        if est is not None:
+            full = f" · {est.summary()}"
+            short = full.split(" (weights")[0]
+            room = max(20, (self.size.width or 120) - 4)
+            text.append(full if len(head) + len(full) <= room else short, style="dim")
+            status.tooltip = est.summary()
+        status.update(text)
+
     def validate_form(self, data: dict[str, dict[str, Any]] | None = None) -> list[FieldError]:
         """Run the CLI's validation on the form; show each error under its field; post the config if valid."""
         data = self.form_data() if data is None else data
@@ -272,11 +294,11 @@ class ConfigScreen(Screen):
         self.post_message(ConfigChanged(cfg, errors))
         status = self.query_one("#config-status", Static)
         if cfg is not None:
-            status.update(
-                Text("✓ valid — applies to the next job", style="green")
-                + Text(f" · {estimate.summary()}" if estimate is not None else "", style="dim")
-            )
+            self._estimate = estimate
+            self._show_valid()
         else:
+            self._estimate = None
+            status.tooltip = None
             orphan = [str(e) for e in errors if e.key not in self._docs]
             text = f"✗ {len(errors)} error{'s' * (len(errors) != 1)} — the next job uses the last valid config"
             if orphan:

@@ -7,7 +7,8 @@ newest one, so during a training job it follows the job's latest checkpoint. Loa
 in a thread worker and come back as an InsideReady message.
 
 Keys: ←/→ example, n new batch, m re-mask the same examples, ↑/↓ choose a masked token, Enter drill into it
-(its predictions and where each head looks from it), l/h next layer/head of the head view.
+(its predictions and where each head looks from it), l/h next layer/head of the head view, ctrl+e save the
+example (tokens, predictions, head view, model view) as a standalone HTML page under paths.root/exports.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Select, Static
+from textual.widgets import Input, Select, Static
 
 from bert2.checkpoint import list_checkpoints
 from bert2.errors import Bert2Error
@@ -42,7 +43,7 @@ from bert2.explain_view import (
 
 from ..jobs import import_heavy
 from ..messages import CheckpointsChanged, InsideReady
-from ..widgets.nav import NavBar
+from ..widgets.nav import KeysFooter, NavBar
 
 if TYPE_CHECKING:
     from ..app import Bert2App
@@ -66,6 +67,14 @@ class InsideScreen(Screen):
         Binding("enter", "drill", "Drill in", id="inside.drill", tooltip="Details of the chosen masked token"),
         Binding("l", "layer", "Layer", id="inside.layer", tooltip="Next layer of the head view"),
         Binding("h", "head", "Head", id="inside.head", tooltip="Next head of the head view"),
+        Binding(
+            "ctrl+e",
+            "export",
+            "Export",
+            id="inside.export",
+            show=False,  # the footer is full at 120 columns; ? and ctrl+p list it
+            tooltip="Save this example's tokens, predictions, head view and model view as a standalone HTML page",
+        ),
         Binding(
             "ctrl+l",
             "pick_checkpoint",
@@ -123,7 +132,7 @@ class InsideScreen(Screen):
             yield Static("", id="inside-detail")
             yield Static("", id="inside-batch")
             yield Static("", id="inside-attention")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.set_focus(None)  # the arrows and letters are the screen's until an input is clicked
@@ -237,6 +246,7 @@ class InsideScreen(Screen):
                 (f"  examples: {self.result.source}, seed {self.example_seed}; masks: seed {self.mask_seed}", "dim"),
             )
         )
+        self.query_one("#inside-status", Static).tooltip = f"{message.path}\nexamples: {self.result.source}"
         self.show()
 
     # ---------------------------------------------------------------------------------------------- view
@@ -344,6 +354,23 @@ class InsideScreen(Screen):
         if self.result is not None and self.result.attention is not None:
             self.att_layer = (self.att_layer + 1) % self.result.attention.shape[0]
             self.show()
+
+    def action_export(self) -> None:
+        """Write the example shown as the page `bert2 explain --html` makes, under paths.root/exports/."""
+        from bert2.html_export import EXPORT_DIR, inside_page, write_new
+
+        if self.result is None:
+            self.notify("nothing to export yet: pick a checkpoint and wait for its batch", severity="warning")
+            return
+        r = self.result
+        maps = r.attention[:, self.example].tolist() if r.attention is not None else None  # (L, nh, T, T)
+        text = inside_page(r.checkpoint, r.source, self.row, maps, self.att_layer, self.att_head, self.token, r.loss)
+        try:
+            path = write_new(Path(self.bert2.config.paths.root) / EXPORT_DIR, "inside", text)
+        except OSError as exc:
+            self.notify(f"could not write the page: {exc}", severity="error", title="Export")
+            return
+        self.notify(f"saved {path}", title="Export")
 
     def action_head(self) -> None:
         if self.result is not None and self.result.attention is not None:

@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Label, Select, Static, TabbedContent, TabPane
+from textual.widgets import Input, Label, Select, Static, TabbedContent, TabPane
 
 from bert2.checkpoint import list_checkpoints
 from bert2.errors import Bert2Error, InputError
@@ -26,7 +26,7 @@ from bert2.errors import Bert2Error, InputError
 from ..jobs import DEFAULT_PROBE, import_heavy
 from ..messages import CheckpointsChanged, PlaygroundCheckpointChanged, PredictionDone, PredictorLoaded
 from ..widgets.bars import bar, fill_mask_text, filled_sentence, heatmap_text, prob_rows
-from ..widgets.nav import NavBar
+from ..widgets.nav import KeysFooter, NavBar
 
 if TYPE_CHECKING:
     from ..app import Bert2App
@@ -230,7 +230,11 @@ class PlaygroundScreen(Screen):
                     yield Static("focus the map: ←/→ head, ↑/↓ layer", classes="hint")
                 with VerticalScroll(classes="pg-output-scroll"):
                     yield AttentionMap("", id="attention-output", classes="pg-output")
-        yield Footer()
+        yield KeysFooter()
+
+    def on_resize(self) -> None:
+        # Below 110 columns the checkpoint picker narrows so that the status beside it keeps its text.
+        self.set_class(self.size.width < 110, "narrow")
 
     def on_mount(self) -> None:
         self.refresh_checkpoints()

@@ -16,14 +16,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, ProgressBar, RichLog, Select, Static, TextArea
+from textual.widgets import DataTable, Label, ProgressBar, RichLog, Select, Static, TextArea
 
 from bert2.registry import FINETUNE_TASKS
 
 from ..jobs import RunState, iter_metric_names
 from ..messages import JobChoiceChanged, JobShown, ProbesChanged, ReloadHistory, RunsListed, StartJob, StopJob
 from ..widgets.bars import fill_mask_text
-from ..widgets.nav import NavBar
+from ..widgets.nav import KeysFooter, NavBar
 from .dialogs import ChoiceScreen
 
 if TYPE_CHECKING:
@@ -293,7 +293,7 @@ class TrainScreen(Screen):
                     yield Static("", id="stats-line")
         yield ChartsRow(id="charts")
         yield BottomRow(id="train-bottom")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.set_interval(0.25, self.tick, name="train-redraw")
@@ -315,10 +315,11 @@ class TrainScreen(Screen):
         self.tick(True)
 
     def action_export(self) -> None:
-        """Write the run's evaluations as the HTML page `bert2 timelapse --html` makes, under paths.root."""
+        """Write the run's evaluations as the HTML page `bert2 timelapse --html` makes, under paths.root/exports/
+        (a new file each time: write_new never replaces one)."""
         from pathlib import Path
 
-        from bert2.html_export import timelapse_page
+        from bert2.html_export import EXPORT_DIR, timelapse_page, write_new
 
         from ..widgets.microscope import frames_of
 
@@ -327,13 +328,11 @@ class TrainScreen(Screen):
         if not frames:
             self.notify("nothing to export yet: the microscope fills at the first evaluation", severity="warning")
             return
-        root = Path(self.bert2.config.paths.root)
-        path = root / f"microscope-{st.kind or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}.html"
+        text = timelapse_page(frames, f"Watching BERT learn: {st.task or st.kind}")
         try:
-            root.mkdir(parents=True, exist_ok=True)
-            path.write_text(timelapse_page(frames, f"Watching BERT learn: {st.task or st.kind}"), encoding="utf-8")
+            path = write_new(Path(self.bert2.config.paths.root) / EXPORT_DIR, f"microscope-{st.kind or 'run'}", text)
         except OSError as exc:
-            self.notify(f"could not write {path}: {exc}", severity="error", title="Export")
+            self.notify(f"could not write the page: {exc}", severity="error", title="Export")
             return
         self.notify(f"saved {path}", title="Export")
 
@@ -519,10 +518,13 @@ class TrainScreen(Screen):
             bar.update(total=100, progress=0)
         total = f"/{st.total_steps}" if st.total_steps else ""
         eta = fmt_duration(st.eta_s) if st.status in ("running", "stopping", "external") else "–"
-        stats = (
-            f"step {st.step}{total} · epoch {st.epoch} · {st.tokens_per_s:,.0f} tok/s · "
-            f"{fmt_duration(st.elapsed_s)} elapsed · ETA {eta}"
-        )
+        if self.has_class("narrow"):  # 80 columns: what fits beside the bar (elapsed and epoch are in the log)
+            stats = f"{st.step}{total} · {st.tokens_per_s:,.0f} tok/s · ETA {eta}"
+        else:
+            stats = (
+                f"step {st.step}{total} · epoch {st.epoch} · {st.tokens_per_s:,.0f} tok/s · "
+                f"{fmt_duration(st.elapsed_s)} elapsed · ETA {eta}"
+            )
         self.query_one("#stats-line", Static).update(stats, layout=False)
 
     CHART_INTERVAL_S = 1.0

@@ -27,9 +27,12 @@ def shade(p: float) -> str:
     return f"#ffffff on rgb({level // 4},{level // 2},{level})"
 
 
-def probe_timelapse(history: Sequence[tuple[int, list[dict[str, Any]]]], rows: int = 8, cell: int = 10) -> Text:
-    """For each probe (its first [MASK]): the last `rows` evaluations, one line each: step, then the top-k tokens
-    on a background as bright as their probability. The moment "paris" overtakes "the" is a column change."""
+def probe_timelapse(
+    history: Sequence[tuple[int, list[dict[str, Any]]]], rows: int = 8, cell: int = 10, top: int = 5
+) -> Text:
+    """For each probe (its first [MASK]): the last `rows` evaluations, one line each: step, then the first `top`
+    tokens on a background as bright as their probability. The moment "paris" overtakes "the" is a column
+    change."""
     out = Text()
     if not history:
         out.append("The probes' top-5 at every evaluation appear here.", style="dim")
@@ -42,7 +45,7 @@ def probe_timelapse(history: Sequence[tuple[int, list[dict[str, Any]]]], rows: i
             if not match:
                 continue
             out.append(f"{step:>6} ", style="dim")
-            for guess in match[0]["predictions"][0]:
+            for guess in match[0]["predictions"][0][:top]:
                 token = str(guess["token"])[: cell - 1]
                 out.append(f"{token:<{cell - 1}}", style=shade(guess["score"]))
                 out.append(" ")
@@ -50,6 +53,36 @@ def probe_timelapse(history: Sequence[tuple[int, list[dict[str, Any]]]], rows: i
         if i < len(texts) - 1:
             out.append("\n")
     return out
+
+
+def attention_map(
+    tokens: Sequence[str],
+    rows: Sequence[Sequence[float]],
+    title: str = "",
+    cell: int = 2,
+    max_tokens: int = 40,
+    label: int = 8,
+) -> Text:
+    """One head's (T, T) attention as a shaded block: row = the token attending (its name at the left), column =
+    the token attended to, brighter = more (scaled to the map's largest weight). Longer sentences are cut at
+    `max_tokens`, and the title says so."""
+    out = Text()
+    n = min(len(tokens), max_tokens)
+    if title:
+        out.append(title + (f" (first {n} of {len(tokens)} tokens)" if n < len(tokens) else "") + "\n", style="dim")
+    vmax = max((max(r[:n]) for r in rows[:n]), default=0.0) or 1.0
+    for i in range(n):
+        out.append(f"{str(tokens[i])[:label]:>{label}} ", style="bold" if i == 0 else "")
+        for j in range(n):
+            out.append(" " * cell, style=f"on {_heat(float(rows[i][j]) / vmax)}")
+        out.append("\n")
+    return out
+
+
+def _heat(v: float) -> str:
+    """Black through blue to white as the weight grows (readable on dark and light terminals)."""
+    v = max(0.0, min(1.0, v))
+    return f"rgb({int(255 * v * v)},{int(40 + 150 * v)},{int(60 + 195 * v)})"
 
 
 def legend() -> Text:

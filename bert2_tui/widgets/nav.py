@@ -6,8 +6,8 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
-from textual.events import Click
-from textual.widgets import Static
+from textual.events import Click, Resize
+from textual.widgets import Footer, Static
 
 from ..registry import SCREENS
 
@@ -49,3 +49,11 @@ class NavBar(Horizontal):
         except NoMatches:  # the app's refresh_nav can run before compose: compose then shows _job_text
             return
         label.update(text, layout=False)
+
+
+class KeysFooter(Footer):
+    """The key-bindings footer of every screen; below 110 columns in Textual's compact style (no padding around
+    the keys), so that 80 columns show two or three more of them."""
+
+    def on_resize(self, event: Resize) -> None:
+        self.compact = event.size.width < 110
