@@ -310,8 +310,8 @@ class FinetuneConfig(TrainConfig):
     """Generative QA says no word more often than this in one answer (0: off; 1 scored best on held-out answers, README)."""
     doc_stride: int = 64
     """Overlap in tokens between windows of a long context (qa-span)."""
-    lookup_feature: str = "auto"
-    """NER: what the training set's word -> tag lookup table says of each word (unseen, O, B-X, I-X) is a learned vector added to its pieces' embeddings; out of fold for training sentences, the whole table (saved as lookup.json) at evaluation and inference. auto: on when entity words recur across the training sentences (tasks/ner.py lookup_decision); on; off. Not exportable to transformers."""
+    lookup_feature: str = "off"
+    """NER (off by default: trial N5 of docs/quality.md measured no gain, 0.286 vs 0.280 entity F1): what the training set's word -> tag lookup table says of each word (unseen, O, B-X, I-X) is a learned vector added to its pieces' embeddings; out of fold for training sentences, the whole table (saved as lookup.json) at evaluation and inference. auto: on when entity words recur across the training sentences (tasks/ner.py lookup_decision); on; off. Not exportable to transformers."""
     case_features: bool = True
     """NER: each word's letter case (lower, Capitalised, ALL CAPS, ...) is a learned vector added to its pieces' embeddings, when the vocabulary lowercases (it drops the capitals that mark most names); not exportable to transformers."""
 

@@ -216,6 +216,7 @@ def ner_cfg(root: Path, data: Path, steps: int = 40) -> Config:
         "finetune.max_seq_length": 64,
         "finetune.doc_stride": 16,
         "finetune.log_every": 2,
+        "finetune.lookup_feature": '"auto"',  # the names recur, so auto turns it on (the default is off)
         "runtime.device": "cpu",
         "runtime.num_threads": 1,
     }

@@ -79,6 +79,15 @@ def whole(widget: Widget, size: tuple[int, int]) -> None:
         assert len(lines) == 1 and len(lines[0]) <= width, f"{widget!r} is cut at {size}: {lines[0]!r} > {width}"
 
 
+def footer_keys(app, size: tuple[int, int]) -> list:
+    """The footer's key bindings shown whole (the footer recomposes after a screen or focus change)."""
+    return [
+        k
+        for k in app.screen.query(Footer).first().query("FooterKey")
+        if k.region.width > 0 and k.region.right <= size[0]
+    ]
+
+
 def frame_ok(app, size: tuple[int, int]) -> None:
     """The navigation bar on top and the footer with key bindings at the bottom, both whole."""
     screen = app.screen
@@ -118,6 +127,7 @@ async def test_every_screen_fits(trained, size):
                 assert await wait_for(pilot, lambda: "last run" in widget_text(app.screen.query_one("#status-line")))
             await app.workers.wait_for_complete()
             await pilot.pause()
+            assert await wait_for(pilot, lambda: len(footer_keys(app, size)) >= 4), f"{mode}: footer at {size}"
             check_screen(app, mode, size)
             if mode == "config":  # each field's explanation has room to be read
                 help_ = app.screen.query_one(".field-help")
@@ -160,7 +170,10 @@ async def test_every_dialog_fits(trained, size):
         await pilot.press("escape")
         assert await wait_for(pilot, lambda: not app.screen.query("#help-dialog"))
         await pilot.press("1")  # the app opens on Train when a run is there
-        assert await wait_for(pilot, lambda: app.screen.id == "config-screen" and app.focused is not None)
+        # every section mounted (they mount one per frame): ctrl+s validates the whole form
+        assert await wait_for(
+            pilot, lambda: app.screen.id == "config-screen" and app.focused is not None and app.screen.fully_mounted
+        )
         await app.workers.wait_for_complete()
         await pilot.pause()
         await pilot.press("ctrl+s")  # config: save as TOML (a prompt)
