@@ -393,7 +393,11 @@ class CheckpointsScreen(Screen):
             panel.update(text)
             attn.update("")
             return
-        top, cell, att_cell, label, max_tokens = self._fit(len((frame.get("attention") or {}).get("tokens") or []))
+        heads_per_layer = 1 + max((int(h["head"]) for h in frame["heads"]), default=7)
+        top, cell, att_cell, label, max_tokens, stacked = self._fit(
+            len((frame.get("attention") or {}).get("tokens") or []), heads_per_layer
+        )
+        lapse.set_class(stacked, "stacked")
         text.append_text(probe_timelapse([(frame["step"], frame["probes"])], rows=1, cell=cell, top=top))
         text.append("\n")
         text.append_text(heads_grid(frame["step"], frame["heads"]))
@@ -401,18 +405,21 @@ class CheckpointsScreen(Screen):
         attn.update(self._attention_text(frame, att_cell, label, max_tokens))
         lapse.border_title = f"time-lapse {self.lapse_position} · step {frame['step']} (h head, ctrl+e export)"
 
-    def _fit(self, tokens: int) -> tuple[int, int, int, int, int]:
-        """How much of the frame fits beside the map in the detail pane's width: (top-k shown, probe cell width,
-        map cell width, token label width, tokens in the map). Wide: top 5 and 2-column cells; 80 columns: top 3
-        and 1-column cells; the map is cut to what is left, and to 12 tokens below 32 rows."""
+    def _fit(self, tokens: int, heads: int = 8) -> tuple[int, int, int, int, int, bool]:
+        """How the frame fits the detail pane's width: (top-k shown, probe cell width, map cell width, token label
+        width, tokens in the map, stacked). Beside the probes and heads when both fit (wide: top 5 and 2-column
+        cells); else the map goes below them with the pane's whole width (stacked), so it is never cut off at the
+        right; at most 12 tokens below 32 rows."""
         width = self.query_one("#ckpt-detail").size.width or max(40, self.size.width - 30)
         rows_cap = 12 if self.has_class("short") else 40
         n = min(tokens, rows_cap)
-        for top, cell, att_cell, label in ((5, 10, 2, 8), (3, 8, 2, 8), (3, 8, 1, 6)):
-            if 7 + top * cell + 2 + label + 1 + n * att_cell <= width:
-                return top, cell, att_cell, label, rows_cap
-        room = width - (7 + 3 * 8 + 2 + 6 + 1)
-        return 3, 8, 1, 6, max(4, min(rows_cap, room))
+        grid = 6 + 4 * heads  # the heads grid's width: "L0    " and 4 columns a head
+        for top, cell, att_cell, label in ((5, 10, 2, 8), (3, 8, 2, 8)):
+            if max(7 + top * cell, grid) + 2 + label + 1 + n * att_cell <= width:
+                return top, cell, att_cell, label, rows_cap, False
+        top, cell = (5, 10) if 7 + 5 * 10 <= width else (3, 8)
+        att_cell = 2 if 8 + 1 + n * 2 <= width - 2 else 1
+        return top, cell, att_cell, 8, max(4, min(rows_cap, (width - 11) // att_cell)), True
 
     def _attention_text(self, frame: dict[str, Any], cell: int, label: int, max_tokens: int) -> Text:
         from ..widgets.microscope import attention_map
