@@ -315,6 +315,28 @@ def test_listing_survives_a_damaged_neighbour(checkpoint_dir, tmp_path):
     assert not infos["step-00000002"].valid and "step: must be an integer" in infos["step-00000002"].error
 
 
+def test_the_checkpoints_command_lists_a_damaged_one_as_invalid_and_the_rest(checkpoint_dir, tmp_path, capsys):
+    from bert2.cli.main import main
+
+    root = tmp_path / "saved_model"
+    stage = root / "transformer" / "pretrain" / "final"
+    for step in (1, 2, 3):
+        shutil.copytree(checkpoint_dir, stage / f"step-0000000{step}")
+    apply(stage / "step-00000002", {"file": "trainer_state.json", "kind": "field", "key": "step", "value": "abc"})
+    (stage / "step-00000003" / "config.json").unlink()
+    os.environ["COLUMNS"] = "400"  # one table row per checkpoint, the reason unwrapped
+    try:
+        assert main(["checkpoints", "--set", f"paths.root={json.dumps(str(root))}"]) == 0
+    finally:
+        del os.environ["COLUMNS"]
+    rows = {line.split("│")[-2].strip(): line for line in capsys.readouterr().out.splitlines() if "step-0" in line}
+    assert len(rows) == 3, rows
+    by_step = {Path(path).name: line for path, line in rows.items()}
+    assert " yes " in by_step["step-00000001"]
+    assert "invalid: trainer_state.json: step: must be an integer in [0, 1e+15], got 'abc'" in by_step["step-00000002"]
+    assert "invalid: missing config.json" in by_step["step-00000003"]
+
+
 @pytest.mark.parametrize(
     ("key", "value", "says"),
     [

@@ -401,6 +401,10 @@ async def test_checkpoints_screen_lists_shows_and_deletes(tmp_path):
         screen = app.screen
         assert {Path(i.path) for i in screen.infos} == {keep, doomed, broken}
         assert [i.valid for i in screen.infos if Path(i.path) == broken] == [False]
+        first = screen.selected
+        screen.show(next(i for i in screen.infos if Path(i.path) == broken))  # its reason, in the panel
+        assert "invalid: missing model.safetensors, config.json" in widget_text(screen.query_one("#ckpt-info"))
+        screen.show(first)
         assert screen.selected is not None
         info = widget_text(screen.query_one("#ckpt-info"))
         assert "step" in info and "created" in info
