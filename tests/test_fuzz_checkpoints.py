@@ -546,9 +546,14 @@ def test_a_bad_parquet_corpus_exits_2_naming_file_and_column(tmp_path, capsys):
         (
             "tokenizer_config.json",
             {"kind": "field", "key": "model_max_length", "value": []},
-            "tokenizer_config.json: model_max_length: must be a positive number, got []",
+            "tokenizer_config.json: model_max_length: must be a positive integer, got []",
         ),
         ("tokenizer.json", {"kind": "flip", "at": 0.0, "n": 1}, "tokenizer.json is not UTF-8 text (byte 0)"),
+        (  # the fuzz suite's find: a float passed every check and failed at the first sentence, in truncation
+            "tokenizer_config.json",
+            {"kind": "field", "key": "model_max_length", "value": 2.5},
+            "tokenizer_config.json: model_max_length: must be a positive integer, got 2.5",
+        ),
     ],
 )
 def test_a_damaged_tokenizer_file_exits_2(checkpoint_dir, tmp_path, capsys, file, damage, says):

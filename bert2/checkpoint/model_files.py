@@ -152,8 +152,8 @@ def tokenizer_config_problems(data: dict[str, Any]) -> list[str]:
     a wrong type there fails much later, at the first sentence, as a TypeError deep inside transformers."""
     problems = []
     n = data.get("model_max_length")
-    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, float)) or not n > 0):
-        problems.append(f"model_max_length: must be a positive number, got {str(n)[:40]}")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):  # 2.5 fails in truncation
+        problems.append(f"model_max_length: must be a positive integer, got {str(n)[:40]}")
     for key in ("do_lower_case", "tokenize_chinese_chars", "clean_up_tokenization_spaces"):
         if key in data and not isinstance(data[key], bool):
             problems.append(f"{key}: must be true or false, got {str(data[key])[:40]}")
