@@ -182,7 +182,7 @@ def _check_tokenizer_files(path: Path) -> None:
             raise CheckpointError(f"{f} is not UTF-8 text (byte {exc.start}): the file is damaged") from None
         except json.JSONDecodeError as exc:
             raise CheckpointError(
-                f"{f} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): the file is damaged"
+                f"{f} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): the file is damaged"
             ) from None
         if not isinstance(data, dict):
             raise CheckpointError(f"{f} does not hold a JSON object: the file is damaged")
