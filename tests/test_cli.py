@@ -132,6 +132,59 @@ def test_corpus_errors_exit_2(capsys, tmp_path):
         assert code == 2 and fragment in err, err
 
 
+def _bad_corpora(d: Path) -> list[tuple[Path, str]]:
+    """Broken corpus files and what the error must say (file and line)."""
+    import gzip
+
+    good = "".join(f"Sentence {i} about rivers. Another one about cities {i}.\n\n" for i in range(200)).encode()
+    truncated = d / "truncated.txt.gz"
+    truncated.write_bytes(gzip.compress(good)[:-40])
+    not_utf8 = d / "latin1.txt"
+    not_utf8.write_bytes(b"A fine line.\n\nCaf\xe9 au lait.\n")
+    huge = d / "huge.txt"
+    huge.write_bytes(b"short line\n" + b"x" * (9 << 20) + b"\n")
+    return [
+        (truncated, "truncated.txt.gz is corrupt or truncated (gz data): reading failed after"),
+        (not_utf8, "latin1.txt is not UTF-8 text: byte 0xe9 at byte offset 17 (line 3)"),
+        (huge, "huge.txt line 2 is longer than 8 MiB"),
+        (d / "missing.txt", "corpus file '" + str(d / "missing.txt") + "' not found"),
+    ]
+
+
+def test_pretraining_on_a_bad_corpus_exits_2_and_writes_nothing(capsys, tmp_path):
+    """The corpus is read before the run takes its directory: no saved_model, no lock, no metrics log."""
+    root = tmp_path / "saved_model"
+    for corpus, says in _bad_corpora(tmp_path):
+        code, _, err = run(
+            capsys,
+            "pretrain",
+            "--set",
+            f"data.corpus={json.dumps(str(corpus))}",
+            "--set",
+            f"paths.root={json.dumps(str(root))}",
+            "--set",
+            f"data.cache_dir={json.dumps(str(tmp_path / 'c'))}",
+            "--max-steps",
+            "2",
+        )
+        assert code == 2 and says in err and "internal error" not in err, err
+        assert not root.exists(), sorted(map(str, root.rglob("*")))
+
+
+def test_a_corpus_that_passed_is_not_read_again_until_it_changes(tmp_path):
+    from bert2.data.corpus import check_local_corpus
+    from bert2.errors import DataError
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("One sentence here.\n\nAnother document.\n", encoding="utf-8")
+    check_local_corpus(str(corpus), tmp_path / "cache")
+    assert len(list((tmp_path / "cache" / "checked-corpora").iterdir())) == 1
+    corpus.write_bytes(b"One sentence here.\n\n\xff broken.\n")  # new size and mtime: read again, refused
+    with pytest.raises(DataError, match="line 3"):
+        check_local_corpus(str(corpus), tmp_path / "cache")
+    check_local_corpus("wiki-offline", tmp_path / "cache")  # built in: not read here
+
+
 def test_real_process_exit_code_and_no_traceback(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(

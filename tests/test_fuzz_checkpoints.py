@@ -40,6 +40,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 FILES = ("config.json", "model.safetensors", "trainer_state.json", "resume.json", "resume.safetensors")
+FILES += ("tokenizer.json", "tokenizer_config.json")
 
 
 # ---------------------------------------------------------------------------------------------- the subjects
@@ -99,6 +100,8 @@ def open_checkpoint(directory: Path) -> str:
         loaded = load_checkpoint(directory)
         for name, t in loaded.model.state_dict().items():
             assert not t.is_floating_point() or bool(torch.isfinite(t).all()), f"silent non-finite {name}"
+        encoded = loaded.tokenizer(["the river [MASK] runs", "of the city"], truncation=True, padding=True)
+        loaded.tokenizer.decode(encoded["input_ids"][0])  # what inference does with a damaged tokenizer file
         from bert2.checkpoint import read_state
 
         resume = load_resume_state(directory)
@@ -216,17 +219,55 @@ GOOD_ROWS = [{"text": f"a review number {i} of a film", "label": "pos" if i % 2 
 
 @st.composite
 def data_mutations(draw) -> dict[str, Any]:
-    name = draw(st.sampled_from(["data.jsonl", "data.csv", "corpus.txt", "corpus.txt.gz", "corpus.jsonl"]))
-    kind = draw(
-        st.sampled_from(["truncate", "zero", "flip", "label"] if name == "data.jsonl" else ["truncate", "zero", "flip"])
-    )
+    name = draw(st.sampled_from(DATA_FILES))
+    kinds = ["truncate", "zero", "flip"]
+    if name == "data.jsonl":
+        kinds.append("label")
+    if name == "squad.json":
+        kinds += ["field", "field", "field"]
+    if name == "ner.conll":
+        kinds += ["line", "line"]
     return {
         "file": name,
-        "kind": kind,
+        "kind": draw(st.sampled_from(kinds)),
         "at": draw(st.floats(0, 1)),
         "n": draw(st.integers(1, 64)),
+        "pick": draw(st.integers(0, 10**6)),
         "value": draw(values),
+        "line": draw(st.sampled_from(["EU", "EU B-ORG extra", "EU X-ORG", "EU I-", "\x00 O", "a b c d e"])),
     }
+
+
+DATA_FILES = ["data.jsonl", "data.csv", "corpus.txt", "corpus.txt.gz", "corpus.jsonl"]
+DATA_FILES += ["squad.json", "ner.conll", "corpus.parquet"]
+SQUAD_CONTEXT = "Paris is the capital and largest city of France. The Seine flows through it."
+SQUAD = {
+    "version": "1.1",
+    "data": [
+        {
+            "title": f"t{i}",
+            "paragraphs": [
+                {
+                    "context": SQUAD_CONTEXT,
+                    "qas": [
+                        {
+                            "id": f"{i}a",
+                            "question": "What is the capital?",
+                            "answers": [{"text": "Paris", "answer_start": 0}],
+                        },
+                        {
+                            "id": f"{i}b",
+                            "question": "What flows?",
+                            "answers": [{"text": "The Seine", "answer_start": 49}],
+                        },
+                    ],
+                }
+            ],
+        }
+        for i in range(4)
+    ],
+}
+CONLL = "".join(f"EU B-ORG\nrejects O\nGerman B-MISC\ncall O\nnumber{i} O\n\n" for i in range(10))
 
 
 def write_data(d: Path) -> None:
@@ -236,11 +277,19 @@ def write_data(d: Path) -> None:
     (d / "corpus.txt").write_text(corpus, encoding="utf-8")
     (d / "corpus.txt.gz").write_bytes(gzip.compress(corpus.encode()))
     (d / "corpus.jsonl").write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in GOOD_ROWS))
+    (d / "squad.json").write_text(json.dumps(SQUAD), encoding="utf-8")
+    (d / "ner.conll").write_text(CONLL, encoding="utf-8")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": [r["text"] for r in GOOD_ROWS]}), d / "corpus.parquet")
 
 
 def run_data_mutation(m: dict[str, Any]) -> str:
     from bert2.data.sources import file_texts
     from bert2.tasks.classify import ClassifyTask
+    from bert2.tasks.ner import read_conll
+    from bert2.tasks.qa_span import read_squad
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
@@ -250,6 +299,10 @@ def run_data_mutation(m: dict[str, Any]) -> str:
             rows = [dict(r) for r in GOOD_ROWS]
             rows[int(m["at"] * (len(rows) - 1))]["label"] = m["value"]
             f.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        elif m["kind"] == "line":  # one CoNLL line replaced: wrong column count, a tag that is not BIO
+            lines = CONLL.splitlines()
+            lines[m["pick"] % len(lines)] = m["line"]
+            f.write_text("\n".join(lines) + "\n", encoding="utf-8")
         else:
             apply(d, {**m, "file": f.name})
         before = digest(d)
@@ -257,6 +310,16 @@ def run_data_mutation(m: dict[str, Any]) -> str:
             if f.name.startswith("data"):
                 data = ClassifyTask._load_file(f, seed=0)
                 assert data.train
+            elif f.name == "squad.json":
+                examples = read_squad(f)
+                assert examples and all(
+                    ex["context"][s : s + len(t)] == t
+                    for ex in examples
+                    for t, s in zip(ex["answers"]["text"], ex["answers"]["answer_start"])
+                ), "an answer that is not at its start in the context"
+            elif f.name == "ner.conll":
+                sentences = read_conll(f)
+                assert sentences and all(len(s["tokens"]) == len(s["tags"]) for s in sentences)
             else:
                 assert all(isinstance(t, str) for t in file_texts(f))
         except Bert2Error as exc:
@@ -315,6 +378,28 @@ def test_listing_survives_a_damaged_neighbour(checkpoint_dir, tmp_path):
     assert not infos["step-00000002"].valid and "step: must be an integer" in infos["step-00000002"].error
 
 
+def test_the_checkpoints_command_lists_a_damaged_one_as_invalid_and_the_rest(checkpoint_dir, tmp_path, capsys):
+    from bert2.cli.main import main
+
+    root = tmp_path / "saved_model"
+    stage = root / "transformer" / "pretrain" / "final"
+    for step in (1, 2, 3):
+        shutil.copytree(checkpoint_dir, stage / f"step-0000000{step}")
+    apply(stage / "step-00000002", {"file": "trainer_state.json", "kind": "field", "key": "step", "value": "abc"})
+    (stage / "step-00000003" / "config.json").unlink()
+    os.environ["COLUMNS"] = "400"  # one table row per checkpoint, the reason unwrapped
+    try:
+        assert main(["checkpoints", "--set", f"paths.root={json.dumps(str(root))}"]) == 0
+    finally:
+        del os.environ["COLUMNS"]
+    rows = {line.split("│")[-2].strip(): line for line in capsys.readouterr().out.splitlines() if "step-0" in line}
+    assert len(rows) == 3, rows
+    by_step = {Path(path).name: line for path, line in rows.items()}
+    assert " yes " in by_step["step-00000001"]
+    assert "invalid: trainer_state.json: step: must be an integer in [0, 1e+15], got 'abc'" in by_step["step-00000002"]
+    assert "invalid: missing config.json" in by_step["step-00000003"]
+
+
 @pytest.mark.parametrize(
     ("key", "value", "says"),
     [
@@ -336,3 +421,147 @@ def test_the_cli_names_the_file_and_field(checkpoint_dir, tmp_path, capsys, key,
     assert main(["inference", "mask", "--checkpoint", str(d), "the [MASK] runs"]) == 2
     err = capsys.readouterr().err
     assert f"{d / 'config.json'}: {says}" in err and "internal error" not in err
+
+
+def _squad(**change: Any) -> str:
+    """The SQuAD fixture with one place changed: change = {"path": (keys...), "value": v} or {"drop": (keys...)}."""
+    import copy
+
+    data = copy.deepcopy(SQUAD)
+    keys = change.get("path") or change.get("drop")
+    if keys is None:
+        return json.dumps(change["whole"])
+    parent = data
+    for k in keys[:-1]:
+        parent = parent[k]
+    if "drop" in change:
+        del parent[keys[-1]]
+    else:
+        parent[keys[-1]] = change["value"]
+    return json.dumps(data)
+
+
+ANSWER = ("data", 0, "paragraphs", 0, "qas", 0, "answers", 0)
+BAD_DATA = [  # (file, its text, the command's task, what the error must say after the file's name)
+    ("squad.json", _squad(whole={"version": "1.1"}), "qa-span", " holds a JSON object without a 'data' list"),
+    (
+        "squad.json",
+        _squad(drop=("data", 0, "paragraphs", 0, "context")),
+        "qa-span",
+        ": data[0].paragraphs[0] has no 'context'",
+    ),
+    (
+        "squad.json",
+        _squad(path=(*ANSWER, "answer_start"), value=500),
+        "qa-span",
+        ": data[0].paragraphs[0].qas[0].answers[0].answer_start 500 is outside its context (0..76 characters)",
+    ),
+    (
+        "squad.json",
+        _squad(path=(*ANSWER, "answer_start"), value="0"),
+        "qa-span",
+        ": data[0].paragraphs[0].qas[0].answers[0].answer_start must be an integer, got '0'",
+    ),
+    ("squad.json", _squad(path=("data", 0, "paragraphs"), value={}), "qa-span", ": data[0].paragraphs must be a list"),
+    (
+        "ner.conll",
+        "EU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman JJ I-NP\n",
+        "ner",
+        " line 3: 3 columns, but the file's first",
+    ),
+    ("ner.conll", "EU B-ORG\nrejects X-VERB\n", "ner", " line 2: tag 'X-VERB' is not BIO"),
+    (
+        "data.csv",
+        "text,label\na good film,pos\na film, great,pos\n",
+        "classify",
+        " line 3: 3 fields but the header has 2",
+    ),
+    (
+        "data.jsonl",
+        '{"text": "a", "label": "pos"}\n\n{"text": "b", "label": [1]}\n',
+        "classify",
+        " line 3: label is a list",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "task", "says"), BAD_DATA)
+def test_a_bad_finetuning_file_exits_2_naming_file_and_place(tmp_path, capsys, name, text, task, says):
+    """Each broken file is refused before the run takes its directory: exit 2, nothing in saved_model."""
+    from bert2.cli.main import main
+
+    f = tmp_path / name
+    f.write_text(text, encoding="utf-8")
+    root = tmp_path / "saved_model"
+    args = ["finetune", "--task", task, "--data", str(f), "--set", f"paths.root={json.dumps(str(root))}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{f}{says}" in err and "internal error" not in err, err
+    assert not root.exists()
+
+
+def test_a_bad_parquet_corpus_exits_2_naming_file_and_column(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bert2.cli.main import main
+
+    cases = []
+    no_text = tmp_path / "body.parquet"
+    pq.write_table(pa.table({"body": ["a b c"] * 20}), no_text)
+    cases.append((no_text, " has no column 'text'; columns found: body"))
+    numbers = tmp_path / "numbers.parquet"
+    pq.write_table(pa.table({"text": list(range(20))}), numbers)
+    cases.append((numbers, ": column 'text' holds int64, not strings"))
+    corrupt = tmp_path / "corrupt.parquet"
+    good = tmp_path / "good.parquet"
+    pq.write_table(pa.table({"text": ["a b c"] * 20}), good)
+    corrupt.write_bytes(good.read_bytes()[:-30])
+    cases.append((corrupt, " cannot be read as Parquet"))
+    root = tmp_path / "saved_model"
+    for f, says in cases:
+        code = main(
+            [
+                "pretrain",
+                "--max-steps",
+                "1",
+                "--set",
+                f"data.corpus={json.dumps(str(f))}",
+                "--set",
+                f"paths.root={json.dumps(str(root))}",
+                "--set",
+                f"data.cache_dir={json.dumps(str(tmp_path / 'c'))}",
+            ]
+        )
+        err = capsys.readouterr().err
+        assert code == 2 and f"{f}{says}" in err and "internal error" not in err, err
+        assert not root.exists()
+
+
+@pytest.mark.parametrize(
+    ("file", "damage", "says"),
+    [
+        ("tokenizer.json", {"kind": "truncate", "at": 0.5}, "tokenizer.json is not valid JSON"),
+        ("tokenizer.json", {"kind": "truncate", "at": 0.0}, "tokenizer.json is not valid JSON"),
+        (
+            "tokenizer_config.json",
+            {"kind": "field", "key": "model_max_length", "value": []},
+            "tokenizer_config.json: model_max_length: must be a positive integer, got []",
+        ),
+        ("tokenizer.json", {"kind": "flip", "at": 0.0, "n": 1}, "tokenizer.json is not UTF-8 text (byte 0)"),
+        (  # the fuzz suite's find: a float passed every check and failed at the first sentence, in truncation
+            "tokenizer_config.json",
+            {"kind": "field", "key": "model_max_length", "value": 2.5},
+            "tokenizer_config.json: model_max_length: must be a positive integer, got 2.5",
+        ),
+    ],
+)
+def test_a_damaged_tokenizer_file_exits_2(checkpoint_dir, tmp_path, capsys, file, damage, says):
+    from bert2.cli.main import main
+
+    d = tmp_path / "step-00000001"
+    shutil.copytree(checkpoint_dir, d)
+    apply(d, {"file": file, **damage})
+    assert main(["inference", "mask", "--checkpoint", str(d), "the [MASK] runs"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and str(d) in err and "internal error" not in err, err

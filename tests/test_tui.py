@@ -401,6 +401,10 @@ async def test_checkpoints_screen_lists_shows_and_deletes(tmp_path):
         screen = app.screen
         assert {Path(i.path) for i in screen.infos} == {keep, doomed, broken}
         assert [i.valid for i in screen.infos if Path(i.path) == broken] == [False]
+        first = screen.selected
+        screen.show(next(i for i in screen.infos if Path(i.path) == broken))  # its reason, in the panel
+        assert "invalid: missing model.safetensors, config.json" in widget_text(screen.query_one("#ckpt-info"))
+        screen.show(first)
         assert screen.selected is not None
         info = widget_text(screen.query_one("#ckpt-info"))
         assert "step" in info and "created" in info
@@ -1185,3 +1189,132 @@ async def test_inside_screen_exports_the_example_shown(trained_root):
         for p in row["predictions"]:
             assert f"{p['label_probability']:.3f}" in page  # the predictions table shown on the screen
         assert row["tokens"][1] in page
+
+
+# ------------------------------------------------------------------------- damaged checkpoints (issue 27)
+def _damaged_copy(trained_root: Config, tmp_path: Path, damage) -> Config:
+    """A copy of the trained saved_model whose every pretraining checkpoint has `damage(step_dir)` done to it, so
+    whichever one a screen picks is damaged; a config pointing at the copy (max_steps raised so a resume runs)."""
+    import shutil
+
+    cfg = trained_root.copy()
+    shutil.copytree(trained_root.paths.root, tmp_path / "saved_model")
+    cfg.paths.root = str(tmp_path / "saved_model")
+    cfg.pretrain.max_steps = 50
+    dirs = sorted((tmp_path / "saved_model").glob("transformer/pretrain/*/step-*"))
+    assert dirs
+    for d in dirs:
+        damage(d)
+    return cfg
+
+
+def _zero_heads(d: Path) -> None:
+    config = json.loads((d / "config.json").read_text())
+    config["num_attention_heads"] = 0
+    (d / "config.json").write_text(json.dumps(config))
+
+
+def _nan_weight(d: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(d / "model.safetensors"))
+    name = sorted(k for k in tensors if tensors[k].is_floating_point())[0]
+    tensors[name].view(-1)[0] = float("nan")
+    save_file(tensors, str(d / "model.safetensors"), metadata={"format": "pt"})
+
+
+def _misshaped_adam_moment(d: Path) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(d / "resume.safetensors"))
+    name = sorted(k for k in tensors if k.endswith("exp_avg"))[0]
+    tensors[name] = torch.zeros(3)
+    save_file(tensors, str(d / "resume.safetensors"), metadata={"format": "pt"})
+
+
+async def _still_answers_keys(app, pilot, mode: str) -> None:
+    """The app did not exit or crash: a number key still switches screens, and the damaged screen comes back."""
+    assert app.is_running and app.return_code is None
+    app.screen.set_focus(None)  # a focused input would take the digit as text
+    await pilot.press("1")
+    assert await wait_for(pilot, lambda: app.current_mode == "config", 10)
+    key = {"train": "2", "playground": "4", "inside": "5"}[mode]
+    await pilot.press(key)
+    assert await wait_for(pilot, lambda: app.current_mode == mode, 10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (_zero_heads, "config.json: num_attention_heads: must be > 0, got 0"),
+        (_nan_weight, "model.safetensors: tensor bert.embeddings"),
+    ],
+)
+async def test_playground_shows_a_damaged_checkpoint_in_place(trained_root, tmp_path, damage, says):
+    cfg = _damaged_copy(trained_root, tmp_path, damage)
+    app = make_app(cfg, load_history=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        assert await wait_for(pilot, lambda: app.current_mode == "playground", 10)
+        screen = app.screen
+        status = screen.query_one("#pg-status")
+        assert await wait_for(pilot, lambda: "✗" in widget_text(status), 60), widget_text(status)
+        shown = widget_text(status)
+        assert says in shown and "internal error" not in shown and "Error:" not in shown, shown
+        assert screen.predictor is None and app.screen is screen  # nothing loaded, the same screen
+        inp = screen.query_one("#mask-input")  # typing predicts nothing and raises nothing
+        inp.focus()
+        await pilot.press("end", *" the [MASK]")
+        await pilot.pause()
+        assert app.screen is screen and says in widget_text(status)
+        await _still_answers_keys(app, pilot, "playground")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (_zero_heads, "config.json: num_attention_heads: must be > 0, got 0"),
+        (_nan_weight, "holds NaN or infinite values"),
+    ],
+)
+async def test_inside_screen_shows_a_damaged_checkpoint_in_place(trained_root, tmp_path, damage, says):
+    cfg = _damaged_copy(trained_root, tmp_path, damage)
+    app = make_app(cfg, load_history=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        assert await wait_for(pilot, lambda: app.current_mode == "inside", 10)
+        screen = app.screen
+        status = screen.query_one("#inside-status")
+        assert await wait_for(pilot, lambda: "✗" in widget_text(status), 60), widget_text(status)
+        shown = widget_text(status)
+        assert says in shown and "internal error" not in shown and "Error:" not in shown, shown
+        assert screen.result is None and app.screen is screen
+        await pilot.press("n")  # a new batch: the same error again, still in place
+        assert await wait_for(pilot, lambda: says in widget_text(status), 60), widget_text(status)
+        await _still_answers_keys(app, pilot, "inside")
+
+
+@pytest.mark.slow
+async def test_resume_from_the_train_screen_refuses_a_damaged_resume_state_in_place(trained_root, tmp_path):
+    cfg = _damaged_copy(trained_root, tmp_path, _misshaped_adam_moment)
+    before = {p: p.read_bytes() for p in Path(cfg.paths.root).glob("*/*/*/step-*/*")}
+    app = make_app(cfg, load_history=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        assert await wait_for(pilot, lambda: app.current_mode == "train", 10)
+        screen = app.screen
+        await pilot.press("r")
+        assert await wait_for(pilot, lambda: app.job is not None and not app.job_active, 120)
+        assert app.run_state.status == "error", app.run_state.status_text
+        says = "resume state optimizer.state."
+        assert says in app.run_state.status_text and "exp_avg: shape [3], but its parameter is" in (
+            app.run_state.status_text
+        ), app.run_state.status_text
+        assert "Traceback" not in "".join(line.text for line in app.run_state.log)
+        assert await wait_for(pilot, lambda: says in widget_text(screen.query_one("#status-line")), 10)
+        assert app.screen is screen
+        await _still_answers_keys(app, pilot, "train")
+    assert {p: p.read_bytes() for p in Path(cfg.paths.root).glob("*/*/*/step-*/*")} == before  # no checkpoint touched

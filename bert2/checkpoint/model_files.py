@@ -13,6 +13,7 @@ to its own file (every writer of a checkpoint, pruning's too, so keeps it) and r
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,7 @@ def read_config(path: Path | str) -> tuple[ModelConfig, dict[str, Any]]:
 def read_tokenizer(path: Path | str, vocab_size: int | None = None) -> Any:
     """The checkpoint's tokenizer; CheckpointError when missing, broken, or of another size than the model's
     vocabulary (a tokenizer from another run would silently map words to the wrong embeddings)."""
+    _check_tokenizer_files(Path(path))
     try:
         tokenizer = load_tokenizer(str(path))
     except Exception as exc:  # TokenizerError, or whatever transformers raises on a damaged file
@@ -145,6 +147,65 @@ def read_tokenizer(path: Path | str, vocab_size: int | None = None) -> Any:
             f"{vocab_size}; the checkpoint is inconsistent"
         )
     return tokenizer
+
+
+TOKENIZER_JSON_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+TOKEN_FIELDS = ("cls_token", "sep_token", "pad_token", "mask_token", "unk_token")
+
+
+def tokenizer_config_problems(data: dict[str, Any]) -> list[str]:
+    """The settings of tokenizer_config.json that transformers applies when text is encoded, type-checked here:
+    a wrong type there fails much later, at the first sentence, as a TypeError deep inside transformers."""
+    problems = []
+    n = data.get("model_max_length")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):  # 2.5 fails in truncation
+        problems.append(f"model_max_length: must be a positive integer, got {str(n)[:40]}")
+    for key in ("do_lower_case", "tokenize_chinese_chars", "clean_up_tokenization_spaces"):
+        if key in data and not isinstance(data[key], bool):
+            problems.append(f"{key}: must be true or false, got {str(data[key])[:40]}")
+    if "strip_accents" in data and data["strip_accents"] is not None and not isinstance(data["strip_accents"], bool):
+        problems.append(f"strip_accents: must be true, false or null, got {str(data['strip_accents'])[:40]}")
+    for key in ("padding_side", "truncation_side"):
+        if key in data and data[key] not in ("left", "right"):
+            problems.append(f"{key}: must be left or right, got {str(data[key])[:40]}")
+    for key in TOKEN_FIELDS:
+        v = data.get(key)
+        if key in data and not (isinstance(v, str) or (isinstance(v, dict) and isinstance(v.get("content"), str))):
+            problems.append(f"{key}: must be a token string, got {str(v)[:40]}")
+    return problems
+
+
+def _check_tokenizer_files(path: Path) -> None:
+    """CheckpointError naming the tokenizer file that is not a JSON object (or vocab.txt that is not UTF-8 text):
+    the tokenizer library's own message names neither the file nor, often, the problem."""
+    for name in TOKENIZER_JSON_FILES:
+        f = path / name
+        if not f.is_file():
+            continue
+        try:
+            data = json.loads(f.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise CheckpointError(f"{f} is not UTF-8 text (byte {exc.start}): the file is damaged") from None
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(
+                f"{f} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): the file is damaged"
+            ) from None
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{f} does not hold a JSON object: the file is damaged")
+        if name == "tokenizer_config.json":
+            problems = tokenizer_config_problems(data)
+            if problems:
+                raise CheckpointError(f"{f}: {'; '.join(problems)}")
+    vocab = path / "vocab.txt"
+    if vocab.is_file():
+        raw = vocab.read_bytes()
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise CheckpointError(f"{vocab} is not UTF-8 text (line {line}): the file is damaged") from None
 
 
 def read_weights(path: Path | str, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:

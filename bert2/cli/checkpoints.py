@@ -29,7 +29,7 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
         table.add_column(col)
     for i in infos:
         metrics = " ".join(f"{k}={v:.3g}" for k, v in list(i.metrics.items())[:3])
-        valid = ("yes" if i.valid else f"no ({i.error})") + (f"; {i.note}" if i.note else "")
+        valid = ("yes" if i.valid else f"invalid: {i.error}") + (f"; {i.note}" if i.note else "")
         table.add_row(
             i.kind, i.stage, str(i.step), i.task, metrics, i.created[:19], f"{i.size_bytes / 1e6:.1f} MB", valid, i.path
         )

@@ -464,6 +464,39 @@ def iter_texts(corpus: str, streaming: bool = False) -> Iterator[str]:
                 yield from file_texts(path)
 
 
+def check_local_corpus(corpus: str, cache_dir: str | Path | None = None) -> None:
+    """Read every local file of `corpus` once, through the readers the run will use, and raise their DataError
+    (file and line: a missing file, a truncated .gz, invalid UTF-8, a line over 8 MiB, no text at all).
+
+    Why a pass of its own: pretraining calls this before the run takes its directory, so a broken corpus leaves
+    nothing in saved_model (no lock, no metrics log), as fine-tuning's data check does. Reading without
+    tokenising costs a small part of a first run's tokenisation; a corpus that passed is remembered under
+    `cache_dir` by its fingerprint (path, size, mtime), so a later run or a resume on the unchanged files skips
+    the pass. Built-in and hub corpora are not read here (their loaders check them inside the run).
+    """
+    local = [part for part in corpus_parts(corpus) if resolve_corpus(part)[0] in ("file", "files")]
+    if not local:
+        return
+    marker = None
+    if cache_dir is not None:
+        marker = Path(cache_dir) / "checked-corpora" / stable_hash([corpus_fingerprint(p) for p in local])
+        if marker.is_file():
+            return
+    for part in local:
+        kind, ident = resolve_corpus(part)
+        files = [Path(ident)] if kind == "file" else shard_files(ident)
+        found = False
+        for path in files:
+            for text in file_texts(path):  # to the end of every file: a damaged tail is where truncation shows
+                found = found or bool(text and not str(text).isspace())
+        if not found:
+            raise DataError(f"corpus {part!r} contains no text")
+    if marker is not None:
+        with contextlib.suppress(OSError):  # a read-only cache only costs the next run this pass again
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+
+
 def spread_indices(n: int, k: int) -> list[int]:
     """`k` indices spread evenly over range(n) (all of them when k is 0 or >= n).
 

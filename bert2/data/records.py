@@ -36,7 +36,27 @@ def local_path(name: str) -> Path | None:
     return path if path.exists() or looks_like_file(name) else None
 
 
-def read_records(path: Path, what: str, formats: str) -> list[dict[str, Any]]:
+class Records(list):
+    """The records of a file, and where each one is in it: messages about record i name `where(i)`, the line a
+    user's editor shows (CSV: the header is line 1, so the first record is line 2), not a record count."""
+
+    def __init__(self, records: list[dict[str, Any]], lines: list[int] | None = None):
+        super().__init__(records)
+        self.lines = lines
+
+    def where(self, i: int) -> str:
+        """Where record `i` (from 0) is: "line N" for CSV/TSV and JSON Lines, "record N" (from 1) for JSON."""
+        if self.lines is not None and i < len(self.lines):
+            return f"line {self.lines[i]}"
+        return f"record {i + 1}"
+
+
+def where_of(records: Sequence[Any], i: int) -> str:
+    """`records.where(i)` for a Records list, "record i+1" for any other."""
+    return records.where(i) if isinstance(records, Records) else f"record {i + 1}"
+
+
+def read_records(path: Path, what: str, formats: str) -> Records:
     """Records of a local .csv/.tsv/.jsonl/.json file; DataError for anything unreadable, naming the file.
     `what` names the task's data in messages, `formats` what the task accepts."""
     if not path.exists():
@@ -53,12 +73,25 @@ def read_records(path: Path, what: str, formats: str) -> list[dict[str, Any]]:
         raise DataError(f"{path} is empty")
     if suffix in (".csv", ".tsv"):
         reader = csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
+        rows, lines = [], []
         try:
-            return [dict(r) for r in reader]
+            header = len(reader.fieldnames or [])
+            for r in reader:
+                extra, short = r.get(None), [k for k, v in r.items() if v is None]  # DictReader's marks
+                if extra or short:  # a text holding an unquoted comma would shift the label into a new class
+                    got = header + len(extra or []) - len(short)
+                    raise DataError(
+                        f"{path} line {reader.line_num}: {got} field{'s' * (got != 1)} but the header has {header} "
+                        f"({', '.join(map(str, reader.fieldnames or []))}); a text holding the delimiter must be "
+                        "quoted"
+                    )
+                rows.append(dict(r))
+                lines.append(reader.line_num)  # the record's (last) line, the header being line 1
         except csv.Error as exc:
-            raise DataError(f"{path} is not valid CSV: {exc}") from None
+            raise DataError(f"{path} line {reader.line_num} is not valid CSV: {exc}") from None
+        return Records(rows, lines)
     if suffix == ".jsonl":
-        records = []
+        records, numbers = [], []
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
@@ -69,18 +102,38 @@ def read_records(path: Path, what: str, formats: str) -> list[dict[str, Any]]:
             if not isinstance(rec, dict):
                 raise DataError(f"{path} line {n} is not a JSON object")
             records.append(rec)
-        return records
+            numbers.append(n)
+        return Records(records, numbers)
     if suffix == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
         if isinstance(data, dict) and "data" in data:
-            return data["data"] if isinstance(data["data"], list) else []
+            data = data["data"]
+            if not isinstance(data, list):
+                raise DataError(f"{path}: data must be a list of records, got a JSON {_json_type(data)}")
+        elif isinstance(data, dict):
+            raise DataError(
+                f"{path} holds a JSON object without a 'data' list (found: {', '.join(map(str, data)) or 'no keys'}); "
+                'expected a list of records or {"data": [...]}'
+            )
         if isinstance(data, list):
-            return [r for r in data if isinstance(r, dict)]
-        raise DataError(f"{path} must hold a JSON list of records")
+            for i, r in enumerate(data):
+                if not isinstance(r, dict):
+                    raise DataError(f"{path}: data[{i}] is a JSON {_json_type(r)}, not an object (a record)")
+            return Records(data)
+        raise DataError(f"{path} must hold a JSON list of records, not a JSON {_json_type(data)}")
     raise DataError(f"{path}: unsupported file type {suffix or '(none)'}; use {formats}")
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type (what a user sees in the file)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return {dict: "object", list: "array", str: "string", int: "number", float: "number"}.get(type(value), "value")
 
 
 def decode_text(path: Path, raw: bytes) -> str:
@@ -115,18 +168,20 @@ def check_label_column(records: list[dict[str, Any]], field: str, path: Path) ->
     """DataError unless every value of `field` is a string, or every one an integer: a column mixing "pos" with
     1 (or holding lists, objects, floats or booleans) would be silently read as extra classes."""
     kinds: dict[str, int] = {}
-    for n, r in enumerate(records, 1):
+    for n, r in enumerate(records):
         v = r.get(field)
         if v is None or v == "":
             continue
         kind = "integer" if isinstance(v, int) and not isinstance(v, bool) else type(v).__name__
         if kind not in ("str", "integer"):
-            raise DataError(f"{path} record {n}: {field} is a {kind} ({str(v)[:40]}); labels are strings or integers")
+            raise DataError(
+                f"{path} {where_of(records, n)}: {field} is a {kind} ({str(v)[:40]}); labels are strings or integers"
+            )
         kinds.setdefault(kind, n)
     if len(kinds) > 1:
         raise DataError(
-            f"{path}: column {field} mixes types: an integer at record {kinds['integer']}, a string at record "
-            f"{kinds['str']}; use one type for every label"
+            f"{path}: column {field} mixes types: an integer at {where_of(records, kinds['integer'])}, a string at "
+            f"{where_of(records, kinds['str'])}; use one type for every label"
         )
 
 

@@ -222,6 +222,12 @@ def _jsonl_texts(path: Path) -> Iterator[str]:
         )
 
 
+def pa_types():
+    import pyarrow.types
+
+    return pyarrow.types
+
+
 def _parquet_texts(path: Path) -> Iterator[str]:
     with open(path, "rb") as fh:
         head = fh.read(4)
@@ -238,6 +244,9 @@ def _parquet_texts(path: Path) -> Iterator[str]:
     names = pf.schema_arrow.names
     if "text" not in names:
         raise DataError(f"corpus file {path} has no column 'text'; columns found: {', '.join(names) or '(none)'}")
+    kind = pf.schema_arrow.field("text").type
+    if not (pa_types().is_string(kind) or pa_types().is_large_string(kind)):  # numbers would become "texts"
+        raise DataError(f"corpus file {path}: column 'text' holds {kind}, not strings")
     group = 0
     try:
         for group in range(pf.num_row_groups):

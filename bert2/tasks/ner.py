@@ -44,7 +44,7 @@ from ..config import Config, ModelConfig
 from ..data.collator import id_tensor
 from ..data.corpus import package_file
 from ..data.hub import hub_split, is_hub_name, load_hub_dataset
-from ..data.records import VALIDATION_CAP, local_path, read_records, require_fields, row_hash
+from ..data.records import VALIDATION_CAP, decode_text, local_path, read_records, require_fields, row_hash, where_of
 from ..errors import CheckpointError, DataError
 from ..metrics import entity_report, flat_entity_metrics
 from ..model.heads import BertForTokenClassification
@@ -309,9 +309,11 @@ def read_conll(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataError(f"ner file not found: {path}" if not path.exists() else f"{path} is not a file")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    lines = decode_text(path, raw).splitlines()  # invalid UTF-8 or an 8 MiB line: DataError naming the line
+    columns = 0  # every token line has as many columns as the first (CoNLL-2003: 4, WNUT: 2)
     sentences: list[dict[str, Any]] = []
     words: list[str] = []
     tags: list[str] = []
@@ -331,10 +333,18 @@ def read_conll(path: Path) -> list[dict[str, Any]]:
             close()
             continue
         if len(parts) < 2:
-            raise DataError(f"{path} line {n}: expected 'word TAG' (the tag in the last column), got {line.strip()!r}")
+            raise DataError(
+                f"{path} line {n}: expected 'word TAG' (the tag in the last column), got {line.strip()[:80]!r}"
+            )
+        columns = columns or len(parts)
+        if len(parts) != columns:  # a word holding a space, or a line from another file: the tag would be wrong
+            raise DataError(
+                f"{path} line {n}: {len(parts)} columns, but the file's first token line has {columns} "
+                f"(got {line.strip()[:80]!r})"
+            )
         tag = parts[-1]
         if not _TAG.match(tag):
-            raise DataError(f"{path} line {n}: tag {tag!r} is not BIO (O, B-TYPE or I-TYPE)")
+            raise DataError(f"{path} line {n}: tag {tag[:40]!r} is not BIO (O, B-TYPE or I-TYPE)")
         words.append(parts[0])
         tags.append(tag)
     close()
@@ -346,15 +356,16 @@ def read_conll(path: Path) -> list[dict[str, Any]]:
 def check_sentences(records: Sequence[dict[str, Any]], where: str) -> list[dict[str, Any]]:
     """Records with `tokens` and `tags` lists of equal length and BIO tags (a .jsonl file, the hub's rows)."""
     out = []
-    for i, rec in enumerate(records, 1):
+    for i, rec in enumerate(records):
+        at = f"{where} {where_of(records, i)}"
         words, tags = rec.get("tokens"), rec.get("tags")
         if not isinstance(words, list) or not isinstance(tags, list):
-            raise DataError(f"{where} record {i}: needs lists 'tokens' and 'tags'")
+            raise DataError(f"{at}: needs lists 'tokens' and 'tags'")
         if len(words) != len(tags):
-            raise DataError(f"{where} record {i}: {len(words)} tokens but {len(tags)} tags")
+            raise DataError(f"{at}: {len(words)} tokens but {len(tags)} tags")
         bad = next((t for t in tags if not isinstance(t, str) or not _TAG.match(t)), None)
         if bad is not None:
-            raise DataError(f"{where} record {i}: tag {bad!r} is not BIO (O, B-TYPE or I-TYPE)")
+            raise DataError(f"{at}: tag {str(bad)[:40]!r} is not BIO (O, B-TYPE or I-TYPE)")
         if words:
             out.append({"tokens": [str(w) for w in words], "tags": list(tags)})
     return out

@@ -23,6 +23,7 @@ from .. import checkpoint as ckpt
 from ..checkpoint.model_files import read_config, read_tokenizer, read_weights, write_model_files
 from ..config import Config, ModelConfig
 from ..data.collator import MLMCollator
+from ..data.corpus import check_local_corpus
 from ..data.pretraining import prepare_pretraining_data
 from ..errors import CheckpointError, InputError, TrainingError
 from ..memory import refuse_if_too_big
@@ -274,6 +275,9 @@ def run_pretraining(
     """
     if resume and init_from:
         raise CheckpointError("use either --resume (continue a run) or --init-from (new run from weights), not both")
+    # A local corpus is read (and refused, naming file and line) before the run takes its directory: a broken
+    # file must leave nothing in saved_model (no lock, no metrics log), as fine-tuning's data check does.
+    check_local_corpus(cfg.data.corpus, cfg.data.cache_dir)
     run = Run(
         cfg,
         "pretrain",

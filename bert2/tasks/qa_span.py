@@ -29,7 +29,7 @@ from ..config import Config, ModelConfig
 from ..data.collator import id_tensor
 from ..data.corpus import load_wiki_articles
 from ..data.hub import hub_split, is_hub_name, load_hub_dataset
-from ..data.records import VALIDATION_CAP, local_path, read_records, require_fields
+from ..data.records import VALIDATION_CAP, local_path, read_records, require_fields, where_of
 from ..errors import DataError
 from ..metrics import normalize_answer, squad_metrics
 from ..model.heads import BertForQuestionAnswering
@@ -302,38 +302,32 @@ def read_squad(
     """
     path = Path(path)
     records = read_records(path, "SQuAD", formats)
-    examples: list[dict[str, Any]] = []
     if records and "paragraphs" in records[0]:
-        for art in records:
-            for para in art.get("paragraphs") or []:
-                context = str(para.get("context") or "")
-                for qa in para.get("qas") or []:
-                    if qa.get("is_impossible"):
-                        continue
-                    answers = qa.get("answers") or []
-                    examples.append(
-                        {
-                            "id": str(qa.get("id", len(examples))),
-                            "question": str(qa.get("question", "")),
-                            "context": context,
-                            "answers": {
-                                "text": [str(a["text"]) for a in answers],
-                                "answer_start": [int(a["answer_start"]) for a in answers],
-                            },
-                        }
-                    )
+        examples = _squad_examples(path, records)
     else:
         require_fields(records, ("question", "context", "answers"), path)
+        examples = []
         for n, r in enumerate(records):
+            where = f"{path} {where_of(records, n)}: "
+            context = _squad_str(r.get("context"), f"{where}context")
             ans = r["answers"]
             if isinstance(ans, list):  # [{"text", "answer_start"}, ...]
-                ans = {"text": [a["text"] for a in ans], "answer_start": [a["answer_start"] for a in ans]}
+                ans = {"answers": ans}
+                texts, starts = _squad_answers(ans, context, where)
+            elif isinstance(ans, dict):  # {"text": [...], "answer_start": [...]} (the hub's columns)
+                t, s = ans.get("text"), ans.get("answer_start")
+                if not isinstance(t, list) or not isinstance(s, list) or len(t) != len(s):
+                    raise DataError(f"{where}answers must hold lists text and answer_start of one length")
+                pairs = [{"text": a, "answer_start": b} for a, b in zip(t, s)]
+                texts, starts = _squad_answers({"answers": pairs}, context, where)
+            else:
+                raise DataError(f"{where}answers must be a list of {{text, answer_start}} or an object of lists")
             examples.append(
                 {
                     "id": str(r.get("id", n)),
-                    "question": str(r["question"]),
-                    "context": str(r["context"]),
-                    "answers": {"text": list(ans["text"]), "answer_start": list(map(int, ans["answer_start"]))},
+                    "question": _squad_str(r["question"], f"{where}question"),
+                    "context": context,
+                    "answers": {"text": texts, "answer_start": starts},
                 }
             )
     clean = []
@@ -352,6 +346,67 @@ def read_squad(
     if not clean:
         raise DataError(f"{path} holds no answerable question whose answer text occurs in its context")
     return clean
+
+
+def _squad_str(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise DataError(f"{where} must be a string, got {type(value).__name__ if value is not None else 'null'}")
+    return value
+
+
+def _squad_list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise DataError(f"{where} must be a list, got {type(value).__name__ if value is not None else 'null'}")
+    return value
+
+
+def _squad_answers(qa: dict[str, Any], context: str, prefix: str) -> tuple[list[str], list[int]]:
+    """The answers of one question, each a string `text` and an integer `answer_start` inside the context; a text
+    that does not sit at its start is repaired later (read_squad), a start outside the context is a broken file."""
+    texts, starts = [], []
+    for k, a in enumerate(_squad_list(qa.get("answers", []), f"{prefix}answers")):
+        at = f"{prefix}answers[{k}]"
+        if not isinstance(a, dict):
+            raise DataError(f"{at} must be an object with text and answer_start")
+        text = _squad_str(a.get("text"), f"{at}.text")
+        start = a.get("answer_start")
+        if isinstance(start, bool) or not isinstance(start, int):
+            raise DataError(f"{at}.answer_start must be an integer, got {start!r}"[:300])
+        if not 0 <= start <= len(context):
+            raise DataError(f"{at}.answer_start {start} is outside its context (0..{len(context)} characters)")
+        texts.append(text)
+        starts.append(start)
+    return texts, starts
+
+
+def _squad_examples(path: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The questions of SQuAD-format articles, every level's type checked: an error names the file and the place
+    (data[2].paragraphs[0].qas[5].answers[0].answer_start), never a KeyError from deep inside."""
+    examples: list[dict[str, Any]] = []
+    for i, art in enumerate(records):
+        for j, para in enumerate(_squad_list(art.get("paragraphs"), f"{path}: data[{i}].paragraphs")):
+            at = f"{path}: data[{i}].paragraphs[{j}]"
+            if not isinstance(para, dict):
+                raise DataError(f"{at} must be an object with context and qas")
+            if "context" not in para:
+                raise DataError(f"{at} has no 'context'")
+            context = _squad_str(para["context"], f"{at}.context")
+            for k, qa in enumerate(_squad_list(para.get("qas", []), f"{at}.qas")):
+                where = f"{at}.qas[{k}]"
+                if not isinstance(qa, dict):
+                    raise DataError(f"{where} must be an object with question and answers")
+                if qa.get("is_impossible") is True:
+                    continue  # SQuAD 2.0's unanswerable questions: this head always extracts a span
+                texts, starts = _squad_answers(qa, context, f"{where}.")
+                examples.append(
+                    {
+                        "id": str(qa.get("id", len(examples))),
+                        "question": _squad_str(qa.get("question", ""), f"{where}.question"),
+                        "context": context,
+                        "answers": {"text": texts, "answer_start": starts},
+                    }
+                )
+    return examples
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -318,7 +318,9 @@ class CheckpointsScreen(Screen):
         table.add_row("step", str(info.step))
         table.add_row("created", info.created or "–")
         table.add_row("size", human_size(info.size_bytes))
-        table.add_row("valid", Text("yes", style="green") if info.valid else Text(f"no: {info.error}", style="red"))
+        table.add_row(
+            "valid", Text("yes", style="green") if info.valid else Text(f"invalid: {info.error}", style="red")
+        )
         if info.note:
             table.add_row("note", Text(info.note, style="yellow"))
         if info.metrics:
