@@ -373,9 +373,14 @@ def test_listing_survives_a_damaged_neighbour(checkpoint_dir, tmp_path):
     shutil.copytree(checkpoint_dir, good)
     shutil.copytree(checkpoint_dir, bad)
     apply(bad, {"file": "trainer_state.json", "kind": "field", "key": "step", "value": "abc"})
+    heads = stage / "step-00000003"  # config.json that reads but describes an impossible model
+    shutil.copytree(checkpoint_dir, heads)
+    apply(heads, {"file": "config.json", "kind": "field", "key": "num_attention_heads", "value": 0})
     infos = {Path(i.path).name: i for i in list_checkpoints(tmp_path / "saved_model")}
     assert infos["step-00000001"].valid
     assert not infos["step-00000002"].valid and "step: must be an integer" in infos["step-00000002"].error
+    assert not infos["step-00000003"].valid
+    assert infos["step-00000003"].error == "config.json: num_attention_heads: must be > 0, got 0"
 
 
 def test_the_checkpoints_command_lists_a_damaged_one_as_invalid_and_the_rest(checkpoint_dir, tmp_path, capsys):

@@ -29,7 +29,7 @@ from typing import Any
 from .. import __version__
 from ..config import KINDS, STAGES
 from ..errors import CheckpointError
-from .validate import state_problems
+from .validate import config_file_problems, state_problems
 
 STATE_FILE = "trainer_state.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -336,6 +336,15 @@ def checkpoint_info(path: Path, kind: str, stage: str) -> CheckpointInfo:
     if problems:  # one damaged directory is shown as invalid; the listing goes on with the rest
         info.valid, info.error = False, f"{STATE_FILE}: {'; '.join(problems)}"
         return info
+    try:
+        config = read_json(path / CONFIG_FILE)
+    except CheckpointError as exc:
+        info.valid, info.error = False, str(exc)
+        return info
+    problems = config_file_problems(config)
+    if problems:
+        info.valid, info.error = False, f"{CONFIG_FILE}: {'; '.join(problems)}"
+        return info
     info.step = int(state.get("step", info.step))
     info.metrics = {k: v for k, v in (state.get("metrics") or {}).items() if isinstance(v, (int, float))}
     info.created = str(state.get("created", ""))
@@ -347,6 +356,17 @@ def checkpoint_info(path: Path, kind: str, stage: str) -> CheckpointInfo:
     if not all((path / f).is_file() for f in RESUME_FILES) and any((path / f).is_file() for f in LEGACY_RESUME_FILES):
         info.note = LEGACY_NOTE
     return info
+
+
+def damaged_summary(infos: list[CheckpointInfo]) -> str:
+    """What to say where a checkpoint was wanted but every one listed is invalid ("" when none is): the first
+    one's reason, so a learner sees why instead of "no checkpoint yet"."""
+    bad = [i for i in infos if not i.valid]
+    if not bad or any(i.valid for i in infos):
+        return ""
+    first = Path(bad[0].path)
+    more = f" (and {len(bad) - 1} more damaged)" if len(bad) > 1 else ""
+    return f"no valid checkpoint: {first.parent.name}/{first.name}: {bad[0].error}{more}"
 
 
 def list_checkpoints(root: str | os.PathLike) -> list[CheckpointInfo]:

@@ -99,6 +99,22 @@ def model_config_problems(cfg: ModelConfig) -> list[str]:
     ]
 
 
+def config_file_problems(d: dict[str, Any]) -> list[str]:
+    """config.json's problems that need neither torch nor the weights: its types, then `Config.validate()`'s rules
+    for its numbers (heads > 0, hidden size divisible by them, probabilities in [0, 1] ...), so the checkpoint
+    browser and `bert2 checkpoints` list such a directory as invalid instead of offering it. String fields are
+    left to `read_config` (transformers' activation names differ from bert2's)."""
+    problems = config_type_problems(d)
+    if problems:
+        return problems
+    numbers = {k: d[k] for k in (*_INT_FIELDS, *_FLOAT_FIELDS) if k in d and d[k] is not None}
+    try:
+        cfg = dataclasses.replace(ModelConfig(), **numbers)
+    except (TypeError, ValueError) as exc:
+        return [f"lacks a valid model configuration ({exc})"]
+    return model_config_problems(cfg)
+
+
 def memory_problems(cfg: ModelConfig) -> list[str]:
     """Refuse a model whose weights alone (fp32, plus a copy while loading) exceed free memory, before
     `build_model` allocates them: a hand-edited `hidden_size: 640000` would otherwise ask for hundreds of GB."""

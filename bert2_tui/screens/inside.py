@@ -25,7 +25,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Input, Select, Static
 
-from bert2.checkpoint import list_checkpoints
+from bert2.checkpoint import damaged_summary, list_checkpoints
 from bert2.errors import Bert2Error
 from bert2.explain_view import (
     alibi_text,
@@ -152,9 +152,10 @@ class InsideScreen(Screen):
     def refresh_checkpoints(self) -> None:
         """Pretraining checkpoints, newest first (a running job's latest leads); keep the chosen one."""
         try:
-            infos = [i for i in list_checkpoints(self.bert2.config.paths.root) if i.valid and i.kind == "pretrain"]
+            listed = [i for i in list_checkpoints(self.bert2.config.paths.root) if i.kind == "pretrain"]
         except OSError:
-            infos = []
+            listed = []
+        infos = [i for i in listed if i.valid]
         newest = {"checkpoint": 2, "final": 1, "best": 0}  # at the same step and second, the periodic one leads
         infos.sort(key=lambda i: (i.created, i.step, newest.get(i.stage, 0)), reverse=True)
         options = [(f"{i.stage}/{Path(i.path).name} ({i.task})", i.path) for i in infos]
@@ -165,7 +166,11 @@ class InsideScreen(Screen):
             with select.prevent(Select.Changed):
                 select.set_options(options)
         if not paths:
-            self._status(Text("no pretraining checkpoint yet — train one on screen 2 (s)", style="yellow"))
+            damaged = damaged_summary(listed)
+            if damaged:
+                self._status(Text(f"✗ {damaged}; screen 3 lists them", style="red"))
+            else:
+                self._status(Text("no pretraining checkpoint yet — train one on screen 2 (s)", style="yellow"))
             return
         current = select.value if select.value is not Select.NULL else None
         target = current if current in paths else paths[0]

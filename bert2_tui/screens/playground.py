@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, Label, Select, Static, TabbedContent, TabPane
 
-from bert2.checkpoint import list_checkpoints
+from bert2.checkpoint import damaged_summary, list_checkpoints
 from bert2.errors import Bert2Error, InputError
 
 from ..jobs import DEFAULT_PROBE, import_heavy
@@ -253,9 +253,10 @@ class PlaygroundScreen(Screen):
         """Fill the picker with valid checkpoints (best first); keep or pick the requested one."""
         root = self.bert2.config.paths.root
         try:
-            infos = [i for i in list_checkpoints(root) if i.valid]
+            listed = list_checkpoints(root)
         except OSError:
-            infos = []
+            listed = []
+        infos = [i for i in listed if i.valid]
         order = {"best": 0, "final": 1, "checkpoint": 2}
         infos.sort(key=lambda i: (i.kind != "pretrain", order.get(i.stage, 3), -i.step))
         options = []
@@ -274,7 +275,13 @@ class PlaygroundScreen(Screen):
         if not paths:
             self.predictor = None
             self.predictor_path = ""
-            self._status(Text("no checkpoint yet — train one on screen 2 (s), or load one on screen 3", style="yellow"))
+            damaged = damaged_summary(listed)
+            if damaged:
+                self._status(Text(f"✗ {damaged}; screen 3 lists them", style="red"))
+            else:
+                self._status(
+                    Text("no checkpoint yet — train one on screen 2 (s), or load one on screen 3", style="yellow")
+                )
             return
         target = wanted if wanted in paths else paths[0]
         if select.value != target:
