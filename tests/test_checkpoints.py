@@ -15,13 +15,16 @@ import torch
 from bert2 import checkpoint as ckpt
 from bert2.errors import CheckpointError
 
+# The fields a config.json needs to describe a model (the listing checks them: tests/test_fuzz_checkpoints.py).
+MODEL = {"vocab_size": 100, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16}
+
 
 def payload(value: float):
     def write(d: Path):
         from safetensors.torch import save_file
 
         save_file({"w": torch.full((4, 4), value)}, str(d / ckpt.WEIGHTS_FILE))
-        (d / ckpt.CONFIG_FILE).write_text(json.dumps({"value": value}))
+        (d / ckpt.CONFIG_FILE).write_text(json.dumps({"value": value, **MODEL}))
 
     return write
 
@@ -100,7 +103,8 @@ CHILD = textwrap.dedent("""
     stage, marker = Path(sys.argv[1]), Path(sys.argv[2])
     def write(d):
         save_file({"w": torch.full((256, 256), 2.0)}, str(d / ckpt.WEIGHTS_FILE))
-        (d / ckpt.CONFIG_FILE).write_text("{}")
+        (d / ckpt.CONFIG_FILE).write_text(json.dumps({"vocab_size": 100, "hidden_size": 8, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "intermediate_size": 16}))
     def pause(d):
         marker.write_text(str(d))
         time.sleep(60)

@@ -38,6 +38,16 @@ async def wait_for(pilot, predicate, timeout: float = 60.0, step: float = 0.05) 
     return bool(predicate())
 
 
+# What a config.json needs to describe a model: the listing checks it (bert2/checkpoint/validate.py).
+MODEL_FIELDS = {
+    "vocab_size": 100,
+    "hidden_size": 8,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 16,
+}
+
+
 def points_plotted(screen, chart_id: str) -> int:
     """Points a chart of `screen` drew (0 while its row is still being built after the first frame)."""
     charts = screen.query(f"#{chart_id}")
@@ -369,7 +379,7 @@ def _fake_checkpoint(stage_dir: Path, step: int, loss: float, kind: str = "pretr
     d = stage_dir / f"step-{step:08d}"
     d.mkdir(parents=True)
     (d / "model.safetensors").write_bytes(b"\0" * 2048)
-    (d / "config.json").write_text(json.dumps({"bert2": {"task": "mlm+nsp"}}))
+    (d / "config.json").write_text(json.dumps({**MODEL_FIELDS, "bert2": {"task": "mlm+nsp"}}))
     history = [{"step": s, "loss": 6.0 - s / 100, "lr": 1e-3} for s in range(10, step + 1, 10)]
     history += [{"step": step, "eval": {"loss": loss}}]
     (d / "trainer_state.json").write_text(

@@ -23,6 +23,16 @@ SIZE = (120, 36)
 T0 = 1_700_000_000.0  # fixed event times (UTC), so the event log is the same on every machine
 
 
+# What a config.json needs to describe a model: the listing checks it (bert2/checkpoint/validate.py).
+MODEL_FIELDS = {
+    "vocab_size": 100,
+    "hidden_size": 8,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 16,
+}
+
+
 @pytest.fixture
 def snap_cfg(tmp_path, monkeypatch) -> Config:
     monkeypatch.chdir(tmp_path)
@@ -102,7 +112,7 @@ def write_checkpoint(stage_dir: Path, step: int, loss: float, task: str = "mlm+n
     d = stage_dir / f"step-{step:08d}"
     d.mkdir(parents=True)
     (d / "model.safetensors").write_bytes(b"\0" * 180_000)
-    (d / "config.json").write_text(json.dumps({"bert2": {"task": task}}))
+    (d / "config.json").write_text(json.dumps({**MODEL_FIELDS, "bert2": {"task": task}}))
     history = [
         {"step": s, "loss": 9.0 * math.exp(-s / 150) + 3.7 + 0.1 * math.sin(s), "lr": 1e-3}
         for s in range(10, step + 1, 10)
