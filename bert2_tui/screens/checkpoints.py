@@ -41,6 +41,7 @@ from ..messages import (
 from ..widgets.charts import SeriesChart
 from ..widgets.nav import KeysFooter, NavBar
 from .dialogs import ConfirmScreen
+from .exporting import save_page
 
 if TYPE_CHECKING:
     from ..app import Bert2App
@@ -484,7 +485,7 @@ class CheckpointsScreen(Screen):
     def action_export(self) -> None:
         """Write the time-lapse frame shown (loss curve with its step, probes, heads grid, attention map) as a
         standalone HTML page under paths.root/exports/."""
-        from bert2.html_export import EXPORT_DIR, scrub_page, write_new
+        from bert2.html_export import scrub_page
 
         info = self.selected
         frame = self.frames.get((info.path, self.sentence)) if info is not None and self.scrubbing else None
@@ -496,12 +497,7 @@ class CheckpointsScreen(Screen):
         except CheckpointError:
             train, evals = [], []
         text = scrub_page(frame, train, evals, f"time-lapse {self.lapse_position}", self.att_layer, self.att_head)
-        try:
-            path = write_new(Path(self.bert2.config.paths.root) / EXPORT_DIR, f"timelapse-step{info.step}", text)
-        except OSError as exc:
-            self.notify(f"could not write the page: {exc}", severity="error", title="Export")
-            return
-        self.notify(f"saved {path}", title="Export")
+        save_page(self, self.bert2.config.paths.root, f"timelapse-step{info.step}", text)
 
     # ------------------------------------------------------------------------------------------- actions
     def _need(self) -> CheckpointInfo | None:

@@ -44,6 +44,7 @@ from bert2.explain_view import (
 from ..jobs import import_heavy
 from ..messages import CheckpointsChanged, InsideReady
 from ..widgets.nav import KeysFooter, NavBar
+from .exporting import save_page
 
 if TYPE_CHECKING:
     from ..app import Bert2App
@@ -362,7 +363,7 @@ class InsideScreen(Screen):
 
     def action_export(self) -> None:
         """Write the example shown as the page `bert2 explain --html` makes, under paths.root/exports/."""
-        from bert2.html_export import EXPORT_DIR, inside_page, write_new
+        from bert2.html_export import inside_page
 
         if self.result is None:
             self.notify("nothing to export yet: pick a checkpoint and wait for its batch", severity="warning")
@@ -370,12 +371,7 @@ class InsideScreen(Screen):
         r = self.result
         maps = r.attention[:, self.example].tolist() if r.attention is not None else None  # (L, nh, T, T)
         text = inside_page(r.checkpoint, r.source, self.row, maps, self.att_layer, self.att_head, self.token, r.loss)
-        try:
-            path = write_new(Path(self.bert2.config.paths.root) / EXPORT_DIR, "inside", text)
-        except OSError as exc:
-            self.notify(f"could not write the page: {exc}", severity="error", title="Export")
-            return
-        self.notify(f"saved {path}", title="Export")
+        save_page(self, self.bert2.config.paths.root, "inside", text)
 
     def action_head(self) -> None:
         if self.result is not None and self.result.attention is not None:

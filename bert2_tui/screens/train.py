@@ -25,6 +25,7 @@ from ..messages import JobChoiceChanged, JobShown, ProbesChanged, ReloadHistory,
 from ..widgets.bars import fill_mask_text
 from ..widgets.nav import KeysFooter, NavBar
 from .dialogs import ChoiceScreen
+from .exporting import save_page
 
 if TYPE_CHECKING:
     from ..app import Bert2App
@@ -317,9 +318,8 @@ class TrainScreen(Screen):
     def action_export(self) -> None:
         """Write the run's evaluations as the HTML page `bert2 timelapse --html` makes, under paths.root/exports/
         (a new file each time: write_new never replaces one)."""
-        from pathlib import Path
 
-        from bert2.html_export import EXPORT_DIR, timelapse_page, write_new
+        from bert2.html_export import timelapse_page
 
         from ..widgets.microscope import frames_of
 
@@ -329,12 +329,7 @@ class TrainScreen(Screen):
             self.notify("nothing to export yet: the microscope fills at the first evaluation", severity="warning")
             return
         text = timelapse_page(frames, f"Watching BERT learn: {st.task or st.kind}")
-        try:
-            path = write_new(Path(self.bert2.config.paths.root) / EXPORT_DIR, f"microscope-{st.kind or 'run'}", text)
-        except OSError as exc:
-            self.notify(f"could not write the page: {exc}", severity="error", title="Export")
-            return
-        self.notify(f"saved {path}", title="Export")
+        save_page(self, self.bert2.config.paths.root, f"microscope-{st.kind or 'run'}", text)
 
     # ------------------------------------------------------------------------------------------- actions
     def selected_job(self) -> str:
