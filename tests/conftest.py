@@ -13,6 +13,17 @@ import pytest as _ft_pytest
 FIXTURES = _FtPath(__file__).parent / "fixtures"
 
 
+# What a config.json needs to describe a model: toy checkpoints write it, as the listing checks it
+# (bert2/checkpoint/validate.py config_file_problems).
+MODEL_FIELDS = {
+    "vocab_size": 100,
+    "hidden_size": 8,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 16,
+}
+
+
 def _ft_tokenizer_texts() -> list[str]:
     from bert2.data.corpus import load_wiki_articles
 

@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import MODEL_FIELDS
 
 from bert2 import checkpoint as ckpt
 from bert2.errors import CheckpointError
-
-# The fields a config.json needs to describe a model (the listing checks them: tests/test_fuzz_checkpoints.py).
-MODEL = {"vocab_size": 100, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16}
 
 
 def payload(value: float):
@@ -24,7 +22,7 @@ def payload(value: float):
         from safetensors.torch import save_file
 
         save_file({"w": torch.full((4, 4), value)}, str(d / ckpt.WEIGHTS_FILE))
-        (d / ckpt.CONFIG_FILE).write_text(json.dumps({"value": value, **MODEL}))
+        (d / ckpt.CONFIG_FILE).write_text(json.dumps({"value": value, **MODEL_FIELDS}))
 
     return write
 
@@ -103,8 +101,7 @@ CHILD = textwrap.dedent("""
     stage, marker = Path(sys.argv[1]), Path(sys.argv[2])
     def write(d):
         save_file({"w": torch.full((256, 256), 2.0)}, str(d / ckpt.WEIGHTS_FILE))
-        (d / ckpt.CONFIG_FILE).write_text(json.dumps({"vocab_size": 100, "hidden_size": 8, "num_hidden_layers": 1,
-            "num_attention_heads": 2, "intermediate_size": 16}))
+        (d / ckpt.CONFIG_FILE).write_text(sys.argv[3])
     def pause(d):
         marker.write_text(str(d))
         time.sleep(60)
@@ -120,7 +117,8 @@ def test_sigkill_during_save_leaves_previous_checkpoint(tmp_path):
     ckpt.save_checkpoint(stage, 1, payload(1.0), {"metrics": {"loss": 3.0}}, keep_last=3)
     marker = tmp_path / "paused"
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(stage), str(marker)], cwd=Path(__file__).resolve().parents[1]
+        [sys.executable, "-c", CHILD, str(stage), str(marker), json.dumps(MODEL_FIELDS)],
+        cwd=Path(__file__).resolve().parents[1],
     )
     deadline = time.time() + 60
     while not marker.exists() and time.time() < deadline and child.poll() is None:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import MODEL_FIELDS
 
 from bert2.checkpoint import list_checkpoints
 from bert2.config import Config
@@ -36,16 +37,6 @@ async def wait_for(pilot, predicate, timeout: float = 60.0, step: float = 0.05) 
             return True
         await pilot.pause(step)
     return bool(predicate())
-
-
-# What a config.json needs to describe a model: the listing checks it (bert2/checkpoint/validate.py).
-MODEL_FIELDS = {
-    "vocab_size": 100,
-    "hidden_size": 8,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 16,
-}
 
 
 def points_plotted(screen, chart_id: str) -> int:

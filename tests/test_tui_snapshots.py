@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import MODEL_FIELDS
 
 from bert2 import memory
 from bert2.config import Config
@@ -21,16 +22,6 @@ from bert2_tui.testing import make_app
 
 SIZE = (120, 36)
 T0 = 1_700_000_000.0  # fixed event times (UTC), so the event log is the same on every machine
-
-
-# What a config.json needs to describe a model: the listing checks it (bert2/checkpoint/validate.py).
-MODEL_FIELDS = {
-    "vocab_size": 100,
-    "hidden_size": 8,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 16,
-}
 
 
 @pytest.fixture
