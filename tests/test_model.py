@@ -200,6 +200,32 @@ def test_fused_training_loss_matches_autograd_reference():
     assert abs(again.mlm_loss_sum.item() - ref_mlm.item()) < 1e-4
 
 
+def test_fused_loss_stays_finite_and_close_when_the_true_class_probability_underflows():
+    """The fused loss reads each row's cross-entropy as -log p_true; a row so wrong that p_true underflows fp32
+    (loss > 87) must still report a finite loss close to the exact one (here ~300), and the exact gradient."""
+    from bert2.model.fused_loss import linear_cross_entropy_sum
+
+    torch.manual_seed(0)
+    weight = torch.randn(50, 8, requires_grad=True)
+    bias = torch.zeros(50, requires_grad=True)
+    h = torch.randn(3, 8)
+    h[0] = weight.detach()[7] * 40  # row 0: class 7 wins by a wide margin, but its label is class 3
+    h.requires_grad_(True)
+    target = torch.tensor([3, 1, 2])
+    loss, _ = linear_cross_entropy_sum(h, weight, bias, target)
+    loss.backward()
+    grads = [t.grad.clone() for t in (h, weight, bias)]
+    h.grad = weight.grad = bias.grad = None
+    exact = torch.nn.functional.cross_entropy(
+        (h.double() @ weight.double().t() + bias.double()), target, reduction="sum"
+    )
+    exact.backward()
+    assert exact.item() > 150  # the case under test: p_true of row 0 is below fp32's range
+    assert torch.isfinite(loss) and abs(loss.item() - exact.item()) / exact.item() < 1e-3
+    for got, ref in zip(grads, (h.grad, weight.grad, bias.grad)):
+        assert torch.allclose(got, ref, atol=1e-4)
+
+
 def test_bf16_step_runs_the_matmuls_in_bf16_and_the_loss_in_fp32():
     """Under precision bf16 (autocast), the fused MLM loss projects in bf16 and computes the softmax in fp32;
     attention runs in fp32 on a CPU. Loss and gradients stay close to the fp32 step's, the master weights fp32."""
