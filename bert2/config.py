@@ -170,6 +170,8 @@ class DataConfig:
     """Longest input in tokens, [CLS] and [SEP] included; must not exceed model.max_position_embeddings."""
     mlm_probability: float = 0.15
     """Share of non-special tokens selected for masked-language-model prediction."""
+    eval_mlm_probability: float = 0.15
+    """Share masked in the held-out evaluation: BERT's 15%, so runs trained at another rate score on one test; 0: the training rate."""
     mask_replace_prob: float = 0.8
     """Of the selected tokens, the share replaced by [MASK]."""
     random_replace_prob: float = 0.1
@@ -547,7 +549,15 @@ class Config:
                     "data.max_seq_length", f"must be at least 16 to hold a sentence pair, got {d.max_seq_length}"
                 )
             )
-        probability("data", d, "mlm_probability", "mask_replace_prob", "random_replace_prob", "short_seq_prob")
+        probability(
+            "data",
+            d,
+            "mlm_probability",
+            "eval_mlm_probability",
+            "mask_replace_prob",
+            "random_replace_prob",
+            "short_seq_prob",
+        )
         if d.mlm_probability == 0:
             e.append(FieldError("data.mlm_probability", "must be > 0: with nothing masked there is nothing to learn"))
         if d.mask_replace_prob + d.random_replace_prob > 1.0 + 1e-9:

@@ -142,3 +142,39 @@ def test_init_from_starts_a_new_run_from_weights(tmp_path, english_corpus, tiny_
     assert trainer.fit().reason == "completed"
     final = ckpt.latest_in(tmp_path / "saved_model/transformer/pretrain/final")
     assert ckpt.read_state(final)["step"] == 3
+
+
+def test_evaluation_masks_bert_rate_whatever_the_training_rate(word_tokenizer):
+    """Held-out masked-token accuracy is scored at a fixed 15% of tokens (data.eval_mlm_probability), so a run
+    trained at 30% masking is compared with a 15% one on the same test; 0 restores the training rate."""
+    from bert2.model import BertForPreTraining
+
+    cfg = Config()
+    cfg.data.mlm_probability = 0.6
+    cfg.model.vocab_size = len(word_tokenizer)
+    cfg.model.hidden_size, cfg.model.num_hidden_layers, cfg.model.num_attention_heads = 16, 1, 2
+    cfg.model.intermediate_size = 32
+    cfg.pretrain.batch_size, cfg.pretrain.eval_batches = 16, 0
+    ids = word_tokenizer.convert_tokens_to_ids(word_tokenizer.get_vocab().keys())
+    words = [i for i in ids if i not in word_tokenizer.all_special_ids][:40]
+    cls, sep = word_tokenizer.cls_token_id, word_tokenizer.sep_token_id
+    validation = [
+        {"input_ids": [cls, *words[:30], sep], "token_type_ids": [0] * 32, "next_sentence_label": i % 2}
+        for i in range(64)
+    ]
+    model = BertForPreTraining(cfg.model)
+    seen: list[float] = []
+    real_loss = model.loss
+
+    def counting_loss(ids, types, mask, labels, nsp=None):
+        seen.append(float((labels != -100).sum()) / (ids.shape[0] * 30))  # share of the 30 maskable tokens
+        return real_loss(ids, types, mask, labels, nsp)
+
+    model.loss = counting_loss
+    PretrainingTask(cfg, word_tokenizer, validation).evaluate(model)
+    fixed = sum(seen) / len(seen)
+    seen.clear()
+    cfg.data.eval_mlm_probability = 0.0
+    PretrainingTask(cfg, word_tokenizer, validation).evaluate(model)
+    training_rate = sum(seen) / len(seen)
+    assert abs(fixed - 0.15) < 0.03 and abs(training_rate - 0.6) < 0.05, (fixed, training_rate)

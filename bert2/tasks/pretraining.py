@@ -68,7 +68,8 @@ class PretrainingTask(Task):
         self.collator = MLMCollator(
             tokenizer, d.mlm_probability, d.mask_replace_prob, d.random_replace_prob, seed=d.seed
         )
-        self._eval_args = (tokenizer, d.mlm_probability, d.mask_replace_prob, d.random_replace_prob)
+        eval_rate = d.eval_mlm_probability or d.mlm_probability  # a fixed 15% by default: comparable across runs
+        self._eval_args = (tokenizer, eval_rate, d.mask_replace_prob, d.random_replace_prob)
         self.microscope_on = bool(getattr(cfg.pretrain, "microscope", True))
         self._head_batch: HeadBatch | None = None
 
