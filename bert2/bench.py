@@ -82,7 +82,8 @@ def train_flops(cfg: Any, batch: int, seq: int, masked: int) -> float:
     """Model FLOPs of one training step (forward + backward = 3 x forward) with the masked-only MLM head."""
     H, I, L, V = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, cfg.vocab_size
     tokens = batch * seq
-    per_layer = 2 * (4 * H * H + 2 * H * I) * tokens + 2 * 2 * seq * H * tokens  # projections + attention
+    up = 2 * I if cfg.feed_forward == "glu" else I  # a GLU's first projection makes gate and value
+    per_layer = 2 * (4 * H * H + H * up + H * I) * tokens + 2 * 2 * seq * H * tokens  # projections + attention
     head = 2 * (H * H + H * V) * masked + 2 * H * H * batch  # MLM transform + vocabulary; pooler
     return 3.0 * (L * per_layer + head)
 
@@ -107,7 +108,7 @@ def _hf_model(cfg: Any, attn: str = "sdpa"):
     conf = {
         k: v
         for k, v in hf_config_dict(cfg).items()
-        if k not in ("architectures", "norm_placement", "position_embedding_type")
+        if k not in ("architectures", "norm_placement", "position_embedding_type", "feed_forward")
     }
     return transformers.BertForPreTraining(transformers.BertConfig(**conf, attn_implementation=attn))
 

@@ -30,6 +30,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.hidden_act": ("gelu", "gelu_tanh", "relu"),
     "model.attn_implementation": ("sdpa", "eager"),
     "model.norm_placement": ("post", "pre"),
+    "model.feed_forward": ("mlp", "glu"),
     "model.position_init": ("normal", "sinusoidal"),
     "model.position_embedding_type": ("alibi", "absolute"),
     **{f"{s}.scheduler": ("linear", "cosine", "constant") for s in TRAINING_SECTIONS},
@@ -109,6 +110,8 @@ class ModelConfig:
     """sdpa (fast, fused) or eager (slower, returns attention maps for the attention view)."""
     position_init: str = "normal"
     """Initial position table: normal (N(0, initializer_range), as BERT) or sinusoidal (Transformer sines, same std)."""
+    feed_forward: str = "mlp"
+    """mlp (H -> I -> H, as BERT) or glu (the activation of one H -> I projection gates a second one: Shazeer 2020; I x 2/3 keeps the size)."""
     norm_placement: str = "post"
     """post (LayerNorm after each residual, as BERT and transformers) or pre (before each sublayer, plus a final one)."""
     position_embedding_type: str = "alibi"

@@ -39,7 +39,8 @@ def count_parameters(m: ModelConfig, nsp: bool = True, heads: bool = True) -> in
     and the NSP head."""
     V, H, I, L, P = m.vocab_size, m.hidden_size, m.intermediate_size, m.num_hidden_layers, m.max_position_embeddings
     embeddings = V * H + P * H + m.type_vocab_size * H + 2 * H  # word, position, segment tables + LayerNorm
-    layer = (3 * H * H + 3 * H) + (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H  # qkv, out, LN, FFN, LN
+    up = 2 * I if m.feed_forward == "glu" else I  # a GLU's first projection holds the gate and the value
+    layer = (3 * H * H + 3 * H) + (H * H + H) + 2 * H + (H * up + up) + (I * H + H) + 2 * H  # qkv, out, LN, FFN, LN
     final_norm = 2 * H if m.norm_placement == "pre" else 0
     pooler = H * H + H
     total = embeddings + L * layer + final_norm + pooler
@@ -99,7 +100,8 @@ def _g(n: float) -> float:
 def activation_bytes(m: ModelConfig, batch: int, seq: int, nsp: bool = True) -> int:
     """What one micro-batch keeps for the backward pass (see the module docstring), fp32."""
     B, T, H, I, nh, V = batch, seq, m.hidden_size, m.intermediate_size, m.num_attention_heads, m.vocab_size
-    per_layer = B * T * (8 * H + 2 * I) + 2 * B * nh * T * T
+    up = 2 * I if m.feed_forward == "glu" else I  # a GLU keeps gate, value and their product
+    per_layer = B * T * (8 * H + I + up) + 2 * B * nh * T * T
     embeddings = 3 * B * T * H
     masked = int(MASKED_SHARE * B * T)
     mlm = masked * (3 * H + 2 * V)  # transform, LayerNorm, logits and their gradient

@@ -466,6 +466,23 @@ def test_pre_ln_checkpoint_loads_back_and_refuses_export(tokenizer, tmp_path):
     assert predictor.model.config.norm_placement == "pre"
 
 
+def test_glu_checkpoint_loads_back_and_refuses_export(tokenizer, tmp_path):
+    """A gated feed-forward model (model.feed_forward = "glu") keeps that setting in config.json, so inference
+    rebuilds the same layers (a (2I, H) first projection); transformers' BERT has no such layer: export refuses."""
+    cfg = ModelConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=40,
+        max_position_embeddings=64,
+        feed_forward="glu",
+    )
+    model, predictor = _loads_back_but_is_not_exported(cfg, tokenizer, tmp_path, "gated feed-forward")
+    assert model.state_dict()["bert.encoder.layers.0.ffn.up.weight"].shape == (80, 32)
+    assert predictor.model.config.feed_forward == "glu"
+
+
 def _saved(model: torch.nn.Module, tokenizer, stage: Path, meta: dict) -> Path:
     from bert2.checkpoint.model_files import write_model
 

@@ -26,6 +26,7 @@ HUGE = [
     [
         {},
         {"norm_placement": "pre"},
+        {"feed_forward": "glu", "intermediate_size": 340},
         {"position_embedding_type": "absolute"},
         {
             "vocab_size": 300,

@@ -251,3 +251,29 @@ def test_bf16_step_runs_the_matmuls_in_bf16_and_the_loss_in_fp32():
     for name in g_ref:
         cos = torch.nn.functional.cosine_similarity(g_low[name].flatten(), g_ref[name].flatten(), dim=0)
         assert cos > 0.98, (name, float(cos))
+
+
+def test_glu_feed_forward_gates_one_projection_with_the_other():
+    """model.feed_forward = "glu": the first projection is (2I, H); its first half through GELU multiplies the
+    second half, and both halves learn (a zero value half silences the layer: the gate alone passes nothing)."""
+    import dataclasses
+
+    from bert2.model.bert import FeedForward
+
+    ffn = FeedForward(8, 5, "gelu", glu=True)
+    assert ffn.up.weight.shape == (10, 8) and ffn.down.weight.shape == (8, 5)
+    x = torch.randn(2, 3, 8)
+    gate, value = ffn.up(x).chunk(2, dim=-1)
+    assert torch.allclose(ffn(x), ffn.down(torch.nn.functional.gelu(gate) * value), atol=1e-6)
+    with torch.no_grad():
+        ffn.up.weight[5:] = 0
+        ffn.up.bias[5:] = 0
+    assert torch.allclose(ffn(x), ffn.down.bias.expand(2, 3, 8), atol=1e-6)
+    model = BertForPreTraining(dataclasses.replace(CFG, feed_forward="glu"))
+    ids, types, mask = padded_batch()
+    labels = torch.full_like(ids, -100)
+    labels[:, 1::3] = ids[:, 1::3]
+    labels[mask == 0] = -100
+    model.loss(ids, types, mask, labels, torch.tensor([0, 1, 1])).loss.backward()
+    grad = model.bert.encoder.layers[0].ffn.up.weight.grad  # (2I, H)
+    assert grad[:128].abs().sum() > 0 and grad[128:].abs().sum() > 0

@@ -624,6 +624,11 @@ def export_hf(
             f'{p} uses pre-LN layers (model.norm_placement = "pre"); transformers\' BERT is '
             "post-LN, so these weights have no transformers equivalent and cannot be exported"
         )
+    if model_cfg.feed_forward != "mlp":
+        raise CheckpointError(
+            f'{p} has gated feed-forward layers (model.feed_forward = "glu"); transformers\' BERT has none, '
+            "so these weights have no transformers equivalent and cannot be exported"
+        )
     if arch is not None and arch not in EXPORT_ARCHS:
         raise CheckpointError(f"unknown --arch {arch!r}; choose {' or '.join(EXPORT_ARCHS)}")
     if arch is not None and task_cls.kind != "pretrain":

@@ -49,12 +49,14 @@ HF_ACTIVATIONS = {
 
 
 def hf_config_dict(cfg: ModelConfig) -> dict:
-    """transformers-style config.json keys for a bert2 model config, plus norm_placement for pre-LN models and
-    position_embedding_type for ALiBi ones, which transformers' BERT cannot represent; a post-LN, absolute-position
+    """transformers-style config.json keys for a bert2 model config, plus norm_placement for pre-LN models,
+    feed_forward for GLU ones and position_embedding_type for ALiBi ones, which transformers' BERT cannot represent; a post-LN, absolute-position
     config stays exactly transformers' keys."""
     extra: dict = {"norm_placement": cfg.norm_placement} if cfg.norm_placement != "post" else {}
     if cfg.position_embedding_type != "absolute":
         extra["position_embedding_type"] = cfg.position_embedding_type
+    if cfg.feed_forward != "mlp":
+        extra["feed_forward"] = cfg.feed_forward
     if cfg.pruned_heads:  # transformers' historical key, {"0": [1, 5]}: heads bert2 prune removed
         extra["pruned_heads"] = normalize_pruned_heads(cfg.pruned_heads)
     return {
@@ -103,6 +105,7 @@ def model_config_from_hf(d: dict) -> ModelConfig:
         initializer_range=float(d.get("initializer_range", 0.02)),
         pad_token_id=int(d.get("pad_token_id") or 0),
         norm_placement=str(d.get("norm_placement", "post")),
+        feed_forward=str(d.get("feed_forward", "mlp")),
         position_embedding_type=positions,
         pruned_heads=_pruned_heads(d),
     )

@@ -250,16 +250,27 @@ class MultiHeadAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Position-wise H -> I -> H with an activation in between."""
+    """Position-wise H -> I -> H with an activation in between.
 
-    def __init__(self, hidden_size: int, intermediate_size: int, act: str):
+    `glu`: one H -> 2I projection whose first half, through the activation, gates its second half (GEGLU for
+    gelu; Shazeer 2020, used by Cramming and MosaicBERT): the layer can switch features on and off per token
+    instead of only bending them. It has 1.5x the weights of the plain layer at the same I, so a fair comparison
+    gives it an I of 2/3.
+    """
+
+    def __init__(self, hidden_size: int, intermediate_size: int, act: str, glu: bool = False):
         super().__init__()
-        self.up = nn.Linear(hidden_size, intermediate_size)
+        self.glu = glu
+        self.up = nn.Linear(hidden_size, intermediate_size * (2 if glu else 1))
         self.down = nn.Linear(intermediate_size, hidden_size)
         self.act = ACTIVATIONS[act]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(self.act(self.up(x)))  # (B, T, H) -> (B, T, I) -> (B, T, H)
+        u = self.up(x)  # (B, T, I) or, for glu, (B, T, 2I)
+        if self.glu:
+            gate, value = u.chunk(2, dim=-1)  # (B, T, I) each
+            return self.down(self.act(gate) * value)  # (B, T, H)
+        return self.down(self.act(u))  # (B, T, I) -> (B, T, H)
 
 
 class EncoderLayer(nn.Module):
@@ -275,7 +286,7 @@ class EncoderLayer(nn.Module):
         self.pre_norm = cfg.norm_placement == "pre"
         self.attention = MultiHeadAttention(cfg)
         self.attention_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.ffn = FeedForward(cfg.hidden_size, cfg.intermediate_size, cfg.hidden_act)
+        self.ffn = FeedForward(cfg.hidden_size, cfg.intermediate_size, cfg.hidden_act, cfg.feed_forward == "glu")
         self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 

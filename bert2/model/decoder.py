@@ -57,7 +57,7 @@ class DecoderLayer(nn.Module):
         self.self_attention_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.cross_attention = CrossAttention(cfg)
         self.cross_attention_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.ffn = FeedForward(cfg.hidden_size, cfg.intermediate_size, cfg.hidden_act)
+        self.ffn = FeedForward(cfg.hidden_size, cfg.intermediate_size, cfg.hidden_act, cfg.feed_forward == "glu")
         self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
