@@ -570,3 +570,24 @@ def test_a_damaged_tokenizer_file_exits_2(checkpoint_dir, tmp_path, capsys, file
     assert main(["inference", "mask", "--checkpoint", str(d), "the [MASK] runs"]) == 2
     err = capsys.readouterr().err
     assert says in err and str(d) in err and "internal error" not in err, err
+
+
+def test_the_checkpoints_listing_fits_80_columns(checkpoint_dir, tmp_path, capsys, monkeypatch):
+    """At 80 columns the listing groups by directory: every line fits, each step's name and headline metric is
+    whole (no "pretr…" cells), and a damaged one still says why (wrapped onto the next lines if long)."""
+    from bert2.cli.main import main
+
+    root = tmp_path / "saved_model"
+    stage = root / "transformer" / "pretrain" / "final"
+    for step in (1, 2):
+        shutil.copytree(checkpoint_dir, stage / f"step-0000000{step}")
+    (stage / "step-00000002" / "config.json").unlink()
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["checkpoints", "--set", f"paths.root={json.dumps(str(root))}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
+    assert any(line.rstrip().endswith("transformer/pretrain/final/  mlm+nsp") for line in lines), lines
+    first = next(line for line in lines if "step-00000001" in line)
+    assert "valid" in first and "…" not in first
+    damaged = "\n".join(lines[next(n for n, line in enumerate(lines) if "step-00000002" in line) :])
+    assert "invalid: missing config.json" in " ".join(damaged.split())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -17,6 +18,72 @@ from rich.table import Table
 from ..checkpoint import list_checkpoints
 from .common import HelpFormatter, add_common, command, load, print_json
 
+WIDE = 150
+"""Terminal columns from which the listing is one table row per checkpoint; narrower, it groups by directory."""
+
+_HEADLINES = ("mlm_accuracy", "accuracy", "entity_f1", "f1", "rouge1", "exact_match")
+
+
+def _headline(metrics: dict[str, float]) -> str:
+    """The one number a learner compares checkpoints by (accuracy, F1, ROUGE-1), else the first recorded."""
+    for key in (*_HEADLINES, *metrics):
+        if key in metrics:
+            return f"{key} {metrics[key]:.3g}"
+    return ""
+
+
+def _status(i: Any) -> str:
+    return ("yes" if i.valid else f"invalid: {i.error}") + (f"; {i.note}" if i.note else "")
+
+
+def _wide_table(root: str, infos: list[Any]) -> Table:
+    table = Table(title=f"checkpoints under {root}")
+    for col in ("kind", "stage", "step", "task", "metrics", "created", "size", "valid", "path"):
+        table.add_column(col)
+    for i in infos:
+        metrics = " ".join(f"{k}={v:.3g}" for k, v in list(i.metrics.items())[:3])
+        table.add_row(
+            i.kind,
+            i.stage,
+            str(i.step),
+            i.task,
+            metrics,
+            i.created[:19],
+            f"{i.size_bytes / 1e6:.1f} MB",
+            _status(i),
+            i.path,
+        )
+    return table
+
+
+def _grouped(root: str, infos: list[Any]) -> list[Any]:
+    """For an 80-column terminal: per directory a heading (its path under the root, the task), then per checkpoint only what
+    differs (step, the headline metric, when, size, valid), so no cell is cut to "pretr…"."""
+    out: list[Any] = [f"[bold]checkpoints under {root}[/]"]
+    groups: dict[str, list[Any]] = {}
+    for i in infos:
+        parent = Path(i.path).parent
+        groups.setdefault(str(parent.relative_to(root)) if parent.is_relative_to(root) else str(parent), []).append(i)
+    for directory, members in groups.items():
+        tasks = ", ".join(sorted({m.task for m in members if m.task}))
+        out.append(f"\n{directory}/" + (f"  [dim]{tasks}[/]" if tasks else ""))
+        table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), show_header=False)
+        table.add_column(justify="left", no_wrap=True)
+        table.add_column(justify="left", no_wrap=True)
+        table.add_column(justify="left", no_wrap=True)
+        table.add_column(justify="right", no_wrap=True)
+        table.add_column(overflow="fold")
+        for i in members:
+            table.add_row(
+                "  " + Path(i.path).name,
+                _headline(i.metrics),
+                i.created[:16].replace("T", " "),
+                f"{i.size_bytes / 1e6:.1f} MB",
+                "[green]valid[/]" if i.valid and not i.note else _status(i),
+            )
+        out.append(table)
+    return out
+
 
 def cmd_checkpoints(args: argparse.Namespace) -> int:
     cfg = load(args)
@@ -24,16 +91,13 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
     if args.json:
         print_json([i.to_dict() for i in infos])
         return 0
-    table = Table(title=f"checkpoints under {cfg.paths.root}")
-    for col in ("kind", "stage", "step", "task", "metrics", "created", "size", "valid", "path"):
-        table.add_column(col)
-    for i in infos:
-        metrics = " ".join(f"{k}={v:.3g}" for k, v in list(i.metrics.items())[:3])
-        valid = ("yes" if i.valid else f"invalid: {i.error}") + (f"; {i.note}" if i.note else "")
-        table.add_row(
-            i.kind, i.stage, str(i.step), i.task, metrics, i.created[:19], f"{i.size_bytes / 1e6:.1f} MB", valid, i.path
-        )
-    Console().print(table if infos else f"no checkpoints under {cfg.paths.root} yet: run `bert2 quick`")
+    console = Console()
+    if not infos:
+        console.print(f"no checkpoints under {cfg.paths.root} yet: run `bert2 quick`")
+        return 0
+    wide = console.width >= WIDE
+    for part in [_wide_table(cfg.paths.root, infos)] if wide else _grouped(cfg.paths.root, infos):
+        console.print(part)
     return 0
 
 
