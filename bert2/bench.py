@@ -212,8 +212,8 @@ def bench_train_throughput(
     """ms/step, tokens/s and MFU of bert2's training step in fp32 and bf16 at the seed's BERT-Tiny and at each
     preset, beside transformers' BertForPreTraining (sdpa, fp32) on the same batch, in one process.
 
-    MFU = useful model FLOP/s (forward + backward of the masked-row MLM model) / the best measured matmul
-    FLOP/s of the same precision in this process: what fraction of what the machine can multiply the step
+    MFU = useful model FLOP/s (forward + backward of the masked-row MLM model) / the best n=1024 matmul FLOP/s
+    of the same precision, measured right before that row: what fraction of what the machine can multiply the step
     actually spends on the model's arithmetic. `profile`: a per-op table of each fp32 and bf16 step too.
     """
     tune_allocator()  # process-wide: transformers' model gets the same allocator as bert2's
@@ -236,8 +236,12 @@ def bench_train_throughput(
         row: dict[str, Any] = {"useful_gflop_per_step": round(flops / 1e9, 2)}
         for precision in ("fp32", "bf16"):
             torch.manual_seed(0)
+            # The peak again right before the row: on a VM it drifts by 10-15% over minutes, and MFU against a
+            # peak measured minutes earlier would move with the drift, not with the step.
+            peak = matmul_peak(torch.float32 if precision == "fp32" else torch.bfloat16, seconds=1.0)
             r = _step_row(BertForPreTraining(cfg), data, False, precision, repeats, warmup)
-            r["mfu"] = round(flops / (r["ms_per_step"] / 1e3) / peaks[precision], 3)
+            r["matmul_peak_gflops"] = round(peak / 1e9, 1)
+            r["mfu"] = round(flops / (r["ms_per_step"] / 1e3) / peak, 3)
             row[f"bert2_{precision}"] = r
         row["bf16_speedup"] = round(row["bert2_fp32"]["ms_per_step"] / row["bert2_bf16"]["ms_per_step"], 2)
         if hf:
