@@ -413,7 +413,9 @@ def test_cli_full_pretrains_then_finetunes(tmp_path, sentiment_file, capsys):
     finally:
         torch.set_num_threads(threads)
     assert code == 0, err
-    assert json.loads(out)["reason"] == "completed"
+    result = json.loads(out)
+    assert result["reason"] == "completed"
+    assert 0 < result["estimated_s"] < 600  # both steps timed at this tiny shape: seconds, not minutes
     final = ckpt.latest_in(tmp_path / "saved" / "bert" / "finetuning" / "final")
     meta = ckpt.read_json(final / "config.json")["bert2"]
     assert meta["task"] == "classify" and "transformer/pretrain" in meta["source_checkpoint"]

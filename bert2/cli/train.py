@@ -168,7 +168,8 @@ def cmd_full(args: argparse.Namespace) -> int:
         cfg,
         corpus_chars(cfg.data.corpus),
         guess.max_steps,
-        cfg.finetune.batch_size * min(guess.length_p90, guess.max_seq_length),
+        cfg.finetune.batch_size,
+        min(guess.length_p90, guess.max_seq_length),
     )
     if not args.quiet:
         sys.stderr.write(eta.describe() + "\n")

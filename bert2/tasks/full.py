@@ -19,7 +19,7 @@ import torch
 
 from ..config import Config
 from ..data.corpus import corpus_parts, imdb_reviews, load_wiki_articles, resolve_corpus, stable_hash
-from ..model import BertForPreTraining
+from ..model import BertForPreTraining, BertModel
 from .base import FinetuneTask, TaskData
 
 TASK_TEXT_DIR = "task-text"
@@ -73,6 +73,8 @@ class Estimate:
     finetune_s: float
     step_s: float
     """One pretraining step of this configuration, measured on this machine (median of a few)."""
+    finetune_step_s: float = 0.0
+    """One fine-tuning step at the recipe's batch and length, measured the same way."""
 
     @property
     def total_s(self) -> float:
@@ -81,9 +83,20 @@ class Estimate:
     def describe(self) -> str:
         return (
             f"estimated time: ~{self.total_s / 60:.0f} min (pretraining ~{self.pretrain_s / 60:.1f} min, "
-            f"fine-tuning ~{self.finetune_s / 60:.1f} min; from {CALIBRATION_STEPS} pretraining steps timed "
-            f"on this machine, {self.step_s * 1000:.0f} ms each)"
+            f"fine-tuning ~{self.finetune_s / 60:.1f} min; steps timed on this machine: pretraining "
+            f"{self.step_s * 1000:.0f} ms, fine-tuning {self.finetune_step_s * 1000:.0f} ms)"
         )
+
+
+def _median_step(step, rounds: int = CALIBRATION_STEPS) -> float:
+    """Median seconds of `step()` over `rounds` calls after one to warm up (allocation, kernel choice)."""
+    times = []
+    for _ in range(rounds + 1):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    timed = sorted(times[1:])
+    return timed[len(timed) // 2]
 
 
 def time_pretraining_step(cfg: Config) -> tuple[float, int]:
@@ -98,23 +111,46 @@ def time_pretraining_step(cfg: Config) -> tuple[float, int]:
     labels = torch.full_like(ids, -100)
     labels[:, ::7] = ids[:, ::7]  # ~15% masked, as the collator does
     nsp = torch.zeros(B, dtype=torch.long)
-    times = []
-    for _ in range(CALIBRATION_STEPS + 1):
-        t0 = time.perf_counter()
+
+    def step() -> None:
         model.loss(ids, torch.zeros_like(ids), torch.ones_like(ids), labels, nsp).loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        times.append(time.perf_counter() - t0)
-    timed = sorted(times[1:])
-    return timed[len(timed) // 2], B * T
+
+    return _median_step(step), B * T
 
 
-def estimate(cfg: Config, corpus_chars: int, finetune_steps: int, finetune_tokens_per_step: int) -> Estimate:
+def time_finetune_step(cfg: Config, batch: int, length: int) -> float:
+    """Seconds of one fine-tuning step at (batch, length): the encoder forward and backward with a small head.
+
+    Timed rather than scaled from the pretraining step by tokens: a fine-tuning step has no vocabulary
+    projection, which is a large part of a small model's pretraining step (tiny preset: 37 against 55 us per
+    token, measured on a user CSV's run), and its attention grows with the square of its longer inputs. Generative
+    QA's decoder (short answers) is left out."""
+    torch.manual_seed(0)
+    encoder = BertModel(cfg.model).train()
+    head = torch.nn.Linear(cfg.model.hidden_size, 2)
+    opt = torch.optim.AdamW([*encoder.parameters(), *head.parameters()], lr=1e-4)
+    ids = torch.randint(5, cfg.model.vocab_size, (batch, max(16, length)))  # (B, T)
+
+    def step() -> None:
+        hidden = encoder(ids, torch.zeros_like(ids), torch.ones_like(ids)).last_hidden_state  # (B, T, H)
+        head(hidden[:, 0]).logsumexp(-1).mean().backward()  # a classifier's shape of loss on [CLS]
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return _median_step(step)
+
+
+def estimate(
+    cfg: Config, corpus_chars: int, finetune_steps: int, finetune_batch: int, finetune_length: int
+) -> Estimate:
     """How long `bert2 full` will take on this machine: pretraining steps x a timed step, plus the corpus's
-    preparation (~7 MB/s, docs/corpora.md) and the tokenizer's training; fine-tuning steps scaled from the same
-    timing by tokens per step (30% more for longer texts and the head); a tenth more for evaluations."""
-    step_s, tokens = time_pretraining_step(cfg)
+    preparation (~7 MB/s, docs/corpora.md) and the tokenizer's training; fine-tuning steps x a timed step of the
+    fine-tuning shape; a tenth more for evaluations."""
+    step_s, _ = time_pretraining_step(cfg)
     prep_s = corpus_chars / 7e6 + 10.0
     pretrain_s = cfg.pretrain.max_steps * step_s * 1.1 + prep_s
-    finetune_s = finetune_steps * finetune_tokens_per_step * (step_s / tokens) * 1.3 * 1.1
-    return Estimate(pretrain_s, finetune_s, step_s)
+    finetune_step_s = time_finetune_step(cfg, finetune_batch, finetune_length)
+    finetune_s = finetune_steps * finetune_step_s * 1.1
+    return Estimate(pretrain_s, finetune_s, step_s, finetune_step_s)
