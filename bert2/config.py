@@ -183,6 +183,8 @@ class DataConfig:
     """Build sentence pairs and train next-sentence prediction; off: single segments, MLM only."""
     short_seq_prob: float = 0.1
     """Probability of a shorter target length for a pair, so the model also sees short inputs (google-research/bert)."""
+    dupe_factor: int = 1
+    """Copies of the training pairs, each with its own cut points and random next-sentence partners (google-research/bert's dupe_factor; masks are redrawn every batch anyway)."""
     max_documents: int = 0
     """Use at most this many documents of the corpus (0: all)."""
     validation_fraction: float = 0.05
@@ -538,7 +540,7 @@ class Config:
 
         if not d.corpus.strip():
             e.append(FieldError("data.corpus", "must name a corpus: wiki-offline, a hub name or a file path"))
-        positive("data", d, "max_seq_length")
+        positive("data", d, "max_seq_length", "dupe_factor")
         if d.max_seq_length > m.max_position_embeddings:
             e.append(
                 FieldError(

@@ -330,6 +330,25 @@ def test_prepare_pairs_end_to_end(word_corpus, word_tokenizer, data_cfg):
     assert 0.3 < labels[1] / sum(labels.values()) < 0.7
 
 
+def test_dupe_factor_adds_differently_cut_training_pairs_and_keeps_validation(word_corpus, word_tokenizer, data_cfg):
+    """data.dupe_factor = 3: about three times the training pairs, its first copy exactly dupe_factor 1's pairs,
+    the other copies cut and partnered differently (not the same rows again); the held-out pairs are unchanged,
+    and the two are different cache entries."""
+    one_cfg = data_cfg(word_corpus.path, max_seq_length=48, validation_fraction=0.1)
+    one = pre.prepare_pretraining_data(one_cfg, word_tokenizer, use_cache=False)
+    three_cfg = data_cfg(word_corpus.path, max_seq_length=48, validation_fraction=0.1, dupe_factor=3)
+    three = pre.prepare_pretraining_data(three_cfg, word_tokenizer, use_cache=False)
+
+    def rows(examples) -> Counter:
+        return Counter(tuple(examples[i]["input_ids"]) for i in range(len(examples)))
+
+    assert 2.5 * len(one.train) < len(three.train) < 3.5 * len(one.train)
+    assert rows(one.validation) == rows(three.validation)
+    assert rows(one.train) <= rows(three.train)  # copy 0 is dupe_factor 1's set
+    assert len(rows(three.train)) > 1.5 * len(rows(one.train))  # the other copies are new pairs, not repeats
+    assert pre.data_cache_key(one_cfg, word_tokenizer) != pre.data_cache_key(three_cfg, word_tokenizer)
+
+
 def test_prepare_without_nsp(word_corpus, word_tokenizer, data_cfg):
     cfg = data_cfg(word_corpus.path, max_seq_length=24, nsp=False)
     data = pre.prepare_pretraining_data(cfg, word_tokenizer)

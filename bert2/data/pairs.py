@@ -236,15 +236,25 @@ def open_tables(out: Path, split: int) -> DocumentSpans:
 
 
 def build_range(
-    out: str, split: int, name: str, part: int, seed: int, nsp: bool, max_seq_length: int, short_seq_prob: float
+    out: str,
+    split: int,
+    name: str,
+    part: int,
+    seed: int,
+    nsp: bool,
+    max_seq_length: int,
+    short_seq_prob: float,
+    copy: int = 0,
 ) -> dict[str, Any]:
     """Examples of documents part*RANGE_DOCUMENTS .. (part+1)*RANGE_DOCUMENTS-1 of one split, written to
-    `<name>_index.part-<part>` as raw (N, 5) int64 rows; NotNext partners come from the whole split."""
+    `<name>_index.part-<part>` (`-<copy>` for copies after the first) as raw (N, 5) int64 rows; NotNext
+    partners come from the whole split. Each copy draws its own target lengths, cut points and partners."""
     c0 = time.process_time()
     documents = open_tables(Path(out), split)
     lo = part * RANGE_DOCUMENTS
     hi = min(len(documents), lo + RANGE_DOCUMENTS)
-    rng = random.Random(f"bert2-pretraining-{name}-{seed}-{part}")  # str seeds hash with SHA-512: stable
+    suffix = f"-{copy}" if copy else ""  # copy 0 is the one set of pairs of dupe_factor 1
+    rng = random.Random(f"bert2-pretraining-{name}-{seed}-{part}{suffix}")  # str seeds hash with SHA-512: stable
     stats = {"skipped": 0}
     rows = (
         iter_nsp_examples(documents, max_seq_length, short_seq_prob, rng, stats, lo, hi)
@@ -252,7 +262,7 @@ def build_range(
         else iter_single_examples(documents, max_seq_length, short_seq_prob, rng, lo, hi)
     )
     block = np.fromiter(rows, dtype=np.dtype((np.int64, INDEX_COLUMNS)))
-    block.tofile(Path(out) / f"{name}_index.part-{part}")
+    block.tofile(Path(out) / f"{name}_index.part-{part}{suffix}")
     return {
         "examples": int(len(block)),
         "not_next": int((block[:, 4] == 1).sum()) if nsp else 0,

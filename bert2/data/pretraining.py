@@ -261,14 +261,17 @@ def _write_examples(cfg: Config, out: Path, split: int, name: str, pool: Any) ->
     d = cfg.data
     n_docs = len(open_tables(out, split))
     parts = range((n_docs + RANGE_DOCUMENTS - 1) // RANGE_DOCUMENTS)
-    args = [(str(out), split, name, k, d.seed, d.nsp, d.max_seq_length, d.short_seq_prob) for k in parts]
+    copies = range(d.dupe_factor if split == 0 else 1)  # held-out pairs stay one fixed set
+    args = [
+        (str(out), split, name, k, d.seed, d.nsp, d.max_seq_length, d.short_seq_prob, c) for c in copies for k in parts
+    ]
     in_workers = pool is not None and len(args) > 1
     results = pool.starmap(build_range, args) if in_workers else [build_range(*a) for a in args]
     n = sum(r["examples"] for r in results)
     _shuffle_into(
         out,
         name,
-        [out / f"{name}_index.part-{k}" for k in parts],
+        [out / (f"{name}_index.part-{k}" + (f"-{c}" if c else "")) for c in copies for k in parts],
         n,
         np.random.default_rng(int(stable_hash([name, d.seed]), 16)),
     )
@@ -332,7 +335,8 @@ def _shuffle_into(out: Path, name: str, parts: list[Path], n: int, rng: np.rando
 
 def data_cache_key(cfg: Config, tokenizer: Any) -> str:
     """Hash of everything that changes the examples: corpus identity, max_documents, the tokenizer's vocabulary
-    and normalisation, max_seq_length, nsp, short_seq_prob, seed, validation_fraction, and the format version."""
+    and normalisation, max_seq_length, nsp, short_seq_prob, seed, validation_fraction, dupe_factor and the format
+    version."""
     d = cfg.data
     return stable_hash(
         {
@@ -345,6 +349,7 @@ def data_cache_key(cfg: Config, tokenizer: Any) -> str:
             "short_seq_prob": d.short_seq_prob,
             "seed": d.seed,
             "validation_fraction": d.validation_fraction,
+            **({"dupe_factor": d.dupe_factor} if d.dupe_factor != 1 else {}),  # 1: the keys of earlier caches
         }
     )
 
