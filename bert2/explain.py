@@ -5,7 +5,7 @@ its draws), the numbers from the model's own forward pass (eval mode, so no drop
 `loss` on exactly these tensors — what the trainer computes for this batch. This module only reads them out:
 
     text -> WordPiece tokens with [CLS]/[SEP], segment ids A/B, padding       (data/pretraining.py, collator.pad)
-         -> MLM selection: ~15% of real tokens; of those 80% [MASK], 10% random, 10% kept; labels -100 elsewhere
+         -> MLM selection: ~20% of real tokens (data.mlm_probability; BERT 15%); of those 80% [MASK], 10% random, 10% kept; labels -100 elsewhere
                                                                                (collator.corrupt)
          -> attention mask (and the ALiBi bias)                                (model/bert.py: padding_mask, alibi_bias)
          -> embeddings (B, T, H) -> L encoder layers (B, T, H) -> pooler (B, H)

@@ -140,7 +140,8 @@ def predictions_table(row: dict[str, Any], selected: int | None = None) -> Table
 def counts_text(c: dict[str, Any]) -> Text:
     return Text(
         f"the batch: {c['selected']} of {c['eligible']} maskable tokens selected ({c['selected_share']:.1%};"
-        f" BERT's rule {c['expected_share']:.0%}): {c['mask']} [MASK], {c['random']} random, {c['keep']} "
+        f" the rule {c['expected_share']:.0%}{'' if abs(c['expected_share'] - 0.15) < 1e-9 else ', BERT 15%'}):"
+        f" {c['mask']} [MASK], {c['random']} random, {c['keep']} "
         f"kept (rule {c['expected_fates']['mask']:.0%}/{c['expected_fates']['random']:.0%}/"
         f"{c['expected_fates']['keep']:.0%})"
     )

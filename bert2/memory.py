@@ -13,7 +13,7 @@ micro-batch (shape letters as in model/bert.py: B batch, T tokens, H hidden, I i
     feed-forward up and its GELU                              ~ 2I per token
     attention scores and probabilities (B, nh, T, T)          2 nh T per token
 
-plus the masked-LM head on the ~15% masked tokens ((M, V) logits and their gradient). The runtime itself (Python,
+plus the masked-LM head on the ~20% masked tokens ((M, V) logits and their gradient). The runtime itself (Python,
 torch, tokenizers, the data index) takes about half a gigabyte before the first tensor. `bert2 bench memory`
 compares this estimate with the measured peak RSS of real runs (README, Performance).
 """
@@ -30,7 +30,7 @@ from .config import Config, ConfigError, FieldError, ModelConfig
 FP32 = 4
 TRAIN_BYTES_PER_PARAM = 4 * FP32  # weight, gradient, Adam's exp_avg and exp_avg_sq
 RUNTIME_BYTES = 500 * 2**20  # python + torch + transformers + tokenizers, measured before the first tensor
-MASKED_SHARE = 0.15
+MASKED_SHARE = 0.2  # data.mlm_probability's default
 
 
 def count_parameters(m: ModelConfig, nsp: bool = True, heads: bool = True) -> int:

@@ -334,7 +334,7 @@ def test_dupe_factor_adds_differently_cut_training_pairs_and_keeps_validation(wo
     """data.dupe_factor = 3: about three times the training pairs, its first copy exactly dupe_factor 1's pairs,
     the other copies cut and partnered differently (not the same rows again); the held-out pairs are unchanged,
     and the two are different cache entries."""
-    one_cfg = data_cfg(word_corpus.path, max_seq_length=48, validation_fraction=0.1)
+    one_cfg = data_cfg(word_corpus.path, max_seq_length=48, validation_fraction=0.1, dupe_factor=1)
     one = pre.prepare_pretraining_data(one_cfg, word_tokenizer, use_cache=False)
     three_cfg = data_cfg(word_corpus.path, max_seq_length=48, validation_fraction=0.1, dupe_factor=3)
     three = pre.prepare_pretraining_data(three_cfg, word_tokenizer, use_cache=False)
@@ -347,6 +347,12 @@ def test_dupe_factor_adds_differently_cut_training_pairs_and_keeps_validation(wo
     assert rows(one.train) <= rows(three.train)  # copy 0 is dupe_factor 1's set
     assert len(rows(three.train)) > 1.5 * len(rows(one.train))  # the other copies are new pairs, not repeats
     assert pre.data_cache_key(one_cfg, word_tokenizer) != pre.data_cache_key(three_cfg, word_tokenizer)
+    assert three.info["train_copies"] == 3
+    auto_cfg = data_cfg(word_corpus.path, max_seq_length=48, validation_fraction=0.1)  # dupe_factor 0: auto
+    auto = pre.prepare_pretraining_data(auto_cfg, word_tokenizer, use_cache=False)
+    # a few hundred pairs: copies up to the cap of 10, never more, to approach 75,000 distinct pairs
+    assert len(one.train) * 10 < pre.AUTO_DISTINCT_PAIRS and auto.info["train_copies"] == pre.AUTO_MAX_COPIES == 10
+    assert len(auto.train) == pytest.approx(10 * len(one.train), rel=0.15)
 
 
 def test_prepare_without_nsp(word_corpus, word_tokenizer, data_cfg):

@@ -249,3 +249,25 @@ def test_compile_failure_falls_back_to_eager_with_the_same_losses(tmp_path, monk
     warnings = [e.message for e in events if getattr(e, "level", "") == "warning"]
     assert any("torch.compile failed (RuntimeError: no C++ compiler found); training eagerly" in w for w in warnings)
     assert losses(events) == pytest.approx(losses(eager_events))
+
+
+def test_auto_precision_is_decided_by_facts_not_a_timing(monkeypatch):
+    """runtime.precision = auto (the default): bf16 on a CPU with bf16 arithmetic for a model >= 128 wide, fp32
+    for narrower models or CPUs without it; the same inputs always give the same answer (a resumed run computes as
+    the run it continues), and the reason says why."""
+    import torch
+
+    from bert2.config import Config
+    from bert2.training import precision
+
+    assert Config().runtime.precision == "auto"
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    answers = {precision.resolve("auto", cpu, 128, 512).name for _ in range(5)}
+    assert answers == {"bf16"}
+    narrow = precision.resolve("auto", cpu, 32, 64)
+    assert narrow.name == "fp32" and "32-wide" in narrow.reason
+    assert precision.resolve("fp32", cpu, 512, 2048).name == "fp32"  # an explicit choice is kept
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    plain = precision.resolve("auto", cpu, 512, 2048)
+    assert plain.name == "fp32" and "no bf16" in plain.reason

@@ -120,7 +120,9 @@ async def test_every_screen_fits(trained, size):
             if mode == "checkpoints":
                 assert await wait_for(pilot, lambda: app.screen.selected is not None)
             if mode == "playground":
-                assert await wait_for(pilot, lambda: "paris" in widget_text(app.screen.query_one("#mask-output")))
+                # the filled-in sentence with its predictions (which words a 12-step model predicts is not the point)
+                out = app.screen.query_one("#mask-output")
+                assert await wait_for(pilot, lambda o=out: "capital" in widget_text(o).lower())
             if mode == "inside":
                 assert await wait_for(pilot, lambda: app.screen.result is not None)
             if mode == "train":

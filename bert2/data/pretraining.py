@@ -255,32 +255,59 @@ def _encode_corpus(
     }
 
 
-def _write_examples(cfg: Config, out: Path, split: int, name: str, pool: Any) -> dict[str, int]:
-    """Pass 2 for one split: examples of each range of RANGE_DOCUMENTS documents built (by the workers when there
-    are any: ranges are independent), then gathered in a shuffled order into `<name>_index.npy` ((N, 5) int64)."""
+AUTO_DISTINCT_PAIRS = 75_000
+"""`data.dupe_factor = 0` (auto) adds copies of the training pairs until there are at least this many (at most
+AUTO_MAX_COPIES copies). Why this many: a 10-minute run on two CPU cores sees ~190,000 examples, so each pair comes
+back ~2.5 times; with wiki-offline's one set of 15,070 pairs it came back 12 times, the NSP head memorised them
+(held-out NSP loss rising from step 2,000) and held-out masked-token accuracy ended 2.3 points lower
+(docs/performance.md). A corpus with more pairs than this gets one copy: nothing is repeated enough to matter."""
+
+AUTO_MAX_COPIES = 10
+"""google-research/bert's default dupe_factor."""
+
+
+def _build_copies(cfg: Config, out: Path, split: int, name: str, pool: Any, copies: range) -> list[dict[str, Any]]:
     d = cfg.data
-    n_docs = len(open_tables(out, split))
-    parts = range((n_docs + RANGE_DOCUMENTS - 1) // RANGE_DOCUMENTS)
-    copies = range(d.dupe_factor if split == 0 else 1)  # held-out pairs stay one fixed set
+    parts = range((len(open_tables(out, split)) + RANGE_DOCUMENTS - 1) // RANGE_DOCUMENTS)
     args = [
         (str(out), split, name, k, d.seed, d.nsp, d.max_seq_length, d.short_seq_prob, c) for c in copies for k in parts
     ]
     in_workers = pool is not None and len(args) > 1
     results = pool.starmap(build_range, args) if in_workers else [build_range(*a) for a in args]
+    for r in results:
+        r["in_workers"] = in_workers
+    return results
+
+
+def _write_examples(cfg: Config, out: Path, split: int, name: str, pool: Any) -> dict[str, int]:
+    """Pass 2 for one split: examples of each range of RANGE_DOCUMENTS documents built (by the workers when there
+    are any: ranges are independent), `dupe_factor` copies of them for training (0: enough for AUTO_DISTINCT_PAIRS),
+    then gathered in a shuffled order into `<name>_index.npy` ((N, 5) int64)."""
+    d = cfg.data
+    n_docs = len(open_tables(out, split))
+    parts = range((n_docs + RANGE_DOCUMENTS - 1) // RANGE_DOCUMENTS)
+    results = _build_copies(cfg, out, split, name, pool, range(1))
+    first = sum(r["examples"] for r in results)
+    copies = 1
+    if split == 0:  # held-out pairs stay one fixed set
+        wanted = -(-AUTO_DISTINCT_PAIRS // max(first, 1))
+        copies = d.dupe_factor or max(1, min(AUTO_MAX_COPIES, wanted))
+        results += _build_copies(cfg, out, split, name, pool, range(1, copies))
     n = sum(r["examples"] for r in results)
     _shuffle_into(
         out,
         name,
-        [out / (f"{name}_index.part-{k}" + (f"-{c}" if c else "")) for c in copies for k in parts],
+        [out / (f"{name}_index.part-{k}" + (f"-{c}" if c else "")) for c in range(copies) for k in parts],
         n,
         np.random.default_rng(int(stable_hash([name, d.seed]), 16)),
     )
     return {
         "examples": n,
+        "copies": copies,
         "not_next": sum(r["not_next"] for r in results),
         "skipped": sum(r["skipped"] for r in results),
         "documents": n_docs,
-        "worker_cpu_s": sum(r["cpu_s"] for r in results) if in_workers else 0.0,  # else in main's process_time
+        "worker_cpu_s": sum(r["cpu_s"] for r in results if r["in_workers"]),  # else in main's process_time
     }
 
 
@@ -349,7 +376,7 @@ def data_cache_key(cfg: Config, tokenizer: Any) -> str:
             "short_seq_prob": d.short_seq_prob,
             "seed": d.seed,
             "validation_fraction": d.validation_fraction,
-            **({"dupe_factor": d.dupe_factor} if d.dupe_factor != 1 else {}),  # 1: the keys of earlier caches
+            "dupe_factor": d.dupe_factor,
         }
     )
 
@@ -541,6 +568,7 @@ def _build(
         "token_dtype": corpus["token_dtype"],
         "vocab_size": len(tokenizer),
         "train_examples": train["examples"],
+        "train_copies": train["copies"],
         "validation_examples": validation["examples"],
         "train_not_next": train["not_next"],
         "validation_not_next": validation["not_next"],

@@ -9,6 +9,7 @@ written once to the data cache as a .jsonl corpus file and joined to `data.corpu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -20,6 +21,7 @@ import torch
 from ..config import Config
 from ..data.corpus import corpus_parts, imdb_reviews, load_wiki_articles, resolve_corpus, stable_hash
 from ..model import BertForPreTraining, BertModel
+from ..training.precision import resolve as resolve_precision
 from .base import FinetuneTask, TaskData
 
 TASK_TEXT_DIR = "task-text"
@@ -88,12 +90,16 @@ class Estimate:
         )
 
 
-def _median_step(step, rounds: int = CALIBRATION_STEPS) -> float:
-    """Median seconds of `step()` over `rounds` calls after one to warm up (allocation, kernel choice)."""
+def _median_step(step, cfg: Config, rounds: int = CALIBRATION_STEPS) -> float:
+    """Median seconds of `step()` over `rounds` calls after one to warm up (allocation, kernel choice), in the
+    precision the run will use (`auto`: decided as the run decides it)."""
+    chosen = resolve_precision(cfg.runtime.precision, torch.device("cpu"), cfg.model.hidden_size, 0).name
+    bf16 = torch.autocast("cpu", dtype=torch.bfloat16) if chosen == "bf16" else contextlib.nullcontext()
     times = []
     for _ in range(rounds + 1):
         t0 = time.perf_counter()
-        step()
+        with bf16:
+            step()
         times.append(time.perf_counter() - t0)
     timed = sorted(times[1:])
     return timed[len(timed) // 2]
@@ -117,7 +123,7 @@ def time_pretraining_step(cfg: Config) -> tuple[float, int]:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return _median_step(step), B * T
+    return _median_step(step, cfg), B * T
 
 
 def time_finetune_step(cfg: Config, batch: int, length: int) -> float:
@@ -139,7 +145,7 @@ def time_finetune_step(cfg: Config, batch: int, length: int) -> float:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return _median_step(step)
+    return _median_step(step, cfg)
 
 
 def estimate(

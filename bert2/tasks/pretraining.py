@@ -334,9 +334,11 @@ def _build(run: Run, probes: tuple[str, ...], init_from: str | Path | None) -> T
         barrier(run.dist)  # rank 0 builds (and caches) the data first; the others then read the cache
     run.say("preparing data (a first run trains a tokenizer and tokenises the corpus; later runs use the cache)")
     data = prepare_pretraining_data(cfg, tokenizer, progress=run.say)
+    copies = int(data.info.get("train_copies", 1))
     run.say(
         f"data ready: {len(data.train)} training / {len(data.validation)} validation examples, "
         f"vocabulary {len(data.tokenizer)}"
+        + (f" ({copies} copies of the training pairs, each cut and partnered differently)" if copies > 1 else "")
     )
     if run.dist.is_main:
         barrier(run.dist)
