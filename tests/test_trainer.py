@@ -263,11 +263,11 @@ def test_auto_precision_is_decided_by_facts_not_a_timing(monkeypatch):
     assert Config().runtime.precision == "auto"
     cpu = torch.device("cpu")
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
-    answers = {precision.resolve("auto", cpu, 128, 512).name for _ in range(5)}
+    answers = {precision.resolve("auto", cpu, 128).name for _ in range(5)}
     assert answers == {"bf16"}
-    narrow = precision.resolve("auto", cpu, 32, 64)
+    narrow = precision.resolve("auto", cpu, 32)
     assert narrow.name == "fp32" and "32-wide" in narrow.reason
-    assert precision.resolve("fp32", cpu, 512, 2048).name == "fp32"  # an explicit choice is kept
+    assert precision.resolve("fp32", cpu, 512).name == "fp32"  # an explicit choice is kept
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
-    plain = precision.resolve("auto", cpu, 512, 2048)
+    plain = precision.resolve("auto", cpu, 512)
     assert plain.name == "fp32" and "no bf16" in plain.reason

@@ -266,9 +266,10 @@ AUTO_MAX_COPIES = 10
 """google-research/bert's default dupe_factor."""
 
 
-def _build_copies(cfg: Config, out: Path, split: int, name: str, pool: Any, copies: range) -> list[dict[str, Any]]:
+def _build_copies(
+    cfg: Config, out: Path, split: int, name: str, pool: Any, parts: range, copies: range
+) -> list[dict[str, Any]]:
     d = cfg.data
-    parts = range((len(open_tables(out, split)) + RANGE_DOCUMENTS - 1) // RANGE_DOCUMENTS)
     args = [
         (str(out), split, name, k, d.seed, d.nsp, d.max_seq_length, d.short_seq_prob, c) for c in copies for k in parts
     ]
@@ -286,13 +287,13 @@ def _write_examples(cfg: Config, out: Path, split: int, name: str, pool: Any) ->
     d = cfg.data
     n_docs = len(open_tables(out, split))
     parts = range((n_docs + RANGE_DOCUMENTS - 1) // RANGE_DOCUMENTS)
-    results = _build_copies(cfg, out, split, name, pool, range(1))
+    results = _build_copies(cfg, out, split, name, pool, parts, range(1))
     first = sum(r["examples"] for r in results)
     copies = 1
     if split == 0:  # held-out pairs stay one fixed set
         wanted = -(-AUTO_DISTINCT_PAIRS // max(first, 1))
         copies = d.dupe_factor or max(1, min(AUTO_MAX_COPIES, wanted))
-        results += _build_copies(cfg, out, split, name, pool, range(1, copies))
+        results += _build_copies(cfg, out, split, name, pool, parts, range(1, copies))
     n = sum(r["examples"] for r in results)
     _shuffle_into(
         out,

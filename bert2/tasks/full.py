@@ -93,7 +93,7 @@ class Estimate:
 def _median_step(step, cfg: Config, rounds: int = CALIBRATION_STEPS) -> float:
     """Median seconds of `step()` over `rounds` calls after one to warm up (allocation, kernel choice), in the
     precision the run will use (`auto`: decided as the run decides it)."""
-    chosen = resolve_precision(cfg.runtime.precision, torch.device("cpu"), cfg.model.hidden_size, 0).name
+    chosen = resolve_precision(cfg.runtime.precision, torch.device("cpu"), cfg.model.hidden_size).name
     bf16 = torch.autocast("cpu", dtype=torch.bfloat16) if chosen == "bf16" else contextlib.nullcontext()
     times = []
     for _ in range(rounds + 1):

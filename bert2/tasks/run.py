@@ -157,9 +157,7 @@ class Run:
 
     def context(self, model_cfg: ModelConfig) -> RunContext:
         """What the Trainer needs; `runtime.precision` auto is decided here, for this model on this machine."""
-        precision = resolve_precision(
-            self.cfg.runtime.precision, self.device, model_cfg.hidden_size, model_cfg.intermediate_size
-        )
+        precision = resolve_precision(self.cfg.runtime.precision, self.device, model_cfg.hidden_size)
         if self.cfg.runtime.precision == "auto":
             self.say(f"precision {precision.name} ({precision.reason})")
         return RunContext(
