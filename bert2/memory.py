@@ -13,7 +13,7 @@ micro-batch (shape letters as in model/bert.py: B batch, T tokens, H hidden, I i
     feed-forward up and its GELU                              ~ 2I per token
     attention scores and probabilities (B, nh, T, T)          2 nh T per token
 
-plus the masked-LM head on the ~20% masked tokens ((M, V) logits and their gradient). The runtime itself (Python,
+plus the masked-LM head on the masked tokens (data.mlm_probability) ((M, V) logits and their gradient). The runtime itself (Python,
 torch, tokenizers, the data index) takes about half a gigabyte before the first tensor. `bert2 bench memory`
 compares this estimate with the measured peak RSS of real runs (README, Performance).
 """
@@ -30,7 +30,6 @@ from .config import Config, ConfigError, FieldError, ModelConfig
 FP32 = 4
 TRAIN_BYTES_PER_PARAM = 4 * FP32  # weight, gradient, Adam's exp_avg and exp_avg_sq
 RUNTIME_BYTES = 500 * 2**20  # python + torch + transformers + tokenizers, measured before the first tensor
-MASKED_SHARE = 0.2  # data.mlm_probability's default
 
 
 def count_parameters(m: ModelConfig, nsp: bool = True, heads: bool = True) -> int:
@@ -97,13 +96,14 @@ def _g(n: float) -> float:
     return round(n / 2**30, 3)
 
 
-def activation_bytes(m: ModelConfig, batch: int, seq: int, nsp: bool = True) -> int:
-    """What one micro-batch keeps for the backward pass (see the module docstring), fp32."""
+def activation_bytes(m: ModelConfig, batch: int, seq: int, nsp: bool, masked_share: float) -> int:
+    """What one micro-batch keeps for the backward pass (see the module docstring), fp32; `masked_share` is
+    data.mlm_probability."""
     B, T, H, I, nh, V = batch, seq, m.hidden_size, m.intermediate_size, m.num_attention_heads, m.vocab_size
     up = 2 * I if m.feed_forward == "glu" else I  # a GLU keeps gate, value and their product
     per_layer = B * T * (8 * H + I + up) + 2 * B * nh * T * T
     embeddings = 3 * B * T * H
-    masked = int(MASKED_SHARE * B * T)
+    masked = int(masked_share * B * T)
     mlm = masked * (3 * H + 2 * V)  # transform, LayerNorm, logits and their gradient
     return FP32 * (m.num_hidden_layers * per_layer + embeddings + mlm + (B * H if nsp else 0))
 
@@ -122,7 +122,7 @@ def estimate(
         parameters=params,
         weights_bytes=FP32 * params,
         optimizer_bytes=(TRAIN_BYTES_PER_PARAM - FP32) * params,
-        activation_bytes=activation_bytes(m, section.batch_size, seq, cfg.data.nsp),
+        activation_bytes=activation_bytes(m, section.batch_size, seq, cfg.data.nsp, cfg.data.mlm_probability),
         runtime_bytes=RUNTIME_BYTES,
         available_bytes=free if isinstance(free, int) else None,
         device=device,

@@ -115,7 +115,8 @@ def time_pretraining_step(cfg: Config) -> tuple[float, int]:
     B, T = p.batch_size, max(16, int(cfg.data.max_seq_length * 0.75))
     ids = torch.randint(5, m.vocab_size, (B, T))  # (B, T)
     labels = torch.full_like(ids, -100)
-    labels[:, ::7] = ids[:, ::7]  # ~15% masked, as the collator does
+    every = max(1, round(1 / cfg.data.mlm_probability))  # the run's masking rate, as the collator draws it
+    labels[:, ::every] = ids[:, ::every]
     nsp = torch.zeros(B, dtype=torch.long)
 
     def step() -> None:
